@@ -1,0 +1,265 @@
+"""The gateway configuration file: workspaces, their identity provider, their routes (servers) and policies.
+
+Loaded once per cold start from the YAML file named by ``GATEWAY_CONFIG`` and validated by these models. A bad file
+fails with :class:`ConfigError`, whose message names each offending key (``workspaces.demo.servers.echo.upstream``)
+and what is wrong with it. ``python -m gateway.config schema`` prints the JSON Schema for editors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="Lower-case letters, digits and dashes.")]
+
+SECRET_REF_PATTERN = r"^(env|ssm|secretsmanager|plain):.+$"
+SecretRef = Annotated[
+    str,
+    Field(
+        pattern=SECRET_REF_PATTERN,
+        description=(
+            "Where a secret value is read: 'secretsmanager:<name or ARN>', 'ssm:<parameter name>', "
+            "'env:<VARIABLE>' (local use) or 'plain:<value>' (local use only)."
+        ),
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- identity providers -------------------------------------------------------------------------------------
+
+
+class DevUser(_Model):
+    id: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1)
+    name: str | None = None
+    email: str | None = None
+    groups: list[str] = Field(default_factory=list)
+
+
+class DevLoginProvider(_Model):
+    """Built-in username/password sign-in for local development. Refused in a deployed stage unless enabled."""
+
+    type: Literal["dev"]
+    users: list[DevUser] = Field(min_length=1)
+    allow_in_deployed_stage: bool = False
+
+
+class OidcProvider(_Model):
+    """Any OpenID Connect provider (Cognito, Auth0, Okta, Entra ID, Google, Keycloak, ...)."""
+
+    type: Literal["oidc"]
+    issuer: HttpUrl
+    client_id: str = Field(min_length=1)
+    client_secret: SecretRef | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    user_id_claim: str = "sub"
+    name_claim: str = "name"
+    groups_claim: str = "groups"
+    extra_authorize_params: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("scopes")
+    @classmethod
+    def _requires_openid(cls, scopes: list[str]) -> list[str]:
+        if "openid" not in scopes:
+            raise ValueError("must include 'openid'")
+        return scopes
+
+
+IdentityProvider = Annotated[DevLoginProvider | OidcProvider, Field(discriminator="type")]
+
+
+# --- upstream authentication --------------------------------------------------------------------------------
+
+
+class NoUpstreamAuth(_Model):
+    type: Literal["none"] = "none"
+
+
+class HeaderUpstreamAuth(_Model):
+    """Static headers (API keys, bearer tokens) whose values come from a secret store."""
+
+    type: Literal["headers"]
+    headers: dict[str, SecretRef] = Field(min_length=1)
+
+
+class OAuthUpstreamAuth(_Model):
+    """The gateway is an OAuth client of the upstream's authorization server."""
+
+    type: Literal["oauth"]
+    mode: Literal["per_user", "shared"] = "per_user"
+    registration: Literal["dcr", "cimd", "preregistered"] = "dcr"
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+    scopes: list[str] = Field(default_factory=list)
+    authorization_server: HttpUrl | None = Field(
+        default=None, description="Override discovery from the upstream's protected resource metadata."
+    )
+
+    @model_validator(mode="after")
+    def _preregistered_needs_client_id(self) -> OAuthUpstreamAuth:
+        if self.registration == "preregistered" and not self.client_id:
+            raise ValueError("client_id is required when registration is 'preregistered'")
+        return self
+
+
+UpstreamAuth = Annotated[NoUpstreamAuth | HeaderUpstreamAuth | OAuthUpstreamAuth, Field(discriminator="type")]
+
+
+# --- routes, clients, workspaces ----------------------------------------------------------------------------
+
+
+class AccessPolicy(_Model):
+    """Who may use a route. Both lists empty (the default) means every signed-in user of the workspace."""
+
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+    def allows(self, user_id: str, groups: list[str] | tuple[str, ...]) -> bool:
+        if not self.users and not self.groups:
+            return True
+        return user_id in self.users or any(group in self.groups for group in groups)
+
+
+class Server(_Model):
+    """One route: ``/{workspace}/{server}/mcp`` in front of one upstream MCP server."""
+
+    upstream: HttpUrl
+    title: str | None = None
+    description: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["mcp"], min_length=1)
+    refresh_tokens: bool = True
+    auth: UpstreamAuth = Field(default_factory=NoUpstreamAuth)
+    access: AccessPolicy = Field(default_factory=AccessPolicy)
+    timeout_seconds: float = Field(default=25.0, gt=0, le=29, description="Below the HTTP API's 30 s limit.")
+
+    @field_validator("upstream")
+    @classmethod
+    def _http_or_https(cls, url: HttpUrl) -> HttpUrl:
+        if url.scheme not in ("http", "https"):
+            raise ValueError("must be an http or https URL")
+        return url
+
+
+class PreRegisteredClient(_Model):
+    """A client registered by an administrator (for organisations that forbid dynamic registration)."""
+
+    client_id: str = Field(min_length=1, max_length=255)
+    client_secret: SecretRef | None = Field(default=None, description="None for a public client.")
+    client_name: str = Field(min_length=1)
+    redirect_uris: list[str] = Field(min_length=1)
+    servers: list[Slug] = Field(default_factory=list, description="Routes it may use; empty means all.")
+
+
+class Workspace(_Model):
+    title: str | None = None
+    identity_provider: IdentityProvider
+    servers: dict[Slug, Server] = Field(min_length=1)
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the MCP routes (exact match)."
+    )
+    admins: list[str] = Field(default_factory=list, description="User ids who may connect shared accounts.")
+    clients: list[PreRegisteredClient] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _client_servers_exist(self) -> Workspace:
+        for client in self.clients:
+            unknown = [name for name in client.servers if name not in self.servers]
+            if unknown:
+                raise ValueError(f"client {client.client_id!r} names unknown servers: {', '.join(unknown)}")
+        return self
+
+
+class OAuthPolicy(_Model):
+    """Lifetimes of the authorization server's artefacts."""
+
+    authorization_code_ttl_seconds: int = Field(default=300, ge=30, le=600)
+    pending_authorization_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_idle_ttl_seconds: int = Field(default=30 * 86400, ge=300)
+    refresh_token_absolute_ttl_seconds: int = Field(default=90 * 86400, ge=300)
+    refresh_token_reuse_grace_seconds: int = Field(default=30, ge=0, le=300)
+    unused_client_ttl_seconds: int = Field(default=30 * 86400, ge=3600)
+    cimd_allow_private_addresses: bool = Field(
+        default=False, description="Development only: allow client metadata documents on private addresses."
+    )
+
+
+class GatewayConfig(_Model):
+    workspaces: dict[Slug, Workspace] = Field(min_length=1)
+    default_route: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]+/[a-z0-9-]+$",
+        description="'workspace/server' answered at the root well-known URLs; none means they answer 404.",
+    )
+    oauth: OAuthPolicy = Field(default_factory=OAuthPolicy)
+
+    @model_validator(mode="after")
+    def _default_route_exists(self) -> GatewayConfig:
+        if self.default_route is not None:
+            workspace, server = self.default_route.split("/")
+            if workspace not in self.workspaces or server not in self.workspaces[workspace].servers:
+                raise ValueError(f"default_route {self.default_route!r} names no configured server")
+        return self
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message says where and why."""
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {location}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: object, source: str = "<config>") -> GatewayConfig:
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"invalid gateway configuration {source}:\n{_describe(error)}") from None
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read gateway configuration {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"gateway configuration {path} is not valid YAML: {error}") from None
+    return parse_config(data, str(path))
+
+
+def json_schema() -> dict[str, object]:
+    schema = GatewayConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "MCP gateway configuration"
+    return schema
+
+
+if __name__ == "__main__":  # pragma: no cover - command-line helper
+    if sys.argv[1:] == ["schema"]:
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    elif len(sys.argv) == 3 and sys.argv[1] == "check":
+        try:
+            load_config(sys.argv[2])
+        except ConfigError as problem:
+            print(problem, file=sys.stderr)
+            sys.exit(1)
+        print(f"{sys.argv[2]}: ok")
+    else:
+        print("usage: python -m gateway.config schema | check FILE", file=sys.stderr)
+        sys.exit(2)

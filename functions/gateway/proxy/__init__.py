@@ -1,0 +1,1 @@
+"""Proxying MCP over Streamable HTTP to a route's upstream server."""

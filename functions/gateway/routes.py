@@ -1,0 +1,102 @@
+"""Routes and their URLs. One issuer per route: ``{base}/{workspace}/{server}`` (see docs/architecture.md).
+
+Every URL the gateway publishes is built here from the configured public base URL, never from a request's
+``Host`` header, so tokens' audiences, issuers and metadata cannot be steered by a spoofed header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.config import GatewayConfig, Server, Workspace
+
+OFFLINE_ACCESS = "offline_access"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    base_url: str
+    workspace_name: str
+    server_name: str
+    workspace: Workspace
+    server: Server
+
+    @property
+    def key(self) -> str:
+        """``workspace/server``: the route's identity in storage and logs."""
+        return f"{self.workspace_name}/{self.server_name}"
+
+    @property
+    def path(self) -> str:
+        return f"/{self.workspace_name}/{self.server_name}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.base_url}{self.path}"
+
+    @property
+    def resource(self) -> str:
+        """The MCP endpoint URL: the protected resource identifier and every access token's ``aud``."""
+        return f"{self.issuer}/mcp"
+
+    def endpoint(self, name: str) -> str:
+        """An authorization-server endpoint of this route, e.g. ``endpoint("token")``."""
+        return f"{self.issuer}/{name}"
+
+    @property
+    def resource_metadata_url(self) -> str:
+        """RFC 9728 §3.1: the well-known segment goes between host and path."""
+        return f"{self.base_url}/.well-known/oauth-protected-resource{self.path}/mcp"
+
+    @property
+    def scopes_supported(self) -> list[str]:
+        scopes = list(self.server.scopes)
+        if self.server.refresh_tokens and OFFLINE_ACCESS not in scopes:
+            scopes.append(OFFLINE_ACCESS)
+        return scopes
+
+    @property
+    def default_scopes(self) -> list[str]:
+        """Granted when a client sends no ``scope`` (Claude Code omits it)."""
+        return list(self.server.scopes)
+
+    @property
+    def title(self) -> str:
+        return self.server.title or self.server_name
+
+
+def workspace_callback_url(base_url: str, workspace_name: str) -> str:
+    """The one identity-provider redirect URI of a workspace, registered at the IdP by an administrator."""
+    return f"{base_url}/{workspace_name}/oidc/callback"
+
+
+class RouteTable:
+    """Looks up configured routes by workspace and server name."""
+
+    def __init__(self, config: GatewayConfig, base_url: str) -> None:
+        self.config = config
+        self.base_url = base_url.rstrip("/")
+        self._routes: dict[tuple[str, str], Route] = {
+            (workspace_name, server_name): Route(self.base_url, workspace_name, server_name, workspace, server)
+            for workspace_name, workspace in config.workspaces.items()
+            for server_name, server in workspace.servers.items()
+        }
+
+    def get(self, workspace_name: str, server_name: str) -> Route | None:
+        return self._routes.get((workspace_name, server_name))
+
+    def workspace(self, workspace_name: str) -> Workspace | None:
+        return self.config.workspaces.get(workspace_name)
+
+    @property
+    def default_route(self) -> Route | None:
+        if self.config.default_route is None:
+            return None
+        workspace_name, server_name = self.config.default_route.split("/")
+        return self.get(workspace_name, server_name)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._routes.values())
+
+    def all(self) -> list[Route]:
+        return list(self._routes.values())

@@ -1,0 +1,125 @@
+"""JWT access tokens per RFC 9068 ("JWT Profile for OAuth 2.0 Access Tokens"), bound to one route (audience).
+
+Issuing makes one call to the :class:`Signer` (one KMS Sign); verifying is local against the cached public keys.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jwt
+from jwt.exceptions import InvalidTokenError as _PyJwtInvalid
+
+from gateway.routes import Route
+from gateway.tokens.keys import ALGORITHM, PublicKeySource, Signer, b64url
+
+TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1
+LEEWAY_SECONDS = 30
+
+
+class InvalidAccessToken(Exception):
+    """The token is malformed, forged, expired or meant for another audience. The message is safe to return."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenClaims:
+    issuer: str
+    subject: str
+    audience: str
+    client_id: str
+    scopes: tuple[str, ...]
+    grant_id: str
+    token_id: str
+    issued_at: int
+    expires_at: int
+
+    @property
+    def user_id(self) -> str:
+        return self.subject
+
+
+class AccessTokens:
+    """Issues and verifies the gateway's access tokens."""
+
+    def __init__(self, signer: Signer | None, public_keys: PublicKeySource, default_lifetime_seconds: int) -> None:
+        self._signer = signer
+        self._public_keys = public_keys
+        self._default_lifetime = default_lifetime_seconds
+
+    def issue(
+        self,
+        *,
+        route: Route,
+        subject: str,
+        client_id: str,
+        scopes: list[str] | tuple[str, ...],
+        grant_id: str,
+        lifetime_seconds: int | None = None,
+        now: int | None = None,
+    ) -> str:
+        if self._signer is None:
+            raise RuntimeError("this function has no signing key")
+        issued_at = int(time.time()) if now is None else now
+        lifetime = self._default_lifetime if lifetime_seconds is None else lifetime_seconds
+        header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": self._signer.kid}
+        payload = {
+            "iss": route.issuer,
+            "sub": subject,
+            "aud": route.resource,
+            "client_id": client_id,
+            "scope": " ".join(scopes),
+            "gid": grant_id,
+            "jti": secrets.token_urlsafe(16),
+            "iat": issued_at,
+            "exp": issued_at + lifetime,
+        }
+        signing_input = f"{_segment(header)}.{_segment(payload)}".encode("ascii")
+        signature = self._signer.sign(signing_input)
+        return f"{signing_input.decode('ascii')}.{b64url(signature)}"
+
+    def verify(self, token: str, *, route: Route) -> AccessTokenClaims:
+        """Verify signature, type, issuer, audience and lifetime for ``route``; raise :class:`InvalidAccessToken`."""
+        try:
+            header = jwt.get_unverified_header(token)  # only to choose the key; everything is verified below
+        except _PyJwtInvalid:
+            raise InvalidAccessToken("the access token is malformed") from None
+        if header.get("typ") != TOKEN_TYPE:
+            raise InvalidAccessToken("the token is not an access token")
+        key = self._public_keys.public_keys().get(str(header.get("kid")))
+        if key is None:
+            raise InvalidAccessToken("the access token was signed by an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=route.resource,
+                issuer=route.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "aud", "iss", "client_id", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidAccessToken("the access token has expired") from None
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
+            raise InvalidAccessToken("the access token was issued for another resource") from None
+        except _PyJwtInvalid:
+            raise InvalidAccessToken("the access token is invalid") from None
+        return AccessTokenClaims(
+            issuer=claims["iss"],
+            subject=claims["sub"],
+            audience=route.resource,
+            client_id=claims["client_id"],
+            scopes=tuple(str(claims.get("scope", "")).split()),
+            grant_id=str(claims.get("gid", "")),
+            token_id=claims["jti"],
+            issued_at=int(claims["iat"]),
+            expires_at=int(claims["exp"]),
+        )
+
+
+def _segment(value: Mapping[str, object]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())

@@ -1,0 +1,1 @@
+"""HTTP layer shared by the functions' ASGI apps (Starlette): responses, CORS, errors."""

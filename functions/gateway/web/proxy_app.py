@@ -1,0 +1,84 @@
+"""ASGI app of the proxy function: ``/{workspace}/{server}/mcp`` (bare Starlette: the hot path)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as Path
+
+from gateway.proxy.forward import forward
+from gateway.runtime import get_runtime
+from gateway.tokens.access_token import InvalidAccessToken
+from gateway.web.bearer import bearer_token, challenge
+from gateway.web.cors import mcp_cors_headers, origin_allowed
+from gateway.web.errors import exception_handlers
+from gateway.web.responses import error_response
+
+ALLOWED_METHODS = "POST, DELETE, OPTIONS"
+
+
+async def mcp_endpoint(request: Request) -> Response:
+    runtime = get_runtime()
+    runtime.observe_event(request.scope.get("aws.event"))
+    workspace_name = request.path_params["workspace"]
+    server_name = request.path_params["server"]
+    route = runtime.routes.get(workspace_name, server_name)
+    if route is None:
+        if runtime.routes.workspace(workspace_name) is None:
+            return error_response(404, "not_found", f"no workspace {workspace_name!r} on this gateway")
+        return error_response(404, "not_found", f"no MCP server {server_name!r} in workspace {workspace_name!r}")
+
+    origin = request.headers.get("origin")
+    allowed_origins = route.workspace.allowed_origins
+    if not origin_allowed(origin, allowed_origins):
+        return error_response(403, "forbidden", f"origin {origin!r} is not allowed for workspace {workspace_name!r}")
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=mcp_cors_headers(origin, allowed_origins, preflight=True))
+    cors = mcp_cors_headers(origin, allowed_origins)
+
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        return error_response(
+            401,
+            "invalid_request",
+            "this MCP server requires an access token",
+            {**cors, "WWW-Authenticate": challenge(route)},
+        )
+    try:
+        claims = runtime.access_tokens.verify(token, route=route)
+    except InvalidAccessToken as problem:
+        return error_response(
+            401,
+            "invalid_token",
+            str(problem),
+            {**cors, "WWW-Authenticate": challenge(route, error="invalid_token", description=str(problem))},
+        )
+    missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
+    if missing:
+        description = f"the access token lacks the scope {' '.join(missing)}"
+        return error_response(
+            403,
+            "insufficient_scope",
+            description,
+            {
+                **cors,
+                "WWW-Authenticate": challenge(route, error="insufficient_scope", description=description),
+            },
+        )
+
+    if request.method == "GET":
+        # The buffered deployment cannot hold an SSE stream open; the transport lets servers answer 405.
+        return Response(status_code=405, headers={**cors, "Allow": ALLOWED_METHODS})
+    body = await request.body()
+    relayed = await forward(route, request.method, request.headers.items(), body)
+    return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
+
+
+def create_app() -> Starlette:
+    return Starlette(
+        routes=[
+            Path("/{workspace}/{server}/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE", "OPTIONS"]),
+        ],
+        exception_handlers=dict(exception_handlers()),
+    )
