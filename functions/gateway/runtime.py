@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
     from gateway.aws.kms_keys import KmsPublicKeys
+    from gateway.storage.ports import ClientStore, GrantStore, UpstreamTokenStore
     from gateway.tokens.access_token import AccessTokens
 
 
@@ -86,6 +87,38 @@ class Runtime:
     def dynamodb(self) -> DynamoDBClient:
         client: DynamoDBClient = self._client("dynamodb")
         return client
+
+    @cached_property
+    def secretsmanager(self) -> Any:
+        return self._client("secretsmanager")
+
+    # --- storage (DynamoDB adapters; tests may install in-memory ones with ``set_runtime``) -------------------
+
+    @cached_property
+    def clients(self) -> ClientStore:
+        from gateway.aws.dynamodb_store import DynamoClientStore
+
+        return DynamoClientStore(self.dynamodb, self.settings.clients_table)
+
+    @cached_property
+    def grants(self) -> GrantStore:
+        from gateway.aws.dynamodb_store import DynamoGrantStore
+
+        return DynamoGrantStore(self.dynamodb, self.settings.grants_table)
+
+    @cached_property
+    def upstream_tokens(self) -> UpstreamTokenStore:
+        from gateway.aws.dynamodb_store import DynamoUpstreamTokenStore
+
+        return DynamoUpstreamTokenStore(self.dynamodb, self.settings.upstream_tokens_table)
+
+    @cached_property
+    def shared_secret(self) -> bytes:
+        """The deployment-wide symmetric secret (cookies, session ids, refresh-token derivation): one read of
+        Secrets Manager per cold start."""
+        response = self.secretsmanager.get_secret_value(SecretId=self.settings.shared_secret_id)
+        value: str = response["SecretString"]
+        return value.encode()
 
     # --- tokens ---------------------------------------------------------------------------------------------
 

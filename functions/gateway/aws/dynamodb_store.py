@@ -1,0 +1,398 @@
+"""DynamoDB adapters of the storage ports (low-level client; one table per port, keys ``pk``/``sk``).
+
+Item layouts are documented in docs/storage.md. Every short-lived item carries the TTL attribute ``expires_at`` and
+is also checked for expiry on read. Conditional writes and one transaction give the single-use and
+compare-and-swap guarantees the ports promise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, StorageError
+from gateway.storage.records import (
+    AuthorizationCode,
+    Consent,
+    Grant,
+    PendingAuthorization,
+    RegisteredClient,
+    UpstreamToken,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+R = TypeVar("R")
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+CODE_RETENTION_SECONDS = 86400  # redeemed codes are kept a day past expiry to recognise replays
+GRANT_RETENTION_SECONDS = 7 * 86400
+
+
+@cache
+def _tuple_fields(cls: type[Any]) -> frozenset[str]:
+    hints = typing.get_type_hints(cls)
+    return frozenset(name for name, hint in hints.items() if typing.get_origin(hint) is tuple)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, Binary):
+        return value.value  # type: ignore[attr-defined]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def to_item(record: Any, **keys: Any) -> dict[str, Any]:
+    """A record as a DynamoDB item (None fields omitted; tuples as lists)."""
+    data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(record).items()}
+    data.update(keys)
+    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+
+
+def from_item(cls: type[R], item: Mapping[str, Any], renames: Mapping[str, str] | None = None) -> R:
+    data = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    for stored, field_name in (renames or {}).items():
+        if stored in data:
+            data[field_name] = data.pop(stored)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    tuples = _tuple_fields(cls)  # type: ignore[arg-type]
+    values = {k: (tuple(v) if k in tuples else v) for k, v in data.items() if k in names}
+    return cls(**values)
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class _Table:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"DynamoDB read failed: {type(error).__name__}") from error
+        return response.get("Item")
+
+    def _put(self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None) -> bool:
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self._client.put_item(**kwargs)
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise StorageError(f"DynamoDB write failed: {error.response['Error']['Code']}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"DynamoDB write failed: {type(error).__name__}") from error
+        return True
+
+    def _update(
+        self,
+        pk: str,
+        sk: str,
+        update: str,
+        condition: str | None,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": _s(pk), "sk": _s(sk)},
+            "UpdateExpression": update,
+            "ExpressionAttributeValues": values,
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            self._client.update_item(**kwargs)
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise StorageError(f"DynamoDB write failed: {error.response['Error']['Code']}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"DynamoDB write failed: {type(error).__name__}") from error
+        return True
+
+    def _delete(self, pk: str, sk: str, condition: str | None = None, values: dict[str, Any] | None = None) -> None:
+        kwargs: dict[str, Any] = {"TableName": self._table, "Key": {"pk": _s(pk), "sk": _s(sk)}}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+            kwargs["ExpressionAttributeValues"] = values or {}
+        try:
+            self._client.delete_item(**kwargs)
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise StorageError(f"DynamoDB delete failed: {error.response['Error']['Code']}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"DynamoDB delete failed: {type(error).__name__}") from error
+
+
+# --- clients ------------------------------------------------------------------------------------------------------
+
+
+def _client_key(client_id: str) -> tuple[str, str]:
+    return f"CLIENT#{client_id}", "CLIENT"
+
+
+class DynamoClientStore(_Table):
+    def create(self, client: RegisteredClient) -> None:
+        pk, sk = _client_key(client.client_id)
+        if not self._put(to_item(client, pk=pk, sk=sk), "attribute_not_exists(pk)"):
+            raise AlreadyExists(client.client_id)
+
+    def get(self, client_id: str, now: int) -> RegisteredClient | None:
+        item = self._get(*_client_key(client_id))
+        if item is None:
+            return None
+        client = from_item(RegisteredClient, item)
+        if client.expires_at is not None and client.expires_at <= now:
+            return None
+        return client
+
+    def touch(self, client_id: str, last_used_at: int, expires_at: int | None) -> None:
+        pk, sk = _client_key(client_id)
+        if expires_at is None:
+            update, values = "SET last_used_at = :used REMOVE expires_at", {":used": _n(last_used_at)}
+        else:
+            update = "SET last_used_at = :used, expires_at = :exp"
+            values = {":used": _n(last_used_at), ":exp": _n(expires_at)}
+        self._update(pk, sk, update, "attribute_exists(pk)", values)
+
+
+# --- grants, codes, pending authorizations, consent -------------------------------------------------------------
+
+
+def _pending_key(pending_id: str) -> tuple[str, str]:
+    return f"PENDING#{pending_id}", "PENDING"
+
+
+def _code_key(code_hash: str) -> tuple[str, str]:
+    return f"CODE#{code_hash}", "CODE"
+
+
+def _grant_key(grant_id: str) -> tuple[str, str]:
+    return f"GRANT#{grant_id}", "GRANT"
+
+
+def _consent_key(route_key: str, client_id: str, user_id: str) -> tuple[str, str]:
+    return f"CONSENT#{route_key}#{user_id}", f"CLIENT#{client_id}"
+
+
+def _user_index_key(workspace: str, user_id: str) -> str:
+    return f"USER#{workspace}#{user_id}"
+
+
+_CODE_RENAMES = {"valid_until": "expires_at"}
+
+
+class DynamoGrantStore(_Table):
+    def put_pending(self, pending: PendingAuthorization) -> None:
+        pk, sk = _pending_key(pending.pending_id)
+        self._put(to_item(pending, pk=pk, sk=sk))
+
+    def get_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        item = self._get(*_pending_key(pending_id))
+        if item is None:
+            return None
+        pending = from_item(PendingAuthorization, item)
+        return pending if pending.expires_at > now else None
+
+    def delete_pending(self, pending_id: str) -> None:
+        self._delete(*_pending_key(pending_id))
+
+    def _code_item(self, code: AuthorizationCode) -> dict[str, Any]:
+        pk, sk = _code_key(code.code_hash)
+        item = to_item(code, pk=pk, sk=sk)
+        item["valid_until"] = item.pop("expires_at")
+        item["expires_at"] = _n(code.expires_at + CODE_RETENTION_SECONDS)
+        return item
+
+    def put_code(self, code: AuthorizationCode) -> None:
+        self._put(self._code_item(code))
+
+    def get_code(self, code_hash: str, now: int) -> AuthorizationCode | None:
+        item = self._get(*_code_key(code_hash))
+        if item is None:
+            return None
+        item = dict(item)
+        item.pop("expires_at", None)
+        return from_item(AuthorizationCode, item, _CODE_RENAMES)
+
+    def _grant_item(self, grant: Grant) -> dict[str, Any]:
+        pk, sk = _grant_key(grant.grant_id)
+        return to_item(
+            grant,
+            pk=pk,
+            sk=sk,
+            gsi1pk=_user_index_key(grant.workspace, grant.user_id),
+            gsi1sk=f"GRANT#{grant.created_at:012d}#{grant.grant_id}",
+            expires_at=grant.absolute_expires_at + GRANT_RETENTION_SECONDS,
+        )
+
+    def redeem_code(self, code_hash: str, grant: Grant, consent: Consent | None, now: int) -> None:
+        code_pk, code_sk = _code_key(code_hash)
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": _s(code_pk), "sk": _s(code_sk)},
+                    "UpdateExpression": "SET redeemed_at = :now",
+                    "ConditionExpression": (
+                        "attribute_exists(pk) AND attribute_not_exists(redeemed_at) AND valid_until > :now"
+                    ),
+                    "ExpressionAttributeValues": {":now": _n(now)},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._grant_item(grant),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        if consent is not None:
+            pk, sk = _consent_key(consent.route_key, consent.client_id, consent.user_id)
+            items.append({"Put": {"TableName": self._table, "Item": to_item(consent, pk=pk, sk=sk)}})
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise StorageError(f"DynamoDB transaction failed: {error.response['Error']['Code']}") from error
+            cancellations: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+            reasons = [r.get("Code") for r in cancellations]
+            if reasons and reasons[0] not in ("ConditionalCheckFailed", "TransactionConflict"):
+                raise StorageError(f"DynamoDB transaction cancelled: {reasons}") from error
+            code = self.get_code(code_hash, now)
+            raise CodeNotRedeemable(code if code is not None and code.redeemed_at is not None else None) from None
+        except BotoCoreError as error:
+            raise StorageError(f"DynamoDB transaction failed: {type(error).__name__}") from error
+
+    def get_grant(self, grant_id: str) -> Grant | None:
+        item = self._get(*_grant_key(grant_id))
+        return None if item is None else from_item(Grant, item)
+
+    def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
+        pk, sk = _grant_key(grant_id)
+        return self._update(
+            pk,
+            sk,
+            "SET refresh_generation = :next, rotated_at = :at, idle_expires_at = :idle",
+            "#status = :active AND refresh_generation = :from",
+            {
+                ":next": _n(from_generation + 1),
+                ":from": _n(from_generation),
+                ":at": _n(rotated_at),
+                ":idle": _n(idle_expires_at),
+                ":active": _s("active"),
+            },
+            {"#status": "status"},
+        )
+
+    def revoke_grant(self, grant_id: str, now: int, reason: str) -> None:
+        pk, sk = _grant_key(grant_id)
+        self._update(
+            pk,
+            sk,
+            "SET #status = :revoked, revoked_at = :now, revoked_reason = :reason",
+            "#status = :active",
+            {":revoked": _s("revoked"), ":active": _s("active"), ":now": _n(now), ":reason": _s(reason)},
+            {"#status": "status"},
+        )
+        grant = self.get_grant(grant_id)
+        if grant is not None:
+            self._delete(
+                *_consent_key(grant.route_key, grant.client_id, grant.user_id),
+                condition="grant_id = :gid",
+                values={":gid": _s(grant_id)},
+            )
+
+    def grants_of_user(self, workspace: str, user_id: str) -> list[Grant]:
+        grants: list[Grant] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by_user",
+            "KeyConditionExpression": "gsi1pk = :user",
+            "ExpressionAttributeValues": {":user": _s(_user_index_key(workspace, user_id))},
+        }
+        try:
+            while True:
+                page = self._client.query(**kwargs)
+                grants.extend(from_item(Grant, item) for item in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    return grants
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"DynamoDB query failed: {type(error).__name__}") from error
+
+    def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
+        item = self._get(*_consent_key(route_key, client_id, user_id))
+        return None if item is None else from_item(Consent, item)
+
+
+# --- upstream tokens ------------------------------------------------------------------------------------------------
+
+
+def _upstream_key(route_key: str, subject: str) -> tuple[str, str]:
+    return f"UPSTREAM#{route_key}", f"SUBJECT#{subject}"
+
+
+class DynamoUpstreamTokenStore(_Table):
+    def get(self, route_key: str, subject: str) -> UpstreamToken | None:
+        item = self._get(*_upstream_key(route_key, subject))
+        return None if item is None else from_item(UpstreamToken, item)
+
+    def put(self, token: UpstreamToken, expected_version: int | None) -> bool:
+        pk, sk = _upstream_key(token.route_key, token.subject)
+        item = to_item(dataclasses.replace(token, lease_owner=None, lease_expires_at=None), pk=pk, sk=sk)
+        if expected_version is None:
+            return self._put(item, "attribute_not_exists(pk)")
+        return self._put(item, "version = :expected", {":expected": _n(expected_version)})
+
+    def acquire_lease(self, route_key: str, subject: str, owner: str, now: int, until: int) -> bool:
+        pk, sk = _upstream_key(route_key, subject)
+        return self._update(
+            pk,
+            sk,
+            "SET lease_owner = :owner, lease_expires_at = :until",
+            "attribute_exists(pk) AND (attribute_not_exists(lease_owner) OR lease_owner = :owner "
+            "OR lease_expires_at <= :now)",
+            {":owner": _s(owner), ":until": _n(until), ":now": _n(now)},
+        )
+
+    def delete(self, route_key: str, subject: str) -> None:
+        self._delete(*_upstream_key(route_key, subject))

@@ -1,0 +1,148 @@
+"""In-memory adapters of the storage ports: for unit tests and single-process use. Thread-safe."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from gateway.storage.ports import AlreadyExists, CodeNotRedeemable
+from gateway.storage.records import (
+    AuthorizationCode,
+    Consent,
+    Grant,
+    PendingAuthorization,
+    RegisteredClient,
+    UpstreamToken,
+)
+
+
+class MemoryClientStore:
+    def __init__(self) -> None:
+        self._items: dict[str, RegisteredClient] = {}
+        self._lock = threading.Lock()
+
+    def create(self, client: RegisteredClient) -> None:
+        with self._lock:
+            if client.client_id in self._items:
+                raise AlreadyExists(client.client_id)
+            self._items[client.client_id] = client
+
+    def get(self, client_id: str, now: int) -> RegisteredClient | None:
+        client = self._items.get(client_id)
+        if client is None or (client.expires_at is not None and client.expires_at <= now):
+            return None
+        return client
+
+    def touch(self, client_id: str, last_used_at: int, expires_at: int | None) -> None:
+        with self._lock:
+            client = self._items.get(client_id)
+            if client is not None:
+                self._items[client_id] = dataclasses.replace(client, last_used_at=last_used_at, expires_at=expires_at)
+
+
+def _consent_key(route_key: str, client_id: str, user_id: str) -> tuple[str, str, str]:
+    return (route_key, client_id, user_id)
+
+
+class MemoryGrantStore:
+    def __init__(self) -> None:
+        self._pending: dict[str, PendingAuthorization] = {}
+        self._codes: dict[str, AuthorizationCode] = {}
+        self._grants: dict[str, Grant] = {}
+        self._consents: dict[tuple[str, str, str], Consent] = {}
+        self._lock = threading.Lock()
+
+    def put_pending(self, pending: PendingAuthorization) -> None:
+        self._pending[pending.pending_id] = pending
+
+    def get_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        pending = self._pending.get(pending_id)
+        return pending if pending is not None and pending.expires_at > now else None
+
+    def delete_pending(self, pending_id: str) -> None:
+        self._pending.pop(pending_id, None)
+
+    def put_code(self, code: AuthorizationCode) -> None:
+        self._codes[code.code_hash] = code
+
+    def get_code(self, code_hash: str, now: int) -> AuthorizationCode | None:
+        return self._codes.get(code_hash)
+
+    def redeem_code(self, code_hash: str, grant: Grant, consent: Consent | None, now: int) -> None:
+        with self._lock:
+            code = self._codes.get(code_hash)
+            if code is None or code.expires_at <= now:
+                raise CodeNotRedeemable(None)
+            if code.redeemed_at is not None:
+                raise CodeNotRedeemable(code)
+            if grant.grant_id in self._grants:
+                raise AlreadyExists(grant.grant_id)
+            self._codes[code_hash] = dataclasses.replace(code, redeemed_at=now)
+            self._grants[grant.grant_id] = grant
+            if consent is not None:
+                self._consents[_consent_key(consent.route_key, consent.client_id, consent.user_id)] = consent
+
+    def get_grant(self, grant_id: str) -> Grant | None:
+        return self._grants.get(grant_id)
+
+    def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
+        with self._lock:
+            grant = self._grants.get(grant_id)
+            if grant is None or grant.status != "active" or grant.refresh_generation != from_generation:
+                return False
+            self._grants[grant_id] = dataclasses.replace(
+                grant, refresh_generation=from_generation + 1, rotated_at=rotated_at, idle_expires_at=idle_expires_at
+            )
+            return True
+
+    def revoke_grant(self, grant_id: str, now: int, reason: str) -> None:
+        with self._lock:
+            grant = self._grants.get(grant_id)
+            if grant is None:
+                return
+            if grant.status == "active":
+                self._grants[grant_id] = dataclasses.replace(
+                    grant, status="revoked", revoked_at=now, revoked_reason=reason
+                )
+            key = _consent_key(grant.route_key, grant.client_id, grant.user_id)
+            consent = self._consents.get(key)
+            if consent is not None and consent.grant_id == grant_id:
+                del self._consents[key]
+
+    def grants_of_user(self, workspace: str, user_id: str) -> list[Grant]:
+        return [g for g in self._grants.values() if g.workspace == workspace and g.user_id == user_id]
+
+    def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
+        return self._consents.get(_consent_key(route_key, client_id, user_id))
+
+
+class MemoryUpstreamTokenStore:
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], UpstreamToken] = {}
+        self._lock = threading.Lock()
+
+    def get(self, route_key: str, subject: str) -> UpstreamToken | None:
+        return self._items.get((route_key, subject))
+
+    def put(self, token: UpstreamToken, expected_version: int | None) -> bool:
+        with self._lock:
+            key = (token.route_key, token.subject)
+            current = self._items.get(key)
+            if (current.version if current is not None else None) != expected_version:
+                return False
+            self._items[key] = dataclasses.replace(token, lease_owner=None, lease_expires_at=None)
+            return True
+
+    def acquire_lease(self, route_key: str, subject: str, owner: str, now: int, until: int) -> bool:
+        with self._lock:
+            current = self._items.get((route_key, subject))
+            if current is None:
+                return False
+            held = current.lease_owner not in (None, owner) and (current.lease_expires_at or 0) > now
+            if held:
+                return False
+            self._items[(route_key, subject)] = dataclasses.replace(current, lease_owner=owner, lease_expires_at=until)
+            return True
+
+    def delete(self, route_key: str, subject: str) -> None:
+        self._items.pop((route_key, subject), None)

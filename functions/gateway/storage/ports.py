@@ -1,0 +1,112 @@
+"""Storage ports. Each method's docstring is its contract; both adapters (memory, DynamoDB) honour it and are run
+against the same contract tests (tests/integration/test_storage_contract.py).
+
+Times are integer Unix seconds passed in by the caller, so expiry is decided by the domain, not the clock of the
+store. Items that expire carry a TTL attribute *and* are checked on read, because TTL deletion is lazy.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.storage.records import (
+    AuthorizationCode,
+    Consent,
+    Grant,
+    PendingAuthorization,
+    RegisteredClient,
+    UpstreamToken,
+)
+
+
+class StorageError(Exception):
+    """The store failed (throttled, unreachable): callers answer 503 and nothing was half-written."""
+
+
+class AlreadyExists(Exception):
+    """A create found the key taken."""
+
+
+class CodeNotRedeemable(Exception):
+    """The code is unknown, expired, or was redeemed before. ``replayed`` holds the earlier redemption, if any."""
+
+    def __init__(self, replayed: AuthorizationCode | None) -> None:
+        super().__init__("authorization code not redeemable")
+        self.replayed = replayed
+
+
+class ClientStore(Protocol):
+    def create(self, client: RegisteredClient) -> None:
+        """Store a new client. MUST raise :class:`AlreadyExists` if the ``client_id`` is taken (conditional)."""
+
+    def get(self, client_id: str, now: int) -> RegisteredClient | None:
+        """The client, or None if unknown or past its ``expires_at``."""
+
+    def touch(self, client_id: str, last_used_at: int, expires_at: int | None) -> None:
+        """Record a use (slides the unused-registration expiry). No-op for an unknown client."""
+
+
+class GrantStore(Protocol):
+    # pending authorizations ------------------------------------------------------------------------------------
+    def put_pending(self, pending: PendingAuthorization) -> None:
+        """Create or replace a pending authorization."""
+
+    def get_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        """The pending authorization, or None if unknown or expired."""
+
+    def delete_pending(self, pending_id: str) -> None:
+        """Forget a pending authorization (idempotent)."""
+
+    # authorization codes ----------------------------------------------------------------------------------------
+    def put_code(self, code: AuthorizationCode) -> None:
+        """Store a new code (keyed by its hash)."""
+
+    def get_code(self, code_hash: str, now: int) -> AuthorizationCode | None:
+        """The code if known, expired or not, redeemed or not (callers decide), None if unknown or TTL-deleted."""
+
+    def redeem_code(self, code_hash: str, grant: Grant, consent: Consent | None, now: int) -> None:
+        """Atomically mark the code redeemed, create ``grant`` and store ``consent``, or write nothing.
+
+        MUST be single-use under concurrency: of N concurrent calls for one code at most one succeeds; the others
+        raise :class:`CodeNotRedeemable` (with ``replayed`` set once the code is known to be redeemed). Also raises
+        it for an unknown or expired code.
+        """
+
+    # grants -------------------------------------------------------------------------------------------------------
+    def get_grant(self, grant_id: str) -> Grant | None:
+        """The grant in any status, or None."""
+
+    def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
+        """Move the grant's refresh generation from ``from_generation`` to ``from_generation + 1``.
+
+        MUST be conditional: returns False (and writes nothing) unless the grant is active and still at
+        ``from_generation``.
+        """
+
+    def revoke_grant(self, grant_id: str, now: int, reason: str) -> None:
+        """Mark the grant revoked (idempotent) and forget its remembered consent."""
+
+    def grants_of_user(self, workspace: str, user_id: str) -> list[Grant]:
+        """Every grant of a user in a workspace, in any status."""
+
+    # consent ------------------------------------------------------------------------------------------------------
+    def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
+        """The remembered approval, or None."""
+
+
+class UpstreamTokenStore(Protocol):
+    def get(self, route_key: str, subject: str) -> UpstreamToken | None:
+        """The stored credential, or None."""
+
+    def put(self, token: UpstreamToken, expected_version: int | None) -> bool:
+        """Write ``token`` if the stored version equals ``expected_version`` (None: only if absent).
+
+        MUST be conditional; returns False and writes nothing when another writer got there first. A successful
+        write clears the refresh lease.
+        """
+
+    def acquire_lease(self, route_key: str, subject: str, owner: str, now: int, until: int) -> bool:
+        """Take the refresh lease unless another owner holds an unexpired one. MUST be conditional."""
+
+    def delete(self, route_key: str, subject: str) -> None:
+        """Forget the credential (idempotent)."""

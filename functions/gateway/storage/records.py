@@ -1,0 +1,144 @@
+"""The records the gateway stores. Secrets are never stored in clear: codes, client secrets and refresh tokens are
+kept as SHA-256 hashes (or, for refresh tokens, derived from a per-grant salt and the shared secret)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ClientSource = Literal["dcr", "cimd", "preregistered"]
+AuthMethod = Literal["none", "client_secret_basic", "client_secret_post"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredClient:
+    """A client registered at one route's authorization server (RFC 7591)."""
+
+    client_id: str
+    route_key: str
+    client_name: str
+    redirect_uris: tuple[str, ...]
+    token_endpoint_auth_method: AuthMethod
+    client_secret_hash: str | None
+    created_at: int
+    last_used_at: int
+    expires_at: int | None  # unused registrations expire (sliding on use); None never
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    response_types: tuple[str, ...] = ("code",)
+    scope: str | None = None
+    application_type: str = "native"
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    software_id: str | None = None
+    software_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAuthorization:
+    """An /authorize request in flight: survives the round trip through the identity provider and consent."""
+
+    pending_id: str
+    route_key: str
+    client_id: str
+    client_source: ClientSource
+    redirect_uri: str
+    state: str | None
+    code_challenge: str
+    scopes: tuple[str, ...]
+    resource: str
+    created_at: int
+    expires_at: int
+    csrf_token: str
+    # Filled in by the identity-provider step:
+    idp_state: str | None = None
+    idp_nonce: str | None = None
+    idp_code_verifier: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    user_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """A code issued by /authorize. Stored under the SHA-256 of the code; redeemed at most once."""
+
+    code_hash: str
+    grant_id: str
+    route_key: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    scopes: tuple[str, ...]
+    resource: str
+    user_id: str
+    user_name: str | None
+    user_groups: tuple[str, ...]
+    created_at: int
+    expires_at: int
+    redeemed_at: int | None = None
+
+
+GrantStatus = Literal["active", "revoked"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a user allowed a client to do on a route; the family of its refresh tokens.
+
+    Refresh token ``n`` of a grant is derived (HMAC of the shared secret over the grant's salt and ``n``), so the
+    grant stores only the current generation: presenting ``n - 1`` within the grace period returns ``n`` again, and
+    any older generation is reuse, which revokes the grant (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+    """
+
+    grant_id: str
+    route_key: str
+    workspace: str
+    user_id: str
+    user_name: str | None
+    user_groups: tuple[str, ...]
+    client_id: str
+    scopes: tuple[str, ...]
+    created_at: int
+    absolute_expires_at: int
+    idle_expires_at: int
+    refresh_salt: str
+    refresh_generation: int = 0
+    rotated_at: int | None = None
+    status: GrantStatus = "active"
+    revoked_at: int | None = None
+    revoked_reason: str | None = None
+
+    def is_usable(self, now: int) -> bool:
+        return self.status == "active" and now < self.absolute_expires_at and now < self.idle_expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A remembered approval of (user, client, route): a returning client is not asked again while it stands."""
+
+    route_key: str
+    client_id: str
+    user_id: str
+    scopes: tuple[str, ...]
+    grant_id: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamToken:
+    """An upstream credential kept for a user (or the route's shared account), encrypted at rest.
+
+    ``ciphertext`` is the KMS-encrypted token set under an encryption context binding workspace, server and
+    ``subject``; ``version`` increases on every write (optimistic concurrency); the refresh lease lets one
+    container at a time refresh it.
+    """
+
+    route_key: str
+    subject: str  # user id, or "shared" for the route's shared account
+    ciphertext: bytes
+    version: int
+    access_expires_at: int | None
+    updated_at: int
+    lease_owner: str | None = None
+    lease_expires_at: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
