@@ -1,0 +1,176 @@
+"""Placeholders in sample events: ``{{NAME}}`` stands for a value that only exists at run time.
+
+Access tokens are signed by a KMS key that the local stand-in creates anew at every start, and codes are single-use,
+so events in ``events/`` cannot hold them literally. ``make invoke`` and the tests call :func:`fill` on an event
+before handing it to a function. Each placeholder has one filler registered here with :func:`placeholder`:
+
+    @placeholder("AUTHORIZATION_CODE")
+    def _authorization_code(context: PlaceholderContext) -> str: ...
+
+Fillers run lazily (only for placeholders the event uses), once per event, with the function's environment
+already applied, so they may use the gateway's runtime (``context.runtime()``).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.routes import Route
+    from gateway.runtime import Runtime
+
+PATTERN = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
+
+# Who the tokens made for sample events belong to: the dev login of examples/gateway.yaml.
+LOCAL_SUBJECT = "alice"
+LOCAL_CLIENT_ID = "local-invoke"
+LOCAL_GRANT_ID = "grant-local-invoke"
+
+
+class UnknownPlaceholder(LookupError):
+    """An event names a placeholder no filler is registered for."""
+
+
+@dataclass
+class PlaceholderContext:
+    """What a filler may use: the event being filled and the gateway runtime of this process."""
+
+    function: str
+    event: dict[str, Any]
+    values: dict[str, str] = field(default_factory=dict)
+
+    def runtime(self) -> Runtime:
+        from gateway.runtime import get_runtime  # after the env is applied
+
+        return get_runtime()
+
+    def route(self) -> Route:
+        """The route the event addresses (its ``workspace``/``server`` path parameters), else the default route."""
+        runtime = self.runtime()
+        parameters = self.event.get("pathParameters") or {}
+        workspace, server = parameters.get("workspace"), parameters.get("server")
+        route = runtime.routes.get(workspace, server) if workspace and server else None
+        route = route or runtime.routes.default_route
+        if route is None:
+            raise LookupError("the event names no route and the configuration has no default_route")
+        return route
+
+
+Filler = Callable[[PlaceholderContext], str]
+FILLERS: dict[str, Filler] = {}
+
+
+def placeholder(name: str) -> Callable[[Filler], Filler]:
+    """Register the filler of ``{{name}}``."""
+
+    def register(filler: Filler) -> Filler:
+        if name in FILLERS:
+            raise ValueError(f"placeholder {name} is registered twice")
+        FILLERS[name] = filler
+        return filler
+
+    return register
+
+
+def names_in(value: Any) -> set[str]:
+    """The placeholder names used anywhere in an event (including inside a base64-encoded body)."""
+    found: set[str] = set()
+    for text in _strings(value):
+        found.update(PATTERN.findall(text))
+    return found
+
+
+def fill(event: dict[str, Any], *, function: str = "") -> dict[str, Any]:
+    """A copy of ``event`` with every ``{{NAME}}`` replaced by its filler's value."""
+    names = names_in(event)
+    unknown = sorted(names - FILLERS.keys())
+    if unknown:
+        raise UnknownPlaceholder(
+            f"unknown placeholder(s) {', '.join('{{' + n + '}}' for n in unknown)}; "
+            f"known: {', '.join('{{' + n + '}}' for n in sorted(FILLERS))}"
+        )
+    if not names:
+        return event
+    context = PlaceholderContext(function=function, event=event)
+    for name in sorted(names):
+        context.values[name] = FILLERS[name](context)
+    filled: dict[str, Any] = _replace(event, context.values)
+    if event.get("isBase64Encoded") and isinstance(event.get("body"), str):
+        decoded = _decode(event["body"])
+        if decoded is not None and PATTERN.search(decoded):
+            filled["body"] = base64.b64encode(_substitute(decoded, context.values).encode()).decode("ascii")
+    if "body" in filled and "content-length" in (filled.get("headers") or {}):
+        body = filled["body"]
+        size = len(base64.b64decode(body)) if filled.get("isBase64Encoded") else len(body.encode())
+        filled["headers"]["content-length"] = str(size)
+    return filled
+
+
+def _substitute(text: str, values: dict[str, str]) -> str:
+    return PATTERN.sub(lambda match: values[match.group(1)], text)
+
+
+def _replace(value: Any, values: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return _substitute(value, values)
+    if isinstance(value, dict):
+        return {key: _replace(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace(item, values) for item in value]
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        found = [text for item in value.values() for text in _strings(item)]
+        if value.get("isBase64Encoded") and isinstance(value.get("body"), str):
+            decoded = _decode(value["body"])
+            if decoded is not None:
+                found.append(decoded)
+        return found
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _decode(body: str) -> str | None:
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except ValueError:
+        return None
+
+
+# --- fillers ------------------------------------------------------------------------------------------------
+
+
+@placeholder("ACCESS_TOKEN")
+def _access_token(context: PlaceholderContext) -> str:
+    """A valid access token for the event's route, as the token endpoint would issue it to the dev user."""
+    route = context.route()
+    return context.runtime().access_tokens.issue(
+        route=route,
+        subject=LOCAL_SUBJECT,
+        client_id=LOCAL_CLIENT_ID,
+        scopes=route.default_scopes,
+        grant_id=LOCAL_GRANT_ID,
+    )
+
+
+@placeholder("EXPIRED_ACCESS_TOKEN")
+def _expired_access_token(context: PlaceholderContext) -> str:
+    """A correctly signed access token for the event's route that expired a minute ago."""
+    route = context.route()
+    return context.runtime().access_tokens.issue(
+        route=route,
+        subject=LOCAL_SUBJECT,
+        client_id=LOCAL_CLIENT_ID,
+        scopes=route.default_scopes,
+        grant_id=LOCAL_GRANT_ID,
+        lifetime_seconds=-60,
+    )
