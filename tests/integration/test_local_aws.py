@@ -1,0 +1,214 @@
+"""The local AWS stand-in, provisioned from template.yaml and used over real HTTP with boto3."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from infra.local_aws import local_environment, provision, start_local_aws
+from infra.template import functions, load_template, resolve_environment
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+@dataclass(frozen=True)
+class Stack:
+    endpoint_url: str
+    template: dict[str, Any]
+    refs: dict[str, str]
+
+    def session(self) -> boto3.session.Session:
+        env = local_environment(self.endpoint_url)
+        return boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_REGION"],
+        )
+
+    def dynamodb(self) -> DynamoDBClient:
+        return self.session().client("dynamodb", endpoint_url=self.endpoint_url)
+
+    def kms(self) -> KMSClient:
+        return self.session().client("kms", endpoint_url=self.endpoint_url)
+
+    def secretsmanager(self) -> SecretsManagerClient:
+        return self.session().client("secretsmanager", endpoint_url=self.endpoint_url)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    template = load_template(TEMPLATE_PATH)
+    with start_local_aws() as local:
+        refs = provision(local.endpoint_url, template)
+        yield Stack(local.endpoint_url, template, refs)
+
+
+def test_stand_in_listens_on_loopback_only(stack: Stack) -> None:
+    # Given a started stand-in
+    # Then its endpoint is on 127.0.0.1, and the environment points the SDK at it with dummy credentials
+    assert stack.endpoint_url.startswith("http://127.0.0.1:")
+    env = local_environment(stack.endpoint_url)
+    assert env["AWS_ENDPOINT_URL"] == stack.endpoint_url
+    assert env["AWS_ACCESS_KEY_ID"] == env["AWS_SECRET_ACCESS_KEY"] == "testing"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
+
+
+def test_refs_cover_every_stateful_resource(stack: Stack) -> None:
+    # Given the refs provision returned
+    # Then every table, key, alias and secret of the template has the value Ref gives in CloudFormation
+    assert stack.refs["ClientsTable"] == "mcp-gateway-local-ClientsTable"
+    assert stack.refs["SigningKeyAlias"] == "alias/mcp-gateway-local-signing"
+    assert stack.refs["UpstreamTokenKeyAlias"] == "alias/mcp-gateway-local-upstream-tokens"
+    assert stack.refs["SharedSecret"].startswith("arn:aws:secretsmanager:us-east-1:")
+    assert set(stack.refs) == {
+        "ClientsTable",
+        "GrantsTable",
+        "UpstreamTokensTable",
+        "SigningKey",
+        "SigningKeyAlias",
+        "UpstreamTokenKey",
+        "UpstreamTokenKeyAlias",
+        "SharedSecret",
+    }
+
+
+@pytest.mark.parametrize("table_id", ["ClientsTable", "GrantsTable", "UpstreamTokensTable"])
+def test_tables_exist_with_ttl_on_expires_at(stack: Stack, table_id: str) -> None:
+    # Given a provisioned table
+    dynamodb = stack.dynamodb()
+    name = stack.refs[table_id]
+
+    # When its description and TTL settings are read
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+
+    # Then it has the template's key schema and billing mode, and TTL is on expires_at
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert table.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST"
+    assert ttl.get("TimeToLiveStatus") == "ENABLED"
+    assert ttl.get("AttributeName") == "expires_at"
+
+
+def test_grants_table_has_the_by_user_index(stack: Stack) -> None:
+    # Given the grants table
+    table = stack.dynamodb().describe_table(TableName=stack.refs["GrantsTable"])["Table"]
+
+    # Then its GSI is there
+    (index,) = table.get("GlobalSecondaryIndexes", [])
+    assert index.get("IndexName") == "by_user"
+    assert index.get("KeySchema") == [
+        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+    ]
+
+
+def test_conditional_put_refuses_a_second_write(stack: Stack) -> None:
+    # Given an item written only if absent
+    dynamodb = stack.dynamodb()
+    item: dict[str, Any] = {"pk": {"S": f"code#{uuid.uuid4()}"}, "sk": {"S": "code"}}
+    dynamodb.put_item(TableName=stack.refs["GrantsTable"], Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    # When the same conditional write is tried again
+    with pytest.raises(ClientError) as failure:
+        dynamodb.put_item(
+            TableName=stack.refs["GrantsTable"], Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+
+    # Then it fails the condition
+    assert failure.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_signing_key_signs_raw_messages_verifiable_with_its_public_key(stack: Stack) -> None:
+    # Given the signing key, addressed by its alias as the settings may do
+    kms = stack.kms()
+    message = b"header.payload"
+
+    # When a message is signed with RS256 (MessageType RAW) and the public key is fetched
+    signature = kms.sign(
+        KeyId=stack.refs["SigningKeyAlias"],
+        Message=message,
+        MessageType="RAW",
+        SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256",
+    )["Signature"]
+    public_der = kms.get_public_key(KeyId=stack.refs["SigningKey"])["PublicKey"]
+
+    # Then the signature verifies locally (a wrong message does not)
+    public_key = serialization.load_der_public_key(public_der)
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    assert public_key.key_size == 2048
+    public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(InvalidSignature):
+        public_key.verify(signature, b"tampered", padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_upstream_key_binds_ciphertexts_to_their_encryption_context(stack: Stack) -> None:
+    # Given a value encrypted for one user's upstream credential
+    kms = stack.kms()
+    context = {"workspace": "demo", "server": "echo", "user": "alice"}
+    ciphertext = kms.encrypt(
+        KeyId=stack.refs["UpstreamTokenKey"], Plaintext=b"upstream-token", EncryptionContext=context
+    )["CiphertextBlob"]
+
+    # When it is decrypted with the same context, then with another user's
+    plaintext = kms.decrypt(CiphertextBlob=ciphertext, EncryptionContext=context)["Plaintext"]
+    with pytest.raises(ClientError) as failure:
+        kms.decrypt(CiphertextBlob=ciphertext, EncryptionContext={**context, "user": "bob"})
+
+    # Then only the first succeeds
+    assert plaintext == b"upstream-token"
+    assert failure.value.response["Error"]["Code"] == "InvalidCiphertextException"
+
+
+def test_shared_secret_has_a_generated_value(stack: Stack) -> None:
+    # Given the shared secret
+    # When its value is read
+    value = stack.secretsmanager().get_secret_value(SecretId=stack.refs["SharedSecret"])["SecretString"]
+
+    # Then it follows GenerateSecretString: 64 characters, no punctuation
+    assert len(value) == 64
+    assert value.isalnum()
+
+
+def test_provision_is_idempotent(stack: Stack) -> None:
+    # Given a provisioned stand-in
+    # When the template is provisioned again in the same moto process
+    again = provision(stack.endpoint_url, stack.template)
+
+    # Then the same resources are reused
+    assert again == stack.refs
+
+
+def test_proxy_environment_resolves_to_real_resources(stack: Stack) -> None:
+    # Given the proxy function's environment resolved against the stand-in, as the dev server does
+    (proxy,) = (spec for spec in functions(stack.template) if spec.logical_id == "ProxyFunction")
+    env = resolve_environment(stack.template, proxy, refs=stack.refs, parameters={"Stage": "dev"})
+
+    # Then every name and id is a live resource
+    assert env["GATEWAY_STAGE"] == "dev"
+    assert env["GATEWAY_GRANTS_TABLE"] == stack.refs["GrantsTable"]
+    assert env["GATEWAY_UPSTREAM_TOKENS_TABLE"] == stack.refs["UpstreamTokensTable"]
+    for table in (env["GATEWAY_CLIENTS_TABLE"], env["GATEWAY_GRANTS_TABLE"], env["GATEWAY_UPSTREAM_TOKENS_TABLE"]):
+        assert stack.dynamodb().describe_table(TableName=table)["Table"].get("TableStatus") == "ACTIVE"
+    signing = stack.kms().describe_key(KeyId=env["GATEWAY_SIGNING_KEY_ID"])["KeyMetadata"]
+    assert signing.get("KeySpec") == "RSA_2048"
+    upstream = stack.kms().describe_key(KeyId=env["GATEWAY_UPSTREAM_TOKEN_KEY_ID"])["KeyMetadata"]
+    assert upstream.get("KeyUsage") == "ENCRYPT_DECRYPT"
+    assert stack.secretsmanager().get_secret_value(SecretId=env["GATEWAY_SHARED_SECRET_ID"])["SecretString"]
