@@ -2,8 +2,8 @@
 
 Starts the local AWS stand-in (moto) and creates in it what template.yaml declares, the demo upstream MCP server on
 127.0.0.1:9001 and the dev server on 127.0.0.1:9000, then prints the route URLs. Ports: ``DEV_PORT`` and
-``UPSTREAM_PORT``. ``.dev/state.json`` describes the running stack so ``make invoke`` can use it; it is removed on
-exit (Ctrl-C or SIGTERM).
+``UPSTREAM_PORT``. ``.dev/state.json`` (or ``DEV_STATE_FILE``) describes the running stack so ``make invoke`` can
+use it; it is removed on exit (Ctrl-C or SIGTERM).
 
 The building blocks (:func:`start_stack`, :func:`gateway_environment`) are shared with ``make invoke`` and the tests.
 """
@@ -33,7 +33,7 @@ log = logging.getLogger("infra.dev")
 
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 EXAMPLE_CONFIG = REPO_ROOT / "examples" / "gateway.yaml"
-STATE_FILE = REPO_ROOT / ".dev" / "state.json"
+DEFAULT_STATE_FILE = REPO_ROOT / ".dev" / "state.json"
 HOST = "127.0.0.1"
 DEFAULT_DEV_PORT = 9000
 DEFAULT_UPSTREAM_PORT = 9001
@@ -142,7 +142,12 @@ def start_stack(
 # --- the state file -----------------------------------------------------------------------------------------
 
 
-def write_state(stack: Stack, server: DevServer, path: Path = STATE_FILE) -> None:
+def state_file() -> Path:
+    """Where ``make dev`` describes the running stack: ``.dev/state.json``, or ``DEV_STATE_FILE`` (tests)."""
+    return Path(os.environ.get("DEV_STATE_FILE") or DEFAULT_STATE_FILE)
+
+
+def write_state(stack: Stack, server: DevServer, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "pid": os.getpid(),
@@ -158,8 +163,9 @@ def write_state(stack: Stack, server: DevServer, path: Path = STATE_FILE) -> Non
     temporary.replace(path)
 
 
-def read_live_state(path: Path = STATE_FILE) -> dict[str, Any] | None:
+def read_live_state(path: Path | None = None) -> dict[str, Any] | None:
     """The state of a running ``make dev``, or None if there is none (no file, or its process is gone)."""
+    path = state_file() if path is None else path
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
         pid = int(state["pid"])
@@ -248,6 +254,7 @@ def main() -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     dev_port = _port("DEV_PORT", DEFAULT_DEV_PORT)
     upstream_port = _port("UPSTREAM_PORT", DEFAULT_UPSTREAM_PORT)
+    state_path = state_file()
     template = load_template(TEMPLATE_PATH)
 
     # Bind the dev server's port first: a taken port fails before anything else starts.
@@ -274,7 +281,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         server.start(stack.env)
-        write_state(stack, server)
+        write_state(stack, server, state_path)
         print(banner(server, stack, Path(stack.env["GATEWAY_CONFIG"])), flush=True)
         while not stopping.wait(0.5):
             pass
@@ -282,7 +289,7 @@ def main() -> int:
     finally:
         server.stop()
         stack.stop()
-        STATE_FILE.unlink(missing_ok=True)
+        state_path.unlink(missing_ok=True)
     print("stopped", flush=True)
     return 0
 

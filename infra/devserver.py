@@ -396,9 +396,12 @@ class DevServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, env: Mapping[str, str]) -> DevServer:
+    def start(self, env: Mapping[str, str], *, default_base_url: bool = True) -> DevServer:
+        """Apply ``env`` (plus ``GATEWAY_PUBLIC_BASE_URL`` = this server's URL unless given or
+        ``default_base_url`` is false) to ``os.environ`` until :meth:`stop`, and start serving."""
         env = dict(env)
-        env.setdefault("GATEWAY_PUBLIC_BASE_URL", self.url)
+        if default_base_url:
+            env.setdefault("GATEWAY_PUBLIC_BASE_URL", self.url)
         self._environ = patched_environ(env)
         self._environ.__enter__()
         self._thread = threading.Thread(
@@ -461,9 +464,11 @@ def start_dev_server(
     env: Mapping[str, str],
     host: str = "127.0.0.1",
     port: int = 0,
+    *,
+    default_base_url: bool = True,
     **options: Any,
 ) -> DevServer:
     """Serve ``template``'s routes on ``host:port`` (0: a free port) with ``env`` applied to ``os.environ`` until
     :meth:`DevServer.stop`. ``GATEWAY_PUBLIC_BASE_URL`` defaults to the server's own URL. ``options``:
     ``root`` (where CodeUri is relative to), ``integration_timeout``, ``max_containers``."""
-    return DevServer(template, host=host, port=port, **options).start(env)
+    return DevServer(template, host=host, port=port, **options).start(env, default_base_url=default_base_url)

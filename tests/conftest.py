@@ -1,0 +1,108 @@
+"""Session fixtures: the local stack the functions run against, shared by integration and e2e tests.
+
+``local_aws`` (moto with the template's resources), ``demo_upstream`` (the demo MCP server), ``gateway_env`` (the
+functions' environment applied to ``os.environ``) and ``dev_server`` (the template's HTTP API on a free port) are
+each started once per session. ``gateway_env`` uses the dev server's URL as the public base URL, so a token made
+in-process (``make invoke``, placeholders) is valid at the dev server and vice versa.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.demo_upstream import DemoUpstream, start_demo_upstream
+from infra.dev import TEMPLATE_PATH, config_for_upstream, gateway_environment
+from infra.devserver import DevServer, function_environment, patched_environ, start_dev_server
+from infra.local_aws import local_environment, provision, start_local_aws
+from infra.template import load_template
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class LocalAwsStack:
+    """moto serving the template's tables, keys and secrets."""
+
+    endpoint_url: str
+    refs: dict[str, str]
+    env: dict[str, str]  # what the template gives the functions, plus the SDK pointed at moto
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (for servers whose URL must be known before they start)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+@pytest.fixture(scope="session")
+def local_aws(template: dict[str, Any]) -> Iterator[LocalAwsStack]:
+    aws = start_local_aws()
+    try:
+        refs = provision(aws.endpoint_url, template)
+        env = {**function_environment(template, refs=refs), **local_environment(aws.endpoint_url)}
+        yield LocalAwsStack(aws.endpoint_url, refs, env)
+    finally:
+        aws.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_upstream() -> Iterator[DemoUpstream]:
+    upstream = start_demo_upstream()
+    try:
+        yield upstream
+    finally:
+        upstream.stop()
+
+
+@pytest.fixture(scope="session")
+def dev_server_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def gateway_env(
+    template: dict[str, Any],
+    local_aws: LocalAwsStack,
+    demo_upstream: DemoUpstream,
+    dev_server_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, str]]:
+    """The functions' environment, applied to ``os.environ`` for the session: examples/gateway.yaml pointed at
+    the demo upstream, the public base URL of the (future) dev server, the provisioned resources."""
+    from gateway.runtime import reset_runtime
+
+    config_path = config_for_upstream(demo_upstream.url, Path(tmp_path_factory.mktemp("gateway-config")))
+    env = gateway_environment(
+        template,
+        endpoint_url=local_aws.endpoint_url,
+        refs=local_aws.refs,
+        public_base_url=f"http://{HOST}:{dev_server_port}",
+        config_path=config_path,
+    )
+    with patched_environ(env):
+        reset_runtime()
+        yield env
+    reset_runtime()
+
+
+@pytest.fixture(scope="session")
+def dev_server(template: dict[str, Any], gateway_env: dict[str, str], dev_server_port: int) -> Iterator[DevServer]:
+    server = start_dev_server(template, gateway_env, host=HOST, port=dev_server_port)
+    try:
+        assert server.url == gateway_env["GATEWAY_PUBLIC_BASE_URL"]
+        yield server
+    finally:
+        server.stop()

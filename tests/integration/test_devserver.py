@@ -1,0 +1,409 @@
+"""The dev server behaves like API Gateway's HTTP API in front of Lambda: the event a function receives, route
+selection, cookies, binary bodies, failures, concurrency and timeouts.
+
+The functions under test are the handlers at the bottom of this module, served from a small template.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.devserver import REPO_ROOT, DevServer, start_dev_server
+from infra.lambda_event import RouteTable
+
+EVENTS = REPO_ROOT / "events"
+CODE_URI = str(Path(__file__).parent.relative_to(REPO_ROOT))
+MODULE = Path(__file__).stem
+BINARY = bytes(range(256))
+
+
+# --- the functions served (handler signature: event, context) -------------------------------------------------
+
+
+def echo_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answers with the event and the context it was given, and sets two cookies."""
+    described = {
+        "function_name": context.function_name,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "aws_request_id": context.aws_request_id,
+        "log_stream_name": context.log_stream_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }
+    return {
+        "statusCode": 200,
+        "headers": {"content-type": "application/json"},
+        "cookies": ["session=abc; HttpOnly; Path=/", "theme=dark"],
+        "body": json.dumps({"event": event, "context": described}),
+    }
+
+
+def binary(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {
+        "statusCode": 200,
+        "headers": {"content-type": "application/octet-stream"},
+        "body": base64.b64encode(BINARY).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def broken(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    raise RuntimeError("this function is broken")
+
+
+def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    time.sleep(float(event["queryStringParameters"]["seconds"]))
+    return {"statusCode": 200, "body": context.log_stream_name}
+
+
+def plain(event: dict[str, Any], context: Any) -> object:
+    """Returns no proxy response: a dict without statusCode, or a string."""
+    return {"hello": "world"} if event["pathParameters"]["kind"] == "dict" else "hello"
+
+
+def big(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"statusCode": 200, "body": "x" * (7 * 1024 * 1024)}
+
+
+# --- fixtures -------------------------------------------------------------------------------------------------
+
+
+def function(handler: str, *routes: str, timeout: int = 3, memory: int = 256) -> dict[str, Any]:
+    events = {}
+    for index, route in enumerate(routes):
+        method, path = route.split(" ", 1)
+        events[f"Route{index}"] = {"Type": "HttpApi", "Properties": {"Method": method, "Path": path}}
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "CodeUri": CODE_URI,
+            "Handler": handler,
+            "Timeout": timeout,
+            "MemorySize": memory,
+            "Events": events,
+        },
+    }
+
+
+TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "EchoFunction": function(
+            f"{MODULE}.echo_event",
+            "GET /.well-known/oauth-protected-resource/{proxy+}",
+            "ANY /echo/{name}",
+            memory=384,
+        ),
+        "BinaryFunction": function(f"{MODULE}.binary", "GET /binary"),
+        "BrokenFunction": function(f"{MODULE}.broken", "GET /broken"),
+        "MissingFunction": function("no_such_module.handler", "GET /missing"),
+        "SlowFunction": function(f"{MODULE}.slow", "GET /slow", timeout=1),
+        "PlainFunction": function(f"{MODULE}.plain", "GET /plain/{kind}"),
+        "BigFunction": function(f"{MODULE}.big", "GET /big"),
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DevServer]:
+    with start_dev_server(TEMPLATE, {}, default_base_url=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: DevServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        yield http
+
+
+def received_event(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    event: dict[str, Any] = response.json()["event"]
+    return event
+
+
+# --- the event ------------------------------------------------------------------------------------------------
+
+
+def test_event_has_the_shape_of_the_committed_api_gateway_sample(client: httpx.Client) -> None:
+    # Given the committed sample of a PRM request (shaped like `sam local generate-event apigateway http-api-proxy`)
+    sample = json.loads((EVENTS / "metadata-prm.json").read_text())
+
+    # When the same request goes through the dev server
+    event = received_event(
+        client.get(sample["rawPath"], headers={"User-Agent": "python-httpx/0.28.1", "Accept": "application/json"})
+    )
+
+    # Then the function receives an event with the same structure and route values
+    assert set(event) == set(sample)
+    assert set(event["requestContext"]) == set(sample["requestContext"])
+    assert set(event["requestContext"]["http"]) == set(sample["requestContext"]["http"])
+    for key in ("version", "routeKey", "rawPath", "rawQueryString", "pathParameters", "isBase64Encoded"):
+        assert event[key] == sample[key], key
+    context = event["requestContext"]
+    assert context["routeKey"] == event["routeKey"] == "GET /.well-known/oauth-protected-resource/{proxy+}"
+    assert context["stage"] == "$default"
+    assert context["http"] == {
+        "method": "GET",
+        "path": sample["rawPath"],
+        "protocol": "HTTP/1.1",
+        "sourceIp": "127.0.0.1",
+        "userAgent": "python-httpx/0.28.1",
+    }
+    assert abs(context["timeEpoch"] / 1000 - time.time()) < 60
+    assert "stageVariables" not in event
+    assert all(name == name.lower() for name in event["headers"])
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1"
+
+
+def test_query_strings_and_repeated_headers_are_joined_with_commas(client: httpx.Client) -> None:
+    # Given a request with a repeated query parameter and a repeated header
+    # When it reaches the function
+    event = received_event(
+        client.get(
+            "/echo/x?tag=a&tag=b&empty=&q=hello%20world",
+            headers=[("X-Multi", "one"), ("X-Multi", "two")],
+        )
+    )
+
+    # Then, as in API Gateway, the raw query string is kept and repeated values are joined with commas
+    assert event["rawQueryString"] == "tag=a&tag=b&empty=&q=hello%20world"
+    assert event["queryStringParameters"] == {"tag": "a,b", "empty": "", "q": "hello world"}
+    assert event["headers"]["x-multi"] == "one,two"
+
+
+def test_lambda_context_reports_the_template_settings(client: httpx.Client) -> None:
+    # Given EchoFunction declared with 384 MB and a 3 s timeout
+    # When it is invoked
+    response = client.get("/echo/context")
+
+    # Then its context carries its name, memory, a request id and the time left before its timeout
+    context = response.json()["context"]
+    assert context["function_name"] == "EchoFunction"
+    assert context["memory_limit_in_mb"] == 384
+    assert context["aws_request_id"] == response.json()["event"]["requestContext"]["requestId"]
+    assert 2000 < context["remaining_ms"] <= 3000
+
+
+# --- route selection ------------------------------------------------------------------------------------------
+
+
+def test_the_most_specific_route_wins() -> None:
+    # Given the routes of the AWS documentation's example, plus a method-specific route next to an ANY route
+    table: RouteTable[str] = RouteTable()
+    for route in (
+        "ANY /{proxy+}",
+        "GET /pets/{proxy+}",
+        "GET /pets/dog/{id}",
+        "GET /pets/dog/1",
+        "ANY /toys/{id}",
+        "GET /toys/{id}",
+    ):
+        method, path = route.split(" ", 1)
+        table.add(method, path, route)
+
+    def selected(method: str, path: str) -> str | None:
+        match = table.match(method, path)
+        return None if match is None else match.target
+
+    # Then literal segments beat variables, variables beat greedy variables, and a named method beats ANY
+    assert selected("GET", "/pets/dog/1") == "GET /pets/dog/1"
+    assert selected("GET", "/pets/dog/2") == "GET /pets/dog/{id}"
+    assert selected("GET", "/pets/cat/1") == "GET /pets/{proxy+}"
+    assert selected("POST", "/pets/dog/1") == "ANY /{proxy+}"
+    assert selected("GET", "/toys/ball") == "GET /toys/{id}"
+    assert selected("DELETE", "/toys/ball") == "ANY /toys/{id}"
+
+
+def test_path_parameters_are_decoded_and_greedy_ones_keep_their_slashes() -> None:
+    # Given a greedy route and a parameter route
+    table: RouteTable[str] = RouteTable()
+    table.add("GET", "/.well-known/oauth-protected-resource/{proxy+}", "prm")
+    table.add("ANY", "/{workspace}/{server}/mcp", "proxy")
+
+    # Then the greedy variable captures the rest of the path, and no route matches an empty variable
+    match = table.match("GET", "/.well-known/oauth-protected-resource/demo/echo/mcp")
+    assert match is not None
+    assert match.path_parameters == {"proxy": "demo/echo/mcp"}
+    assert table.match("GET", "/.well-known/oauth-protected-resource") is None
+    assert table.match("GET", "/.well-known/oauth-protected-resource/") is None
+    match = table.match("POST", "/my%20ws/echo/mcp")
+    assert match is not None
+    assert match.path_parameters == {"workspace": "my ws", "server": "echo"}
+    assert table.match("POST", "//echo/mcp") is None
+
+
+def test_every_route_of_the_template_is_served(template: dict[str, Any]) -> None:
+    # Given the real template.yaml
+    server = DevServer(template)
+    try:
+        # Then each declared route reaches its own function
+        for name, function in server.functions.items():
+            for route in function.spec.routes:
+                path = route.path.replace("{proxy+}", "a/b").replace("{", "").replace("}", "")
+                method = "POST" if route.method == "ANY" else route.method
+                match = server.routes.match(method, path)
+                assert match is not None, route
+                assert match.target.spec.logical_id == name, route
+    finally:
+        server.stop()
+
+
+def test_unknown_routes_get_api_gateways_404(client: httpx.Client) -> None:
+    # When a path or a method matches no route
+    for method, path in (("GET", "/nowhere"), ("POST", "/binary"), ("GET", "/echo/a/b")):
+        response = client.request(method, path)
+
+        # Then API Gateway's own 404 comes back
+        assert response.status_code == 404
+        assert response.json() == {"message": "Not Found"}
+
+
+# --- cookies and bodies ---------------------------------------------------------------------------------------
+
+
+def test_cookies_move_between_the_cookie_header_and_the_cookies_lists(client: httpx.Client) -> None:
+    # Given a browser sending two cookies
+    response = client.get("/echo/cookies", headers={"Cookie": "a=1; b=two"})
+
+    # Then the function receives them in `cookies`, not as a header
+    event = received_event(response)
+    assert event["cookies"] == ["a=1", "b=two"]
+    assert "cookie" not in event["headers"]
+    # And each cookie the function returns becomes its own Set-Cookie header
+    assert response.headers.get_list("set-cookie") == ["session=abc; HttpOnly; Path=/", "theme=dark"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoded"),
+    [
+        ("application/json", False),
+        ("text/plain; charset=utf-8", False),
+        ("application/x-www-form-urlencoded", True),
+        ("application/octet-stream", True),
+    ],
+)
+def test_binary_and_form_bodies_arrive_base64_encoded(client: httpx.Client, content_type: str, encoded: bool) -> None:
+    body = b'{"a": 1}' if content_type == "application/json" else b"grant_type=authorization_code&code=x"
+    if content_type == "application/octet-stream":
+        body = BINARY
+
+    # When a body of this media type is posted
+    event = received_event(client.post("/echo/body", content=body, headers={"Content-Type": content_type}))
+
+    # Then it is base64-encoded exactly when API Gateway would encode it, and decodes to the bytes sent
+    assert event["isBase64Encoded"] is encoded
+    received = base64.b64decode(event["body"]) if encoded else event["body"].encode()
+    assert received == body
+
+
+def test_base64_responses_are_decoded_for_the_client(client: httpx.Client) -> None:
+    response = client.get("/binary")
+
+    assert response.status_code == 200
+    assert response.content == BINARY
+    assert response.headers["content-type"] == "application/octet-stream"
+
+
+def test_results_without_status_code_become_json_200s(client: httpx.Client) -> None:
+    # When functions return a bare dict or a string, as AWS allows
+    as_dict = client.get("/plain/dict")
+    as_string = client.get("/plain/string")
+
+    # Then API Gateway sends them as JSON with status 200
+    assert (as_dict.status_code, as_dict.json()) == (200, {"hello": "world"})
+    assert (as_string.status_code, as_string.json()) == (200, "hello")
+    assert as_dict.headers["content-type"] == "application/json"
+
+
+# --- failures -------------------------------------------------------------------------------------------------
+
+
+def test_a_raising_or_unimportable_function_gets_a_502_and_the_server_keeps_serving(client: httpx.Client) -> None:
+    # When a function raises, and another cannot even be imported
+    for path in ("/broken", "/missing"):
+        response = client.get(path)
+
+        # Then the client gets a 5xx in API Gateway's format
+        assert response.status_code == 502
+        assert response.json() == {"message": "Internal Server Error"}
+
+    # And the server still serves other functions
+    assert client.get("/echo/still-alive").status_code == 200
+
+
+def test_responses_over_lambdas_6_mb_limit_fail(client: httpx.Client) -> None:
+    response = client.get("/big")
+
+    assert response.status_code == 502
+
+
+def test_request_log_lines_carry_no_query_string(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a callback request whose query string carries an authorization code
+    caplog.set_level(logging.INFO, logger="infra.devserver")
+
+    # When it is served
+    client.get("/echo/callback?code=SECRET-CODE&state=xyz", headers={"Authorization": "Bearer SECRET-TOKEN"})
+
+    # Then the access log names method, path, status and function, and neither the code nor the token
+    lines = [record.getMessage() for record in caplog.records if record.name == "infra.devserver"]
+    assert any(line.startswith("GET /echo/callback 200 ") and line.endswith("EchoFunction") for line in lines)
+    assert not any("SECRET" in line for line in lines)
+
+
+# --- containers and timeouts ----------------------------------------------------------------------------------
+
+
+def test_simultaneous_requests_run_in_separate_containers(client: httpx.Client) -> None:
+    # Given two requests to one function that each take 0.6 s
+    results: list[httpx.Response] = []
+
+    def call() -> None:
+        results.append(client.get("/slow", params={"seconds": "0.6"}))
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+
+    # When they are sent at the same time
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+
+    # Then each ran in its own container (its own log stream), concurrently
+    assert [response.status_code for response in results] == [200, 200]
+    assert results[0].text != results[1].text
+    assert elapsed < 1.1
+
+
+def test_a_function_running_past_its_timeout_fails(client: httpx.Client) -> None:
+    # Given SlowFunction's 1 s timeout
+    started = time.perf_counter()
+
+    # When it runs for 2 s
+    response = client.get("/slow", params={"seconds": "2"})
+
+    # Then the client gets a 502 once the timeout expires, not when the function finally returns
+    assert response.status_code == 502
+    assert time.perf_counter() - started < 1.8
+
+
+def test_the_integration_timeout_answers_503() -> None:
+    # Given a function allowed 3 s behind an API whose integration timeout is 0.3 s (30 s on AWS)
+    slow_template = {"Resources": {"SlowFunction": function(f"{MODULE}.slow", "GET /slow", timeout=3)}}
+    with start_dev_server(slow_template, {}, default_base_url=False, integration_timeout=0.3) as server:
+        # When the function takes longer than that
+        response = httpx.get(f"{server.url}/slow", params={"seconds": "1"}, timeout=5)
+
+    # Then API Gateway gives up with 503 Service Unavailable
+    assert response.status_code == 503
+    assert response.json() == {"message": "Service Unavailable"}
