@@ -1,0 +1,82 @@
+"""The configuration file: what an operator writes, and what they are told when it is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import ConfigError, json_schema, load_config, parse_config
+from tests.support.runtime import EXAMPLE_CONFIG, example_config_data
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_example_config_declares_the_demo_echo_route() -> None:
+    config = load_config(EXAMPLE_CONFIG)
+    assert "echo" in config.workspaces["demo"].servers
+    assert config.default_route == "demo/echo"
+
+
+def _with(data: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (["workspaces", "demo", "servers", "echo", "upstream"], "not a url", "workspaces.demo.servers.echo.upstream"),
+        (["workspaces", "demo", "servers", "echo", "timeout_seconds"], 45, "less than or equal to 29"),
+        (["workspaces", "demo", "identity_provider", "type"], "saml", "identity_provider"),
+        (["default_route"], "demo/nope", "default_route 'demo/nope' names no configured server"),
+        (["workspaces", "demo", "servers", "echo", "colour"], "blue", "workspaces.demo.servers.echo.colour"),
+    ],
+)
+def test_a_bad_config_names_the_key_and_the_problem(path: list[str], value: Any, expected: str) -> None:
+    # Given the example config with one bad value
+    data = _with(example_config_data(), path, value)
+    # When it is validated, Then the error names where and what
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, "gateway.yaml")
+    assert expected in str(raised.value)
+    assert "gateway.yaml" in str(raised.value)
+
+
+def test_workspace_and_server_names_must_be_url_safe_slugs() -> None:
+    data = example_config_data()
+    data["workspaces"]["Demo Space"] = data["workspaces"].pop("demo")
+    data.pop("default_route")
+    with pytest.raises(ConfigError, match=r"workspaces\.Demo Space"):
+        parse_config(data)
+
+
+def test_an_oidc_provider_must_request_the_openid_scope() -> None:
+    data = example_config_data()
+    data["workspaces"]["demo"]["identity_provider"] = {
+        "type": "oidc",
+        "issuer": "https://idp.example.com",
+        "client_id": "gw",
+        "scopes": ["profile"],
+    }
+    with pytest.raises(ConfigError, match="must include 'openid'"):
+        parse_config(data)
+
+
+def test_a_missing_or_unparsable_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("workspaces: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+
+
+def test_the_committed_json_schema_matches_the_models() -> None:
+    committed = json.loads((ROOT / "schema" / "gateway-config.schema.json").read_text())
+    assert committed == json.loads(json.dumps(json_schema()))

@@ -1,0 +1,116 @@
+"""Discovery: PRM and authorization-server metadata at every URL MCP clients try."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.config import parse_config
+from gateway.web.metadata_app import create_app
+from tests.support.runtime import example_config_data, installed, memory_runtime
+
+ISSUER = "https://gw.example.com/demo/echo"
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with installed(memory_runtime()):
+        yield TestClient(create_app())
+
+
+def test_path_scoped_prm_names_the_route_and_its_issuer(client: TestClient) -> None:
+    response = client.get("/.well-known/oauth-protected-resource/demo/echo/mcp")
+    assert response.status_code == 200
+    assert response.json() == {
+        "resource": "https://gw.example.com/demo/echo/mcp",
+        "authorization_servers": [ISSUER],
+        "scopes_supported": ["mcp", "offline_access"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Echo (demo)",
+    }
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/oauth-authorization-server/demo/echo",
+        "/.well-known/openid-configuration/demo/echo",
+        "/demo/echo/.well-known/openid-configuration",
+        "/demo/echo/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ],
+)
+def test_authorization_server_metadata_is_served_at_every_discovery_url(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    metadata = response.json()
+    assert metadata["issuer"] == ISSUER
+    assert metadata["authorization_endpoint"] == f"{ISSUER}/authorize"
+    assert metadata["token_endpoint"] == f"{ISSUER}/token"
+    assert metadata["registration_endpoint"] == f"{ISSUER}/register"
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert metadata["authorization_response_iss_parameter_supported"] is True
+    assert metadata["client_id_metadata_document_supported"] is True
+    assert "none" in metadata["token_endpoint_auth_methods_supported"]
+
+
+def test_the_root_prm_answers_for_the_default_route(client: TestClient) -> None:
+    assert client.get("/.well-known/oauth-protected-resource").json()["resource"].endswith("/demo/echo/mcp")
+
+
+def test_without_a_default_route_root_urls_answer_404() -> None:
+    data = example_config_data()
+    data.pop("default_route")
+    with installed(memory_runtime(parse_config(data))):
+        client = TestClient(create_app())
+        response = client.get("/.well-known/oauth-authorization-server")
+    assert response.status_code == 404
+    assert "no default route" in response.json()["error_description"]
+
+
+def test_unknown_routes_get_a_clear_json_404(client: TestClient) -> None:
+    response = client.get("/.well-known/oauth-protected-resource/demo/nope/mcp")
+    assert response.status_code == 404
+    assert response.json()["error_description"] == "no MCP server 'nope' in workspace 'demo'"
+
+
+def test_preflight_is_answered_for_browser_clients(client: TestClient) -> None:
+    response = client.options(
+        "/.well-known/oauth-protected-resource/demo/echo/mcp",
+        headers={"Origin": "http://localhost:6274", "Access-Control-Request-Method": "GET"},
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_the_jwks_lists_the_signing_key(client: TestClient) -> None:
+    keys = client.get("/.well-known/jwks.json").json()["keys"]
+    assert len(keys) == 1 and keys[0]["kty"] == "RSA" and keys[0]["use"] == "sig"
+
+
+def test_the_host_header_does_not_change_any_url(client: TestClient) -> None:
+    response = client.get("/.well-known/oauth-protected-resource/demo/echo/mcp", headers={"Host": "evil.example"})
+    assert "evil" not in response.text
+
+
+def test_serving_prm_imports_no_aws_sdk() -> None:
+    # Given a fresh interpreter, When the metadata function serves a PRM request, Then boto3 was never imported
+    script = (
+        "import os, sys;"
+        "os.environ.update(GATEWAY_CONFIG='examples/gateway.yaml', GATEWAY_PUBLIC_BASE_URL='https://gw.example.com');"
+        "from starlette.testclient import TestClient;"
+        "from metadata.app import app;"
+        "r = TestClient(app).get('/.well-known/oauth-protected-resource/demo/echo/mcp');"
+        "assert r.status_code == 200, r.text;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    )
+    root = Path(__file__).resolve().parents[3]
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert output.strip() == "[]"

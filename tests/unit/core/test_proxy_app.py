@@ -1,0 +1,180 @@
+"""The MCP endpoint: the 401 challenge, CORS, 404s, and the pass-through to the upstream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.config import parse_config
+from gateway.runtime import Runtime
+from gateway.web.proxy_app import create_app
+from tests.support.recording_upstream import Recorded, free_port, recording_upstream
+from tests.support.runtime import example_config_data, installed, memory_runtime
+
+PRM = "https://gw.example.com/.well-known/oauth-protected-resource/demo/echo/mcp"
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[str, Recorded]]:
+    with recording_upstream() as running:
+        yield running
+
+
+def _runtime(upstream_url: str) -> Runtime:
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream_url
+    data["workspaces"]["demo"]["servers"]["echo"]["timeout_seconds"] = 1
+    return memory_runtime(parse_config(data))
+
+
+@pytest.fixture
+def gateway(upstream: tuple[str, Recorded]) -> Iterator[tuple[TestClient, Runtime]]:
+    runtime = _runtime(upstream[0])
+    with installed(runtime):
+        yield TestClient(create_app()), runtime
+
+
+def _token(runtime: Runtime, **overrides: object) -> str:
+    route = runtime.routes.get("demo", "echo")
+    args: dict[str, object] = {"route": route, "subject": "alice", "client_id": "c", "scopes": ["mcp"], "grant_id": "g"}
+    args.update(overrides)
+    return runtime.access_tokens.issue(**args)  # type: ignore[arg-type]
+
+
+def test_a_request_without_a_token_gets_the_discovery_challenge(gateway: tuple[TestClient, Runtime]) -> None:
+    client, _ = gateway
+    response = client.post("/demo/echo/mcp", json=INITIALIZE)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == f'Bearer resource_metadata="{PRM}", scope="mcp"'
+
+
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [("Bearer garbage", "malformed"), ("Bearer a.b.c", "malformed")],
+)
+def test_an_invalid_token_gets_invalid_token(
+    gateway: tuple[TestClient, Runtime], authorization: str, reason: str
+) -> None:
+    client, _ = gateway
+    response = client.post("/demo/echo/mcp", json=INITIALIZE, headers={"Authorization": authorization})
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith(f'Bearer resource_metadata="{PRM}", scope="mcp", error="invalid_token"')
+    assert reason in challenge
+
+
+def test_an_expired_token_gets_invalid_token(gateway: tuple[TestClient, Runtime]) -> None:
+    client, runtime = gateway
+    token = _token(runtime, lifetime_seconds=-120)
+    response = client.post("/demo/echo/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert 'error_description="the access token has expired"' in response.headers["www-authenticate"]
+
+
+def test_a_token_without_the_route_scope_gets_insufficient_scope(gateway: tuple[TestClient, Runtime]) -> None:
+    client, runtime = gateway
+    token = _token(runtime, scopes=["offline_access"])
+    response = client.post("/demo/echo/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+
+
+def test_unknown_workspace_and_server_get_clear_404s(gateway: tuple[TestClient, Runtime]) -> None:
+    client, _ = gateway
+    assert client.post("/nope/echo/mcp").json()["error_description"] == "no workspace 'nope' on this gateway"
+    assert client.post("/demo/nope/mcp").json()["error_description"] == "no MCP server 'nope' in workspace 'demo'"
+
+
+def test_preflight_needs_no_token_and_allows_listed_origins(gateway: tuple[TestClient, Runtime]) -> None:
+    client, _ = gateway
+    response = client.options(
+        "/demo/echo/mcp",
+        headers={"Origin": "http://localhost:6274", "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "http://localhost:6274"
+    assert "Mcp-Session-Id" in response.headers["access-control-expose-headers"]
+    assert "WWW-Authenticate" in response.headers["access-control-expose-headers"]
+
+
+def test_a_disallowed_browser_origin_is_refused(gateway: tuple[TestClient, Runtime]) -> None:
+    client, runtime = gateway
+    response = client.post(
+        "/demo/echo/mcp",
+        json=INITIALIZE,
+        headers={"Origin": "https://evil.example", "Authorization": f"Bearer {_token(runtime)}"},
+    )
+    assert response.status_code == 403
+
+
+def test_a_valid_token_is_forwarded_without_the_clients_credentials(
+    gateway: tuple[TestClient, Runtime], upstream: tuple[str, Recorded]
+) -> None:
+    client, runtime = gateway
+    _, recorded = upstream
+    response = client.post(
+        "/demo/echo/mcp",
+        json=INITIALIZE,
+        headers={
+            "Authorization": f"Bearer {_token(runtime)}",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2025-06-18",
+            "Cookie": "session=secret",
+            "Connection": "keep-alive, X-Private",
+            "X-Private": "do-not-forward",
+        },
+    )
+    assert response.status_code == 200
+    assert response.json()["result"]["echo"] == {"protocolVersion": "2025-06-18"}
+    assert response.headers["mcp-session-id"] == "upstream-session"
+    assert "set-cookie" not in response.headers
+    forwarded = recorded.requests[-1]["headers"]
+    assert "authorization" not in forwarded and "cookie" not in forwarded and "x-private" not in forwarded
+    assert forwarded["mcp-protocol-version"] == "2025-06-18"
+    assert forwarded["accept"] == "application/json, text/event-stream"
+
+
+def test_notifications_are_relayed_as_202(gateway: tuple[TestClient, Runtime]) -> None:
+    client, runtime = gateway
+    response = client.post(
+        "/demo/echo/mcp",
+        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+        headers={"Authorization": f"Bearer {_token(runtime)}"},
+    )
+    assert response.status_code == 202
+
+
+def test_get_is_answered_405_in_the_buffered_deployment(gateway: tuple[TestClient, Runtime]) -> None:
+    client, runtime = gateway
+    response = client.get("/demo/echo/mcp", headers={"Authorization": f"Bearer {_token(runtime)}"})
+    assert response.status_code == 405
+    assert "POST" in response.headers["allow"]
+
+
+def test_an_unreachable_upstream_is_a_jsonrpc_error_naming_it() -> None:
+    runtime = _runtime(f"http://127.0.0.1:{free_port()}/mcp")
+    with installed(runtime):
+        response = TestClient(create_app()).post(
+            "/demo/echo/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {_token(runtime)}"}
+        )
+    assert response.status_code == 502
+    body = response.json()
+    assert body["id"] == 1
+    assert "'demo/echo'" in body["error"]["message"] and "unreachable" in body["error"]["message"]
+
+
+def test_a_failing_or_slow_upstream_is_explicit(
+    gateway: tuple[TestClient, Runtime], upstream: tuple[str, Recorded]
+) -> None:
+    client, runtime = gateway
+    _, recorded = upstream
+    headers = {"Authorization": f"Bearer {_token(runtime)}"}
+    recorded.status = 500
+    assert client.post("/demo/echo/mcp", json=INITIALIZE, headers=headers).status_code == 502
+    recorded.status, recorded.delay_seconds = 200, 1.5
+    response = client.post("/demo/echo/mcp", json=INITIALIZE, headers=headers)
+    assert response.status_code == 504
+    assert "did not answer within 1 s" in response.json()["error"]["message"]

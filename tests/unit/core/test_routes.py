@@ -1,0 +1,31 @@
+"""Route URLs: one issuer per route, every URL from the configured base URL."""
+
+from __future__ import annotations
+
+from gateway.config import parse_config
+from gateway.routes import RouteTable, workspace_callback_url
+from tests.support.runtime import example_config_data
+
+
+def test_route_urls_derive_from_the_base_url() -> None:
+    routes = RouteTable(parse_config(example_config_data()), "https://gw.example.com/")
+    route = routes.get("demo", "echo")
+    assert route is not None
+    assert route.resource == "https://gw.example.com/demo/echo/mcp"
+    assert route.issuer == "https://gw.example.com/demo/echo"
+    assert route.endpoint("token") == "https://gw.example.com/demo/echo/token"
+    assert route.resource_metadata_url == "https://gw.example.com/.well-known/oauth-protected-resource/demo/echo/mcp"
+    assert route.scopes_supported == ["mcp", "offline_access"]
+    assert route.default_scopes == ["mcp"]
+    assert workspace_callback_url(routes.base_url, "demo") == "https://gw.example.com/demo/oidc/callback"
+
+
+def test_unknown_routes_and_the_default_route() -> None:
+    routes = RouteTable(parse_config(example_config_data()), "https://gw.example.com")
+    assert routes.get("demo", "nope") is None
+    assert routes.get("nope", "echo") is None
+    default = routes.default_route
+    assert default is not None and default.key == "demo/echo"
+    data = example_config_data()
+    data.pop("default_route")
+    assert RouteTable(parse_config(data), "https://gw.example.com").default_route is None
