@@ -70,9 +70,12 @@ def from_item(cls: type[R], item: Mapping[str, Any], renames: Mapping[str, str] 
     for stored, field_name in (renames or {}).items():
         if stored in data:
             data[field_name] = data.pop(stored)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     tuples = _tuple_fields(cls)  # type: ignore[arg-type]
-    values = {k: (tuple(v) if k in tuples else v) for k, v in data.items() if k in names}
+    values = {k: (tuple(v) if k in tuples else v) for k, v in data.items() if k in {f.name for f in fields}}
+    for f in fields:  # None values are not stored: absent required fields were None
+        if f.name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            values[f.name] = None
     return cls(**values)
 
 

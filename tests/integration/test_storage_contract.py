@@ -1,0 +1,223 @@
+"""The storage ports' contracts, run against both adapters: in-memory, and DynamoDB over HTTP (moto's server with
+the tables of template.yaml). Concurrency guarantees are exercised with real parallel requests."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+
+from gateway.aws.dynamodb_store import DynamoClientStore, DynamoGrantStore, DynamoUpstreamTokenStore
+from gateway.storage.memory import MemoryClientStore, MemoryGrantStore, MemoryUpstreamTokenStore
+from gateway.storage.ports import AlreadyExists, ClientStore, CodeNotRedeemable, GrantStore, UpstreamTokenStore
+from gateway.storage.records import (
+    AuthorizationCode,
+    Consent,
+    Grant,
+    PendingAuthorization,
+    RegisteredClient,
+    UpstreamToken,
+)
+from infra.local_aws import local_environment, provision, start_local_aws
+from infra.template import load_template
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[tuple[Any, dict[str, str]]]:
+    with start_local_aws() as aws:
+        refs = provision(aws.endpoint_url, load_template())
+        env = local_environment(aws.endpoint_url)
+        client = boto3.session.Session().client(
+            "dynamodb",
+            endpoint_url=aws.endpoint_url,
+            region_name=env["AWS_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        yield client, refs
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def stores(request: pytest.FixtureRequest) -> tuple[ClientStore, GrantStore, UpstreamTokenStore]:
+    if request.param == "memory":
+        return MemoryClientStore(), MemoryGrantStore(), MemoryUpstreamTokenStore()
+    client, refs = request.getfixturevalue("dynamodb")
+    return (
+        DynamoClientStore(client, refs["ClientsTable"]),
+        DynamoGrantStore(client, refs["GrantsTable"]),
+        DynamoUpstreamTokenStore(client, refs["UpstreamTokensTable"]),
+    )
+
+
+def _client(client_id: str, **changes: Any) -> RegisteredClient:
+    client = RegisteredClient(
+        client_id=client_id, route_key="demo/echo", client_name="Claude Code",
+        redirect_uris=("http://127.0.0.1/callback",), token_endpoint_auth_method="none",
+        client_secret_hash=None, created_at=NOW, last_used_at=NOW, expires_at=NOW + 3600,
+    )  # fmt: skip
+    return dataclasses.replace(client, **changes)
+
+
+def _code(code_hash: str, grant_id: str, **changes: Any) -> AuthorizationCode:
+    code = AuthorizationCode(
+        code_hash=code_hash, grant_id=grant_id, route_key="demo/echo", client_id="c1",
+        redirect_uri="http://127.0.0.1/callback", code_challenge="x" * 43, scopes=("mcp",),
+        resource="https://gw.example.com/demo/echo/mcp", user_id="alice", user_name="Alice",
+        user_groups=("engineering",), created_at=NOW, expires_at=NOW + 300,
+    )  # fmt: skip
+    return dataclasses.replace(code, **changes)
+
+
+def _grant(grant_id: str, **changes: Any) -> Grant:
+    grant = Grant(
+        grant_id=grant_id, route_key="demo/echo", workspace="demo", user_id="alice", user_name="Alice",
+        user_groups=("engineering",), client_id="c1", scopes=("mcp", "offline_access"), created_at=NOW,
+        absolute_expires_at=NOW + 86400, idle_expires_at=NOW + 3600, refresh_salt="salt",
+    )  # fmt: skip
+    return dataclasses.replace(grant, **changes)
+
+
+def _consent(grant_id: str) -> Consent:
+    return Consent(route_key="demo/echo", client_id="c1", user_id="alice", scopes=("mcp",), grant_id=grant_id,
+                   created_at=NOW)  # fmt: skip
+
+
+def _unique(prefix: str, request: pytest.FixtureRequest) -> str:
+    return f"{prefix}-{request.node.callspec.id}-{request.node.name}"
+
+
+def test_clients_are_created_once_and_expire(stores: Any, request: pytest.FixtureRequest) -> None:
+    clients: ClientStore = stores[0]
+    client_id = _unique("client", request)
+    clients.create(_client(client_id))
+    with pytest.raises(AlreadyExists):
+        clients.create(_client(client_id))
+    assert clients.get(client_id, NOW) == _client(client_id)
+    assert clients.get(client_id, NOW + 3600) is None  # expired, although TTL has not deleted it
+    clients.touch(client_id, NOW + 100, NOW + 7200)
+    touched = clients.get(client_id, NOW + 3600)
+    assert touched is not None
+    assert touched.last_used_at == NOW + 100
+    clients.touch("unknown-client", NOW, NOW)  # no error, nothing created
+    assert clients.get("unknown-client", NOW) is None
+
+
+def test_pending_authorizations_expire_on_read(stores: Any, request: pytest.FixtureRequest) -> None:
+    grants: GrantStore = stores[1]
+    pending = PendingAuthorization(
+        pending_id=_unique("p", request), route_key="demo/echo", client_id="c1", client_source="dcr",
+        redirect_uri="http://127.0.0.1/cb", state=None, code_challenge="x" * 43, scopes=("mcp",),
+        resource="https://gw.example.com/demo/echo/mcp", created_at=NOW, expires_at=NOW + 600, csrf_token="t",
+    )  # fmt: skip
+    grants.put_pending(pending)
+    assert grants.get_pending(pending.pending_id, NOW) == pending
+    assert grants.get_pending(pending.pending_id, NOW + 600) is None
+    signed_in = dataclasses.replace(pending, user_id="alice", user_groups=("a", "b"))
+    grants.put_pending(signed_in)
+    assert grants.get_pending(pending.pending_id, NOW) == signed_in
+    grants.delete_pending(pending.pending_id)
+    grants.delete_pending(pending.pending_id)
+    assert grants.get_pending(pending.pending_id, NOW) is None
+
+
+def test_a_code_is_redeemed_once_creating_grant_and_consent(stores: Any, request: pytest.FixtureRequest) -> None:
+    grants: GrantStore = stores[1]
+    code_hash, grant_id = _unique("code", request), _unique("grant", request)
+    grants.put_code(_code(code_hash, grant_id))
+    grants.redeem_code(code_hash, _grant(grant_id), _consent(grant_id), NOW + 1)
+    assert grants.get_grant(grant_id) == _grant(grant_id)
+    consent = grants.get_consent("demo/echo", "c1", "alice")
+    assert consent is not None
+    assert consent.grant_id == grant_id
+    redeemed = grants.get_code(code_hash, NOW + 2)
+    assert redeemed is not None
+    assert redeemed.redeemed_at == NOW + 1
+    with pytest.raises(CodeNotRedeemable) as replay:
+        grants.redeem_code(code_hash, _grant(grant_id + "-2"), None, NOW + 2)
+    assert replay.value.replayed is not None
+    assert replay.value.replayed.grant_id == grant_id
+    assert grants.get_grant(grant_id + "-2") is None  # nothing half-written
+
+
+def test_expired_and_unknown_codes_are_not_redeemable(stores: Any, request: pytest.FixtureRequest) -> None:
+    grants: GrantStore = stores[1]
+    code_hash, grant_id = _unique("code", request), _unique("grant", request)
+    grants.put_code(_code(code_hash, grant_id))
+    with pytest.raises(CodeNotRedeemable) as expired:
+        grants.redeem_code(code_hash, _grant(grant_id), None, NOW + 300)
+    assert expired.value.replayed is None
+    assert grants.get_grant(grant_id) is None
+    with pytest.raises(CodeNotRedeemable):
+        grants.redeem_code("unknown", _grant(grant_id), None, NOW)
+
+
+def test_parallel_redemptions_of_one_code_succeed_exactly_once(stores: Any, request: pytest.FixtureRequest) -> None:
+    grants: GrantStore = stores[1]
+    code_hash, grant_id = _unique("code", request), _unique("grant", request)
+    grants.put_code(_code(code_hash, grant_id))
+
+    def redeem(attempt: int) -> bool:
+        try:
+            grants.redeem_code(code_hash, _grant(f"{grant_id}-{attempt}"), None, NOW + 1)
+        except CodeNotRedeemable:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(redeem, range(8)))
+    assert outcomes.count(True) == 1
+
+
+def test_refresh_generations_advance_conditionally(stores: Any, request: pytest.FixtureRequest) -> None:
+    grants: GrantStore = stores[1]
+    code_hash, grant_id = _unique("code", request), _unique("grant", request)
+    grants.put_code(_code(code_hash, grant_id))
+    grants.redeem_code(code_hash, _grant(grant_id), _consent(grant_id), NOW)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda _: grants.advance_refresh(grant_id, 0, NOW + 5, NOW + 9000), range(8)))
+    assert outcomes.count(True) == 1
+    grant = grants.get_grant(grant_id)
+    assert grant is not None
+    assert (grant.refresh_generation, grant.rotated_at, grant.idle_expires_at) == (1, NOW + 5, NOW + 9000)
+
+    grants.revoke_grant(grant_id, NOW + 10, "refresh token reuse")
+    grants.revoke_grant(grant_id, NOW + 11, "again")  # idempotent: the first reason stays
+    revoked = grants.get_grant(grant_id)
+    assert revoked is not None
+    assert (revoked.status, revoked.revoked_at, revoked.revoked_reason) == ("revoked", NOW + 10, "refresh token reuse")
+    assert not grants.advance_refresh(grant_id, 1, NOW + 20, NOW + 9000)
+    assert grants.get_consent("demo/echo", "c1", "alice") is None
+    assert grant_id in [g.grant_id for g in grants.grants_of_user("demo", "alice")]
+
+
+def test_upstream_tokens_use_versions_and_a_single_refresh_lease(stores: Any, request: pytest.FixtureRequest) -> None:
+    tokens: UpstreamTokenStore = stores[2]
+    subject = _unique("user", request)
+    token = UpstreamToken(route_key="demo/echo", subject=subject, ciphertext=b"\x00secret", version=1,
+                          access_expires_at=NOW + 60, updated_at=NOW)  # fmt: skip
+    assert tokens.put(token, None)
+    assert not tokens.put(token, None)  # already exists
+    assert tokens.get("demo/echo", subject) == token
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        leases = list(pool.map(lambda i: tokens.acquire_lease("demo/echo", subject, f"c{i}", NOW, NOW + 30), range(6)))
+    assert leases.count(True) == 1
+    winner = f"c{leases.index(True)}"
+    assert tokens.acquire_lease("demo/echo", subject, winner, NOW + 1, NOW + 30)  # re-entrant for its owner
+    assert tokens.acquire_lease("demo/echo", subject, "late", NOW + 31, NOW + 60)  # an expired lease is taken over
+
+    refreshed = dataclasses.replace(token, ciphertext=b"new", version=2, updated_at=NOW + 31)
+    assert not tokens.put(refreshed, expected_version=7)
+    assert tokens.put(refreshed, expected_version=1)
+    stored = tokens.get("demo/echo", subject)
+    assert stored is not None
+    assert (stored.ciphertext, stored.version, stored.lease_owner) == (b"new", 2, None)
+    tokens.delete("demo/echo", subject)
+    assert tokens.get("demo/echo", subject) is None
