@@ -9,7 +9,7 @@ in-process (``make invoke``, placeholders) is valid at the dev server and vice v
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,18 @@ class LocalAwsStack:
     env: dict[str, str]  # what the template gives the functions, plus the SDK pointed at moto
 
 
-def free_port() -> int:
+def pick_free_port() -> int:
     """A port free on 127.0.0.1 right now (for servers whose URL must be known before they start)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """Call it for a port free on 127.0.0.1 right now."""
+    return pick_free_port
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +75,7 @@ def demo_upstream() -> Iterator[DemoUpstream]:
 
 @pytest.fixture(scope="session")
 def dev_server_port() -> int:
-    return free_port()
+    return pick_free_port()
 
 
 @pytest.fixture(scope="session")
