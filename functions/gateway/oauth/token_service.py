@@ -1,0 +1,340 @@
+"""The token endpoint's domain logic: authorization-code exchange, refresh with rotation, and revocation.
+
+Pure domain code: storage and signing arrive through their ports; no boto3, no HTTP framework.
+
+Ordering rule: every path that writes signs the access token *first* (one KMS Sign) and writes afterwards, so a
+signing failure leaves nothing half-done (no consumed code without a token, no rotated family without a token). A
+storage failure (:class:`StorageError`) propagates for the caller to answer 503; a single write or one transaction
+is all that either grant makes, so it too leaves nothing half-written.
+
+Refresh tokens (see :mod:`gateway.oauth.refresh_tokens`) are issued when the route allows them
+(``Server.refresh_tokens``) and the client can use them. MCP 2025-11-25 says nothing about ``offline_access``; SEP-2207
+("OIDC-flavored refresh token guidance") says the authorization server SHOULD decide from the client's ``grant_types``
+and its own policy, and MAY also treat a requested ``offline_access`` as that signal. Major MCP clients never request
+``offline_access`` (Claude Code sends no ``scope`` at all), so requiring it would leave them without refresh tokens.
+Hence: ``refresh_tokens`` on the route AND (client supports the refresh_token grant OR ``offline_access`` granted).
+``offline_access`` is never put in an access token's ``scope``: it concerns the client and this server, not the
+resource (SEP-2207), and it is not echoed as an access-token scope.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import jwt
+from jwt.exceptions import InvalidTokenError
+
+from gateway.config import OAuthPolicy
+from gateway.oauth import pkce, refresh_tokens
+from gateway.oauth.errors import OAuthError
+from gateway.oauth.hashing import hash_secret
+from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
+from gateway.routes import OFFLINE_ACCESS, Route
+from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, GrantStore
+from gateway.storage.records import Consent, Grant
+from gateway.tokens.access_token import TOKEN_TYPE, AccessTokens
+from gateway.tokens.keys import ALGORITHM, PublicKeySource
+
+TOKEN_TYPE_BEARER = "Bearer"
+REFRESH_SALT_BYTES = 16
+
+REASON_CODE_REPLAYED = "authorization code replayed"
+REASON_REFRESH_REUSED = "refresh token reused"
+REASON_POLICY = "access policy no longer allows the user"
+REASON_CLIENT_REVOKED = "revoked by the client"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """RFC 6749 §5.1."""
+
+    access_token: str
+    expires_in: int
+    scope: tuple[str, ...]
+    refresh_token: str | None = None
+    token_type: str = TOKEN_TYPE_BEARER
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+            "scope": " ".join(self.scope),
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body
+
+
+def _invalid_grant(description: str) -> OAuthError:
+    return OAuthError("invalid_grant", description)
+
+
+def _canonical_resource(value: str) -> str:
+    """Scheme and host compared case-insensitively (MCP 2025-11-25 "Canonical Server URI"), one trailing slash
+    tolerated (Claude Code appends one, anthropics/claude-code#52871)."""
+    parts = urlsplit(value)
+    path = parts.path[:-1] if parts.path.endswith("/") else parts.path
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, parts.fragment))
+
+
+def check_resource(route: Route, resource: str | None) -> None:
+    """RFC 8707 §2: a token for another resource is ``invalid_target``. Absent means this route's resource."""
+    if resource is not None and _canonical_resource(resource) != _canonical_resource(route.resource):
+        raise OAuthError("invalid_target", f"this authorization server issues tokens only for {route.resource}")
+
+
+def _access_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    return tuple(scope for scope in scopes if scope != OFFLINE_ACCESS)
+
+
+class TokenService:
+    """One per container (or per request: it holds no request state)."""
+
+    def __init__(
+        self,
+        *,
+        grants: GrantStore,
+        access_tokens: AccessTokens,
+        public_keys: PublicKeySource,
+        shared_secret: bytes,
+        policy: OAuthPolicy,
+        access_token_ttl_seconds: int,
+    ) -> None:
+        self._grants = grants
+        self._access_tokens = access_tokens
+        self._public_keys = public_keys
+        self._secret = shared_secret
+        self._policy = policy
+        self._ttl = access_token_ttl_seconds
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+
+    def _sign(self, route: Route, grant: Grant, scopes: tuple[str, ...], now: int) -> str:
+        return self._access_tokens.issue(
+            route=route,
+            subject=grant.user_id,
+            client_id=grant.client_id,
+            scopes=_access_scopes(scopes),
+            grant_id=grant.grant_id,
+            lifetime_seconds=self._ttl,
+            now=now,
+        )
+
+    def _refresh_token(self, grant: Grant, generation: int) -> str:
+        return refresh_tokens.derive(self._secret, grant.grant_id, grant.refresh_salt, generation)
+
+    def _idle_expiry(self, now: int, absolute_expires_at: int) -> int:
+        return min(now + self._policy.refresh_token_idle_ttl_seconds, absolute_expires_at)
+
+    def _within_grace(self, grant: Grant, now: int) -> bool:
+        rotated_at = grant.rotated_at
+        return rotated_at is not None and now - rotated_at <= self._policy.refresh_token_reuse_grace_seconds
+
+    # --- authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.6) ------------------------------------------------------
+
+    def exchange_code(
+        self,
+        route: Route,
+        client_id: str,
+        request: AuthorizationCodeRequest,
+        now: int,
+        *,
+        client_supports_refresh: bool = True,
+    ) -> TokenResponse:
+        """Redeem a code for the authenticated client ``client_id``."""
+        code_hash = hash_secret(request.code)
+        code = self._grants.get_code(code_hash, now)
+        if code is None or code.route_key != route.key:
+            raise _invalid_grant("the authorization code is unknown or has expired")
+        if code.redeemed_at is not None:
+            # RFC 6749 §4.1.2 and §10.5: a code used twice is refused and what was issued from it revoked.
+            self._grants.revoke_grant(code.grant_id, now, REASON_CODE_REPLAYED)
+            raise _invalid_grant("the authorization code was already used; tokens issued from it are revoked")
+        if code.expires_at <= now:
+            raise _invalid_grant("the authorization code is unknown or has expired")
+        if code.client_id != client_id:  # RFC 6749 §4.1.3: issued to this client
+            raise _invalid_grant("the authorization code was issued to another client")
+        if request.redirect_uri != code.redirect_uri:  # RFC 6749 §4.1.3: identical to the authorization request's
+            raise _invalid_grant("redirect_uri does not match the one of the authorization request")
+        if not pkce.verify(request.code_verifier, code.code_challenge):  # RFC 7636 §4.6
+            raise _invalid_grant("code_verifier does not match the code_challenge")
+        check_resource(route, request.resource)
+
+        absolute_expires_at = now + self._policy.refresh_token_absolute_ttl_seconds
+        grant = Grant(
+            grant_id=code.grant_id,
+            route_key=route.key,
+            workspace=route.workspace_name,
+            user_id=code.user_id,
+            user_name=code.user_name,
+            user_groups=code.user_groups,
+            client_id=client_id,
+            scopes=code.scopes,
+            created_at=now,
+            absolute_expires_at=absolute_expires_at,
+            idle_expires_at=self._idle_expiry(now, absolute_expires_at),
+            refresh_salt=secrets.token_urlsafe(REFRESH_SALT_BYTES),
+        )
+        consent = Consent(route.key, client_id, code.user_id, code.scopes, grant.grant_id, now)
+
+        access_token = self._sign(route, grant, code.scopes, now)  # sign first: see the module docstring
+        try:
+            self._grants.redeem_code(code_hash, grant, consent, now)
+        except CodeNotRedeemable as problem:
+            if problem.replayed is not None:
+                # Lost a race with another redemption of the same code: that is a replay too (RFC 6749 §10.5).
+                self._grants.revoke_grant(problem.replayed.grant_id, now, REASON_CODE_REPLAYED)
+                raise _invalid_grant(
+                    "the authorization code was already used; tokens issued from it are revoked"
+                ) from None
+            raise _invalid_grant("the authorization code is unknown or has expired") from None
+        except AlreadyExists:
+            raise _invalid_grant("the authorization code was already used") from None
+
+        issue_refresh = route.server.refresh_tokens and (client_supports_refresh or OFFLINE_ACCESS in code.scopes)
+        return TokenResponse(
+            access_token=access_token,
+            expires_in=self._ttl,
+            scope=_access_scopes(code.scopes),
+            refresh_token=self._refresh_token(grant, 0) if issue_refresh else None,
+        )
+
+    # --- refresh_token (RFC 6749 §6, OAuth 2.1 §4.3.1, RFC 9700 §4.14.2) -------------------------------------------
+
+    def refresh(self, route: Route, client_id: str, request: RefreshTokenRequest, now: int) -> TokenResponse:
+        ref = refresh_tokens.parse(request.refresh_token)
+        grant = self._grants.get_grant(ref.grant_id)
+        if grant is None or not refresh_tokens.is_authentic(self._secret, ref, grant.refresh_salt):
+            raise _invalid_grant("the refresh token is invalid")
+        if grant.route_key != route.key:
+            raise _invalid_grant("the refresh token was issued for another server")
+        if grant.client_id != client_id:  # RFC 6749 §6: bound to the client it was issued to
+            raise _invalid_grant("the refresh token was issued to another client")
+        if not route.server.refresh_tokens:
+            raise _invalid_grant("this server no longer accepts refresh tokens; sign in again")
+        if grant.status != "active":
+            raise _invalid_grant("the refresh token has been revoked")
+        if now >= grant.absolute_expires_at or now >= grant.idle_expires_at:
+            raise _invalid_grant("the refresh token has expired; sign in again")
+        if not route.server.access.allows(grant.user_id, grant.user_groups):
+            self._grants.revoke_grant(grant.grant_id, now, REASON_POLICY)
+            raise _invalid_grant("the user is no longer allowed to use this server")
+        check_resource(route, request.resource)
+        scopes = self._narrowed_scopes(grant, request.scope)
+
+        current = grant.refresh_generation
+        if ref.generation == current:
+            access_token = self._sign(route, grant, scopes, now)
+            idle = self._idle_expiry(now, grant.absolute_expires_at)
+            if self._grants.advance_refresh(grant.grant_id, current, now, idle):
+                return self._response(access_token, scopes, self._refresh_token(grant, current + 1))
+            # Another request rotated this generation concurrently: within the grace period both callers end
+            # with the one successor, and nothing is revoked.
+            latest = self._grants.get_grant(grant.grant_id)
+            if (
+                latest is not None
+                and latest.status == "active"
+                and latest.refresh_generation == current + 1
+                and self._within_grace(latest, now)
+            ):
+                return self._response(access_token, scopes, self._refresh_token(latest, current + 1))
+            if latest is None or latest.status != "active":
+                raise _invalid_grant("the refresh token has been revoked")
+            return self._reuse(grant, now)
+        if ref.generation == current - 1 and self._within_grace(grant, now):
+            # The just-replaced token again, within the grace period: the same successor, no write.
+            access_token = self._sign(route, grant, scopes, now)
+            return self._response(access_token, scopes, self._refresh_token(grant, current))
+        if ref.generation < current:
+            return self._reuse(grant, now)
+        raise _invalid_grant("the refresh token is invalid")  # a future generation cannot be authentic
+
+    def _reuse(self, grant: Grant, now: int) -> TokenResponse:
+        # OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: a replaced refresh token used again revokes the whole family.
+        self._grants.revoke_grant(grant.grant_id, now, REASON_REFRESH_REUSED)
+        raise _invalid_grant("the refresh token was already used; the grant is revoked, sign in again")
+
+    def _narrowed_scopes(self, grant: Grant, scope: str | None) -> tuple[str, ...]:
+        """RFC 6749 §6: a narrower scope may be asked for; anything not originally granted is ``invalid_scope``."""
+        if scope is None:
+            return grant.scopes
+        requested = tuple(dict.fromkeys(scope.split()))
+        extra = [name for name in requested if name not in grant.scopes]
+        if extra:
+            raise OAuthError("invalid_scope", f"scope(s) not granted to this client: {' '.join(extra)}")
+        return requested
+
+    def _response(self, access_token: str, scopes: tuple[str, ...], refresh_token: str) -> TokenResponse:
+        return TokenResponse(
+            access_token=access_token,
+            expires_in=self._ttl,
+            scope=_access_scopes(scopes),
+            refresh_token=refresh_token,
+        )
+
+    # --- revocation (RFC 7009) ---------------------------------------------------------------------------------
+
+    def revoke(self, route: Route, client_id: str, token: str, token_type_hint: str | None, now: int) -> None:
+        """Revoke the grant behind ``token`` if it is ours and belongs to ``client_id``; otherwise do nothing.
+
+        RFC 7009 §2.2: invalid or unknown tokens get the same 200 as revoked ones, and a token of another client is
+        left alone (§2.1: the server verifies the token was issued to the requesting client). The hint only orders
+        the search (§2.1). Revoking either kind revokes the grant: its refresh-token family and, once the proxy's
+        grant-status cache expires, its access tokens.
+        """
+        lookups = [self._grant_of_refresh_token, self._grant_of_access_token]
+        if token_type_hint == "access_token":
+            lookups.reverse()
+        for lookup in lookups:
+            grant_id = lookup(route, client_id, token)
+            if grant_id is not None:
+                self._grants.revoke_grant(grant_id, now, REASON_CLIENT_REVOKED)
+                return
+
+    def _grant_of_refresh_token(self, route: Route, client_id: str, token: str) -> str | None:
+        ref = refresh_tokens.try_parse(token)
+        if ref is None:
+            return None
+        grant = self._grants.get_grant(ref.grant_id)
+        if grant is None or not refresh_tokens.is_authentic(self._secret, ref, grant.refresh_salt):
+            return None
+        if grant.route_key != route.key or grant.client_id != client_id:
+            return None
+        return grant.grant_id
+
+    def _grant_of_access_token(self, route: Route, client_id: str, token: str) -> str | None:
+        """The grant of one of our access tokens for this route and client, even if it has expired.
+
+        The signature, type, issuer and audience are verified; expiry is checked with a leeway as long as a grant
+        can live, because an expired token still names a grant worth revoking and the grant bounds its worth.
+        """
+        if token.count(".") != 2:
+            return None
+        try:
+            header = jwt.get_unverified_header(token)  # only to choose the key; verified below
+            key = self._public_keys.public_keys().get(str(header.get("kid")))
+            if key is None or header.get("typ") != TOKEN_TYPE:
+                return None
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=route.resource,
+                issuer=route.issuer,
+                leeway=self._policy.refresh_token_absolute_ttl_seconds,
+                options={"require": ["exp", "iat", "aud", "iss", "client_id", "gid"]},
+            )
+        except InvalidTokenError:
+            return None
+        grant_id = claims.get("gid")
+        if claims.get("client_id") != client_id or not isinstance(grant_id, str) or not grant_id:
+            return None
+        grant = self._grants.get_grant(grant_id)
+        if grant is None or grant.client_id != client_id or grant.route_key != route.key:
+            return None
+        return grant_id
