@@ -65,10 +65,11 @@ class AuthorizeRequest:
 class UnsafeToRedirect(Exception):
     """The request cannot be answered at the redirect URI (RFC 6749 §4.1.2.1): show ``title`` and ``description``."""
 
-    def __init__(self, title: str, description: str) -> None:
+    def __init__(self, title: str, description: str, status_code: int = 400) -> None:
         super().__init__(description)
         self.title = title
         self.description = description
+        self.status_code = status_code
 
 
 class RedirectableError(Exception):
@@ -202,6 +203,8 @@ async def _client_and_redirect(
     try:
         client = await clients.resolve(route, client_id, now)
     except OAuthError as error:
+        if error.error == "temporarily_unavailable":
+            raise UnsafeToRedirect("Try again shortly", error.description, 503) from None
         raise UnsafeToRedirect(
             "Unknown application",
             f"The application that sent you here is not registered with {route.title} ({error.description}). "

@@ -1,0 +1,1 @@
+"""Authorize function: /authorize, sign-in at the workspace's identity provider, consent."""
