@@ -137,24 +137,26 @@ _names = st.sampled_from(
 _values = st.sampled_from(["authorization_code", "refresh_token", ""]) | st.text(max_size=40)
 
 
-@given(st.binary(max_size=600))
-def test_random_bytes_never_raise_anything_but_oauth_errors(body: bytes) -> None:
+def _problem_of(body: bytes) -> OAuthError | None:
+    """The OAuthError parsing ``body`` raises, if any; any other exception fails the test."""
     try:
         form = parse_form(body)
         parse_token_request(form)
         parse_revocation_request(form)
     except OAuthError as problem:
-        assert problem.status_code == 400
-        assert problem.description
+        return problem
+    return None
+
+
+@given(st.binary(max_size=600))
+def test_random_bytes_never_raise_anything_but_oauth_errors(body: bytes) -> None:
+    problem = _problem_of(body)
+
+    assert problem is None or (problem.status_code == 400 and problem.description)
 
 
 @given(st.lists(st.tuples(_names, _values), max_size=12))
 def test_random_forms_never_raise_anything_but_oauth_errors(pairs: list[tuple[str, str]]) -> None:
-    body = urlencode(pairs).encode()
-    try:
-        request = parse_token_request(parse_form(body))
-    except OAuthError as problem:
-        assert problem.error in ("invalid_request", "unsupported_grant_type")
-        assert problem.description
-    else:
-        assert request.grant_type in ("authorization_code", "refresh_token")
+    problem = _problem_of(urlencode(pairs).encode())
+
+    assert problem is None or (problem.error in ("invalid_request", "unsupported_grant_type") and problem.description)
