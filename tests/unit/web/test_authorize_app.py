@@ -1,0 +1,294 @@
+"""The authorize function over HTTP: dev login, access policy, consent, codes, headers and cookies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.config import parse_config
+from gateway.oauth.errors import OAuthError
+from gateway.oauth.hashing import hash_secret
+from gateway.oauth.pkce import s256
+from gateway.routes import Route
+from gateway.runtime import Runtime
+from gateway.storage.memory import MemoryGrantStore
+from gateway.storage.records import AuthorizationCode, ClientSource, Consent, Grant
+from gateway.web import authorize_app
+from tests.support.runtime import example_config_data, installed, memory_runtime
+
+BASE = "https://gw.example.com"
+REDIRECT = "http://127.0.0.1:33418/callback"
+VERIFIER = "v" * 64
+
+
+@dataclass(frozen=True)
+class FakeClient:
+    client_id: str
+    client_name: str = "Claude Code (test)"
+    source: ClientSource = "dcr"
+    redirect_uris: tuple[str, ...] = (REDIRECT,)
+    client_uri: str | None = None
+    logo_uri: str | None = None
+
+
+class FakeLookup:
+    clients = {
+        "client-1": FakeClient("client-1"),
+        "web-client": FakeClient("web-client", "Web Client", redirect_uris=("https://unknown.example.net/cb",)),
+    }
+
+    async def resolve(self, route: Route, client_id: str, now: int) -> FakeClient:
+        try:
+            return self.clients[client_id]
+        except KeyError:
+            raise OAuthError("invalid_client", f"unknown client_id {client_id!r}") from None
+
+
+def runtime_with(access: dict[str, Any] | None = None, **settings: Any) -> Runtime:
+    data = example_config_data()
+    if access is not None:
+        data["workspaces"]["demo"]["servers"]["echo"]["access"] = access
+    return memory_runtime(parse_config(data), **settings)
+
+
+@pytest.fixture
+def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    monkeypatch.setattr(authorize_app, "client_lookup", FakeLookup)
+    with installed(runtime_with()) as installed_runtime:
+        yield installed_runtime
+
+
+@pytest.fixture
+def browser(runtime: Runtime) -> TestClient:
+    return TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False)
+
+
+def grants(runtime: Runtime) -> MemoryGrantStore:
+    store = runtime.grants
+    assert isinstance(store, MemoryGrantStore)
+    return store
+
+
+def authorize_query(**overrides: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": "client-1",
+        "redirect_uri": REDIRECT,
+        "code_challenge": s256(VERIFIER),
+        "code_challenge_method": "S256",
+        "state": "st-123",
+    }
+    params.update(overrides)
+    return urlencode(params)
+
+
+def path_of(location: str) -> str:
+    parts = urlsplit(location)
+    assert f"{parts.scheme}://{parts.netloc}" == BASE
+    return f"{parts.path}?{parts.query}"
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def start(browser: TestClient, **overrides: str) -> str:
+    """/authorize → the dev login page's path."""
+    response = browser.get(f"/demo/echo/authorize?{authorize_query(**overrides)}")
+    assert response.status_code == 303, response.text
+    return path_of(response.headers["location"])
+
+
+def sign_in(browser: TestClient, username: str = "alice", password: str = "alice-password") -> httpx.Response:
+    login_path = start(browser)
+    page = browser.get(login_path)
+    assert page.status_code == 200, page.text
+    pending_id = parse_qs(urlsplit(login_path).query)["p"][0]
+    form = {"p": pending_id, "csrf": csrf_of(page.text), "username": username, "password": password}
+    return browser.post("/demo/login", data=form)
+
+
+def to_consent(browser: TestClient) -> tuple[str, str]:
+    response = sign_in(browser)
+    assert response.status_code == 303, response.text
+    consent_path = path_of(response.headers["location"])
+    assert consent_path.startswith("/demo/echo/consent?p=")
+    page = browser.get(consent_path)
+    assert page.status_code == 200, page.text
+    return parse_qs(urlsplit(consent_path).query)["p"][0], page.text
+
+
+def test_a_full_dev_login_flow_issues_a_code_with_state_and_iss(runtime: Runtime, browser: TestClient) -> None:
+    # Given alice signed in and looking at the consent page
+    pending_id, html = to_consent(browser)
+    assert "Claude Code (test)" in html and "Echo (demo)" in html and "127.0.0.1:9001" in html
+    # When she approves
+    response = browser.post("/demo/echo/consent", data={"p": pending_id, "csrf": csrf_of(html), "decision": "approve"})
+    # Then the client gets a code, its state and the issuer (RFC 9207), and the pending authorization is gone
+    assert response.status_code == 303
+    location = urlsplit(response.headers["location"])
+    query = parse_qs(location.query)
+    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
+    assert query["state"] == ["st-123"] and query["iss"] == [f"{BASE}/demo/echo"]
+    code = grants(runtime).get_code(hash_secret(query["code"][0]), 0)
+    assert code is not None
+    assert (code.user_id, code.client_id, code.scopes, code.redirect_uri) == ("alice", "client-1", ("mcp",), REDIRECT)
+    assert code.code_challenge == s256(VERIFIER) and code.resource == f"{BASE}/demo/echo/mcp" and code.grant_id
+    assert code.user_groups == ("engineering",)
+    assert grants(runtime).get_pending(pending_id, 0) is None
+    assert "mcpgw-p-" in response.headers["set-cookie"] and "Max-Age=0" in response.headers["set-cookie"]
+
+
+def test_pages_carry_the_security_headers_and_the_cookie_is_host_prefixed(browser: TestClient) -> None:
+    response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("__Host-mcpgw-p-")
+    for attribute in ("Secure", "HttpOnly", "SameSite=lax", "Path=/"):
+        assert attribute in cookie
+    assert "Domain" not in cookie
+    page = browser.get(path_of(response.headers["location"]))
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "form-action 'self' http://127.0.0.1:33418" in csp  # the redirect after the POST
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_on_plain_http_the_cookie_has_no_prefix_and_no_secure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(authorize_app, "client_lookup", FakeLookup)
+    with installed(runtime_with(base_url="http://127.0.0.1:8080")):
+        browser = TestClient(authorize_app.create_app(), base_url="http://127.0.0.1:8080", follow_redirects=False)
+        response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("mcpgw-p-") and "Secure" not in cookie and "HttpOnly" in cookie
+
+
+def test_consent_post_with_a_wrong_csrf_token_issues_nothing(runtime: Runtime, browser: TestClient) -> None:
+    pending_id, _ = to_consent(browser)
+    response = browser.post("/demo/echo/consent", data={"p": pending_id, "csrf": "forged", "decision": "approve"})
+    assert response.status_code == 400
+    assert "CSRF" in response.text
+    assert grants(runtime)._codes == {}
+    assert grants(runtime).get_pending(pending_id, 0) is not None
+
+
+def test_consent_from_another_browser_is_refused(runtime: Runtime, browser: TestClient) -> None:
+    pending_id, html = to_consent(browser)
+    other = TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False)
+    response = other.post("/demo/echo/consent", data={"p": pending_id, "csrf": csrf_of(html), "decision": "approve"})
+    assert response.status_code == 400
+    assert "another browser" in response.text
+    assert grants(runtime)._codes == {}
+
+
+def test_deny_sends_access_denied_and_no_code(runtime: Runtime, browser: TestClient) -> None:
+    pending_id, html = to_consent(browser)
+    response = browser.post("/demo/echo/consent", data={"p": pending_id, "csrf": csrf_of(html), "decision": "deny"})
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert response.status_code == 303
+    assert (
+        query["error"] == ["access_denied"] and query["state"] == ["st-123"] and query["iss"] == [f"{BASE}/demo/echo"]
+    )
+    assert grants(runtime)._codes == {}
+
+
+def test_a_remembered_consent_skips_the_consent_page(runtime: Runtime, browser: TestClient) -> None:
+    # Given alice approved client-1 before (a redeemed code created an active grant and the consent)
+    store = grants(runtime)
+    earlier = AuthorizationCode(
+        "h", "grant-1", "demo/echo", "client-1", REDIRECT, s256(VERIFIER), ("mcp",), f"{BASE}/demo/echo/mcp",
+        "alice", None, (), 0, 10**10,
+    )  # fmt: skip
+    grant = Grant("grant-1", "demo/echo", "demo", "alice", None, (), "client-1", ("mcp",), 0, 10**10, 10**10, "salt")
+    store.put_code(earlier)
+    store.redeem_code("h", grant, Consent("demo/echo", "client-1", "alice", ("mcp",), "grant-1", 0), 1)
+    # When she signs in again
+    response = sign_in(browser)
+    # Then the code is issued at once
+    assert response.status_code == 303
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert "code" in query and query["iss"] == [f"{BASE}/demo/echo"]
+    # And once the grant is revoked she is asked again
+    store.revoke_grant("grant-1", 2, "test")
+    again = sign_in(browser)
+    assert path_of(again.headers["location"]).startswith("/demo/echo/consent")
+
+
+def test_a_user_outside_the_access_policy_is_denied_and_no_code_is_issued(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(authorize_app, "client_lookup", FakeLookup)
+    with installed(runtime_with({"groups": ["engineering"]})) as runtime:
+        browser = TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False)
+        response = sign_in(browser, "bob", "bob-password")
+        assert response.status_code == 403
+        assert "not allowed to use Echo (demo)" in response.text
+        link = re.search(r'href="([^"]+)"', response.text)
+        assert link
+        query = parse_qs(urlsplit(link.group(1).replace("&amp;", "&")).query)
+        assert query["error"] == ["access_denied"] and query["state"] == ["st-123"]
+        assert grants(runtime)._codes == {} and grants(runtime)._pending == {}
+        # alice (group engineering) is allowed
+        assert sign_in(browser).status_code == 303
+
+
+def test_a_wrong_password_shows_the_form_again(browser: TestClient) -> None:
+    response = sign_in(browser, "alice", "nope")
+    assert response.status_code == 401
+    assert "Wrong username or password" in response.text
+
+
+def test_an_unknown_client_gets_an_html_error_page_not_a_redirect(browser: TestClient) -> None:
+    response = browser.get(f"/demo/echo/authorize?{authorize_query(client_id='nobody')}")
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Unknown application" in response.text and "nobody" in response.text
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_missing_pkce_is_redirected_to_the_client(browser: TestClient) -> None:
+    response = browser.get(f"/demo/echo/authorize?{authorize_query(code_challenge_method='plain')}")
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert response.status_code == 303
+    assert query["error"] == ["invalid_request"] and query["iss"] == [f"{BASE}/demo/echo"]
+
+
+def test_an_unknown_route_is_a_404_page(browser: TestClient) -> None:
+    assert browser.get(f"/demo/nope/authorize?{authorize_query()}").status_code == 404
+
+
+def test_the_dev_login_is_refused_in_a_deployed_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(authorize_app, "client_lookup", FakeLookup)
+    with installed(runtime_with(stage="prod")):
+        browser = TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False)
+        response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
+    assert response.status_code == 403
+    assert "development login" in response.text and "error=server_error" in response.text
+
+
+def test_an_expired_pending_authorization_says_so(monkeypatch: pytest.MonkeyPatch, browser: TestClient) -> None:
+    login_path = start(browser)
+    monkeypatch.setattr(authorize_app, "clock", lambda: 10**10)
+    response = browser.get(login_path)
+    assert response.status_code == 400 and "expired" in response.text
+
+
+def test_the_consent_page_warns_about_an_unknown_website(runtime: Runtime, browser: TestClient) -> None:
+    response = browser.get(
+        f"/demo/echo/authorize?{authorize_query(client_id='web-client', redirect_uri='https://unknown.example.net/cb')}"
+    )
+    login_path = path_of(response.headers["location"])
+    page = browser.get(login_path)
+    pending_id = parse_qs(urlsplit(login_path).query)["p"][0]
+    form = {"p": pending_id, "csrf": csrf_of(page.text), "username": "alice", "password": "alice-password"}
+    consent = browser.get(path_of(browser.post("/demo/login", data=form).headers["location"]))
+    assert "Check this address" in consent.text and "unknown.example.net" in consent.text
+    assert "form-action 'self' https://unknown.example.net" in consent.headers["content-security-policy"]
