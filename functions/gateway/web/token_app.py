@@ -1,0 +1,236 @@
+"""ASGI app of the token function: ``/{workspace}/{server}/token`` and ``/{workspace}/{server}/revoke``.
+
+Bare Starlette plus pydantic (cold start). The handlers are thin: check method, content type and size, parse the form,
+authenticate the client, make one call into :class:`TokenService`, serialise. Every response carries
+``Cache-Control: no-store`` and ``Pragma: no-cache`` (RFC 6749 §5.1) and ``Access-Control-Allow-Origin: *``: these
+endpoints use no cookies, so any browser-based client (e.g. the MCP Inspector) may call them.
+
+Faults of the store or the signer (throttling, an unreachable endpoint) become ``503 temporarily_unavailable``; the
+service writes after signing and in one write or transaction, so nothing is half-done when that happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as Path
+
+from gateway.oauth.errors import OAuthError
+from gateway.oauth.token_requests import (
+    AuthorizationCodeRequest,
+    parse_form,
+    parse_revocation_request,
+    parse_token_request,
+)
+from gateway.oauth.token_service import TokenService
+from gateway.routes import Route
+from gateway.runtime import get_runtime
+from gateway.storage.ports import StorageError
+from gateway.web.errors import exception_handlers
+from gateway.web.responses import NO_STORE, error_response, json_response
+
+if TYPE_CHECKING:
+    from gateway.oauth.clients import ClientInfo
+
+logger = logging.getLogger("gateway.token")
+
+MAX_BODY_BYTES = 16 * 1024
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+ALLOWED_METHODS = "POST, OPTIONS"
+
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": ALLOWED_METHODS,
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, MCP-Protocol-Version",
+    "Access-Control-Max-Age": "86400",
+}
+COMMON_HEADERS = {**NO_STORE, **CORS_HEADERS}
+
+
+class ClientAuthenticator(Protocol):
+    """Client authentication at the token and revocation endpoints (RFC 6749 §2.3): ``none``,
+    ``client_secret_basic``, ``client_secret_post``. Raises ``OAuthError("invalid_client", ..., 401)``."""
+
+    async def authenticate(
+        self, route: Route, form: Mapping[str, str], authorization: str | None, now: int
+    ) -> ClientInfo: ...
+
+    def note_use(self, client: ClientInfo, now: int) -> None: ...
+
+
+class _DefaultClientAuthenticator:
+    """The shared core's client authentication. The resolver is the runtime's (built once per container); it is
+    looked up per request so that a test installing another runtime gets a matching resolver."""
+
+    async def authenticate(
+        self, route: Route, form: Mapping[str, str], authorization: str | None, now: int
+    ) -> ClientInfo:
+        from gateway.oauth.client_auth import authenticate_client
+        from gateway.oauth.clients import client_resolver
+
+        return await authenticate_client(client_resolver(), route, form, authorization, now)
+
+    def note_use(self, client: ClientInfo, now: int) -> None:
+        from gateway.oauth.clients import client_resolver
+
+        client_resolver().note_use(client, now)
+
+
+def _service_from_runtime() -> TokenService:
+    runtime = get_runtime()
+    return TokenService(
+        grants=runtime.grants,
+        access_tokens=runtime.access_tokens,
+        public_keys=runtime.public_keys,
+        shared_secret=runtime.shared_secret,
+        policy=runtime.config.oauth,
+        access_token_ttl_seconds=runtime.settings.access_token_ttl_seconds,
+    )
+
+
+def _is_aws_fault(error: Exception) -> bool:
+    """A failure of an AWS call (KMS Sign, Secrets Manager) that reached us unwrapped. botocore is imported only
+    when an error has happened, so it stays off the cold-start path."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(error, BotoCoreError | ClientError)
+
+
+def _error(problem: OAuthError, *, basic_realm: str | None = None) -> Response:
+    headers = dict(COMMON_HEADERS)
+    if problem.error == "invalid_client" and basic_realm is not None:
+        # RFC 6749 §5.2: a 401 for a client that authenticated with Basic carries the matching challenge.
+        headers["WWW-Authenticate"] = f'Basic realm="{basic_realm}", charset="UTF-8"'
+    return error_response(problem.status_code, problem.error, problem.description, headers)
+
+
+def _unavailable() -> Response:
+    return error_response(
+        503,
+        "temporarily_unavailable",
+        "the authorization server is temporarily unavailable; nothing was changed, please retry",
+        {**COMMON_HEADERS, "Retry-After": "1"},
+    )
+
+
+def _uses_basic(authorization: str | None) -> bool:
+    return authorization is not None and authorization[:6].lower() == "basic "
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != FORM_CONTENT_TYPE:
+        raise OAuthError("invalid_request", f"the request body must be {FORM_CONTENT_TYPE} (RFC 6749 §3.2)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise OAuthError("invalid_request", f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise OAuthError("invalid_request", f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    return parse_form(bytes(body))
+
+
+_Action = Callable[[Request, Route, dict[str, str], int], Awaitable[Response]]
+
+
+class TokenEndpoints:
+    def __init__(
+        self,
+        authenticator: ClientAuthenticator | None,
+        service_factory: Callable[[], TokenService],
+        clock: Callable[[], float],
+    ) -> None:
+        self._authenticator = authenticator
+        self._service_factory = service_factory
+        self._clock = clock
+
+    @property
+    def authenticator(self) -> ClientAuthenticator:
+        if self._authenticator is None:
+            self._authenticator = _DefaultClientAuthenticator()
+        return self._authenticator
+
+    async def token(self, request: Request) -> Response:
+        return await self._handle(request, self._token)
+
+    async def revoke(self, request: Request) -> Response:
+        return await self._handle(request, self._revoke)
+
+    async def _handle(self, request: Request, action: _Action) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=PREFLIGHT_HEADERS)
+        if request.method != "POST":
+            return error_response(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; use POST",
+                {**COMMON_HEADERS, "Allow": ALLOWED_METHODS},
+            )
+        runtime = get_runtime()
+        runtime.observe_event(request.scope.get("aws.event"))
+        workspace_name = request.path_params["workspace"]
+        server_name = request.path_params["server"]
+        route = runtime.routes.get(workspace_name, server_name)
+        if route is None:
+            return error_response(
+                404, "not_found", f"no MCP server {server_name!r} in workspace {workspace_name!r}", COMMON_HEADERS
+            )
+        authorization = request.headers.get("authorization")
+        try:
+            form = await _read_form(request)
+            return await action(request, route, form, int(self._clock()))
+        except OAuthError as problem:
+            return _error(problem, basic_realm=route.issuer if _uses_basic(authorization) else None)
+        except StorageError as fault:
+            logger.warning("storage fault at %s: %s", request.url.path, fault)
+            return _unavailable()
+        except Exception as error:
+            if not _is_aws_fault(error):
+                raise
+            logger.warning("AWS fault at %s: %s", request.url.path, type(error).__name__)
+            return _unavailable()
+
+    async def _token(self, request: Request, route: Route, form: dict[str, str], now: int) -> Response:
+        grant_request = parse_token_request(form)
+        client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
+        service = self._service_factory()
+        if isinstance(grant_request, AuthorizationCodeRequest):
+            result = service.exchange_code(route, client.client_id, grant_request, now)
+        else:
+            result = service.refresh(route, client.client_id, grant_request, now)
+        self.authenticator.note_use(client, now)
+        return json_response(result.body(), 200, COMMON_HEADERS)
+
+    async def _revoke(self, request: Request, route: Route, form: dict[str, str], now: int) -> Response:
+        revocation = parse_revocation_request(form)
+        client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
+        self._service_factory().revoke(route, client.client_id, revocation.token, revocation.token_type_hint, now)
+        # RFC 7009 §2.2: 200 whether or not there was anything to revoke; the body is ignored by clients.
+        return Response(status_code=200, headers=COMMON_HEADERS)
+
+
+def create_app(
+    *,
+    authenticator: ClientAuthenticator | None = None,
+    service_factory: Callable[[], TokenService] = _service_from_runtime,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The token function's app. Tests inject a client authenticator, a service and a clock."""
+    endpoints = TokenEndpoints(authenticator, service_factory, clock)
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return Starlette(
+        routes=[
+            Path("/{workspace}/{server}/token", endpoints.token, methods=methods),
+            Path("/{workspace}/{server}/revoke", endpoints.revoke, methods=methods),
+        ],
+        exception_handlers=dict(exception_handlers()),
+    )

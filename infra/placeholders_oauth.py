@@ -1,0 +1,114 @@
+"""Fillers of the token function's sample-event placeholders, registered with :mod:`infra.placeholders`.
+
+``{{AUTHORIZATION_CODE}}`` and ``{{CODE_VERIFIER}}`` are a fresh code, stored as /authorize would store it for the
+dev user and the ``local-invoke`` client, and the PKCE verifier that matches its challenge (one pair per event, so
+both placeholders of one event agree). ``{{REFRESH_TOKEN}}`` is the refresh token of a fresh grant, made by
+redeeming such a code through the token service. The ``local-invoke`` client is registered at the event's route as
+a public client (``none``) that never expires, the first time it is needed.
+
+Importing this module registers the fillers; :mod:`infra.placeholders` imports it at its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from gateway.oauth import pkce
+from gateway.oauth.hashing import hash_secret, random_token
+from gateway.oauth.token_requests import AuthorizationCodeRequest
+from gateway.oauth.token_service import TokenService
+from gateway.routes import Route
+from gateway.runtime import Runtime
+from gateway.storage.ports import AlreadyExists
+from gateway.storage.records import AuthorizationCode, RegisteredClient
+from infra.placeholders import LOCAL_CLIENT_ID, LOCAL_SUBJECT, PlaceholderContext, placeholder
+
+LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"  # the redirect_uri in events/token-authorization-code.json
+_CODE_KEY = "_oauth_code"
+_VERIFIER_KEY = "_oauth_code_verifier"
+
+
+def _ensure_local_client(runtime: Runtime, route: Route, now: int) -> None:
+    client = RegisteredClient(
+        client_id=LOCAL_CLIENT_ID,
+        route_key=route.key,
+        client_name="make invoke",
+        redirect_uris=(LOCAL_REDIRECT_URI,),
+        token_endpoint_auth_method="none",
+        client_secret_hash=None,
+        created_at=now,
+        last_used_at=now,
+        expires_at=None,
+    )
+    with contextlib.suppress(AlreadyExists):  # registered by an earlier event
+        runtime.clients.create(client)
+
+
+def _new_code(context: PlaceholderContext) -> tuple[str, str]:
+    """Store a fresh authorization code for the event's route; return (code, verifier)."""
+    runtime = context.runtime()
+    route = context.route()
+    now = int(time.time())
+    _ensure_local_client(runtime, route, now)
+    code, verifier = random_token(), random_token(48)
+    runtime.grants.put_code(
+        AuthorizationCode(
+            code_hash=hash_secret(code),
+            grant_id=random_token(16),
+            route_key=route.key,
+            client_id=LOCAL_CLIENT_ID,
+            redirect_uri=LOCAL_REDIRECT_URI,
+            code_challenge=pkce.s256(verifier),
+            scopes=tuple(route.default_scopes),
+            resource=route.resource,
+            user_id=LOCAL_SUBJECT,
+            user_name=None,
+            user_groups=(),
+            created_at=now,
+            expires_at=now + runtime.config.oauth.authorization_code_ttl_seconds,
+        )
+    )
+    return code, verifier
+
+
+def _event_code(context: PlaceholderContext) -> tuple[str, str]:
+    """The one (code, verifier) pair of this event, made on first use by either placeholder."""
+    if _CODE_KEY not in context.values:
+        context.values[_CODE_KEY], context.values[_VERIFIER_KEY] = _new_code(context)
+    return context.values[_CODE_KEY], context.values[_VERIFIER_KEY]
+
+
+@placeholder("AUTHORIZATION_CODE")
+def _authorization_code(context: PlaceholderContext) -> str:
+    """A fresh, unredeemed authorization code of the dev user for the ``local-invoke`` client."""
+    return _event_code(context)[0]
+
+
+@placeholder("CODE_VERIFIER")
+def _code_verifier(context: PlaceholderContext) -> str:
+    """The PKCE verifier of this event's ``{{AUTHORIZATION_CODE}}``."""
+    return _event_code(context)[1]
+
+
+@placeholder("REFRESH_TOKEN")
+def _refresh_token(context: PlaceholderContext) -> str:
+    """The current refresh token of a fresh grant (a code redeemed through the token service)."""
+    runtime = context.runtime()
+    route = context.route()
+    code, verifier = _new_code(context)
+    service = TokenService(
+        grants=runtime.grants,
+        access_tokens=runtime.access_tokens,
+        public_keys=runtime.public_keys,
+        shared_secret=runtime.shared_secret,
+        policy=runtime.config.oauth,
+        access_token_ttl_seconds=runtime.settings.access_token_ttl_seconds,
+    )
+    request = AuthorizationCodeRequest(
+        grant_type="authorization_code", code=code, redirect_uri=LOCAL_REDIRECT_URI, code_verifier=verifier
+    )
+    response = service.exchange_code(route, LOCAL_CLIENT_ID, request, int(time.time()))
+    if response.refresh_token is None:
+        raise LookupError(f"route {route.key} issues no refresh tokens (refresh_tokens: false)")
+    return response.refresh_token

@@ -1,0 +1,349 @@
+"""The token function over HTTP: methods, content types, size cap, CORS, no-store, client authentication errors, and
+503 (never 500, nothing consumed) when the store or the signer fails. In-memory runtime, real client authentication."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from starlette.testclient import TestClient
+
+from gateway.oauth import pkce
+from gateway.oauth.hashing import hash_secret
+from gateway.runtime import Runtime
+from gateway.storage.ports import StorageError
+from gateway.storage.records import AuthorizationCode, RegisteredClient
+from gateway.web.token_app import MAX_BODY_BYTES, create_app
+from tests.support.runtime import installed, memory_runtime
+
+NOW = int(time.time())
+TOKEN = "/demo/echo/token"
+REVOKE = "/demo/echo/revoke"
+PUBLIC = "public-client"
+CONFIDENTIAL = "confidential-client"
+SECRET = "s3cret-value"
+REDIRECT = "http://127.0.0.1:40000/callback"
+VERIFIER = "k" * 50
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+
+
+def _registered(client_id: str, secret_hash: str | None) -> RegisteredClient:
+    return RegisteredClient(
+        client_id=client_id, route_key="demo/echo", client_name=client_id, redirect_uris=(REDIRECT,),
+        token_endpoint_auth_method="client_secret_basic" if secret_hash else "none",
+        client_secret_hash=secret_hash, created_at=NOW, last_used_at=NOW, expires_at=NOW + 86400,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    runtime = memory_runtime()
+    runtime.clients.create(_registered(PUBLIC, None))
+    runtime.clients.create(_registered(CONFIDENTIAL, hash_secret(SECRET)))
+    with installed(runtime):
+        yield runtime
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> TestClient:
+    return TestClient(create_app(), raise_server_exceptions=False)
+
+
+def put_code(runtime: Runtime, value: str = "the-code", client_id: str = PUBLIC) -> str:
+    runtime.grants.put_code(
+        AuthorizationCode(
+            code_hash=hash_secret(value),
+            grant_id=f"grant-{value}",
+            route_key="demo/echo",
+            client_id=client_id,
+            redirect_uri=REDIRECT,
+            code_challenge=pkce.s256(VERIFIER),
+            scopes=("mcp",),
+            resource="https://gw.example.com/demo/echo/mcp",
+            user_id="alice",
+            user_name="Alice",
+            user_groups=(),
+            created_at=NOW,
+            expires_at=NOW + 300,
+        )
+    )
+    return value
+
+
+def code_form(code: str, client_id: str | None = PUBLIC) -> dict[str, str]:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": VERIFIER}
+    return form | ({"client_id": client_id} if client_id else {})
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def assert_no_store_and_cors(response: Any) -> None:
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_code_exchange_then_refresh_then_revoke(client: TestClient, runtime: Runtime) -> None:
+    # Given a code issued to a public client
+    code = put_code(runtime)
+
+    # When it is exchanged
+    response = client.post(TOKEN, data=code_form(code))
+
+    # Then the token response is JSON, not cacheable, and readable cross-origin
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert_no_store_and_cors(response)
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
+    assert body["token_type"] == "Bearer"
+
+    # When the refresh token is used
+    refreshed = client.post(
+        TOKEN, data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": PUBLIC}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["refresh_token"] != body["refresh_token"]
+
+    # When the client revokes it (RFC 7009)
+    revoked = client.post(REVOKE, data={"token": refreshed.json()["refresh_token"], "client_id": PUBLIC})
+
+    # Then 200, and the grant is gone
+    assert revoked.status_code == 200
+    assert_no_store_and_cors(revoked)
+    grant = runtime.grants.get_grant("grant-the-code")
+    assert grant is not None
+    assert grant.status == "revoked"
+
+
+def test_confidential_client_with_basic(client: TestClient, runtime: Runtime) -> None:
+    code = put_code(runtime, client_id=CONFIDENTIAL)
+
+    response = client.post(TOKEN, data=code_form(code, client_id=None), headers=basic(CONFIDENTIAL, SECRET))
+
+    assert response.status_code == 200, response.text
+
+
+def test_wrong_secret_with_basic_is_401_with_a_basic_challenge(client: TestClient, runtime: Runtime) -> None:
+    code = put_code(runtime, client_id=CONFIDENTIAL)
+
+    response = client.post(TOKEN, data=code_form(code, client_id=None), headers=basic(CONFIDENTIAL, "wrong"))
+
+    # RFC 6749 §5.2: invalid_client is 401 with WWW-Authenticate matching the scheme the client used
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic realm=")
+    assert_no_store_and_cors(response)
+
+
+def test_unknown_client_in_the_body_is_401_without_a_challenge(client: TestClient, runtime: Runtime) -> None:
+    response = client.post(TOKEN, data=code_form(put_code(runtime), client_id="nobody"))
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert "www-authenticate" not in response.headers
+
+
+def test_revoke_with_an_unknown_token_is_200(client: TestClient) -> None:
+    response = client.post(REVOKE, data={"token": "not-a-token", "client_id": PUBLIC})
+
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "multipart/form-data; boundary=x", ""])
+def test_other_content_types_are_invalid_request(client: TestClient, content_type: str) -> None:
+    response = client.post(TOKEN, content=b"grant_type=refresh_token", headers={"content-type": content_type})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "application/x-www-form-urlencoded" in response.json()["error_description"]
+    assert_no_store_and_cors(response)
+
+
+def test_content_type_with_charset_is_accepted(client: TestClient) -> None:
+    response = client.post(
+        TOKEN,
+        content=b"grant_type=password",
+        headers={"content-type": "Application/X-WWW-Form-URLEncoded; charset=UTF-8"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_oversized_body_is_400(client: TestClient) -> None:
+    response = client.post(TOKEN, content=b"a=" + b"x" * MAX_BODY_BYTES, headers=FORM)
+
+    assert response.status_code == 400
+    assert "exceeds" in response.json()["error_description"]
+
+
+def test_repeated_parameter_is_invalid_request(client: TestClient) -> None:
+    response = client.post(TOKEN, content=b"grant_type=refresh_token&grant_type=refresh_token", headers=FORM)
+
+    assert response.status_code == 400
+    assert response.json()["error_description"].endswith("grant_type")
+
+
+@pytest.mark.parametrize("path", [TOKEN, REVOKE])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_only_post_is_allowed(client: TestClient, path: str, method: str) -> None:
+    response = client.request(method, path)
+
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+    assert response.headers["allow"] == "POST, OPTIONS"
+    assert_no_store_and_cors(response)
+
+
+@pytest.mark.parametrize("path", [TOKEN, REVOKE])
+def test_cors_preflight(client: TestClient, path: str) -> None:
+    response = client.options(
+        path, headers={"origin": "http://localhost:6274", "access-control-request-method": "POST"}
+    )
+
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+
+
+def test_unknown_route_is_404(client: TestClient) -> None:
+    response = client.post("/demo/nope/token", data={"grant_type": "refresh_token"})
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_a_failing_store_is_503_and_consumes_nothing(client: TestClient, runtime: Runtime) -> None:
+    # Given a store whose redemption transaction fails (a fault no real request can cause here)
+    code = put_code(runtime)
+    store: Any = runtime.grants
+    real_redeem = store.redeem_code
+
+    def failing(*args: Any) -> None:
+        raise StorageError("DynamoDB transaction failed: ProvisionedThroughputExceededException")
+
+    store.redeem_code = failing
+
+    # When the code is exchanged
+    response = client.post(TOKEN, data=code_form(code))
+
+    # Then 503 temporarily_unavailable, without internals, and the code can still be redeemed afterwards
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "Throughput" not in response.text
+    assert_no_store_and_cors(response)
+    store.redeem_code = real_redeem
+    assert client.post(TOKEN, data=code_form(code)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Sign"),
+        EndpointConnectionError(endpoint_url="https://kms.us-east-1.amazonaws.com"),
+    ],
+    ids=["throttled", "unreachable"],
+)
+def test_a_failing_signer_is_503_and_consumes_nothing(client: TestClient, runtime: Runtime, fault: Exception) -> None:
+    code = put_code(runtime)
+    key: Any = runtime.__dict__["signing_key"]
+    real_sign = key.sign
+
+    def failing(signing_input: bytes) -> bytes:
+        raise fault
+
+    key.sign = failing
+    try:
+        response = client.post(TOKEN, data=code_form(code))
+    finally:
+        key.sign = real_sign
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert runtime.grants.get_grant("grant-the-code") is None
+    assert client.post(TOKEN, data=code_form(code)).status_code == 200
+
+
+def test_an_unexpected_bug_is_a_json_500_without_a_trace(client: TestClient, runtime: Runtime) -> None:
+    store: Any = runtime.grants
+
+    def broken(*args: Any) -> None:
+        raise ZeroDivisionError("secret detail")
+
+    store.get_code = broken
+
+    response = client.post(TOKEN, data=code_form("x"))
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert "secret detail" not in response.text
+    assert "Traceback" not in response.text
+
+
+# --- sample events through the Lambda handler ----------------------------------------------------------------
+
+
+class _Context:
+    function_name = "TokenFunction"
+    aws_request_id = "test"
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "error"),
+    [
+        ("token-unsupported-grant-type.json", 400, "unsupported_grant_type"),
+        ("token-wrong-content-type.json", 400, "invalid_request"),
+        ("token-invalid-grant.json", 400, "invalid_grant"),
+        ("token-preflight.json", 204, None),
+    ],
+)
+def test_static_sample_events(runtime: Runtime, name: str, status: int, error: str | None) -> None:
+    from oauth_token.app import handler
+
+    runtime.clients.create(dataclasses.replace(_registered("local-invoke", None)))
+    event = json.loads((EVENTS / name).read_text())
+
+    context: Any = _Context()  # the attributes Mangum reads
+    result = handler(event, context)
+
+    assert result["statusCode"] == status, result
+    if error is not None:
+        assert json.loads(result["body"])["error"] == error
+    assert result["headers"]["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("token-authorization-code.json", 200), ("token-refresh.json", 200), ("revoke-refresh-token.json", 200)],
+)
+def test_sample_events_with_placeholders(runtime: Runtime, name: str, status: int) -> None:
+    # Given an event whose live values are filled in as `make invoke` does
+    import infra.placeholders_oauth  # noqa: F401 - registers the token fillers
+    from infra import placeholders
+    from oauth_token.app import handler
+
+    event = placeholders.fill(json.loads((EVENTS / name).read_text()), function="token")
+
+    # When the token function handles it
+    context: Any = _Context()  # the attributes Mangum reads
+    result = handler(event, context)
+
+    # Then it succeeds; a token response carries both tokens
+    assert result["statusCode"] == status, result
+    if name.startswith("token-"):
+        body = json.loads(result["body"])
+        assert body["token_type"] == "Bearer"
+        assert body["refresh_token"]
