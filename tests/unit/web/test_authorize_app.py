@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -108,7 +107,7 @@ def start(browser: TestClient, **overrides: str) -> str:
     return path_of(response.headers["location"])
 
 
-def sign_in(browser: TestClient, username: str = "alice", password: str = "alice-password") -> httpx.Response:
+def sign_in(browser: TestClient, username: str = "alice", password: str = "alice-password") -> Any:
     login_path = start(browser)
     page = browser.get(login_path)
     assert page.status_code == 200, page.text
