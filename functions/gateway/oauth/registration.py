@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import hash_secret, random_token
@@ -42,7 +42,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RegistrationRequest(BaseModel):
-    """The client metadata of RFC 7591 §2 that the gateway reads. Other members are accepted and ignored."""
+    """The client metadata of RFC 7591 §2 that the gateway reads. Other members are accepted and ignored.
+
+    pydantic refuses strings holding lone surrogates (valid JSON, invalid Unicode), so nothing stored or echoed
+    back fails to encode as UTF-8.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -57,18 +61,6 @@ class RegistrationRequest(BaseModel):
     software_id: str | None = Field(default=None, max_length=MAX_TEXT)
     software_version: str | None = Field(default=None, max_length=MAX_TEXT)
     application_type: str | None = None
-
-    @field_validator("*")
-    @classmethod
-    def _utf8_only(cls, value: Any) -> Any:
-        # JSON allows lone surrogates ("\ud800"); they cannot be stored or sent back as UTF-8.
-        for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str):
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError("contains characters that are not valid Unicode") from None
-        return value
 
 
 @dataclass(frozen=True, slots=True)
