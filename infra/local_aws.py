@@ -1,6 +1,7 @@
 """The local AWS stand-in: moto's server mode on 127.0.0.1, provisioned from ``template.yaml``.
 
-:func:`start_local_aws` runs moto (DynamoDB, KMS, Secrets Manager, SSM, ...) over real HTTP in a background thread;
+:func:`start_local_aws` runs moto (DynamoDB, KMS, Secrets Manager, SSM, ...) over real HTTP in a background thread,
+one request at a time so that conditional writes are atomic as in AWS;
 :func:`provision` creates the template's tables, keys, aliases, secrets and SSM parameters there through boto3, reading
 their properties from the template, and returns what ``Ref`` gives for each, as CloudFormation would. The functions
 then run unchanged with :func:`local_environment` pointing the AWS SDK at the stand-in.
@@ -42,10 +43,51 @@ LOCAL_ACCESS_KEY = "testing"
 LOCAL_HOST = "127.0.0.1"
 
 
+class _SerializedMotoServer:
+    """moto's WSGI app on a threaded werkzeug server that handles one AWS request at a time.
+
+    moto's own ``ThreadedMotoServer`` runs requests concurrently, and moto's condition checks are not atomic: two
+    parallel conditional writes to one item can both succeed, which DynamoDB never allows (the storage contract tests
+    redeem one code from 8 threads). Connections are still accepted in parallel; only the work is serialized, which
+    costs nothing noticeable at local request rates.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            with lock:
+                result = app(environ, start_response)
+                try:
+                    return list(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+
+        self._server = make_server(host, port, serialized, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
 class LocalAws:
     """A running moto server. Use as a context manager, or call :meth:`stop`."""
 
-    def __init__(self, server: Any, endpoint_url: str) -> None:
+    def __init__(self, server: _SerializedMotoServer, endpoint_url: str) -> None:
         self._server = server
         self.endpoint_url = endpoint_url
 
@@ -68,20 +110,16 @@ class LocalAws:
 
 
 def start_local_aws(port: int = 0, *, log_requests: bool = False) -> LocalAws:
-    """Start moto's threaded server on 127.0.0.1 (``port=0`` picks a free port). Changes no environment variable.
+    """Start moto's server on 127.0.0.1 (``port=0`` picks a free port). Changes no environment variable.
 
     Unless ``log_requests``, werkzeug's per-request access log is silenced (when nobody configured its logger), so
     the dev server's output is not drowned in ``POST / 200`` lines.
     """
-    from moto.server import ThreadedMotoServer  # moto is a dev dependency: import it only when used
-
     werkzeug_logger = logging.getLogger("werkzeug")
     if not log_requests and werkzeug_logger.level == logging.NOTSET:
         werkzeug_logger.setLevel(logging.WARNING)
-
-    server = ThreadedMotoServer(ip_address=LOCAL_HOST, port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
+    server = _SerializedMotoServer(LOCAL_HOST, port)
+    host, bound_port = server.address
     return LocalAws(server, f"http://{host}:{bound_port}")
 
 

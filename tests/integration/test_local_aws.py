@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,6 +135,34 @@ def test_conditional_put_refuses_a_second_write(stack: Stack) -> None:
 
     # Then it fails the condition
     assert failure.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_parallel_conditional_updates_have_exactly_one_winner(stack: Stack) -> None:
+    # Given an item at generation 0, and 8 threads that each try to move it from 0 to 1
+    dynamodb = stack.dynamodb()
+    table = stack.refs["GrantsTable"]
+    key: dict[str, Any] = {"pk": {"S": f"grant#{uuid.uuid4()}"}, "sk": {"S": "grant"}}
+    dynamodb.put_item(TableName=table, Item={**key, "generation": {"N": "0"}})
+
+    def advance(_: int) -> str:
+        try:
+            stack.dynamodb().update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET generation = :next",
+                ConditionExpression="generation = :current",
+                ExpressionAttributeValues={":current": {"N": "0"}, ":next": {"N": "1"}},
+            )
+        except ClientError as error:
+            return str(error.response["Error"]["Code"])
+        return "ok"
+
+    # When they run at once
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(advance, range(8)))
+
+    # Then exactly one succeeds, as DynamoDB guarantees (moto alone would let several through)
+    assert sorted(outcomes) == ["ConditionalCheckFailedException"] * 7 + ["ok"]
 
 
 def test_signing_key_signs_raw_messages_verifiable_with_its_public_key(stack: Stack) -> None:
