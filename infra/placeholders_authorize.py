@@ -1,0 +1,86 @@
+"""Fillers of the authorize function's sample-event placeholders, registered with :mod:`infra.placeholders`.
+
+- ``{{CLIENT_ID}}``: the ``local-invoke`` client, registered (once) at the event's route as a public client with the
+  loopback redirect URI the events use.
+- ``{{PENDING_ID}}`` and ``{{PENDING_COOKIE}}``: a pending authorization of that client for the dev user's sign-in,
+  stored as /authorize stores it, and the ``name=value`` of the signed cookie that binds a browser to it (both
+  placeholders of one event name the same pending authorization).
+
+Importing this module registers the fillers (``infra.placeholders`` must import it, as it does ``placeholders_oauth``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from gateway.oauth.hashing import random_token
+from gateway.storage.ports import AlreadyExists
+from gateway.storage.records import PendingAuthorization, RegisteredClient
+from gateway.web import cookies
+from infra.placeholders import LOCAL_CLIENT_ID, PlaceholderContext, placeholder
+
+LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"  # the redirect_uri in events/authorize-*.json
+CODE_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 Appendix B
+_PENDING_KEY = "PENDING_ID"
+
+
+@placeholder("CLIENT_ID")
+def _client_id(context: PlaceholderContext) -> str:
+    route = context.route()
+    now = int(time.time())
+    client = RegisteredClient(
+        client_id=LOCAL_CLIENT_ID,
+        route_key=route.key,
+        client_name="make invoke",
+        redirect_uris=(LOCAL_REDIRECT_URI,),
+        token_endpoint_auth_method="none",
+        client_secret_hash=None,
+        created_at=now,
+        last_used_at=now,
+        expires_at=None,
+    )
+    with contextlib.suppress(AlreadyExists):
+        context.runtime().clients.create(client)
+    return LOCAL_CLIENT_ID
+
+
+def _pending_id(context: PlaceholderContext) -> str:
+    """One pending authorization per event, at the default route (the login page event names only a workspace)."""
+    existing = context.values.get(_PENDING_KEY)
+    if existing:
+        return existing
+    _client_id(context)
+    route = context.route()
+    runtime = context.runtime()
+    now = int(time.time())
+    pending = PendingAuthorization(
+        pending_id=random_token(32),
+        route_key=route.key,
+        client_id=LOCAL_CLIENT_ID,
+        client_source="dcr",
+        redirect_uri=LOCAL_REDIRECT_URI,
+        state="make-invoke",
+        code_challenge=CODE_CHALLENGE,
+        scopes=tuple(route.default_scopes),
+        resource=route.resource,
+        created_at=now,
+        expires_at=now + runtime.config.oauth.pending_authorization_ttl_seconds,
+        csrf_token=random_token(32),
+    )
+    runtime.grants.put_pending(pending)
+    context.values[_PENDING_KEY] = pending.pending_id
+    return pending.pending_id
+
+
+@placeholder("PENDING_ID")
+def _pending_placeholder(context: PlaceholderContext) -> str:
+    return _pending_id(context)
+
+
+@placeholder("PENDING_COOKIE")
+def _pending_cookie(context: PlaceholderContext) -> str:
+    pending_id = _pending_id(context)
+    runtime = context.runtime()
+    name = cookies.cookie_name(pending_id, runtime.base_url)
+    return f"{name}={cookies.sign(name, pending_id, runtime.shared_secret)}"
