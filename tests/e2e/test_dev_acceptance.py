@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import httpx2
@@ -158,6 +159,48 @@ def test_every_metadata_url_the_sdk_may_try_names_the_routes_issuer(dev_server: 
 
     # Then each one describes the route's issuer
     assert asyncio.run(fetch_all()) == [issuer] * 3
+
+
+def test_calls_with_a_valid_token_reach_the_demo_upstream_concurrently(dev_server: DevServer) -> None:
+    # Given an access token for the demo route, as the token endpoint issues it
+    from gateway.runtime import get_runtime
+
+    runtime = get_runtime()
+    route = runtime.routes.get("demo", "echo")
+    assert route is not None
+    token = runtime.access_tokens.issue(
+        route=route, subject="alice", client_id="acceptance-test", scopes=["mcp"], grant_id="grant-acceptance"
+    )
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}", "MCP-Protocol-Version": "2025-06-18"}
+
+    def call(number: int) -> tuple[int, Any]:
+        request = {
+            "jsonrpc": "2.0",
+            "id": number,
+            "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": f"hello {number}"}},
+        }
+        response = httpx.post(route_url(dev_server), json=request, headers=headers, timeout=30)
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            (message,) = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+        else:
+            message = response.json()
+        return response.status_code, message
+
+    # When several MCP clients call the echo tool at the same time (so several containers serve them)
+    results: dict[int, tuple[int, Any]] = {}
+    threads = [threading.Thread(target=lambda n=n: results.update({n: call(n)})) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then each gets its own echo, relayed from the demo upstream
+    assert sorted(results) == [0, 1, 2, 3]
+    for number, (status, message) in results.items():
+        assert status == 200, message
+        assert message["id"] == number
+        assert message["result"]["content"] == [{"type": "text", "text": f"hello {number}"}]
 
 
 # --- make dev -------------------------------------------------------------------------------------------------
