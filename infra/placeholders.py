@@ -8,12 +8,17 @@ before handing it to a function. Each placeholder has one filler registered here
     def _authorization_code(context: PlaceholderContext) -> str: ...
 
 Fillers run lazily (only for placeholders the event uses), once per event, with the function's environment
-already applied, so they may use the gateway's runtime (``context.runtime()``).
+already applied, so they may use the gateway's runtime (``context.runtime()``). Fillers of one scenario may share
+state through ``context.values`` under keys starting with ``_`` (e.g. a code and its PKCE verifier).
+
+Fillers that need more of the gateway live in their own modules, listed in :data:`FILLER_MODULES` and imported on
+the first :func:`fill`.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +68,16 @@ class PlaceholderContext:
 Filler = Callable[[PlaceholderContext], str]
 FILLERS: dict[str, Filler] = {}
 
+# Modules whose import registers more fillers (they import this module, so they are loaded lazily).
+FILLER_MODULES = ("infra.placeholders_oauth", "infra.placeholders_authorize")
+
+
+def load_fillers() -> dict[str, Filler]:
+    """Every registered filler, after importing :data:`FILLER_MODULES`."""
+    for module in FILLER_MODULES:
+        importlib.import_module(module)
+    return FILLERS
+
 
 def placeholder(name: str) -> Callable[[Filler], Filler]:
     """Register the filler of ``{{name}}``."""
@@ -87,17 +102,18 @@ def names_in(value: Any) -> set[str]:
 def fill(event: dict[str, Any], *, function: str = "") -> dict[str, Any]:
     """A copy of ``event`` with every ``{{NAME}}`` replaced by its filler's value."""
     names = names_in(event)
-    unknown = sorted(names - FILLERS.keys())
+    fillers = load_fillers() if names else FILLERS
+    unknown = sorted(names - fillers.keys())
     if unknown:
         raise UnknownPlaceholder(
             f"unknown placeholder(s) {', '.join('{{' + n + '}}' for n in unknown)}; "
-            f"known: {', '.join('{{' + n + '}}' for n in sorted(FILLERS))}"
+            f"known: {', '.join('{{' + n + '}}' for n in sorted(fillers))}"
         )
     if not names:
         return event
     context = PlaceholderContext(function=function, event=event)
     for name in sorted(names):
-        context.values[name] = FILLERS[name](context)
+        context.values[name] = fillers[name](context)
     filled: dict[str, Any] = _replace(event, context.values)
     if event.get("isBase64Encoded") and isinstance(event.get("body"), str):
         decoded = _decode(event["body"])

@@ -115,6 +115,64 @@ def echoed(response: Response) -> None:
     assert result["content"] == [{"type": "text", "text": "hello from the gateway"}]
 
 
+def oauth_error(code: str) -> Check:
+    """An RFC 6749 §5.2 / RFC 7591 §3.2.2 error response, never cached."""
+
+    def check(response: Response) -> None:
+        assert response.body["error"] == code
+        assert response.header("cache-control") == "no-store"
+
+    return check
+
+
+def preflight(response: Response) -> None:
+    assert response.header("access-control-allow-origin")
+
+
+def redirects_to_login(response: Response) -> None:
+    assert response.header("location").startswith(f"{response.base}/demo/login?")
+    assert response.header("cache-control") == "no-store"
+
+
+def redirects_error_to_client(response: Response) -> None:
+    # RFC 6749 §4.1.2.1 with RFC 9207's iss: the error goes back to the client's registered redirect URI.
+    location = response.header("location")
+    assert location.startswith("http://127.0.0.1:33418/callback?")
+    assert "error=invalid_request" in location
+    assert "iss=" in location
+
+
+def error_page_without_redirect(response: Response) -> None:
+    # RFC 6749 §4.1.2.1: an unverifiable client must not be redirected to.
+    assert not response.header("location")
+    assert response.header("content-type").startswith("text/html")
+
+
+def login_form(response: Response) -> None:
+    assert response.header("content-type").startswith("text/html")
+    assert "<form" in response.body
+
+
+def registered(confidential: bool) -> Check:
+    def check(response: Response) -> None:
+        assert response.body["client_id"]
+        assert ("client_secret" in response.body) is confidential
+        assert response.header("cache-control") == "no-store"
+
+    return check
+
+
+def tokens(refresh: bool) -> Check:
+    def check(response: Response) -> None:
+        assert response.body["access_token"]
+        assert response.body["token_type"].lower() == "bearer"
+        if refresh:
+            assert response.body["refresh_token"]
+        assert response.header("cache-control") == "no-store"
+
+    return check
+
+
 @dataclass(frozen=True)
 class Expected:
     function: str
@@ -140,6 +198,22 @@ EXPECTED: dict[str, Expected] = {
     "proxy-initialize.json": Expected("proxy", 200, initialized),
     "proxy-tools-list.json": Expected("proxy", 200, lists_echo),
     "proxy-tools-call.json": Expected("proxy", 200, echoed),
+    "register-public-client.json": Expected("register", 201, registered(confidential=False)),
+    "register-confidential-client.json": Expected("register", 201, registered(confidential=True)),
+    "register-invalid-redirect.json": Expected("register", 400, oauth_error("invalid_redirect_uri")),
+    "register-malformed-json.json": Expected("register", 400, oauth_error("invalid_client_metadata")),
+    "register-preflight.json": Expected("register", 204, preflight),
+    "authorize-start.json": Expected("authorize", 303, redirects_to_login),
+    "authorize-missing-pkce.json": Expected("authorize", 303, redirects_error_to_client),
+    "authorize-unknown-client.json": Expected("authorize", 400, error_page_without_redirect),
+    "login-page.json": Expected("authorize", 200, login_form),
+    "token-authorization-code.json": Expected("token", 200, tokens(refresh=True)),
+    "token-refresh.json": Expected("token", 200, tokens(refresh=True)),
+    "token-invalid-grant.json": Expected("token", 400, oauth_error("invalid_grant")),
+    "token-unsupported-grant-type.json": Expected("token", 400, oauth_error("unsupported_grant_type")),
+    "token-wrong-content-type.json": Expected("token", 400, oauth_error("invalid_request")),
+    "token-preflight.json": Expected("token", 204, preflight),
+    "revoke-refresh-token.json": Expected("token", 200),  # RFC 7009 §2.2: 200 whether or not the token was valid
 }
 
 
