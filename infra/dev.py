@@ -252,6 +252,14 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("mcp", "httpx", "botocore", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Installed first: Ctrl-C or SIGTERM during start-up still ends in a clean shutdown.
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     dev_port = _port("DEV_PORT", DEFAULT_DEV_PORT)
     upstream_port = _port("UPSTREAM_PORT", DEFAULT_UPSTREAM_PORT)
     state_path = state_file()
@@ -272,13 +280,6 @@ def main() -> int:
             raise _port_taken("demo upstream", upstream_port, "UPSTREAM_PORT") from None
         raise
 
-    stopping = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
     try:
         server.start(stack.env)
         write_state(stack, server, state_path)
