@@ -196,7 +196,11 @@ def functions(template: dict[str, Any]) -> list[FunctionSpec]:
 
 
 def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The template's parameter defaults (as strings, as CloudFormation passes them) updated with ``overrides``."""
+    """The template's parameter defaults (as strings, as CloudFormation passes them) updated with ``overrides``.
+
+    ``AllowedValues`` and patterns are not enforced, so local tools may pass values a deployment refuses, such as
+    ``Stage=local``; an unknown parameter name is an error (it is most likely a typo).
+    """
     values = {
         name: str(spec["Default"])
         for name, spec in template.get("Parameters", {}).items()
