@@ -50,7 +50,7 @@ schema: $(STAMP) ## regenerate schema/gateway-config.schema.json from the config
 build: $(STAMP) ## sam build with compiled .pyc (CONFIG=path/to/gateway.yaml)
 	bash infra/scripts/build.sh $(CONFIG)
 
-deploy: build ## sam deploy --guided (thin wrapper)
+deploy: $(STAMP) ## sam deploy --guided of the last `make build` (thin wrapper)
 	bash infra/scripts/deploy.sh
 
 clean: ## remove the virtualenv, build output and caches
