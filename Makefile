@@ -50,7 +50,9 @@ schema: $(STAMP) ## regenerate schema/gateway-config.schema.json from the config
 build: $(STAMP) ## sam build with compiled .pyc (CONFIG=path/to/gateway.yaml)
 	bash infra/scripts/build.sh $(CONFIG)
 
-deploy: $(STAMP) ## sam deploy --guided of the last `make build` (thin wrapper)
+deploy: $(STAMP) ## build with CONFIG and sam deploy --guided: make deploy CONFIG=my-gateway.yaml
+	@test -n "$(CONFIG)" || { echo "usage: make deploy CONFIG=path/to/gateway.yaml (the config ships inside the build)" >&2; exit 2; }
+	bash infra/scripts/build.sh $(CONFIG)
 	bash infra/scripts/deploy.sh
 
 clean: ## remove the virtualenv, build output and caches

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Deploy the built stack: `make deploy` (runs `make build` first), a thin wrapper over `sam deploy --guided`.
+# Deploy the built stack, a thin wrapper over `sam deploy --guided`; `make deploy CONFIG=...` builds first.
 #
 # The guided prompts ask for the stack name (default mcp-gateway), the region and every template parameter, and save
 # the answers to samconfig.toml (gitignored) as the defaults of the next run. Extra arguments go to `sam deploy`,
