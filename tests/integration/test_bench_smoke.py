@@ -1,0 +1,44 @@
+"""Smoke test of ``make bench``: the cold-start part runs and prints a row with a number for every function.
+
+Not a timing assertion: targets are checked by the benchmark (docs/performance.md), not by timed tests.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.bench import cases
+from infra.template import load_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_coldstart_table_lists_every_existing_function() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "infra.bench", "--only", "coldstart", "--runs", "2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    output = completed.stdout
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in output.splitlines()
+        if line.startswith("| ") and not line.startswith("| function")
+    }
+    expected = ["bare interpreter", "bare handler"]
+    expected += [case.name for case in cases(load_template(REPO_ROOT / "template.yaml")) if case.exists]
+    for name in expected:
+        assert name in rows, f"no cold-start row for {name}:\n{output[-3000:]}"
+        median = rows[name][2]  # columns: event, status, median ms, ...
+        assert re.fullmatch(r"\d+", median), f"{name}: no number in the median column ({median!r})"
+    assert "Import breakdown" in output
