@@ -13,9 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import httpx2
@@ -43,6 +43,31 @@ INITIALIZE = {
     },
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+T = TypeVar("T")
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion in a thread of its own.
+
+    ``asyncio.run`` in the main thread would leave it without an event loop afterwards, which breaks later tests
+    that call a Mangum handler directly (Mangum uses the thread's current loop)."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            results.append(asyncio.run(make()))
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return results[0]
 
 
 def route_url(server: DevServer) -> str:
@@ -117,7 +142,7 @@ def test_the_sdk_client_discovers_prm_and_authorization_server_metadata(dev_serv
     issuer = f"{dev_server.url}/demo/echo"
 
     # When it connects, and runs its authorization flow until it must register a client or open a browser
-    provider, requests, _stopped = asyncio.run(_run_sdk_oauth_flow(url))
+    provider, requests, _stopped = run_async(lambda: _run_sdk_oauth_flow(url))
 
     # Then it followed the challenge to the route's PRM, then to the route's authorization-server metadata
     assert requests[:3] == [
@@ -158,7 +183,7 @@ def test_every_metadata_url_the_sdk_may_try_names_the_routes_issuer(dev_server: 
         return issuers
 
     # Then each one describes the route's issuer
-    assert asyncio.run(fetch_all()) == [issuer] * 3
+    assert run_async(fetch_all) == [issuer] * 3
 
 
 def test_calls_with_a_valid_token_reach_the_demo_upstream_concurrently(dev_server: DevServer) -> None:
