@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from gateway.config import GatewayConfig, load_config
 from gateway.routes import RouteTable
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from gateway.aws.kms_keys import KmsPublicKeys
     from gateway.storage.ports import ClientStore, GrantStore, UpstreamTokenStore
     from gateway.tokens.access_token import AccessTokens
+
+
+T = TypeVar("T")
 
 
 class BaseUrlUnknown(RuntimeError):
@@ -49,7 +52,8 @@ class Runtime:
         self.config = config
         self._base_url = settings.base_url
         self._routes: RouteTable | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self.components: dict[str, object] = {}
 
     # --- URLs and routes ------------------------------------------------------------------------------------
 
@@ -72,11 +76,37 @@ class Runtime:
 
     # --- AWS clients (lazy: boto3 is imported on first use) ------------------------------------------------
 
+    @cached_property
+    def _botocore_session(self) -> Any:
+        """One botocore session per container: clients made from it share the loaded service data and
+        credentials (a client on a fresh session costs several times more)."""
+        import botocore.session
+
+        return botocore.session.get_session()
+
     def _client(self, service: str) -> Any:
-        import boto3
+        from botocore.config import Config
 
         with self._lock:
-            return boto3.session.Session().client(service)  # type: ignore[call-overload]
+            config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+            return self._botocore_session.create_client(service, config=config)
+
+    # --- feature components -----------------------------------------------------------------------------------
+
+    def component(self, name: str, factory: Callable[[Runtime], T]) -> T:
+        """A per-container singleton built by ``factory`` on first use.
+
+        Feature modules wire themselves through this (e.g. ``runtime.component("session_codec", build)``), so
+        adding a feature does not mean editing this file; tests pre-seed ``runtime.components[name]``.
+        """
+        existing = self.components.get(name)
+        if existing is None:
+            with self._lock:
+                existing = self.components.get(name)
+                if existing is None:
+                    existing = factory(self)
+                    self.components[name] = existing
+        return cast(T, existing)
 
     @cached_property
     def kms(self) -> KMSClient:
