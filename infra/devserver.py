@@ -272,6 +272,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     dev: DevServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away mid-response is routine; anything else is logged with its traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("client %s disconnected", client_address[0])
+        else:
+            log.exception("error while serving %s", client_address[0])
+
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
