@@ -1,65 +1,89 @@
 """Process settings, read once per cold start from the environment (and nowhere else).
 
 Every variable is prefixed ``GATEWAY_``; AWS SDK variables (``AWS_REGION``, ``AWS_ENDPOINT_URL`` for the local
-stand-in) are read by boto3 itself.
+stand-in) are read by the SDK itself. A plain dataclass rather than pydantic-settings: importing that package cost
+more than a tenth of the metadata function's cold start to read a dozen strings.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, HttpUrl, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+Stage = Literal["local", "dev", "staging", "prod"]
+STAGES: tuple[Stage, ...] = ("local", "dev", "staging", "prod")
+PREFIX = "GATEWAY_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+class SettingsError(ValueError):
+    """An environment variable is missing or invalid; the message names it."""
 
-    config: str = Field(description="Path of the gateway YAML configuration file.")
-    public_base_url: HttpUrl | None = Field(
-        default=None,
-        description=(
-            "Public base URL (custom domain, or the API's default URL), never taken from Host. When empty in a "
-            "deployment, the API's default execute-api URL is derived from the event's apiId (set by API Gateway)."
-        ),
-    )
-    stage: Literal["local", "dev", "staging", "prod"] = "local"
 
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config: str
+    """Path of the gateway YAML configuration file (``GATEWAY_CONFIG``)."""
+    public_base_url: str | None = None
+    """Public base URL (custom domain, or the API's default URL), never taken from Host. When empty in a deployment,
+    the API's default execute-api URL is derived from the event's apiId (set by API Gateway, not the client)."""
+    stage: Stage = "local"
     clients_table: str = "clients"
     grants_table: str = "grants"
     upstream_tokens_table: str = "upstream_tokens"
-
-    signing_key_id: str = Field(default="alias/mcp-gateway-signing", description="KMS key that signs tokens.")
-    verify_key_ids: str = Field(
-        default="",
-        description="Comma-separated extra KMS keys whose public keys stay in the JWKS (rotation).",
-    )
+    signing_key_id: str = "alias/mcp-gateway-signing"
+    verify_key_ids: str = ""
+    """Comma-separated extra KMS keys whose public keys stay in the JWKS and the verifier during a rotation."""
     upstream_token_key_id: str = "alias/mcp-gateway-upstream-tokens"
-    shared_secret_id: str = Field(
-        default="mcp-gateway/shared-secret",
-        description="Secrets Manager secret shared by all functions (cookies, session ids).",
-    )
+    shared_secret_id: str = "mcp-gateway/shared-secret"
+    """Secrets Manager secret shared by all functions (cookies, session ids, refresh-token derivation)."""
+    access_token_ttl_seconds: int = 3600
+    grant_status_cache_seconds: float = 30.0
 
-    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
-    grant_status_cache_seconds: float = Field(default=30.0, ge=0, le=300)
+    def __post_init__(self) -> None:
+        if not self.config:
+            raise SettingsError("GATEWAY_CONFIG must name the gateway configuration file")
+        if self.stage not in STAGES:
+            raise SettingsError(f"GATEWAY_STAGE must be one of {', '.join(STAGES)}, not {self.stage!r}")
+        if self.public_base_url == "":
+            object.__setattr__(self, "public_base_url", None)
+        if self.public_base_url is not None:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise SettingsError(
+                    "GATEWAY_PUBLIC_BASE_URL must be an http(s) URL without query or fragment, "
+                    f"not {self.public_base_url!r}"
+                )
+        if not 60 <= self.access_token_ttl_seconds <= 86400:
+            raise SettingsError("GATEWAY_ACCESS_TOKEN_TTL_SECONDS must be between 60 and 86400")
+        if not 0 <= self.grant_status_cache_seconds <= 300:
+            raise SettingsError("GATEWAY_GRANT_STATUS_CACHE_SECONDS must be between 0 and 300")
 
-    @field_validator("public_base_url", mode="before")
     @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("public_base_url")
-    @classmethod
-    def _no_query_or_fragment(cls, value: HttpUrl | None) -> HttpUrl | None:
-        if value is not None and (value.query or value.fragment):
-            raise ValueError("must not have a query or fragment")
-        return value
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = environ.get(PREFIX + field.name.upper())
+            if raw is None:
+                continue
+            if field.type in ("int", "float"):
+                try:
+                    values[field.name] = int(raw) if field.type == "int" else float(raw)
+                except ValueError:
+                    raise SettingsError(f"{PREFIX}{field.name.upper()} must be a number, not {raw!r}") from None
+            else:
+                values[field.name] = raw
+        if "config" not in values:
+            raise SettingsError("GATEWAY_CONFIG must name the gateway configuration file")
+        return cls(**values)  # type: ignore[arg-type]
 
     @property
     def base_url(self) -> str | None:
         """The configured public base URL without a trailing slash, e.g. ``https://gw.example.com``."""
-        return None if self.public_base_url is None else str(self.public_base_url).rstrip("/")
+        return None if self.public_base_url is None else self.public_base_url.rstrip("/")
 
     @property
     def all_verify_key_ids(self) -> tuple[str, ...]:
@@ -75,4 +99,4 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings of this process (one read of the environment per cold start)."""
-    return Settings()  # values come from the environment
+    return Settings.from_environ(os.environ)

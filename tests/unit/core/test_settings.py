@@ -1,0 +1,47 @@
+"""Settings come from GATEWAY_* environment variables, and a bad value names its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.settings import Settings, SettingsError
+
+
+def test_values_are_read_and_typed_from_the_environment() -> None:
+    settings = Settings.from_environ(
+        {
+            "GATEWAY_CONFIG": "gateway.yaml",
+            "GATEWAY_PUBLIC_BASE_URL": "https://gw.example.com/",
+            "GATEWAY_STAGE": "prod",
+            "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "900",
+            "GATEWAY_GRANT_STATUS_CACHE_SECONDS": "0",
+            "GATEWAY_VERIFY_KEY_IDS": "old-key, key",
+            "GATEWAY_SIGNING_KEY_ID": "key",
+            "UNRELATED": "ignored",
+        }
+    )
+    assert settings.base_url == "https://gw.example.com"
+    assert settings.is_deployed
+    assert settings.access_token_ttl_seconds == 900
+    assert settings.grant_status_cache_seconds == 0.0
+    assert settings.all_verify_key_ids == ("key", "old-key")
+
+
+def test_an_empty_base_url_means_derive_it_from_the_event() -> None:
+    settings = Settings.from_environ({"GATEWAY_CONFIG": "x", "GATEWAY_PUBLIC_BASE_URL": ""})
+    assert settings.base_url is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "names"),
+    [
+        ({}, "GATEWAY_CONFIG"),
+        ({"GATEWAY_CONFIG": "x", "GATEWAY_STAGE": "qa"}, "GATEWAY_STAGE"),
+        ({"GATEWAY_CONFIG": "x", "GATEWAY_PUBLIC_BASE_URL": "gw.example.com"}, "GATEWAY_PUBLIC_BASE_URL"),
+        ({"GATEWAY_CONFIG": "x", "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "an hour"}, "GATEWAY_ACCESS_TOKEN_TTL_SECONDS"),
+        ({"GATEWAY_CONFIG": "x", "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "10"}, "GATEWAY_ACCESS_TOKEN_TTL_SECONDS"),
+    ],
+)
+def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        Settings.from_environ(environ)
