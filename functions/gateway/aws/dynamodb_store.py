@@ -14,7 +14,6 @@ from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, StorageError
@@ -33,9 +32,6 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
 CODE_RETENTION_SECONDS = 86400  # redeemed codes are kept a day past expiry to recognise replays
 GRANT_RETENTION_SECONDS = 7 * 86400
 
@@ -46,27 +42,59 @@ def _tuple_fields(cls: type[Any]) -> frozenset[str]:
     return frozenset(name for name, hint in hints.items() if typing.get_origin(hint) is tuple)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, Binary):
-        return value.value  # type: ignore[attr-defined]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
+# A small attribute-value codec for the types our records use (boto3.dynamodb.types would import all of boto3 at
+# cold start for the same job).
+
+
+def serialize(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
+    if isinstance(value, list | tuple):
+        return {"L": [serialize(item) for item in value]}
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+        return {"M": {str(key): serialize(item) for key, item in value.items() if item is not None}}
+    if value is None:
+        return {"NULL": True}
+    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
+
+
+def deserialize(attribute: Mapping[str, Any]) -> Any:
+    ((kind, value),) = attribute.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        number = Decimal(value)
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "BOOL":
+        return bool(value)
+    if kind == "B":
+        return bytes(value)
+    if kind == "L":
+        return [deserialize(item) for item in value]
+    if kind == "M":
+        return {key: deserialize(item) for key, item in value.items()}
+    if kind == "NULL":
+        return None
+    if kind == "SS":
+        return set(value)
+    raise TypeError(f"unexpected DynamoDB attribute type {kind}")
 
 
 def to_item(record: Any, **keys: Any) -> dict[str, Any]:
     """A record as a DynamoDB item (None fields omitted; tuples as lists)."""
     data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(record).items()}
     data.update(keys)
-    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+    return {k: serialize(v) for k, v in data.items() if v is not None}
 
 
 def from_item(cls: type[R], item: Mapping[str, Any], renames: Mapping[str, str] | None = None) -> R:
-    data = {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    data = {k: deserialize(v) for k, v in item.items()}
     for stored, field_name in (renames or {}).items():
         if stored in data:
             data[field_name] = data.pop(stored)
