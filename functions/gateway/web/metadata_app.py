@@ -31,9 +31,11 @@ def _route_or_none(request: Request) -> Route | None:
 
 def _not_found(request: Request) -> Response:
     if "workspace" in request.path_params:
-        description = (
-            f"no MCP server {request.path_params['server']!r} in workspace {request.path_params['workspace']!r}"
-        )
+        workspace, server = request.path_params["workspace"], request.path_params["server"]
+        if get_runtime().routes.workspace(workspace) is None:
+            description = f"no workspace {workspace!r} on this gateway"
+        else:
+            description = f"no MCP server {server!r} in workspace {workspace!r}"
     else:
         description = "this gateway has no default route: use the path-scoped discovery URL of a route"
     return error_response(404, "not_found", description, PUBLIC_DOCUMENT_HEADERS)
@@ -49,6 +51,21 @@ def _document(build: Callable[[Route], dict[str, object]]) -> Endpoint:
         return json_response(build(route), headers=CACHEABLE)
 
     return endpoint
+
+
+async def client_metadata_endpoint(request: Request) -> Response:
+    """The gateway's Client ID Metadata Document for a route whose upstream uses OAuth: the gateway's ``client_id``
+    at upstream authorization servers that support metadata documents (gateway.upstream.registration)."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=PUBLIC_DOCUMENT_HEADERS)
+    route = _route_or_none(request)
+    if route is None:
+        return _not_found(request)
+    if route.server.auth.type != "oauth":
+        return error_response(404, "not_found", "this route's upstream does not use OAuth", PUBLIC_DOCUMENT_HEADERS)
+    from gateway.upstream.client_metadata import client_metadata_document
+
+    return json_response(client_metadata_document(route), headers=CACHEABLE)
 
 
 async def jwks_endpoint(request: Request) -> Response:
@@ -79,6 +96,7 @@ def create_app() -> Starlette:
             Path("/.well-known/oauth-authorization-server", as_metadata, methods=methods),
             Path("/.well-known/openid-configuration", openid, methods=methods),
             Path("/.well-known/jwks.json", jwks_endpoint, methods=methods),
+            Path(f"{scoped}/oauth-client.json", client_metadata_endpoint, methods=methods),
         ],
         exception_handlers=dict(exception_handlers()),
     )
