@@ -33,6 +33,7 @@ METADATA_PATHS = (
     "/{workspace}/{server}/.well-known/openid-configuration",
     "/{workspace}/{server}/.well-known/oauth-authorization-server",
     "/.well-known/jwks.json",
+    "/{workspace}/{server}/oauth-client.json",  # the gateway's client metadata document (upstream OAuth)
 )
 
 EXPECTED_ROUTES: dict[str, set[str]] = {
@@ -75,7 +76,9 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
             ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"),
             {"GrantsTable", "UpstreamTokensTable"},
         ),
-        _grants(("kms:Encrypt", "kms:Decrypt"), {"UpstreamTokenKey"}),
+        # A refresh refused with invalid_grant deletes the upstream credential (gateway.upstream.vault).
+        _grants(("dynamodb:DeleteItem",), {"UpstreamTokensTable"}),
+        _grants(("kms:GenerateDataKey", "kms:Decrypt"), {"UpstreamTokenKey"}),
         {"secretsmanager:GetSecretValue": {"SharedSecret", SECRETS_PREFIX}},
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
     ),
@@ -85,7 +88,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
             tuple(f"dynamodb:{action}" for action in _DYNAMODB_CRUD),
             {"GrantsTable", GRANTS_INDEXES, "UpstreamTokensTable"},
         ),
-        _grants(("kms:Encrypt", "kms:Decrypt"), {"UpstreamTokenKey"}),
+        _grants(("kms:GenerateDataKey", "kms:Decrypt"), {"UpstreamTokenKey"}),
         {"secretsmanager:GetSecretValue": {"SharedSecret", SECRETS_PREFIX}},
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
     ),

@@ -28,43 +28,18 @@ from gateway.routes import Route
 from gateway.storage.ports import UpstreamTokenStore
 from gateway.storage.records import UpstreamToken
 from gateway.upstream.cipher import TokenCipher, encryption_context
+from gateway.upstream.client_metadata import CLIENT_NAME, client_metadata_url, connect_callback_url
 from gateway.upstream.discovery import AuthorizationServer
 from gateway.upstream.token_set import ClientAuthMethod, UpstreamClient
 
 # Not a possible user id of a per-user credential: connect refuses user ids starting with "#".
 REGISTRATION_SUBJECT = "#oauth-client"
-CLIENT_NAME = "MCP Gateway"
 
 SecretLookup = Callable[[str], str]
 
 
 class RegistrationError(Exception):
     """The gateway cannot identify itself to the upstream's authorization server; says why."""
-
-
-def connect_callback_url(base_url: str, workspace_name: str) -> str:
-    """The one redirect URI of the gateway at every upstream authorization server of a workspace."""
-    return f"{base_url}/{workspace_name}/connect/callback"
-
-
-def client_metadata_url(route: Route) -> str:
-    """Where the gateway publishes its client metadata document for ``route`` (its CIMD ``client_id``)."""
-    return route.endpoint("oauth-client.json")
-
-
-def client_metadata_document(route: Route) -> dict[str, object]:
-    """The gateway's Client ID Metadata Document for ``route`` (draft-ietf-oauth-client-id-metadata-document):
-    ``client_id`` equals the document's URL; a public client (no secret can be published), PKCE protects the code."""
-    return {
-        "client_id": client_metadata_url(route),
-        "client_name": f"{CLIENT_NAME} ({route.workspace.title or route.workspace_name})",
-        "client_uri": route.base_url,
-        "redirect_uris": [connect_callback_url(route.base_url, route.workspace_name)],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-        "application_type": "web",
-    }
 
 
 @dataclass(frozen=True, slots=True)

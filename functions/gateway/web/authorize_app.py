@@ -89,6 +89,10 @@ SOURCE_LABELS: dict[ClientSource, str] = {
 
 clock: Callable[[], float] = time.time  # tests move time
 
+# The client id of a pending authorization that is an upstream connect (a reconnect link's sign-in), not an MCP
+# client's /authorize: no code is ever issued for it (gateway.web.upstream_connect).
+CONNECT_CLIENT_ID = "urn:mcp-gateway:upstream-connect"
+
 
 def _now() -> int:
     return int(clock())
@@ -277,6 +281,10 @@ def _check_csrf(pending: PendingAuthorization, form: FormData) -> None:
 
 
 async def _client(ctx: Context, route: Route, client_id: str) -> AuthorizingClient:
+    if client_id == CONNECT_CLIENT_ID:  # a sign-in started by an upstream connect link, not by an MCP client
+        from gateway.web.upstream_connect import connect_client
+
+        return connect_client(route)
     try:
         return await client_lookup().resolve(route, client_id, _now())
     except OAuthError as error:
@@ -352,8 +360,13 @@ def _deny(
 
 
 def upstream_accounts_to_connect(route: Route, user: SignedInUser) -> list[Any]:
-    """Upstream accounts the user must connect before approving (issue 4 fills this in). Empty: none yet."""
-    return []
+    """Upstream accounts the user must connect before approving: the route's upstream when it uses per-user OAuth
+    and this user has not connected it (or, for an admin, the shared account nobody has connected yet)."""
+    if route.server.auth.type != "oauth":
+        return []
+    from gateway.web.upstream_connect import accounts_to_connect
+
+    return accounts_to_connect(get_runtime(), route, user)
 
 
 def _remembered(ctx: Context, route: Route, pending: PendingAuthorization, user: SignedInUser) -> bool:
@@ -368,6 +381,10 @@ def _remembered(ctx: Context, route: Route, pending: PendingAuthorization, user:
 
 async def _after_sign_in(ctx: Context, pending: PendingAuthorization, user: SignedInUser) -> Response:
     route = _route_of(ctx, pending)
+    if pending.client_id == CONNECT_CLIENT_ID:
+        from gateway.web.upstream_connect import after_sign_in
+
+        return await after_sign_in(ctx, route, pending, user)
     if not route.server.access.allows(user.id, user.groups):
         client = await _client(ctx, route, pending.client_id)
         pending = dataclasses.replace(pending, user_id=user.id, user_name=user.name)
@@ -429,6 +446,13 @@ async def authorize(request: Request) -> Response:
         expires_at=now + policy.pending_authorization_ttl_seconds,
         csrf_token=random_token(32),
     )
+    return await start_sign_in(ctx, route, pending, parsed.client.client_name)
+
+
+async def start_sign_in(ctx: Context, route: Route, pending: PendingAuthorization, client_name: str) -> Response:
+    """Store ``pending``, bind it to this browser (cookie) and send the browser to the workspace's sign-in."""
+    policy = ctx.runtime.config.oauth
+    workspace_name = route.workspace_name
     provider = route.workspace.identity_provider
     if isinstance(provider, DevLoginProvider):
         if not dev_login.is_allowed(provider, ctx.runtime.settings):
@@ -437,7 +461,7 @@ async def authorize(request: Request) -> Response:
                 "Sign-in is not configured",
                 dev_login.refusal_reason(ctx.runtime.settings),
                 return_url=_error_url(route, pending, "server_error", "the workspace's sign-in is not configured"),
-                client_name=parsed.client.client_name,
+                client_name=client_name,
             )
         target = f"{ctx.base_url}/{workspace_name}/login?{urlencode({'p': pending.pending_id})}"
     else:
@@ -647,6 +671,7 @@ async def consent(request: Request) -> Response:
         pending_id=pending.pending_id,
         csrf=pending.csrf_token,
         upstream_accounts=accounts,
+        connect_url=f"{route.endpoint('connect')}?{urlencode({'p': pending.pending_id, 'csrf': pending.csrf_token})}",
         can_approve=not accounts,
         **_consent_view(route, pending, client),
     )
@@ -699,12 +724,25 @@ def exception_handlers() -> Mapping[Any, Any]:
     return {PageError: _page_error, StorageError: _storage_error, HTTPException: _http_error, Exception: _unexpected}
 
 
+async def _upstream_connect(request: Request) -> Response:
+    from gateway.web.upstream_connect import connect
+
+    return await connect(request)
+
+
+async def _upstream_connect_callback(request: Request) -> Response:
+    from gateway.web.upstream_connect import connect_callback
+
+    return await connect_callback(request)
+
+
 def create_app() -> Starlette:
     routes: Sequence[Path_] = [
         Path_("/{workspace}/{server}/authorize", authorize, methods=["GET"]),
         Path_("/{workspace}/{server}/consent", consent, methods=["GET", "POST"]),
         Path_("/{workspace}/login", login, methods=["GET", "POST"]),
         Path_("/{workspace}/oidc/callback", oidc_callback, methods=["GET"]),
-        # /{workspace}/{server}/connect and /{workspace}/connect/callback: upstream connect (issue 4).
+        Path_("/{workspace}/{server}/connect", _upstream_connect, methods=["GET"]),
+        Path_("/{workspace}/connect/callback", _upstream_connect_callback, methods=["GET"]),
     ]
     return Starlette(routes=list(routes), exception_handlers=dict(exception_handlers()))
