@@ -52,7 +52,9 @@ pytestmark = pytest.mark.e2e
 
 HOST = "127.0.0.1"
 WORKSPACE, SERVER = "demo", "echo"
-DEMO_TOOL = "echo"
+DEMO_TOOL = "echo"  # infra/demo_upstream.py
+DEMO_PROMPT = "echo_prompt"
+DEMO_RESOURCE = "demo://greeting"
 
 # Redirect URIs as the clients send them (see each test's source).
 CLAUDE_AI_CALLBACK = "https://claude.ai/api/mcp/auth_callback"
@@ -155,8 +157,12 @@ def full_flow(
 
 
 def assert_mcp_works(found: Discovery, tokens: TokenSet) -> None:
-    """The token works on the route: tools/list reaches the demo upstream."""
+    """The token works on the route: tools/list, prompts/list and resources/list reach the demo upstream."""
     assert DEMO_TOOL in oauth_http.tool_names(found.resource, tokens.access_token)
+    prompts = oauth_http.mcp_call(found.resource, tokens.access_token, "prompts/list")["prompts"]
+    assert DEMO_PROMPT in [prompt["name"] for prompt in prompts]
+    resources = oauth_http.mcp_call(found.resource, tokens.access_token, "resources/list")["resources"]
+    assert DEMO_RESOURCE in [resource["uri"] for resource in resources]
 
 
 # --- a second gateway: a pre-registered client, no default route --------------------------------------------------
@@ -274,10 +280,14 @@ def test_claude_code_omits_scope_and_resource_and_gets_the_route_defaults(
     registration = register(gateway.registration_endpoint, public_client("Claude Code (demo)", [redirect_uri]))
     # When it authorizes and exchanges the code with neither scope nor resource
     flow = full_flow(gateway, registration, redirect_uri)
-    # Then the route's default scope is granted and the token works on the route, refreshable
+    # Then the route's default scope is granted and the token works on the route
     assert flow.tokens.scope == "mcp"
-    assert flow.tokens.refresh_token is not None
     assert_mcp_works(gateway, flow.tokens)
+    # And it refreshes (again without scope or resource) to a working token
+    assert flow.tokens.refresh_token is not None
+    renewed = oauth_http.refresh(gateway.token_endpoint, flow.tokens.refresh_token, auth=registration.auth())
+    assert renewed.refresh_token is not None and renewed.refresh_token != flow.tokens.refresh_token
+    assert_mcp_works(gateway, renewed)
 
 
 def test_claude_code_trailing_slash_on_resource_is_the_route(gateway: Discovery, free_port: Callable[[], int]) -> None:
@@ -334,7 +344,7 @@ def test_claude_code_preregistered_client_id_and_secret(second_gateway: SecondGa
     # When it authorizes with its fixed callback and exchanges with Basic and its real secret
     flow = full_flow(found, registration, PREREGISTERED_CALLBACK)
     # Then the token works on the route
-    assert DEMO_TOOL in oauth_http.tool_names(found.resource, flow.tokens.access_token)
+    assert_mcp_works(found, flow.tokens)
 
 
 def test_claude_code_root_only_discovery_finds_the_default_route(dev_server: DevServer, gateway: Discovery) -> None:
@@ -490,6 +500,7 @@ def test_vscode_dev_redirect_is_matched_exactly(gateway: Discovery) -> None:
             authorization_params(registration.client_id, "https://vscode.dev/redirect/", Pkce.new()),
         )
     assert refused.value.status_code == 400
+    assert "not one of its registered redirect URIs" in refused.value.html
 
 
 # --- ChatGPT --------------------------------------------------------------------------------------------------
@@ -516,11 +527,12 @@ def test_chatgpt_per_connector_callback(gateway: Discovery) -> None:
     assert flow.answer.location.startswith(callback + "?code=")
     assert_mcp_works(gateway, flow.tokens)
     # And another connector's callback is not accepted for this client
-    with pytest.raises(AuthorizationRefused):
+    with pytest.raises(AuthorizationRefused) as refused:
         authorize(
             gateway.authorization_endpoint,
             authorization_params(registration.client_id, "https://chatgpt.com/connector/oauth/other", Pkce.new()),
         )
+    assert refused.value.status_code == 400
 
 
 # --- Codex ----------------------------------------------------------------------------------------------------
