@@ -33,7 +33,6 @@ PATTERN = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
 # Who the tokens made for sample events belong to: the dev login of examples/gateway.yaml.
 LOCAL_SUBJECT = "alice"
 LOCAL_CLIENT_ID = "local-invoke"
-LOCAL_GRANT_ID = "grant-local-invoke"
 
 
 class UnknownPlaceholder(LookupError):
@@ -165,28 +164,87 @@ def _decode(body: str) -> str | None:
 # --- fillers ------------------------------------------------------------------------------------------------
 
 
+def create_grant(
+    runtime: Runtime,
+    route: Route,
+    *,
+    subject: str = LOCAL_SUBJECT,
+    client_id: str = LOCAL_CLIENT_ID,
+    lifetime_seconds: int = 86400,
+) -> str:
+    """Create an active grant of ``subject`` on ``route`` as the token endpoint does (a code, redeemed), and return
+    its id. The proxy checks every token's grant, so tokens made outside the token endpoint need a real one."""
+    import hashlib
+    import secrets
+    import time
+
+    from gateway.storage.records import AuthorizationCode, Grant
+
+    now = int(time.time())
+    grant_id = f"grant-{secrets.token_urlsafe(12)}"
+    code_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+    code = AuthorizationCode(
+        code_hash=code_hash,
+        grant_id=grant_id,
+        route_key=route.key,
+        client_id=client_id,
+        redirect_uri="http://127.0.0.1/callback",
+        code_challenge="-",
+        scopes=tuple(route.default_scopes),
+        resource=route.resource,
+        user_id=subject,
+        user_name=None,
+        user_groups=(),
+        created_at=now,
+        expires_at=now + 60,
+    )
+    grant = Grant(
+        grant_id=grant_id,
+        route_key=route.key,
+        workspace=route.workspace_name,
+        user_id=subject,
+        user_name=None,
+        user_groups=(),
+        client_id=client_id,
+        scopes=tuple(route.default_scopes),
+        created_at=now,
+        absolute_expires_at=now + lifetime_seconds,
+        idle_expires_at=now + lifetime_seconds,
+        refresh_salt=secrets.token_urlsafe(16),
+    )
+    runtime.grants.put_code(code)
+    runtime.grants.redeem_code(code_hash, grant, None, now)
+    return grant_id
+
+
+def grant_backed_token(
+    runtime: Runtime,
+    route: Route,
+    *,
+    subject: str = LOCAL_SUBJECT,
+    client_id: str = LOCAL_CLIENT_ID,
+    lifetime_seconds: int | None = None,
+) -> str:
+    """An access token for ``route`` whose grant exists and is active (see :func:`create_grant`)."""
+    grant_id = create_grant(runtime, route, subject=subject, client_id=client_id)
+    return runtime.access_tokens.issue(
+        route=route,
+        subject=subject,
+        client_id=client_id,
+        scopes=route.default_scopes,
+        grant_id=grant_id,
+        lifetime_seconds=lifetime_seconds,
+    )
+
+
 @placeholder("ACCESS_TOKEN")
 def _access_token(context: PlaceholderContext) -> str:
-    """A valid access token for the event's route, as the token endpoint would issue it to the dev user."""
-    route = context.route()
-    return context.runtime().access_tokens.issue(
-        route=route,
-        subject=LOCAL_SUBJECT,
-        client_id=LOCAL_CLIENT_ID,
-        scopes=route.default_scopes,
-        grant_id=LOCAL_GRANT_ID,
-    )
+    """A valid access token for the event's route, as the token endpoint would issue it to the dev user (with an
+    active grant behind it, which the proxy checks)."""
+    return grant_backed_token(context.runtime(), context.route())
 
 
 @placeholder("EXPIRED_ACCESS_TOKEN")
 def _expired_access_token(context: PlaceholderContext) -> str:
     """A correctly signed access token for the event's route that expired a minute ago."""
-    route = context.route()
-    return context.runtime().access_tokens.issue(
-        route=route,
-        subject=LOCAL_SUBJECT,
-        client_id=LOCAL_CLIENT_ID,
-        scopes=route.default_scopes,
-        grant_id=LOCAL_GRANT_ID,
-        lifetime_seconds=-60,
-    )
+    return grant_backed_token(context.runtime(), context.route(), lifetime_seconds=-60)

@@ -1,21 +1,47 @@
-"""Forward one MCP HTTP request to the route's upstream and bring back its response, or an explicit failure.
+"""One exchange with a route's upstream over Streamable HTTP: send the request, read the answer within the Lambda
+response limit, complete an SSE response the upstream closed early (SSE polling), and classify what came back.
 
-Failures are JSON-RPC errors naming the upstream and the cause (502 unreachable or misbehaving, 504 timed out),
-never a hang or a 500.
+Anything the client cannot use is an :class:`UpstreamFailure` naming the cause, which the proxy answers as a
+JSON-RPC error with 502 (unreachable, misbehaving, non-MCP content, too large) or 504 (timed out): never a hang
+or a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 from dataclasses import dataclass
 
 import httpx
 
 from gateway.http_client import shared_client
-from gateway.proxy.headers import client_response_headers, upstream_request_headers
+from gateway.proxy import sse
+from gateway.proxy.headers import RESUME_HEADERS, client_response_headers
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, error_body
 from gateway.routes import Route
 
-UPSTREAM_UNAVAILABLE = -32603  # JSON-RPC "internal error": the gateway could not complete the call upstream
+# Lambda's synchronous response payload limit is 6 MB for the whole JSON result; keep room for the envelope and
+# headers. A text body is embedded as a JSON string (escaped), a binary one base64-encoded (+33 %).
+LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+BODY_BUDGET_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES - 64 * 1024
+TEXT_TYPES = ("text/", "application/json")  # what Mangum returns as text (the rest is base64-encoded)
+
+DEFAULT_RETRY_MS = 1000  # SSE reconnection delay when the upstream names none (the SDKs' default)
+MAX_RESUMES = 50
+MAX_CONNECT_SECONDS = 5.0
+
+JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
+
+
+class UpstreamFailure(Exception):
+    """The upstream could not be used; ``status`` is what the client gets (502 or 504)."""
+
+    def __init__(self, status: int, cause: str) -> None:
+        super().__init__(cause)
+        self.status = status
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,46 +51,164 @@ class Relayed:
     body: bytes
 
 
-def jsonrpc_id(body: bytes) -> object:
-    """The ``id`` of a JSON-RPC request body, or None when there is none (notifications, batches, bad JSON)."""
+@dataclass(frozen=True, slots=True)
+class _Target:
+    route: Route
+    url: httpx.URL
+    timeout: httpx.Timeout
+
+
+_targets: dict[int, _Target] = {}
+
+
+def _target(route: Route) -> _Target:
+    """The parsed upstream URL and timeouts of a route, made once per route object (not per request)."""
+    target = _targets.get(id(route))
+    if target is None or target.route is not route:
+        seconds = route.server.timeout_seconds
+        target = _Target(
+            route,
+            httpx.URL(str(route.server.upstream)),
+            httpx.Timeout(seconds, connect=min(MAX_CONNECT_SECONDS, seconds)),
+        )
+        _targets[id(route)] = target
+    return target
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+def encoded_size(body: bytes, content_type: str) -> int:
+    """The bytes ``body`` takes in the Lambda result: a JSON string (escaped) for text, base64 otherwise."""
+    if any(kind in content_type for kind in TEXT_TYPES):
+        if len(body) * 6 + 2 <= BODY_BUDGET_BYTES:  # even if every byte were escaped as \\u00XX
+            return len(body) + 2
+        try:
+            return len(json.dumps(body.decode()))
+        except UnicodeDecodeError:
+            pass
+    return len(base64.b64encode(body))
+
+
+async def _send(target: _Target, method: str, headers: dict[str, str], body: bytes) -> tuple[httpx.Response, bytes]:
+    """Send one request and read the whole answer, refusing to buffer more than the response budget."""
+    route = target.route
+    client = shared_client()
+    request = client.build_request(method, target.url, headers=headers, content=body, timeout=target.timeout)
     try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return message.get("id") if isinstance(message, dict) else None
+        response = await client.send(request, stream=True)
+    except httpx.TimeoutException:
+        raise UpstreamFailure(504, f"did not answer within {route.server.timeout_seconds:g} s") from None
+    except httpx.HTTPError as error:
+        raise UpstreamFailure(502, f"is unreachable ({type(error).__name__})") from None
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > BODY_BUDGET_BYTES:
+                raise UpstreamFailure(502, _too_large())
+            chunks.append(chunk)
+    except httpx.TimeoutException:
+        raise UpstreamFailure(504, f"did not finish its answer within {route.server.timeout_seconds:g} s") from None
+    except httpx.HTTPError as error:
+        raise UpstreamFailure(502, f"broke off its answer ({type(error).__name__})") from None
+    finally:
+        await response.aclose()
+    return response, b"".join(chunks)
 
 
-def upstream_failure(route: Route, status_code: int, cause: str, body: bytes) -> Relayed:
-    error = {
-        "jsonrpc": "2.0",
-        "id": jsonrpc_id(body),
-        "error": {
-            "code": UPSTREAM_UNAVAILABLE,
-            "message": f"upstream MCP server {route.key!r} {cause}",
-            "data": {"upstream": route.key, "cause": cause},
-        },
-    }
-    return Relayed(status_code, {"content-type": "application/json"}, json.dumps(error).encode())
+def _too_large() -> str:
+    return f"answered more than the {LAMBDA_RESPONSE_LIMIT_BYTES // (1024 * 1024)} MB Lambda response limit allows"
 
 
-async def forward(
+async def exchange(
     route: Route,
     method: str,
-    client_headers: list[tuple[str, str]],
+    forwarded: dict[str, str],
+    credentials: dict[str, str],
     body: bytes,
-    extra_headers: dict[str, str] | None = None,
+    inbound: Inbound,
 ) -> Relayed:
-    headers = upstream_request_headers(client_headers)
-    headers.update(extra_headers or {})
-    timeout = httpx.Timeout(route.server.timeout_seconds, connect=min(5.0, route.server.timeout_seconds))
+    """Forward a POST or DELETE and return what the client should get. A 401 is returned as is (the caller owns the
+    credential retry); the other answers are checked (MCP 2025-11-25 §Streamable HTTP "Sending Messages")."""
+    target = _target(route)
+    response, content = await _send(target, method, {**forwarded, **credentials}, body)
+    status = response.status_code
+    if status == 401:
+        return Relayed(401, {}, b"")
+    if status >= 500:
+        raise UpstreamFailure(502, f"answered HTTP {status}")
+    if 300 <= status < 400:
+        raise UpstreamFailure(502, f"answered with a redirect (HTTP {status}), which the gateway does not follow")
+    content_type = media_type(response.headers.get("content-type"))
+    headers = client_response_headers(response.headers)
+    if status == 200 and method == "POST" and inbound.expects_response:
+        if content_type == EVENT_STREAM:
+            content = await _complete_stream(target, content, forwarded, credentials, inbound)
+        elif content_type != JSON:
+            shown = content_type or "none"
+            raise UpstreamFailure(502, f"answered with non-MCP content (content type {shown})")
+    elif status == 404 and "mcp-session-id" not in forwarded:
+        raise UpstreamFailure(502, "answered HTTP 404: is the configured upstream URL an MCP endpoint?")
+    elif status >= 400 and content and content_type != JSON:
+        # Keep the status (400, 405, 406... mean something to the client) but not a body it cannot parse.
+        cause = f"answered HTTP {status}"
+        data = {"upstream": route.key, "cause": cause}
+        content = error_body(inbound, INTERNAL_ERROR, f"upstream MCP server {route.key!r} {cause}", data)
+        content_type = JSON
+        headers["content-type"] = JSON
+    if encoded_size(content, content_type) > BODY_BUDGET_BYTES:
+        raise UpstreamFailure(502, _too_large())
+    return Relayed(status, headers, content)
+
+
+async def _complete_stream(
+    target: _Target, first: bytes, forwarded: dict[str, str], credentials: dict[str, str], inbound: Inbound
+) -> bytes:
+    """The SSE body holding the answer to every request of ``inbound``, resuming the stream upstream as needed.
+
+    MCP 2025-11-25 §Streamable HTTP "Resumability and Redelivery": a server that sent an event ``id`` MAY close the
+    stream before answering; the client resumes with ``GET`` + ``Last-Event-ID`` after the ``retry`` delay, and the
+    server replays what followed that event on the new stream.
+    """
+    pending = set(inbound.request_ids)
     try:
-        response = await shared_client().request(
-            method, str(route.server.upstream), headers=headers, content=body, timeout=timeout
-        )
-    except httpx.TimeoutException:
-        return upstream_failure(route, 504, f"did not answer within {route.server.timeout_seconds:g} s", body)
-    except httpx.HTTPError as error:
-        return upstream_failure(route, 502, f"is unreachable ({type(error).__name__})", body)
-    if response.status_code >= 500:
-        return upstream_failure(route, 502, f"answered HTTP {response.status_code}", body)
-    return Relayed(response.status_code, client_response_headers(response.headers), response.content)
+        text = first.decode()
+    except UnicodeDecodeError:
+        raise UpstreamFailure(502, "sent an event stream that is not UTF-8") from None
+    stream = sse.parse(text)
+    pending -= sse.answered_ids(stream)
+    if not pending:
+        return first  # relayed exactly as received
+    parts = [stream.complete]
+    size = len(stream.complete)
+    last_event_id = stream.last_event_id
+    retry_ms = stream.retry_ms
+    resume_headers = {name: value for name, value in forwarded.items() if name in RESUME_HEADERS}
+    resume_headers.update(credentials)
+    resume_headers["accept"] = EVENT_STREAM
+    for _ in range(MAX_RESUMES):
+        if not last_event_id:
+            raise UpstreamFailure(502, "closed its event stream before answering the request")
+        await asyncio.sleep((DEFAULT_RETRY_MS if retry_ms is None else retry_ms) / 1000)
+        response, content = await _send(target, "GET", {**resume_headers, "last-event-id": last_event_id}, b"")
+        if response.status_code != 200 or media_type(response.headers.get("content-type")) != EVENT_STREAM:
+            raise UpstreamFailure(
+                502, f"closed its event stream early and refused to resume it (HTTP {response.status_code})"
+            )
+        try:
+            stream = sse.parse(content.decode())
+        except UnicodeDecodeError:
+            raise UpstreamFailure(502, "sent an event stream that is not UTF-8") from None
+        parts.append(stream.complete)
+        size += len(stream.complete)
+        if size > BODY_BUDGET_BYTES:
+            raise UpstreamFailure(502, _too_large())
+        pending -= sse.answered_ids(stream)
+        if not pending:
+            return "".join(parts).encode()
+        last_event_id = stream.last_event_id or last_event_id
+        retry_ms = stream.retry_ms if stream.retry_ms is not None else retry_ms
+    raise UpstreamFailure(502, f"did not answer after {MAX_RESUMES} resumptions of its event stream")

@@ -1,7 +1,12 @@
-"""Which headers cross the gateway, in each direction (MCP Streamable HTTP transport).
+"""Which headers cross the gateway, in each direction (MCP Streamable HTTP transport, all revisions in use).
 
-Only the headers the transport defines are carried. Hop-by-hop headers (RFC 9110 §7.6.1) and credentials never are:
-the client's gateway token must not reach the upstream, and the upstream's cookies must not reach the client.
+Only the headers the transport defines are carried: ``Accept``, ``Content-Type``, ``MCP-Protocol-Version``
+(2025-06-18), ``Mcp-Session-Id``, ``Last-Event-ID``, the routing headers of 2026-07-28 (``Mcp-Method``, ``Mcp-Name``
+and the ``Mcp-Param-*`` headers mirrored from tool arguments) and W3C Trace Context. Hop-by-hop headers
+(RFC 9110 §7.6.1) and credentials never are: the client's ``Authorization`` and cookies must not reach the upstream
+(MCP 2025-11-25 §Security "Token Passthrough"), and the upstream's ``Set-Cookie`` and ``WWW-Authenticate`` must not
+reach the client. The client's ``Mcp-Session-Id`` is the gateway's sealed wrapper; the proxy replaces it with the
+upstream's own id (:mod:`gateway.proxy.sessions`).
 """
 
 from __future__ import annotations
@@ -13,17 +18,27 @@ REQUEST_HEADERS = frozenset(
         "accept",
         "content-type",
         "mcp-protocol-version",
-        "mcp-session-id",
         "last-event-id",
         "mcp-method",
         "mcp-name",
+        "traceparent",
+        "tracestate",
     }
 )
+PARAM_HEADER_PREFIX = "mcp-param-"  # MCP 2026-07-28 §Streamable HTTP "Custom Headers from Tool Parameters"
 RESPONSE_HEADERS = frozenset({"content-type", "mcp-session-id", "mcp-protocol-version", "retry-after"})
+# What a resumption GET carries over from the POST it continues (plus credentials and Last-Event-ID).
+RESUME_HEADERS = frozenset({"mcp-session-id", "mcp-protocol-version", "traceparent", "tracestate"})
 
 
 def upstream_request_headers(client_headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    return {name.lower(): value for name, value in client_headers if name.lower() in REQUEST_HEADERS}
+    """The client's headers the upstream may see (without ``Mcp-Session-Id``, which the proxy rewrites)."""
+    forwarded: dict[str, str] = {}
+    for name, value in client_headers:
+        lowered = name.lower()
+        if lowered in REQUEST_HEADERS or lowered.startswith(PARAM_HEADER_PREFIX):
+            forwarded[lowered] = value
+    return forwarded
 
 
 def client_response_headers(upstream_headers: Mapping[str, str]) -> dict[str, str]:

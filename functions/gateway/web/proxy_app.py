@@ -1,14 +1,27 @@
-"""ASGI app of the proxy function: ``/{workspace}/{server}/mcp`` (bare Starlette: the hot path)."""
+"""ASGI app of the proxy function: ``/{workspace}/{server}/mcp`` (bare Starlette: the hot path).
+
+Per request on a warm container: the token is verified locally (cached public keys, no KMS call), the grant's status
+comes from the container's cache or one DynamoDB read (:mod:`gateway.proxy.grant_status`), and the request is relayed
+by :func:`gateway.proxy.relay.relay` over the container's pooled HTTP client.
+"""
 
 from __future__ import annotations
+
+import logging
+import time
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
-from gateway.proxy.forward import forward
+from gateway.proxy.grant_status import grant_status_cache
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
+from gateway.proxy.relay import relay
+from gateway.proxy.sessions import session_codec
+from gateway.routes import Route
 from gateway.runtime import get_runtime
+from gateway.storage.ports import StorageError
 from gateway.tokens.access_token import InvalidAccessToken
 from gateway.web.bearer import bearer_token, challenge
 from gateway.web.cors import mcp_cors_headers, origin_allowed
@@ -16,6 +29,8 @@ from gateway.web.errors import exception_handlers
 from gateway.web.responses import error_response
 
 ALLOWED_METHODS = "POST, DELETE, OPTIONS"
+
+logger = logging.getLogger("gateway.proxy")
 
 
 async def mcp_endpoint(request: Request) -> Response:
@@ -29,6 +44,7 @@ async def mcp_endpoint(request: Request) -> Response:
             return error_response(404, "not_found", f"no workspace {workspace_name!r} on this gateway")
         return error_response(404, "not_found", f"no MCP server {server_name!r} in workspace {workspace_name!r}")
 
+    # MCP transports §Security: servers MUST validate Origin (403 for a disallowed one).
     origin = request.headers.get("origin")
     allowed_origins = route.workspace.allowed_origins
     if not origin_allowed(origin, allowed_origins):
@@ -48,12 +64,7 @@ async def mcp_endpoint(request: Request) -> Response:
     try:
         claims = runtime.access_tokens.verify(token, route=route)
     except InvalidAccessToken as problem:
-        return error_response(
-            401,
-            "invalid_token",
-            str(problem),
-            {**cors, "WWW-Authenticate": challenge(route, error="invalid_token", description=str(problem))},
-        )
+        return _invalid_token(route, str(problem), cors)
     missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
     if missing:
         description = f"the access token lacks the scope {' '.join(missing)}"
@@ -66,13 +77,38 @@ async def mcp_endpoint(request: Request) -> Response:
                 "WWW-Authenticate": challenge(route, error="insufficient_scope", description=description),
             },
         )
+    # A self-contained token outlives a revocation; its grant's status bounds that (design brief, "Revocation").
+    try:
+        active = bool(claims.grant_id) and grant_status_cache(runtime).is_active(claims.grant_id, int(time.time()))
+    except StorageError:
+        logger.exception("grant status lookup failed")
+        body = error_body(inspect(await request.body()), INTERNAL_ERROR, "the gateway's grant store is unavailable")
+        return Response(body, 503, {**cors, "Retry-After": "1"}, media_type="application/json")
+    if not active:
+        return _invalid_token(route, "the access token's grant was revoked or has ended", cors)
 
     if request.method == "GET":
         # The buffered deployment cannot hold an SSE stream open; the transport lets servers answer 405.
         return Response(status_code=405, headers={**cors, "Allow": ALLOWED_METHODS})
-    body = await request.body()
-    relayed = await forward(route, request.method, request.headers.items(), body)
+    relayed = await relay(
+        route,
+        claims.user_id,
+        request.method,
+        request.headers.items(),
+        await request.body(),
+        session_codec(runtime),
+        request.headers.get("mcp-session-id"),
+    )
     return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
+
+
+def _invalid_token(route: Route, description: str, cors: dict[str, str]) -> Response:
+    return error_response(
+        401,
+        "invalid_token",
+        description,
+        {**cors, "WWW-Authenticate": challenge(route, error="invalid_token", description=description)},
+    )
 
 
 def create_app() -> Starlette:

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from gateway.config import parse_config
 from gateway.runtime import Runtime
 from gateway.web.proxy_app import create_app
+from infra.placeholders import create_grant
 from tests.support.recording_upstream import Recorded, free_port, recording_upstream
 from tests.support.runtime import example_config_data, installed, memory_runtime
 
@@ -38,8 +39,18 @@ def gateway(upstream: tuple[str, Recorded]) -> Iterator[tuple[TestClient, Runtim
 
 
 def _token(runtime: Runtime, **overrides: object) -> str:
+    """A token whose grant exists and is active (the proxy checks it)."""
     route = runtime.routes.get("demo", "echo")
-    args: dict[str, object] = {"route": route, "subject": "alice", "client_id": "c", "scopes": ["mcp"], "grant_id": "g"}
+    assert route is not None
+    subject = str(overrides.get("subject", "alice"))
+    grant_id = create_grant(runtime, route, subject=subject, client_id="c")
+    args: dict[str, object] = {
+        "route": route,
+        "subject": subject,
+        "client_id": "c",
+        "scopes": ["mcp"],
+        "grant_id": grant_id,
+    }
     args.update(overrides)
     return runtime.access_tokens.issue(**args)  # type: ignore[arg-type]
 
@@ -129,7 +140,9 @@ def test_a_valid_token_is_forwarded_without_the_clients_credentials(
     )
     assert response.status_code == 200
     assert response.json()["result"]["echo"] == {"protocolVersion": "2025-06-18"}
-    assert response.headers["mcp-session-id"] == "upstream-session"
+    # the upstream's session id is sealed for this user and route, never shown as is
+    assert response.headers["mcp-session-id"].startswith("g1.")
+    assert "upstream-session" not in response.headers["mcp-session-id"]
     assert "set-cookie" not in response.headers
     forwarded = recorded.requests[-1]["headers"]
     assert "authorization" not in forwarded and "cookie" not in forwarded and "x-private" not in forwarded

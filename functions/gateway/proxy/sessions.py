@@ -1,0 +1,105 @@
+"""The session id the client sees: the upstream's ``Mcp-Session-Id`` sealed to one user and one route.
+
+MCP Streamable HTTP (2025-03-26 and later, §Session Management) lets the server assign a session id at
+``initialize``; the client sends it back on every request. The gateway never shows the upstream's id: it sends
+``g1.`` + base64url(nonce ‖ AES-GCM(upstream session id, flags)), where
+
+- the key is derived with HKDF-SHA256 from the deployment's shared secret (every container derives the same key,
+  with no table and no KMS call);
+- the associated data is the route key and the user id, so the id only opens for the user and route it was issued
+  to: another user, another route, a tampered or a foreign id all fail the same way, and the proxy answers 404 as the
+  spec requires for a session id the server does not know;
+- ``flags`` carry what the gateway must remember about the session, taken from the client's ``initialize`` (whether
+  it declared URL elicitation, MCP 2025-11-25 §Elicitation).
+
+The result is visible ASCII (base64url, 0x21-0x7E), as the spec requires of session ids. Upstreams without sessions
+(a stateless server, or the sessionless 2026-07-28 revision) send no id, and the client gets none.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+PREFIX = "g1."
+NONCE_BYTES = 12
+HKDF_INFO = b"mcp-gateway/session-id/v1"
+MAX_SESSION_ID_LENGTH = 1024  # generous: upstream ids are UUIDs or similar
+
+FLAG_URL_ELICITATION = 0x01
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+
+class UnknownSession(Exception):
+    """The session id was not issued by this gateway to this user for this route (or was altered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    upstream_session_id: str
+    url_elicitation: bool = False
+
+
+def derive_key(shared_secret: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(shared_secret)
+
+
+class SessionCodec:
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_shared_secret(cls, shared_secret: bytes) -> SessionCodec:
+        return cls(derive_key(shared_secret))
+
+    def seal(self, session: Session, *, route_key: str, user_id: str) -> str:
+        flags = FLAG_URL_ELICITATION if session.url_elicitation else 0
+        plaintext = bytes((flags,)) + session.upstream_session_id.encode()
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = nonce + self._aead.encrypt(nonce, plaintext, _associated_data(route_key, user_id))
+        return PREFIX + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+    def open(self, session_id: str, *, route_key: str, user_id: str) -> Session:
+        """The session in ``session_id``; :class:`UnknownSession` unless it was sealed for this user and route."""
+        if not session_id.startswith(PREFIX) or len(session_id) > MAX_SESSION_ID_LENGTH:
+            raise UnknownSession
+        encoded = session_id[len(PREFIX) :]
+        try:
+            sealed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            raise UnknownSession from None
+        if len(sealed) <= NONCE_BYTES + 16:
+            raise UnknownSession
+        try:
+            plaintext = self._aead.decrypt(
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _associated_data(route_key, user_id)
+            )
+        except InvalidTag:
+            raise UnknownSession from None
+        try:
+            upstream_session_id = plaintext[1:].decode()
+        except UnicodeDecodeError:
+            raise UnknownSession from None
+        return Session(upstream_session_id, url_elicitation=bool(plaintext[0] & FLAG_URL_ELICITATION))
+
+
+def _associated_data(route_key: str, user_id: str) -> bytes:
+    # Length-prefixed so ("a/b", "c") and ("a/bc", "") cannot collide.
+    route = route_key.encode()
+    return len(route).to_bytes(2, "big") + route + user_id.encode()
+
+
+def session_codec(runtime: Runtime) -> SessionCodec:
+    """This container's codec: the key is derived once from the shared secret (one Secrets Manager read per cold
+    start, made by the runtime)."""
+    return runtime.component("proxy.session_codec", lambda built: SessionCodec.from_shared_secret(built.shared_secret))

@@ -1,0 +1,83 @@
+"""Server-Sent Events as the MCP Streamable HTTP transport uses them (HTML Living Standard §9.2 "Server-sent events").
+
+The proxy relays an upstream's SSE response as received. It parses it only to know whether the response to the
+client's request is in it, and, when it is not, whether the upstream closed the stream on purpose so the client can
+resume it: MCP 2025-11-25 §Streamable HTTP (SSE polling, SEP-1699) lets a server close a POST's stream after it sent
+an event with an ``id`` (usually a "priming" event with empty data and a ``retry`` field); the client then resumes
+with ``GET`` and ``Last-Event-ID``. A buffered deployment cannot let the client do that, so the proxy resumes on its
+behalf and returns the whole exchange as one body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from gateway.proxy.jsonrpc import RequestId, response_ids
+
+_LINE = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedStream:
+    complete: str  # the text up to the end of the last complete event (an unterminated last event is dropped)
+    data: list[str]  # the data of each complete event, in order
+    last_event_id: str | None  # the last ``id`` field seen in a complete event (the SSE "last event ID buffer")
+    retry_ms: int | None  # the last valid ``retry`` field
+
+
+def parse(text: str) -> ParsedStream:
+    """Parse a (possibly cut-off) event stream. Follows the standard's field rules: one space after the colon is
+    dropped, ``data`` lines join with ``\\n``, an ``id`` containing NUL is ignored, ``retry`` must be all digits,
+    and a blank line dispatches the event."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    data: list[str] = []
+    last_event_id: str | None = None
+    retry_ms: int | None = None
+    event_data: list[str] = []
+    event_id: str | None = None
+    has_fields = False
+    complete_end = 0
+    position = 0
+    for match in _LINE.finditer(text):
+        line = text[position : match.start()]
+        position = match.end()
+        if not line:
+            if has_fields:
+                if event_id is not None:
+                    last_event_id = event_id
+                if event_data:
+                    data.append("\n".join(event_data))
+            event_data, event_id, has_fields = [], None, False
+            complete_end = position
+            continue
+        if line.startswith(":"):
+            continue  # a comment (keep-alive)
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        has_fields = True
+        if name == "data":
+            event_data.append(value)
+        elif name == "id":
+            if "\0" not in value:
+                event_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            retry_ms = int(value)
+    return ParsedStream(text[:complete_end], data, last_event_id, retry_ms)
+
+
+def answered_ids(stream: ParsedStream) -> set[RequestId]:
+    """The ids of the JSON-RPC responses carried by the stream's events (other messages are ignored)."""
+    answered: set[RequestId] = set()
+    for data in stream.data:
+        if '"id"' not in data:
+            continue  # notifications and priming events: no JSON to decode
+        try:
+            message = json.loads(data)
+        except ValueError:
+            continue
+        answered.update(response_ids(message))
+    return answered

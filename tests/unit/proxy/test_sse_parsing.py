@@ -1,0 +1,44 @@
+"""Parsing Server-Sent Events by the standard's rules, and finding the JSON-RPC answers in them."""
+
+from __future__ import annotations
+
+from gateway.proxy.sse import answered_ids, parse
+
+
+def test_fields_comments_and_line_endings() -> None:
+    stream = parse(': keep-alive\r\nid: 1\r\nretry: 250\r\ndata: {"a":\r\ndata:1}\r\n\r\nid:2\ndata: x\n\n')
+    assert stream.data == ['{"a":\n1}', "x"]
+    assert stream.last_event_id == "2"
+    assert stream.retry_ms == 250
+
+
+def test_an_unterminated_last_event_is_not_dispatched() -> None:
+    text = "id: 1\ndata: a\n\nid: 2\ndata: b\n"
+    stream = parse(text)
+    assert stream.data == ["a"]
+    assert stream.last_event_id == "1"
+    assert stream.complete == "id: 1\ndata: a\n\n"
+
+
+def test_a_priming_event_sets_the_last_event_id_without_data() -> None:
+    stream = parse("id: prime\nretry: 1000\ndata: \n\n")
+    assert stream.last_event_id == "prime"
+    assert stream.data == [""]
+    assert answered_ids(stream) == set()
+
+
+def test_invalid_retry_and_id_with_nul_are_ignored() -> None:
+    stream = parse("retry: 10s\nid: a\0b\ndata: x\n\n")
+    assert stream.retry_ms is None
+    assert stream.last_event_id is None
+
+
+def test_answered_ids_are_responses_only() -> None:
+    stream = parse(
+        'data: {"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}\n\n'
+        'data: {"jsonrpc":"2.0","id":"a","result":{}}\n\n'
+        'data: {"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"m"}}\n\n'
+        'data: [{"jsonrpc":"2.0","id":3,"result":{}}]\n\n'
+        'data: not json with "id"\n\n'
+    )
+    assert answered_ids(stream) == {"a", 2, 3}
