@@ -39,7 +39,12 @@ def initialize(*, url_elicitation: bool = False, request_id: int = 1) -> dict[st
     }
 
 
-TOOLS_CALL = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
+TOOLS_CALL: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 7,
+    "method": "tools/call",
+    "params": {"name": "echo", "arguments": {"text": "x"}},
+}
 
 
 @pytest.fixture
