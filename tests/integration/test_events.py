@@ -115,6 +115,17 @@ def echoed(response: Response) -> None:
     assert result["content"] == [{"type": "text", "text": "hello from the gateway"}]
 
 
+def no_body(response: Response) -> None:
+    # MCP Streamable HTTP: a notification the server accepts is answered 202 Accepted with no body.
+    assert not response.body
+
+
+def unknown_session(response: Response) -> None:
+    # MCP §Session Management: a session id the server does not know gets 404; the body answers the request's id.
+    assert response.body["id"] == 3
+    assert response.body["error"]["code"] == -32001
+
+
 def oauth_error(code: str) -> Check:
     """An RFC 6749 §5.2 / RFC 7591 §3.2.2 error response, never cached."""
 
@@ -198,6 +209,8 @@ EXPECTED: dict[str, Expected] = {
     "proxy-initialize.json": Expected("proxy", 200, initialized),
     "proxy-tools-list.json": Expected("proxy", 200, lists_echo),
     "proxy-tools-call.json": Expected("proxy", 200, echoed),
+    "proxy-notification.json": Expected("proxy", 202, no_body),
+    "proxy-unknown-session.json": Expected("proxy", 404, unknown_session),
     "register-public-client.json": Expected("register", 201, registered(confidential=False)),
     "register-confidential-client.json": Expected("register", 201, registered(confidential=True)),
     "register-invalid-redirect.json": Expected("register", 400, oauth_error("invalid_redirect_uri")),
