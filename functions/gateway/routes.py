@@ -7,6 +7,7 @@ Every URL the gateway publishes is built here from the configured public base UR
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.config import GatewayConfig, Server, Workspace
 
@@ -39,6 +40,11 @@ class Route:
         """The MCP endpoint URL: the protected resource identifier and every access token's ``aud``."""
         return f"{self.issuer}/mcp"
 
+    def is_resource(self, value: str) -> bool:
+        """Does ``value`` name this route's resource (RFC 8707)? Scheme and host compare case-insensitively (MCP
+        2025-11-25 "Canonical Server URI"), and one trailing slash is tolerated (anthropics/claude-code#52871)."""
+        return _canonical_uri(value) == _canonical_uri(self.resource)
+
     def endpoint(self, name: str) -> str:
         """An authorization-server endpoint of this route, e.g. ``endpoint("token")``."""
         return f"{self.issuer}/{name}"
@@ -63,6 +69,12 @@ class Route:
     @property
     def title(self) -> str:
         return self.server.title or self.server_name
+
+
+def _canonical_uri(value: str) -> str:
+    parts = urlsplit(value)
+    path = parts.path[:-1] if parts.path.endswith("/") else parts.path
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, parts.fragment))
 
 
 def workspace_callback_url(base_url: str, workspace_name: str) -> str:

@@ -111,11 +111,6 @@ def _single(params: Sequence[tuple[str, str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-def matches_route_resource(route: Route, resource: str) -> bool:
-    """RFC 8707 §2 names the resource exactly; one trailing slash is tolerated (anthropics/claude-code #52871)."""
-    return resource in (route.resource, route.resource + "/")
-
-
 async def parse_authorize_request(
     params: Sequence[tuple[str, str]], route: Route, clients: ClientLookup, now: int
 ) -> AuthorizeRequest:
@@ -166,7 +161,7 @@ async def parse_authorize_request(
     # RFC 8707 §2: the resource is this route's MCP endpoint; absent means this route (one issuer per route).
     resources = [value for key, value in params if key == "resource"]
     for resource in resources:
-        if not matches_route_resource(route, resource):
+        if not route.is_resource(resource):
             raise fail("invalid_target", f"resource {resource!r} is not served here; this server is {route.resource}")
 
     # RFC 6749 §3.3: space-delimited scopes; absent (or empty) means the route's defaults.

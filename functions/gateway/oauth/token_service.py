@@ -23,7 +23,6 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 from jwt.exceptions import InvalidTokenError
@@ -74,17 +73,9 @@ def _invalid_grant(description: str) -> OAuthError:
     return OAuthError("invalid_grant", description)
 
 
-def _canonical_resource(value: str) -> str:
-    """Scheme and host compared case-insensitively (MCP 2025-11-25 "Canonical Server URI"), one trailing slash
-    tolerated (Claude Code appends one, anthropics/claude-code#52871)."""
-    parts = urlsplit(value)
-    path = parts.path[:-1] if parts.path.endswith("/") else parts.path
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, parts.fragment))
-
-
 def check_resource(route: Route, resource: str | None) -> None:
     """RFC 8707 §2: a token for another resource is ``invalid_target``. Absent means this route's resource."""
-    if resource is not None and _canonical_resource(resource) != _canonical_resource(route.resource):
+    if resource is not None and not route.is_resource(resource):
         raise OAuthError("invalid_target", f"this authorization server issues tokens only for {route.resource}")
 
 

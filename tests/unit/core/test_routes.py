@@ -29,3 +29,15 @@ def test_unknown_routes_and_the_default_route() -> None:
     data = example_config_data()
     data.pop("default_route")
     assert RouteTable(parse_config(data), "https://gw.example.com").default_route is None
+
+
+def test_a_resource_matches_its_route_canonically() -> None:
+    routes = RouteTable(parse_config(example_config_data()), "https://gw.example.com")
+    route = routes.get("demo", "echo")
+    assert route is not None
+    assert route.is_resource("https://gw.example.com/demo/echo/mcp")
+    assert route.is_resource("https://gw.example.com/demo/echo/mcp/")  # Claude Code's trailing slash
+    assert route.is_resource("HTTPS://GW.Example.com/demo/echo/mcp")  # scheme and host are case-insensitive
+    assert not route.is_resource("https://gw.example.com/DEMO/echo/mcp")  # the path is not
+    assert not route.is_resource("https://gw.example.com/demo/other/mcp")
+    assert not route.is_resource("https://evil.example/demo/echo/mcp")
