@@ -1,0 +1,143 @@
+"""The proxy's hot path on a warm container, counted rather than assumed: zero KMS calls and at most one DynamoDB
+read per proxied request (design brief §4), against moto over HTTP and the demo upstream, with the proxy handler
+run as ``make invoke`` runs it (a simulated Lambda container). Also: revocation bites after the cache period.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra import placeholders
+from infra.devserver import REPO_ROOT
+from infra.invoke import apply_environment, invoke
+
+REQUESTS = 30
+READS = frozenset({"GetItem", "Query", "BatchGetItem", "Scan", "TransactGetItems"})
+
+
+class AwsCalls:
+    """Every botocore call the runtime's clients make, by service and operation (``before-call`` hooks)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    def record(self, model: Any, **_: Any) -> None:
+        self.calls[(model.service_model.service_name, model.name)] += 1
+
+    def watch(self, *clients: Any) -> AwsCalls:
+        for client in clients:
+            client.meta.events.register("before-call.*.*", self.record)
+        return self
+
+    def count(self, service: str, operations: frozenset[str] | None = None) -> int:
+        return sum(
+            n for (name, op), n in self.calls.items() if name == service and (operations is None or op in operations)
+        )
+
+
+def _tools_call() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "proxy-tools-call.json").read_text())
+    return placeholders.fill(event, function="proxy")  # a token with an active grant behind it
+
+
+def _call(event: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    return invoke("proxy", event, env=env)
+
+
+@pytest.fixture
+def env_with(gateway_env: dict[str, str]) -> Iterator[Any]:
+    """Apply the functions' environment with some settings changed (a fresh runtime reads them)."""
+    applied: list[dict[str, str]] = []
+
+    def apply(**settings: str) -> dict[str, str]:
+        env = {**gateway_env, **settings}
+        apply_environment(env)
+        applied.append(env)
+        return env
+
+    yield apply
+    apply_environment(gateway_env)
+
+
+def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_period(env_with: Any) -> None:
+    from gateway.runtime import get_runtime, reset_runtime
+
+    # Given a warm proxy (keys fetched, grant status cached) with the default 30 s revocation bound
+    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="30")
+    reset_runtime()
+    event = _tools_call()
+    for _ in range(3):
+        assert _call(event, env)["statusCode"] == 200
+    runtime = get_runtime()
+    calls = AwsCalls().watch(runtime.kms, runtime.dynamodb, runtime.secretsmanager)
+
+    # When it relays 30 tools/call requests
+    statuses = [_call(event, env)["statusCode"] for _ in range(REQUESTS)]
+
+    # Then every one reached the upstream, with no AWS call at all
+    assert statuses == [200] * REQUESTS
+    assert calls.count("kms") == 0
+    assert calls.count("dynamodb") == 0
+    assert calls.count("secretsmanager") == 0
+
+
+def test_with_no_cache_each_request_reads_the_grant_once_and_never_calls_kms(env_with: Any) -> None:
+    from gateway.runtime import get_runtime, reset_runtime
+
+    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="0")
+    reset_runtime()
+    event = _tools_call()
+    assert _call(event, env)["statusCode"] == 200
+    runtime = get_runtime()
+    calls = AwsCalls().watch(runtime.kms, runtime.dynamodb, runtime.secretsmanager)
+
+    statuses = [_call(event, env)["statusCode"] for _ in range(REQUESTS)]
+
+    assert statuses == [200] * REQUESTS
+    assert calls.count("kms") == 0
+    assert calls.count("dynamodb", READS) == REQUESTS  # exactly one read per request: the grant's status
+    assert calls.count("dynamodb") == REQUESTS
+
+
+def test_revocation_bites_after_the_cache_period(env_with: Any) -> None:
+    from gateway.runtime import get_runtime, reset_runtime
+
+    # Given a warm proxy whose grant-status cache lasts one second
+    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="1")
+    reset_runtime()
+    event = _tools_call()
+    assert _call(event, env)["statusCode"] == 200
+    runtime = get_runtime()
+    calls = AwsCalls().watch(runtime.kms, runtime.dynamodb)
+    token = event["headers"]["authorization"].removeprefix("Bearer ")
+    route = runtime.routes.get("demo", "echo")
+    assert route is not None
+    grant_id = runtime.access_tokens.verify(token, route=route).grant_id
+
+    # When the grant is revoked
+    revoked_at = time.monotonic()
+    runtime.grants.revoke_grant(grant_id, int(time.time()), "test")
+    statuses = []
+    while time.monotonic() - revoked_at < 2.5:
+        statuses.append(_call(event, env)["statusCode"])
+        if statuses[-1] == 401:
+            break
+        time.sleep(0.05)
+    took = time.monotonic() - revoked_at
+
+    # Then requests pass only until the cached status ages (≤ 1 s), and are refused with 401 afterwards
+    assert statuses[-1] == 401
+    assert took <= 1.5
+    assert set(statuses[:-1]) <= {200}
+    assert calls.count("kms") == 0
+    reads = calls.count("dynamodb", READS)
+    assert 1 <= reads <= 2  # one per cache expiry (the revoke itself is a write)
+    # And a revoked grant is remembered: later requests make no read
+    assert _call(event, env)["statusCode"] == 401
+    assert calls.count("dynamodb", READS) == reads
