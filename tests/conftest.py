@@ -2,8 +2,12 @@
 
 ``local_aws`` (moto with the template's resources), ``demo_upstream`` (the demo MCP server), ``gateway_env`` (the
 functions' environment applied to ``os.environ``) and ``dev_server`` (the template's HTTP API on a free port) are
-each started once per session. ``gateway_env`` uses the dev server's URL as the public base URL, so a token made
-in-process (``make invoke``, placeholders) is valid at the dev server and vice versa.
+each started once per session. The configuration also has route ``demo/everything`` in front of
+``127.0.0.1:{everything_port}``, where the e2e tests start ``@modelcontextprotocol/server-everything`` when they need
+it (the functions read one configuration per process, so the route must exist from the start).
+
+``gateway_env`` uses the dev server's URL as the public base URL, so a token made in-process (``make invoke``,
+placeholders) is valid at the dev server and vice versa.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.demo_upstream import DemoUpstream, start_demo_upstream
 from infra.dev import TEMPLATE_PATH, config_for_upstream, gateway_environment
@@ -79,18 +84,39 @@ def dev_server_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def everything_port() -> int:
+    """Where route ``demo/everything`` expects server-everything (started by the tests that use it)."""
+    return pick_free_port()
+
+
+def _with_everything_route(config_path: Path, directory: Path, port: int) -> Path:
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    config["workspaces"]["demo"]["servers"]["everything"] = {
+        "title": "Everything (MCP reference server)",
+        "upstream": f"http://{HOST}:{port}/mcp",
+        "scopes": ["mcp"],
+    }
+    copy = directory / "gateway-with-everything.yaml"
+    copy.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return copy
+
+
+@pytest.fixture(scope="session")
 def gateway_env(
     template: dict[str, Any],
     local_aws: LocalAwsStack,
     demo_upstream: DemoUpstream,
     dev_server_port: int,
+    everything_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
     """The functions' environment, applied to ``os.environ`` for the session: examples/gateway.yaml pointed at
-    the demo upstream, the public base URL of the (future) dev server, the provisioned resources."""
+    the demo upstream (plus route ``demo/everything``), the public base URL of the (future) dev server, the
+    provisioned resources."""
     from gateway.runtime import reset_runtime
 
-    config_path = config_for_upstream(demo_upstream.url, Path(tmp_path_factory.mktemp("gateway-config")))
+    directory = Path(tmp_path_factory.mktemp("gateway-config"))
+    config_path = _with_everything_route(config_for_upstream(demo_upstream.url, directory), directory, everything_port)
     env = gateway_environment(
         template,
         endpoint_url=local_aws.endpoint_url,
