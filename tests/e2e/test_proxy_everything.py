@@ -151,7 +151,7 @@ def test_the_sdk_client_gets_through_the_gateway_what_it_gets_directly(everythin
     assert proxied == direct
 
 
-async def negotiate(url: str, token: str | None) -> tuple[str, list[str]]:
+async def negotiate(url: str, token: str | None) -> tuple[str | None, list[str]]:
     """The SDK's default mode: probe ``server/discover`` (2026-07-28), fall back to ``initialize``."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
