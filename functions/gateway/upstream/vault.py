@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.oauth.hashing import random_token
 from gateway.storage.ports import UpstreamTokenStore
@@ -126,15 +126,24 @@ class UpstreamVault:
         cached = self._cache.get(key)
         if cached is not None and cached.version == row.version:
             cached.checked_at = self._clock()
-            return row, cached.tokens
+            return row, self._row_expiry(row, cached)
         try:
             tokens = TokenSet.from_bytes(self._cipher.decrypt(row.ciphertext, encryption_context(route_key, subject)))
         except (DecryptionFailed, ValueError, TypeError, KeyError):
             logger.error("upstream credential of %s does not decrypt under its context; treating as absent", route_key)
             self._cache.pop(key, None)
             raise NotConnected(f"the upstream credential for {route_key} is unreadable") from None
-        self._cache[key] = _Cached(row.version, tokens, self._clock())
-        return row, tokens
+        cached = _Cached(row.version, tokens, self._clock())
+        self._cache[key] = cached
+        return row, self._row_expiry(row, cached)
+
+    @staticmethod
+    def _row_expiry(row: UpstreamToken, cached: _Cached) -> TokenSet:
+        """The row's ``access_expires_at`` decides when to refresh (readable without decrypting; an operator can
+        force a refresh by setting it to the past)."""
+        if row.access_expires_at != cached.tokens.expires_at:
+            cached.tokens = replace(cached.tokens, expires_at=row.access_expires_at)
+        return cached.tokens
 
     # --- writing ----------------------------------------------------------------------------------------------
 
