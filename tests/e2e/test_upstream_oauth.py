@@ -319,7 +319,7 @@ def _stored(stack: Stack, subject: str) -> dict[str, Any] | None:
         )
         .get("Item")
     )
-    return item
+    return None if item is None else dict(item)
 
 
 def _expire_stored_token(stack: Stack, subject: str) -> None:
