@@ -95,4 +95,5 @@ def test_the_inspector_cli_is_refused_without_a_valid_token(dev_server: DevServe
 
     # Then it lists nothing: the gateway's 401 challenge makes it want its own (interactive) OAuth flow
     assert completed.returncode != 0
-    assert json.loads(completed.stdout)["error"]["code"] == "auth_required", completed.stdout
+    error = json.loads((completed.stdout or completed.stderr).strip().splitlines()[-1])["error"]
+    assert error["code"] == "auth_required", error
