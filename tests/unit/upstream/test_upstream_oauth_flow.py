@@ -1,0 +1,153 @@
+"""The gateway as an OAuth client upstream: the authorization request, the flow cookie, code exchange, refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from gateway.oauth.pkce import s256
+from gateway.upstream import oauth_flow
+from gateway.upstream.discovery import AuthorizationServer, UpstreamAuthorization
+from gateway.upstream.oauth_flow import FlowError, TokenEndpointError
+from tests.unit.upstream.fakes import CLIENT, FakeFetcher, token_set
+
+SECRET = b"s" * 32
+SERVER = AuthorizationServer(
+    issuer="https://as.example.com",
+    authorization_endpoint="https://as.example.com/authorize?tenant=1",
+    token_endpoint="https://as.example.com/token",
+    registration_endpoint=None,
+    client_id_metadata_document_supported=False,
+    token_endpoint_auth_methods=("client_secret_basic",),
+    scopes_supported=(),
+    iss_parameter_supported=True,
+)
+UPSTREAM = UpstreamAuthorization("https://up.example.com/mcp", SERVER, ("mcp", "offline_access"))
+CALLBACK = "https://gw.example.com/acme/connect/callback"
+
+
+def start(now: int = 1000) -> oauth_flow.StartedFlow:
+    return oauth_flow.start_flow(
+        upstream=UPSTREAM,
+        client=CLIENT,
+        redirect_uri=CALLBACK,
+        route_key="acme/notes",
+        subject="alice",
+        user_id="alice",
+        pending_id="pending-1",
+        secret=SECRET,
+        secure_cookie=True,
+        now=now,
+    )
+
+
+def test_the_authorization_request_carries_pkce_s256_resource_and_an_opaque_state() -> None:
+    started = start()
+    url = urlsplit(started.authorization_url)
+    query = {key: values[0] for key, values in parse_qs(url.query).items()}
+    assert query["tenant"] == "1"  # the endpoint's own query is kept (RFC 6749 §3.1)
+    assert query["resource"] == "https://up.example.com/mcp"  # RFC 8707 §2.1
+    assert query["code_challenge_method"] == "S256"
+    assert query["code_challenge"] == s256(oauth_flow.code_verifier(query["state"], SECRET))
+    assert query["scope"] == "mcp offline_access" and query["redirect_uri"] == CALLBACK
+    assert "alice" not in started.authorization_url  # who it is for travels in the cookie only
+    assert started.cookie_name.startswith("__Host-")
+
+
+def test_the_flow_is_read_back_only_with_its_cookie() -> None:
+    started = start()
+    state = parse_qs(urlsplit(started.authorization_url).query)["state"][0]
+    flow = oauth_flow.read_flow(
+        state, {started.cookie_name: started.cookie_value}, secret=SECRET, secure_cookie=True, now=1001
+    )
+    assert (flow.route_key, flow.subject, flow.pending_id, flow.issuer) == (
+        "acme/notes",
+        "alice",
+        "pending-1",
+        SERVER.issuer,
+    )
+    with pytest.raises(FlowError, match="another browser"):
+        oauth_flow.read_flow(state, {}, secret=SECRET, secure_cookie=True, now=1001)
+    with pytest.raises(FlowError, match="not valid"):
+        oauth_flow.read_flow(
+            state, {started.cookie_name: "x" + started.cookie_value}, secret=SECRET, secure_cookie=True, now=1001
+        )
+    with pytest.raises(FlowError, match="too long"):
+        oauth_flow.read_flow(
+            state, {started.cookie_name: started.cookie_value}, secret=SECRET, secure_cookie=True, now=1000 + 901
+        )
+
+
+def test_iss_must_match_when_the_server_advertises_it() -> None:
+    started = start()
+    state = parse_qs(urlsplit(started.authorization_url).query)["state"][0]
+    flow = oauth_flow.read_flow(
+        state, {started.cookie_name: started.cookie_value}, secret=SECRET, secure_cookie=True, now=1000
+    )
+    oauth_flow.check_issuer(UPSTREAM, flow, "https://as.example.com")
+    with pytest.raises(FlowError, match="iss mismatch"):
+        oauth_flow.check_issuer(UPSTREAM, flow, "https://evil.example.com")
+
+
+def test_the_code_exchange_sends_the_verifier_resource_and_basic_client_auth() -> None:
+    fetcher = FakeFetcher()
+    seen: dict[str, Any] = {}
+
+    def token(_m: str, _u: str, headers: Any, body: bytes | None) -> tuple[int, Any, dict[str, str]]:
+        seen["headers"], seen["form"] = dict(headers), parse_qs((body or b"").decode())
+        return (
+            200,
+            {"access_token": "AT-secret", "token_type": "bearer", "expires_in": 60, "refresh_token": "RT-secret"},
+            {},
+        )
+
+    fetcher.on("POST", SERVER.token_endpoint, token)
+    started = start()
+    state = parse_qs(urlsplit(started.authorization_url).query)["state"][0]
+    flow = oauth_flow.read_flow(
+        state, {started.cookie_name: started.cookie_value}, secret=SECRET, secure_cookie=True, now=1000
+    )
+    tokens = asyncio.run(
+        oauth_flow.exchange_code(
+            fetcher.as_fetcher(),
+            upstream=UPSTREAM,
+            client=CLIENT,
+            code="c0de",
+            flow=flow,
+            redirect_uri=CALLBACK,
+            secret=SECRET,
+            clock=lambda: 5000,
+        )
+    )
+    assert seen["form"]["code_verifier"] == [oauth_flow.code_verifier(state, SECRET)]
+    assert seen["form"]["resource"] == ["https://up.example.com/mcp"] and "client_id" not in seen["form"]
+    assert seen["headers"]["Authorization"] == "Basic " + base64.b64encode(b"gw-client:gw-secret").decode()
+    assert (tokens.access_token, tokens.refresh_token, tokens.expires_at) == ("AT-secret", "RT-secret", 5060)
+    assert "secret" not in repr(tokens)
+
+
+def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one() -> None:
+    fetcher = FakeFetcher()
+    fetcher.on("POST", "https://as.example.com/token", (200, {"access_token": "access-2", "expires_in": 60}))
+    refreshed = asyncio.run(oauth_flow.refresh(fetcher.as_fetcher(), token_set(), clock=lambda: 9000))
+    assert (refreshed.access_token, refreshed.refresh_token, refreshed.expires_at) == ("access-2", "refresh-1", 9060)
+    form = parse_qs((fetcher.calls[0][3] or b"").decode())
+    assert form["grant_type"] == ["refresh_token"] and form["resource"] == ["https://upstream.example.com/mcp"]
+
+
+def test_refresh_errors_say_whether_the_user_must_reconnect() -> None:
+    fetcher = FakeFetcher()
+    fetcher.on("POST", "https://as.example.com/token", (400, {"error": "invalid_grant"}))
+    with pytest.raises(TokenEndpointError) as refused:
+        asyncio.run(oauth_flow.refresh(fetcher.as_fetcher(), token_set()))
+    assert refused.value.needs_reconnect
+    with pytest.raises(TokenEndpointError) as unreachable:
+        asyncio.run(oauth_flow.refresh(FakeFetcher().as_fetcher(), token_set()))
+    assert not unreachable.value.needs_reconnect
+    with pytest.raises(TokenEndpointError) as no_refresh:
+        asyncio.run(oauth_flow.refresh(fetcher.as_fetcher(), token_set(refresh=None)))
+    assert no_refresh.value.needs_reconnect
