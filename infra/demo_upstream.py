@@ -95,7 +95,9 @@ class DemoUpstream:
 
 def start_demo_upstream(port: int = 0) -> DemoUpstream:
     """Start the demo upstream on 127.0.0.1 (port 0: a free port). Raises ``OSError`` if the port is taken."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio turns Nagle's algorithm off only on sockets whose proto says TCP, and accepted
+    # connections inherit it; otherwise an SSE response's last small write waits for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.bind((HOST, port))
     except OSError:

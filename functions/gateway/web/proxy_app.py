@@ -1,6 +1,7 @@
 """ASGI app of the proxy function: ``/{workspace}/{server}/mcp`` (bare Starlette: the hot path).
 
-Per request on a warm container: the token is verified locally (cached public keys, no KMS call), the grant's status
+Per request on a warm container: the token is verified locally (cached public keys, no KMS call; a token verified
+before is remembered until it expires), the grant's status
 comes from the container's cache or one DynamoDB read (:mod:`gateway.proxy.grant_status`), and the request is relayed
 by :func:`gateway.proxy.relay.relay` over the container's pooled HTTP client.
 """
@@ -19,6 +20,7 @@ from gateway.proxy.grant_status import grant_status_cache
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
 from gateway.proxy.relay import relay
 from gateway.proxy.sessions import session_codec
+from gateway.proxy.verified_tokens import verified_tokens
 from gateway.routes import Route
 from gateway.runtime import get_runtime
 from gateway.storage.ports import StorageError
@@ -62,7 +64,7 @@ async def mcp_endpoint(request: Request) -> Response:
             {**cors, "WWW-Authenticate": challenge(route)},
         )
     try:
-        claims = runtime.access_tokens.verify(token, route=route)
+        claims = verified_tokens(runtime).verify(token, route)
     except InvalidAccessToken as problem:
         return _invalid_token(route, str(problem), cors)
     missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
