@@ -23,6 +23,7 @@ longer known) deletes the credential: the user must connect again (:class:`Crede
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -186,7 +187,20 @@ class UpstreamVault:
         while True:
             now = int(self._clock())
             if self._store.acquire_lease(route_key, subject, owner, now, now + self.lease_seconds):
-                return await self._refresh_holding_lease(row, tokens)
+                latest_row = self._store.get(route_key, subject)
+                if latest_row is not None and latest_row.version == row.version:
+                    return await self._refresh_holding_lease(row, tokens)
+                # Another container's refresh landed between our read and our lease: release the lease (a
+                # rewrite of the row as it is clears it, no re-encryption) and use what it stored.
+                if latest_row is not None:
+                    self._store.put(dataclasses.replace(latest_row, version=latest_row.version + 1), latest_row.version)
+                row, latest = self._load(route_key, subject)
+                if latest.access_token != tokens.access_token or not latest.refresh_due(
+                    int(self._clock()), self.refresh_skew_seconds
+                ):
+                    return latest
+                tokens = latest
+                continue
             # Another container is refreshing: wait for its write (the version moves), then use its result.
             if self._clock() >= deadline:
                 return self._give_up(tokens, "another container's refresh did not finish in time")
