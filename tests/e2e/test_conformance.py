@@ -69,8 +69,14 @@ TIMESTAMP = re.compile(r"-\d{4}-\d{2}-\d{2}T[\d-]+Z$")
 RUNNING = re.compile(r"^=== Running scenario: (\S+) ===$", re.M)
 
 Outcome = Literal["pass", "warning", "fail"]
-Suite = Literal["active", "pending"]
-SUITES: tuple[Suite, ...] = ("active", "pending")
+Suite = Literal["active", "active-2026-07-28", "pending"]
+SUITES: tuple[Suite, ...] = ("active", "active-2026-07-28", "pending")
+ASSERTED: tuple[Suite, ...] = ("active", "active-2026-07-28")
+SUITE_ARGS: dict[Suite, tuple[str, ...]] = {
+    "active": ("--suite", "active"),  # each scenario at the latest dated revision it applies to (2025-11-25)
+    "active-2026-07-28": ("--suite", "active", "--spec-version", "2026-07-28"),  # the stateless revision
+    "pending": ("--suite", "pending"),
+}
 
 
 # --- results ------------------------------------------------------------------------------------------------------
@@ -145,7 +151,7 @@ def run_conformance(args: list[str], *, timeout: float) -> subprocess.CompletedP
 
 def run_server_suite(url: str, suite: Suite, target: str, output_dir: Path) -> SuiteRun:
     output_dir.mkdir(parents=True, exist_ok=True)
-    args = ["server", "--url", url, "--suite", suite, "-o", str(output_dir), "--timeout", str(SCENARIO_TIMEOUT_MS)]
+    args = ["server", "--url", url, *SUITE_ARGS[suite], "-o", str(output_dir), "--timeout", str(SCENARIO_TIMEOUT_MS)]
     completed = run_conformance(args, timeout=SUITE_TIMEOUT_S)
     output = completed.stdout + completed.stderr
     (output_dir / "output.txt").write_text(output, encoding="utf-8")
@@ -280,7 +286,8 @@ def conformance(
 def results_markdown(report: ConformanceReport) -> str:
     lines = [
         f"Suite `@modelcontextprotocol/conformance@{report.package}` on Node {report.node}, server scenarios at the "
-        "suite's default protocol version.",
+        "suite's default protocol version (the latest dated revision each scenario applies to), and the active "
+        "suite again at 2026-07-28 (stateless: no initialize, no session).",
         "",
         "| suite | directly against the fixture | through the gateway |",
         "|---|---|---|",
@@ -325,21 +332,22 @@ def print_report(report: ConformanceReport) -> None:
     print("\nMCP conformance suite, server scenarios (direct vs through the gateway):")
     for suite in SUITES:
         direct, gateway = report.run("direct", suite), report.run("gateway", suite)
-        print(f"  {suite:<8} direct:  {direct.summary}")
-        print(f"  {'':<8} gateway: {gateway.summary}")
+        print(f"  {suite:<18} direct:  {direct.summary}")
+        print(f"  {'':<18} gateway: {gateway.summary}")
         for name, result in sorted(gateway.scenarios.items()):
             if not result.passed and direct.scenarios.get(name, result).passed:
                 why = report.expected_failures.get(name) or "; ".join(result.problems)
-                print(f"  {'':<8}   {name}: {result.outcome} through the gateway only ({why[:200]})")
+                print(f"  {'':<18}   {name}: {result.outcome} through the gateway only ({why[:120]})")
     print(f"  details: {ARTIFACTS.relative_to(REPO_ROOT)}/results.md")
 
 
 # --- tests ---------------------------------------------------------------------------------------------------------
 
 
-def test_the_fixture_passes_the_active_suite_directly(conformance: ConformanceReport) -> None:
+@pytest.mark.parametrize("suite", ASSERTED)
+def test_the_fixture_passes_the_active_suite_directly(conformance: ConformanceReport, suite: Suite) -> None:
     # Given the fixture upstream written for the suite's server scenarios
-    direct = conformance.run("direct", "active")
+    direct = conformance.run("direct", suite)
 
     # When the active suite runs directly against it
     failing = {name: result.problems for name, result in direct.scenarios.items() if not result.passed}
@@ -348,9 +356,12 @@ def test_the_fixture_passes_the_active_suite_directly(conformance: ConformanceRe
     assert not failing, f"the fixture fails active scenarios directly: {failing}"
 
 
-def test_every_scenario_that_passes_directly_passes_through_the_gateway(conformance: ConformanceReport) -> None:
+@pytest.mark.parametrize("suite", ASSERTED)
+def test_every_scenario_that_passes_directly_passes_through_the_gateway(
+    conformance: ConformanceReport, suite: Suite
+) -> None:
     # Given the active suite's results directly against the fixture and through the gateway in front of it
-    direct, gateway = conformance.run("direct", "active"), conformance.run("gateway", "active")
+    direct, gateway = conformance.run("direct", suite), conformance.run("gateway", suite)
 
     # When the scenarios that pass directly are compared with their result through the gateway
     regressions = {
@@ -367,11 +378,13 @@ def test_every_scenario_that_passes_directly_passes_through_the_gateway(conforma
 
 def test_expected_failures_are_current(conformance: ConformanceReport) -> None:
     # Given the expected failures, each with its reason
-    gateway = {**conformance.run("gateway", "pending").scenarios, **conformance.run("gateway", "active").scenarios}
+    runs = [conformance.run("gateway", suite).scenarios for suite in SUITES]
 
     # When they are compared with what actually failed through the gateway
-    unknown = sorted(name for name in conformance.expected_failures if name not in gateway)
-    stale = sorted(name for name in conformance.expected_failures if name in gateway and gateway[name].passed)
+    unknown = sorted(name for name in conformance.expected_failures if not any(name in run for run in runs))
+    stale = sorted(
+        name for name in conformance.expected_failures if any(name in run and run[name].passed for run in runs)
+    )
 
     # Then each names a scenario of the suite that does fail through the gateway (a fixed one must leave the list)
     assert not unknown, f"{EXPECTED_FAILURES_FILE.name} lists scenarios the suite does not have: {unknown}"
