@@ -198,6 +198,8 @@ def test_the_sdk_registers_signs_alice_in_gets_her_consent_and_calls_echo(
     assert "demo/echo" in consent.text
     assert "dynamic client registration" in consent.text
     assert "Signed in as Alice Example" in consent.text
+    # And the browser reported no error on the gateway's pages (a CSP violation would show here)
+    assert visit.errors_on(dev_server.url) == []
     # And the browser came back to the client with a code for this issuer (RFC 9207)
     assert parse_qs(visit.final_url.split("?", 1)[1])["iss"] == [issuer]
     # And the SDK exchanged the code, sees the demo upstream's tools, and echo answered through the gateway
@@ -304,6 +306,7 @@ def test_the_sdk_identified_by_its_client_metadata_document_needs_no_registratio
     assert "Python SDK (metadata document) wants to use Echo (demo) as you" in consent.text
     assert "client metadata document" in consent.text and document_url in consent.text
     assert "https://example.com/python-sdk-e2e" in consent.text
+    assert visit.errors_on(gateway.url) == []
     # And the tools work
     assert "echo" in session.tools
     assert session.echoed == ["hello via CIMD"]
@@ -338,6 +341,7 @@ def test_the_sdk_signs_alice_in_at_the_workspaces_openid_provider(
     assert "corp/echo" in consent.text
     # And her name came from the provider
     assert "Signed in as Alice Example" in consent.text
+    assert visit.errors_on(gateway.url) == []
     assert f"POST {gateway.url}/corp/echo/register" in session.requests
     assert "echo" in session.tools
     assert session.echoed == ["hello from corp"]

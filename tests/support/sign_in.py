@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from playwright.async_api import Page
+from playwright.async_api import ConsoleMessage, Page
 
 from tests.support.browser import Browser
 
@@ -41,16 +41,28 @@ class PageSeen:
     text: str  # the page's visible text, as a user reads it
 
 
+@dataclass(frozen=True)
+class ConsoleError:
+    page_url: str
+    text: str
+    source: str  # the resource or script it is about, when the browser says
+
+
 @dataclass
 class BrowserVisit:
     """What the browser went through between the authorization URL and the client's redirect URI."""
 
     pages: list[PageSeen] = field(default_factory=list)
     final_url: str = ""
+    console_errors: list[ConsoleError] = field(default_factory=list)  # CSP violations, failed resources...
 
     @property
     def kinds(self) -> list[str]:
         return [seen.kind for seen in self.pages]
+
+    def errors_on(self, origin: str) -> list[ConsoleError]:
+        """The console errors of pages served by ``origin`` (e.g. the gateway, not a third-party IdP)."""
+        return [error for error in self.console_errors if error.page_url.startswith(origin)]
 
     def page(self, kind: str) -> PageSeen:
         matching = [seen for seen in self.pages if seen.kind == kind]
@@ -65,6 +77,7 @@ async def authorize_in_browser(
     reaches ``redirect_uri``. Fails with the page's text (and a screenshot) on any page it does not expect."""
     visit = BrowserVisit()
     page = await browser.new_page()
+    page.on("console", lambda message: _console_error(visit, page, message))
     try:
         await page.goto(authorization_url)
         for _ in range(max_pages):
@@ -91,6 +104,15 @@ async def authorize_in_browser(
         raise AssertionError(f"the browser never reached {redirect_uri} (saw {visit.kinds}, now at {page.url})")
     finally:
         await page.close()
+
+
+def _console_error(visit: BrowserVisit, page: Page, message: ConsoleMessage) -> None:
+    if message.type != "error":
+        return
+    source = str(message.location.get("url") or "")
+    if source.endswith("/favicon.ico"):
+        return  # browsers ask every host for one; a 404 there is no fault of the page
+    visit.console_errors.append(ConsoleError(page.url, message.text, source))
 
 
 async def _record(browser: Browser, page: Page, visit: BrowserVisit, kind: str) -> None:
