@@ -13,12 +13,17 @@ import base64
 import json
 from dataclasses import dataclass
 
-import httpx
-
-from gateway.http_client import shared_client
 from gateway.proxy import sse
 from gateway.proxy.headers import RESUME_HEADERS, client_response_headers
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, error_body
+from gateway.proxy.upstream_http import (
+    BodyTooLarge,
+    ConnectFailed,
+    Origin,
+    UpstreamHttpError,
+    UpstreamResponse,
+    upstream_pool,
+)
 from gateway.routes import Route
 
 # Lambda's synchronous response payload limit is 6 MB for the whole JSON result; keep room for the envelope and
@@ -54,23 +59,17 @@ class Relayed:
 @dataclass(frozen=True, slots=True)
 class _Target:
     route: Route
-    url: httpx.URL
-    timeout: httpx.Timeout
+    origin: Origin
 
 
 _targets: dict[int, _Target] = {}
 
 
 def _target(route: Route) -> _Target:
-    """The parsed upstream URL and timeouts of a route, made once per route object (not per request)."""
+    """The parsed upstream URL of a route, made once per route object (not per request)."""
     target = _targets.get(id(route))
     if target is None or target.route is not route:
-        seconds = route.server.timeout_seconds
-        target = _Target(
-            route,
-            httpx.URL(str(route.server.upstream)),
-            httpx.Timeout(seconds, connect=min(MAX_CONNECT_SECONDS, seconds)),
-        )
+        target = _Target(route, Origin.parse(str(route.server.upstream)))
         _targets[id(route)] = target
     return target
 
@@ -91,32 +90,27 @@ def encoded_size(body: bytes, content_type: str) -> int:
     return len(base64.b64encode(body))
 
 
-async def _send(target: _Target, method: str, headers: dict[str, str], body: bytes) -> tuple[httpx.Response, bytes]:
+async def _send(target: _Target, method: str, headers: dict[str, str], body: bytes) -> UpstreamResponse:
     """Send one request and read the whole answer, refusing to buffer more than the response budget."""
-    route = target.route
-    client = shared_client()
-    request = client.build_request(method, target.url, headers=headers, content=body, timeout=target.timeout)
+    seconds = target.route.server.timeout_seconds
     try:
-        response = await client.send(request, stream=True)
-    except httpx.TimeoutException:
-        raise UpstreamFailure(504, f"did not answer within {route.server.timeout_seconds:g} s") from None
-    except httpx.HTTPError as error:
-        raise UpstreamFailure(502, f"is unreachable ({type(error).__name__})") from None
-    try:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > BODY_BUDGET_BYTES:
-                raise UpstreamFailure(502, _too_large())
-            chunks.append(chunk)
-    except httpx.TimeoutException:
-        raise UpstreamFailure(504, f"did not finish its answer within {route.server.timeout_seconds:g} s") from None
-    except httpx.HTTPError as error:
-        raise UpstreamFailure(502, f"broke off its answer ({type(error).__name__})") from None
-    finally:
-        await response.aclose()
-    return response, b"".join(chunks)
+        async with asyncio.timeout(seconds):
+            return await upstream_pool().request(
+                target.origin,
+                method,
+                headers,
+                body,
+                max_body=BODY_BUDGET_BYTES,
+                connect_timeout=min(MAX_CONNECT_SECONDS, seconds),
+            )
+    except TimeoutError:
+        raise UpstreamFailure(504, f"did not answer within {seconds:g} s") from None
+    except BodyTooLarge:
+        raise UpstreamFailure(502, _too_large()) from None
+    except ConnectFailed as error:
+        raise UpstreamFailure(502, f"is unreachable ({error})") from None
+    except UpstreamHttpError as error:
+        raise UpstreamFailure(502, f"broke the exchange: {error}") from None
 
 
 def _too_large() -> str:
@@ -134,8 +128,8 @@ async def exchange(
     """Forward a POST or DELETE and return what the client should get. A 401 is returned as is (the caller owns the
     credential retry); the other answers are checked (MCP 2025-11-25 §Streamable HTTP "Sending Messages")."""
     target = _target(route)
-    response, content = await _send(target, method, {**forwarded, **credentials}, body)
-    status = response.status_code
+    response = await _send(target, method, {**forwarded, **credentials}, body)
+    status, content = response.status, response.body
     if status == 401:
         return Relayed(401, {}, b"")
     if status >= 500:
@@ -193,13 +187,13 @@ async def _complete_stream(
         if not last_event_id:
             raise UpstreamFailure(502, "closed its event stream before answering the request")
         await asyncio.sleep((DEFAULT_RETRY_MS if retry_ms is None else retry_ms) / 1000)
-        response, content = await _send(target, "GET", {**resume_headers, "last-event-id": last_event_id}, b"")
-        if response.status_code != 200 or media_type(response.headers.get("content-type")) != EVENT_STREAM:
+        response = await _send(target, "GET", {**resume_headers, "last-event-id": last_event_id}, b"")
+        if response.status != 200 or media_type(response.headers.get("content-type")) != EVENT_STREAM:
             raise UpstreamFailure(
-                502, f"closed its event stream early and refused to resume it (HTTP {response.status_code})"
+                502, f"closed its event stream early and refused to resume it (HTTP {response.status})"
             )
         try:
-            stream = sse.parse(content.decode())
+            stream = sse.parse(response.body.decode())
         except UnicodeDecodeError:
             raise UpstreamFailure(502, "sent an event stream that is not UTF-8") from None
         parts.append(stream.complete)
