@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
+import markupsafe
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -72,6 +73,16 @@ TEMPLATES = Path(__file__).parent / "templates"
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, auto_reload=False, undefined=jinja2.StrictUndefined
 )
+_INLINE_CODE = re.compile(r"`([^`]+)`")
+
+
+def _inline_code(text: str) -> markupsafe.Markup:
+    """Escape ``text`` and show its `backticked` spans as code (route descriptions are written in Markdown)."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(_INLINE_CODE.sub(r"<code>\1</code>", escaped))  # noqa: S704 - escaped above
+
+
+_templates.filters["inline_code"] = _inline_code
 
 # Redirect hosts users of MCP clients commonly see; any other https host is highlighted on the consent page.
 KNOWN_REDIRECT_HOSTS = frozenset(

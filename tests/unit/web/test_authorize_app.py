@@ -291,3 +291,10 @@ def test_the_consent_page_warns_about_an_unknown_website(runtime: Runtime, brows
     consent = browser.get(path_of(browser.post("/demo/login", data=form).headers["location"]))
     assert "Check this address" in consent.text and "unknown.example.net" in consent.text
     assert "form-action 'self' https://unknown.example.net" in consent.headers["content-security-policy"]
+
+
+def test_route_descriptions_show_markdown_code_spans_as_code_and_escape_the_rest() -> None:
+    from gateway.web.authorize_app import _inline_code
+
+    rendered = str(_inline_code("Runs `echo` <script>alert(1)</script>"))
+    assert rendered == "Runs <code>echo</code> &lt;script&gt;alert(1)&lt;/script&gt;"
