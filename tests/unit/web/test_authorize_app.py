@@ -230,7 +230,7 @@ def test_a_user_outside_the_access_policy_is_denied_and_no_code_is_issued(monkey
         response = sign_in(browser, "bob", "bob-password")
         assert response.status_code == 403
         assert "not allowed to use Echo (demo)" in response.text
-        link = re.search(r'href="([^"]+)"', response.text)
+        link = re.search(r'<a[^>]*href="([^"]+)"', response.text)
         assert link
         query = parse_qs(urlsplit(link.group(1).replace("&amp;", "&")).query)
         assert query["error"] == ["access_denied"] and query["state"] == ["st-123"]
