@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -426,6 +426,41 @@ def test_claude_ai_registers_client_secret_post_with_its_callback(gateway: Disco
     # And it refreshes with client_secret_post too, and the new token works
     assert flow.tokens.refresh_token is not None
     renewed = oauth_http.refresh(gateway.token_endpoint, flow.tokens.refresh_token, auth=registration.auth())
+    assert_mcp_works(gateway, renewed)
+
+
+def test_claude_ai_fallback_to_root_endpoints_reaches_the_default_route(
+    dev_server: DevServer, gateway: Discovery
+) -> None:
+    """When discovery fails, claude.ai falls back to ``/register``, ``/authorize`` and ``/token`` at the server's
+    origin (anthropics/claude-ai-mcp#82); the Python SDK refreshes a token restored from storage at
+    ``{origin}/token``. The gateway answers these root aliases for its ``default_route`` (demo/echo here)."""
+    # Given a client that only knows the origin
+    origin = dev_server.url
+    registration = register(
+        f"{origin}/register",
+        {"redirect_uris": [CLAUDE_AI_CALLBACK], "token_endpoint_auth_method": "client_secret_post",
+         "client_name": "Claude (fallback)"},
+    )  # fmt: skip
+    # When it authorizes and exchanges the code at the root endpoints
+    answer, pkce = authorize_ok(
+        replace(gateway, as_metadata={**gateway.as_metadata, "authorization_endpoint": f"{origin}/authorize"}),
+        registration.client_id,
+        CLAUDE_AI_CALLBACK,
+    )
+    assert answer.code is not None
+    tokens = exchange_code(
+        f"{origin}/token",
+        code=answer.code,
+        redirect_uri=CLAUDE_AI_CALLBACK,
+        code_verifier=pkce.verifier,
+        auth=registration.auth(),
+    )
+    # Then the default route's issuer answered, and the token works on the default route
+    assert answer.params["iss"] == gateway.issuer
+    assert_mcp_works(gateway, tokens)
+    assert tokens.refresh_token is not None
+    renewed = oauth_http.refresh(f"{origin}/token", tokens.refresh_token, auth=registration.auth())
     assert_mcp_works(gateway, renewed)
 
 

@@ -39,16 +39,22 @@ METADATA_PATHS = (
 EXPECTED_ROUTES: dict[str, set[str]] = {
     "MetadataFunction": {f"{method} {path}" for path in METADATA_PATHS for method in ("GET", "OPTIONS")},
     "ProxyFunction": {"ANY /{workspace}/{server}/mcp"},
-    "RegisterFunction": {"ANY /{workspace}/{server}/register"},
+    "RegisterFunction": {"ANY /{workspace}/{server}/register", "ANY /register"},
     "AuthorizeFunction": {
         "GET /{workspace}/{server}/authorize",
+        "GET /authorize",
         "ANY /{workspace}/{server}/consent",
         "ANY /{workspace}/login",
         "GET /{workspace}/oidc/callback",
         "ANY /{workspace}/{server}/connect",
         "GET /{workspace}/connect/callback",
     },
-    "TokenFunction": {"ANY /{workspace}/{server}/token", "ANY /{workspace}/{server}/revoke"},
+    "TokenFunction": {
+        "ANY /{workspace}/{server}/token",
+        "ANY /{workspace}/{server}/revoke",
+        "ANY /token",
+        "ANY /revoke",
+    },
 }
 
 _DYNAMODB_CRUD = ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem", "Query")

@@ -38,6 +38,7 @@ import markupsafe
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route as Path_
@@ -62,6 +63,7 @@ from gateway.runtime import Runtime, get_runtime
 from gateway.storage.ports import StorageError
 from gateway.storage.records import AuthorizationCode, ClientSource, PendingAuthorization
 from gateway.web import cookies
+from gateway.web.default_route import DefaultRouteAliases
 
 if TYPE_CHECKING:
     from gateway.identity.oidc import RelyingParty
@@ -756,4 +758,8 @@ def create_app() -> Starlette:
         Path_("/{workspace}/{server}/connect", _upstream_connect, methods=["GET"]),
         Path_("/{workspace}/connect/callback", _upstream_connect_callback, methods=["GET"]),
     ]
-    return Starlette(routes=list(routes), exception_handlers=dict(exception_handlers()))
+    return Starlette(
+        routes=list(routes),
+        middleware=[Middleware(DefaultRouteAliases, names=frozenset({"authorize"}))],
+        exception_handlers=dict(exception_handlers()),
+    )

@@ -12,6 +12,7 @@ import logging
 import time
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
@@ -21,6 +22,7 @@ from gateway.oauth.registration import new_registration, parse_registration, reg
 from gateway.routes import Route
 from gateway.runtime import get_runtime
 from gateway.storage.ports import AlreadyExists, StorageError
+from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.errors import exception_handlers
 from gateway.web.responses import NO_STORE, error_response, json_response
 
@@ -115,5 +117,6 @@ async def register(request: Request) -> Response:
 def create_app() -> Starlette:
     return Starlette(
         routes=[Path("/{workspace}/{server}/register", register, methods=ALL_METHODS)],
+        middleware=[Middleware(DefaultRouteAliases, names=frozenset({"register"}))],
         exception_handlers=dict(exception_handlers()),
     )

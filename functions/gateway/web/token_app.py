@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
@@ -32,6 +33,7 @@ from gateway.oauth.token_service import TokenService
 from gateway.routes import Route
 from gateway.runtime import get_runtime
 from gateway.storage.ports import StorageError
+from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.errors import exception_handlers
 from gateway.web.responses import NO_STORE, error_response, json_response
 
@@ -232,5 +234,6 @@ def create_app(
             Path("/{workspace}/{server}/token", endpoints.token, methods=methods),
             Path("/{workspace}/{server}/revoke", endpoints.revoke, methods=methods),
         ],
+        middleware=[Middleware(DefaultRouteAliases, names=frozenset({"token", "revoke"}))],
         exception_handlers=dict(exception_handlers()),
     )
