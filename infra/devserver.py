@@ -36,6 +36,7 @@ from infra.lambda_event import (
     HttpRequest,
     HttpResponse,
     InvalidLambdaResponse,
+    RouteMatch,
     RouteTable,
     build_event,
     gateway_error,
@@ -54,6 +55,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION_TIMEOUT_SECONDS = 30.0
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024  # the HTTP API's request payload limit
 DEFAULT_MAX_CONTAINERS = 8
+MAX_REMEMBERED_MATCHES = 4096
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -307,7 +309,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
             protocol=self.request_version,
         )
-        match = dev.routes.match(request.method, request.raw_path)
+        match = dev.match(request.method, request.raw_path)
         if match is None:
             response = not_found()
         else:
@@ -403,10 +405,22 @@ class DevServer:
         self.port: int = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
         self._environ: Any = None
+        self._matches: dict[tuple[str, str], RouteMatch[LambdaFunction] | None] = {}
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def match(self, method: str, raw_path: str) -> RouteMatch[LambdaFunction] | None:
+        """The template route serving ``method raw_path``, remembered per pair (the table is fixed once built)."""
+        key = (method, raw_path)
+        if key in self._matches:
+            return self._matches[key]
+        found = self.routes.match(method, raw_path)
+        if len(self._matches) >= MAX_REMEMBERED_MATCHES:
+            self._matches.clear()
+        self._matches[key] = found
+        return found
 
     def start(self, env: Mapping[str, str], *, default_base_url: bool = True) -> DevServer:
         """Apply ``env`` (plus ``GATEWAY_PUBLIC_BASE_URL`` = this server's URL unless given or

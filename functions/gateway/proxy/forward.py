@@ -91,20 +91,18 @@ def encoded_size(body: bytes, content_type: str) -> int:
 
 
 async def _send(target: _Target, method: str, headers: dict[str, str], body: bytes) -> UpstreamResponse:
-    """Send one request and read the whole answer, refusing to buffer more than the response budget."""
+    """Send one request and read the whole answer, refusing to buffer more than the response budget. The caller
+    bounds the whole exchange with the route's timeout (:func:`gateway.proxy.relay.relay`)."""
     seconds = target.route.server.timeout_seconds
     try:
-        async with asyncio.timeout(seconds):
-            return await upstream_pool().request(
-                target.origin,
-                method,
-                headers,
-                body,
-                max_body=BODY_BUDGET_BYTES,
-                connect_timeout=min(MAX_CONNECT_SECONDS, seconds),
-            )
-    except TimeoutError:
-        raise UpstreamFailure(504, f"did not answer within {seconds:g} s") from None
+        return await upstream_pool().request(
+            target.origin,
+            method,
+            headers,
+            body,
+            max_body=BODY_BUDGET_BYTES,
+            connect_timeout=min(MAX_CONNECT_SECONDS, seconds),
+        )
     except BodyTooLarge:
         raise UpstreamFailure(502, _too_large()) from None
     except ConnectFailed as error:
