@@ -120,24 +120,24 @@ def test_revocation_bites_after_the_cache_period(env_with: Any) -> None:
     assert route is not None
     grant_id = runtime.access_tokens.verify(token, route=route).grant_id
 
-    # When the grant is revoked
+    # When the grant is revoked, and requests keep coming for two cache periods
     revoked_at = time.monotonic()
     runtime.grants.revoke_grant(grant_id, int(time.time()), "test")
-    statuses = []
-    while time.monotonic() - revoked_at < 2.5:
-        statuses.append(_call(event, env)["statusCode"])
-        if statuses[-1] == 401:
-            break
+    results: list[tuple[float, int]] = []
+    while time.monotonic() - revoked_at < 2.0:
+        started = time.monotonic() - revoked_at
+        results.append((started, _call(event, env)["statusCode"]))
         time.sleep(0.05)
-    took = time.monotonic() - revoked_at
 
-    # Then requests pass only until the cached status ages (≤ 1 s), and are refused with 401 afterwards
-    assert statuses[-1] == 401
-    assert took <= 1.5
-    assert set(statuses[:-1]) <= {200}
+    # Then a request may still pass only within the cache period (the cached "active" was read before the
+    # revocation, so it ages within 1 s of it); every request started after that is refused with 401
+    assert all(status in (200, 401) for _, status in results)
+    assert all(status == 401 for started, status in results if started > 1.0), results
+    assert results[-1][1] == 401
+    assert [status for _, status in results] == sorted(status for _, status in results)  # no 200 after a 401
     assert calls.count("kms") == 0
     reads = calls.count("dynamodb", READS)
-    assert 1 <= reads <= 2  # one per cache expiry (the revoke itself is a write)
+    assert 1 <= reads <= 2  # one per cache expiry, then none: a revoked grant is remembered (the revoke is a write)
     # And a revoked grant is remembered: later requests make no read
     assert _call(event, env)["statusCode"] == 401
     assert calls.count("dynamodb", READS) == reads
