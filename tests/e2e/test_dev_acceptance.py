@@ -187,15 +187,14 @@ def test_every_metadata_url_the_sdk_may_try_names_the_routes_issuer(dev_server: 
 
 
 def test_calls_with_a_valid_token_reach_the_demo_upstream_concurrently(dev_server: DevServer) -> None:
-    # Given an access token for the demo route, as the token endpoint issues it
+    # Given an access token for the demo route backed by an active grant, as the token endpoint issues it
     from gateway.runtime import get_runtime
+    from infra.placeholders import grant_backed_token
 
     runtime = get_runtime()
     route = runtime.routes.get("demo", "echo")
     assert route is not None
-    token = runtime.access_tokens.issue(
-        route=route, subject="alice", client_id="acceptance-test", scopes=["mcp"], grant_id="grant-acceptance"
-    )
+    token = grant_backed_token(runtime, route, subject="alice", client_id="acceptance-test")
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}", "MCP-Protocol-Version": "2025-06-18"}
 
     def call(number: int) -> tuple[int, Any]:
