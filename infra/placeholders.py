@@ -68,7 +68,7 @@ Filler = Callable[[PlaceholderContext], str]
 FILLERS: dict[str, Filler] = {}
 
 # Modules whose import registers more fillers (they import this module, so they are loaded lazily).
-FILLER_MODULES = ("infra.placeholders_oauth", "infra.placeholders_authorize")
+FILLER_MODULES = ("infra.placeholders_oauth", "infra.placeholders_authorize", "infra.placeholders_upstream")
 
 
 def load_fillers() -> dict[str, Filler]:

@@ -220,6 +220,10 @@ EXPECTED: dict[str, Expected] = {
     "authorize-missing-pkce.json": Expected("authorize", 303, redirects_error_to_client),
     "authorize-unknown-client.json": Expected("authorize", 400, error_page_without_redirect),
     "login-page.json": Expected("authorize", 200, login_form),
+    # The demo route `echo` has no upstream OAuth: its connect address is a clear 404 page, link or not.
+    "connect-link-unauthenticated.json": Expected("authorize", 404, error_page_without_redirect),
+    # A callback whose state this browser never started (no flow cookie): a 400 page, the code is never redeemed.
+    "connect-callback-bad-state.json": Expected("authorize", 400, error_page_without_redirect),
     "token-authorization-code.json": Expected("token", 200, tokens(refresh=True)),
     "token-refresh.json": Expected("token", 200, tokens(refresh=True)),
     "token-invalid-grant.json": Expected("token", 400, oauth_error("invalid_grant")),
