@@ -33,6 +33,7 @@ PATTERN = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
 # Who the tokens made for sample events belong to: the dev login of examples/gateway.yaml.
 LOCAL_SUBJECT = "alice"
 LOCAL_CLIENT_ID = "local-invoke"
+LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"  # the redirect_uri of events/authorize-*.json, token-*.json
 
 
 class UnknownPlaceholder(LookupError):
@@ -162,6 +163,31 @@ def _decode(body: str) -> str | None:
 
 
 # --- fillers ------------------------------------------------------------------------------------------------
+
+
+def ensure_local_client(runtime: Runtime, route: Route) -> str:
+    """Register the public client ``local-invoke`` at ``route`` (never expiring) unless an earlier event did."""
+    import contextlib
+    import time
+
+    from gateway.storage.ports import AlreadyExists
+    from gateway.storage.records import RegisteredClient
+
+    now = int(time.time())
+    client = RegisteredClient(
+        client_id=LOCAL_CLIENT_ID,
+        route_key=route.key,
+        client_name="make invoke",
+        redirect_uris=(LOCAL_REDIRECT_URI,),
+        token_endpoint_auth_method="none",
+        client_secret_hash=None,
+        created_at=now,
+        last_used_at=now,
+        expires_at=None,
+    )
+    with contextlib.suppress(AlreadyExists):
+        runtime.clients.create(client)
+    return LOCAL_CLIENT_ID
 
 
 def create_grant(

@@ -11,38 +11,20 @@ Importing this module registers the fillers (``infra.placeholders`` must import 
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from gateway.oauth.hashing import random_token
-from gateway.storage.ports import AlreadyExists
-from gateway.storage.records import PendingAuthorization, RegisteredClient
+from gateway.storage.records import PendingAuthorization
 from gateway.web import cookies
-from infra.placeholders import LOCAL_CLIENT_ID, PlaceholderContext, placeholder
+from infra.placeholders import LOCAL_CLIENT_ID, LOCAL_REDIRECT_URI, PlaceholderContext, ensure_local_client, placeholder
 
-LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"  # the redirect_uri in events/authorize-*.json
 CODE_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 Appendix B
 _PENDING_KEY = "PENDING_ID"
 
 
 @placeholder("CLIENT_ID")
 def _client_id(context: PlaceholderContext) -> str:
-    route = context.route()
-    now = int(time.time())
-    client = RegisteredClient(
-        client_id=LOCAL_CLIENT_ID,
-        route_key=route.key,
-        client_name="make invoke",
-        redirect_uris=(LOCAL_REDIRECT_URI,),
-        token_endpoint_auth_method="none",
-        client_secret_hash=None,
-        created_at=now,
-        last_used_at=now,
-        expires_at=None,
-    )
-    with contextlib.suppress(AlreadyExists):
-        context.runtime().clients.create(client)
-    return LOCAL_CLIENT_ID
+    return ensure_local_client(context.runtime(), context.route())
 
 
 def _pending_id(context: PlaceholderContext) -> str:

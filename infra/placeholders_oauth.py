@@ -11,38 +11,24 @@ Importing this module registers the fillers; :mod:`infra.placeholders` imports i
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from gateway.oauth import pkce
 from gateway.oauth.hashing import hash_secret, random_token
 from gateway.oauth.token_requests import AuthorizationCodeRequest
 from gateway.oauth.token_service import TokenService
-from gateway.routes import Route
-from gateway.runtime import Runtime
-from gateway.storage.ports import AlreadyExists
-from gateway.storage.records import AuthorizationCode, RegisteredClient
-from infra.placeholders import LOCAL_CLIENT_ID, LOCAL_SUBJECT, PlaceholderContext, placeholder
+from gateway.storage.records import AuthorizationCode
+from infra.placeholders import (
+    LOCAL_CLIENT_ID,
+    LOCAL_REDIRECT_URI,
+    LOCAL_SUBJECT,
+    PlaceholderContext,
+    ensure_local_client,
+    placeholder,
+)
 
-LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"  # the redirect_uri in events/token-authorization-code.json
 _CODE_KEY = "_oauth_code"
 _VERIFIER_KEY = "_oauth_code_verifier"
-
-
-def _ensure_local_client(runtime: Runtime, route: Route, now: int) -> None:
-    client = RegisteredClient(
-        client_id=LOCAL_CLIENT_ID,
-        route_key=route.key,
-        client_name="make invoke",
-        redirect_uris=(LOCAL_REDIRECT_URI,),
-        token_endpoint_auth_method="none",
-        client_secret_hash=None,
-        created_at=now,
-        last_used_at=now,
-        expires_at=None,
-    )
-    with contextlib.suppress(AlreadyExists):  # registered by an earlier event
-        runtime.clients.create(client)
 
 
 def _new_code(context: PlaceholderContext) -> tuple[str, str]:
@@ -50,7 +36,7 @@ def _new_code(context: PlaceholderContext) -> tuple[str, str]:
     runtime = context.runtime()
     route = context.route()
     now = int(time.time())
-    _ensure_local_client(runtime, route, now)
+    ensure_local_client(runtime, route)
     code, verifier = random_token(), random_token(48)
     runtime.grants.put_code(
         AuthorizationCode(
