@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gateway.proxy import sse
 from gateway.proxy.headers import RESUME_HEADERS, client_response_headers
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, error_body
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, error_body, is_error_response
 from gateway.proxy.upstream_http import (
     BodyTooLarge,
     ConnectFailed,
@@ -142,7 +142,10 @@ async def exchange(
         elif content_type != JSON:
             shown = content_type or "none"
             raise UpstreamFailure(502, f"answered with non-MCP content (content type {shown})")
-    elif status == 404 and "mcp-session-id" not in forwarded:
+    elif status == 404 and "mcp-session-id" not in forwarded and not is_error_response(content):
+        # A 404 carrying a JSON-RPC error is the MCP server's own answer (MCP 2026-07-28 §Streamable HTTP, SEP-2575: a
+        # method the server does not implement, or one the revision removed, gets HTTP 404 with -32601): relayed as is.
+        # Anything else without a session (HTML, an empty body) means the URL is not an MCP endpoint.
         raise UpstreamFailure(502, "answered HTTP 404: is the configured upstream URL an MCP endpoint?")
     elif status >= 400 and content and content_type != JSON:
         # Keep the status (400, 405, 406... mean something to the client) but not a body it cannot parse.

@@ -104,6 +104,19 @@ def error_body(inbound: Inbound, code: int, message: str, data: dict[str, Any] |
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def is_error_response(body: bytes) -> bool:
+    """Whether ``body`` is a JSON-RPC error response (JSON-RPC 2.0 §5): an object with ``jsonrpc`` and ``error`` and no
+    ``method``, or a batch made only of such objects."""
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    items = decoded if isinstance(decoded, list) else [decoded]
+    return bool(items) and all(
+        isinstance(item, dict) and "jsonrpc" in item and "error" in item and "method" not in item for item in items
+    )
+
+
 def response_ids(message: Any) -> list[RequestId]:
     """The ids of the JSON-RPC responses (results or errors) in a decoded message or batch."""
     items = message if isinstance(message, list) else [message]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.proxy.jsonrpc import error_body, inspect
+from gateway.proxy.jsonrpc import error_body, inspect, is_error_response
 
 
 def body(message: object) -> bytes:
@@ -58,3 +58,20 @@ def test_errors_answer_each_request_of_a_batch() -> None:
     answers = json.loads(error_body(batch, -32603, "m"))
     assert [answer["id"] for answer in answers] == [1, "b"]
     assert json.loads(error_body(inspect(b"{"), -32603, "m"))["id"] is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}', True),
+        (b'[{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}}]', True),
+        (b'{"jsonrpc":"2.0","id":1,"result":{}}', False),
+        (b'{"detail":"Not Found"}', False),
+        (b'{"error":"not found"}', False),
+        (b"<html>Not Found</html>", False),
+        (b"", False),
+        (b"[]", False),
+    ],
+)
+def test_a_json_rpc_error_response_is_recognised(raw: bytes, expected: bool) -> None:
+    assert is_error_response(raw) is expected

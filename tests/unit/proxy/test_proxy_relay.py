@@ -314,6 +314,8 @@ def test_resuming_is_bounded_by_the_route_timeout(upstream: ScriptedUpstream) ->
         (200, "", "", 502, "non-MCP content (content type none)"),
         (302, "text/plain", "", 502, "redirect (HTTP 302)"),
         (404, "text/html", "not here", 502, "answered HTTP 404"),
+        (404, "", "", 502, "answered HTTP 404"),
+        (404, "application/json", '{"detail":"Not Found"}', 502, "answered HTTP 404"),
         (503, "application/json", "{}", 502, "answered HTTP 503"),
         (400, "text/plain", "Bad Request", 400, "answered HTTP 400"),
     ],
@@ -340,6 +342,28 @@ def test_an_upstream_answer_the_client_cannot_use_is_an_explicit_error(
     assert error["id"] == 7
     assert "'demo/echo'" in error["error"]["message"] and cause in error["error"]["message"]
     assert error["error"]["data"]["upstream"] == "demo/echo"
+
+
+@pytest.mark.parametrize("protocol_version", ["2026-07-28", "2025-11-25"])
+def test_an_upstream_404_carrying_a_json_rpc_error_is_relayed_as_is(
+    gateway: Gateway, upstream: ScriptedUpstream, protocol_version: str
+) -> None:
+    # Given an upstream that answers a method it does not implement (or one 2026-07-28 removed) as SEP-2575 says:
+    # HTTP 404 with JSON-RPC error -32601
+    answer_body = '{"jsonrpc":"2.0","id":7,"error":{"code":-32601,"message":"Method not found: ping"}}'
+
+    async def answer(request: Request, body: bytes) -> Response:
+        return Response(answer_body, status_code=404, media_type="application/json")
+
+    upstream.answer = answer
+
+    # When a client without a session sends that method
+    response = gateway.post({**TOOLS_CALL, "method": "ping"}, headers={"MCP-Protocol-Version": protocol_version})
+
+    # Then it gets the upstream's answer, status and body, not the gateway's "wrong upstream URL" 502
+    assert response.status_code == 404
+    assert response.text == answer_body
+    assert response.headers["content-type"].startswith("application/json")
 
 
 def test_an_answer_beyond_the_lambda_response_limit_is_a_502(gateway: Gateway, upstream: ScriptedUpstream) -> None:
