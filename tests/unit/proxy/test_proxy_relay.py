@@ -19,6 +19,7 @@ from gateway.routes import Route
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
 from gateway.upstream.credentials import ReconnectRequired
+from gateway.upstream.oauth_provider import UpstreamAuthUnavailable
 from gateway.web.proxy_app import create_app
 from infra.placeholders import grant_backed_token
 from tests.support.runtime import example_config_data, installed, memory_runtime
@@ -575,6 +576,60 @@ def test_a_notification_that_cannot_be_relayed_gets_an_http_error(gateway: Gatew
     response = gateway.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
     assert response.status_code == 403
     assert response.json()["id"] is None and CONNECT_URL in response.json()["error"]["message"]
+
+
+# --- credential failures ------------------------------------------------------------------------------------
+
+
+class FailingProvider:
+    """A credential provider whose ``headers`` (or, after an upstream 401, ``after_unauthorized``) raises."""
+
+    def __init__(self, problem: Exception, *, on_renewal: bool = False) -> None:
+        self.problem = problem
+        self.on_renewal = on_renewal
+
+    async def headers(self, route: Route, user_id: str) -> dict[str, str]:
+        if self.on_renewal:
+            return {"Authorization": "Bearer expired"}
+        raise self.problem
+
+    async def after_unauthorized(self, route: Route, user_id: str) -> dict[str, str]:
+        raise self.problem
+
+
+@pytest.mark.parametrize("on_renewal", [False, True], ids=["before the call", "after an upstream 401"])
+def test_an_expired_upstream_token_that_cannot_be_refreshed_now_is_a_502_naming_the_upstream(
+    gateway: Gateway, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch, on_renewal: bool
+) -> None:
+    # Given an OAuth provider whose authorization server cannot refresh the expired token right now
+    problem = UpstreamAuthUnavailable(upstream="demo/echo", reason="token endpoint unreachable (secret-ish detail)")
+    monkeypatch.setattr(
+        relay_module, "credential_provider", lambda route: FailingProvider(problem, on_renewal=on_renewal)
+    )
+
+    async def refuse(request: Request, body: bytes) -> Response:
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    upstream.answer = refuse
+
+    # When the client calls a tool
+    response = gateway.post(TOOLS_CALL)
+
+    # Then it gets a 502 JSON-RPC error naming the upstream (a transient upstream failure), not a 500
+    assert response.status_code == 502
+    error = response.json()
+    assert error["id"] == 7 and error["error"]["code"] == -32603
+    assert "'demo/echo'" in error["error"]["message"] and "could not be refreshed" in error["error"]["message"]
+    assert error["error"]["data"]["upstream"] == "demo/echo"
+    assert "secret-ish detail" not in response.text
+
+
+def test_a_failing_credential_store_is_a_503(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = FailingProvider(StorageError("throttled"))
+    monkeypatch.setattr(relay_module, "credential_provider", lambda route: provider)
+    response = gateway.post(TOOLS_CALL)
+    assert response.status_code == 503
+    assert response.json()["id"] == 7 and response.json()["error"]["code"] == -32603
 
 
 def test_the_unit_event_loop_is_usable() -> None:
