@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from gateway.proxy import sse
 from gateway.proxy.headers import RESUME_HEADERS, client_response_headers
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, error_body, is_error_response
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, RequestId, error_body, is_error_response
 from gateway.proxy.upstream_http import (
     BodyTooLarge,
     ConnectFailed,
@@ -90,11 +92,24 @@ def encoded_size(body: bytes, content_type: str) -> int:
     return len(base64.b64encode(body))
 
 
+@contextmanager
+def _upstream_errors() -> Iterator[None]:
+    """The HTTP client's failures as what the client gets (502 naming the cause)."""
+    try:
+        yield
+    except BodyTooLarge:
+        raise UpstreamFailure(502, _too_large()) from None
+    except ConnectFailed as error:
+        raise UpstreamFailure(502, f"is unreachable ({error})") from None
+    except UpstreamHttpError as error:
+        raise UpstreamFailure(502, f"broke the exchange: {error}") from None
+
+
 async def _send(target: _Target, method: str, headers: dict[str, str], body: bytes) -> UpstreamResponse:
     """Send one request and read the whole answer, refusing to buffer more than the response budget. The caller
     bounds the whole exchange with the route's timeout (:func:`gateway.proxy.relay.relay`)."""
     seconds = target.route.server.timeout_seconds
-    try:
+    with _upstream_errors():
         return await upstream_pool().request(
             target.origin,
             method,
@@ -103,12 +118,6 @@ async def _send(target: _Target, method: str, headers: dict[str, str], body: byt
             max_body=BODY_BUDGET_BYTES,
             connect_timeout=min(MAX_CONNECT_SECONDS, seconds),
         )
-    except BodyTooLarge:
-        raise UpstreamFailure(502, _too_large()) from None
-    except ConnectFailed as error:
-        raise UpstreamFailure(502, f"is unreachable ({error})") from None
-    except UpstreamHttpError as error:
-        raise UpstreamFailure(502, f"broke the exchange: {error}") from None
 
 
 def _too_large() -> str:
@@ -188,22 +197,63 @@ async def _complete_stream(
         if not last_event_id:
             raise UpstreamFailure(502, "closed its event stream before answering the request")
         await asyncio.sleep((DEFAULT_RETRY_MS if retry_ms is None else retry_ms) / 1000)
-        response = await _send(target, "GET", {**resume_headers, "last-event-id": last_event_id}, b"")
-        if response.status != 200 or media_type(response.headers.get("content-type")) != EVENT_STREAM:
-            raise UpstreamFailure(
-                502, f"closed its event stream early and refused to resume it (HTTP {response.status})"
-            )
-        try:
-            stream = sse.parse(response.body.decode())
-        except UnicodeDecodeError:
-            raise UpstreamFailure(502, "sent an event stream that is not UTF-8") from None
-        parts.append(stream.complete)
-        size += len(stream.complete)
-        if size > BODY_BUDGET_BYTES:
-            raise UpstreamFailure(502, _too_large())
-        pending -= sse.answered_ids(stream)
+        resumed = await _resume(target, {**resume_headers, "last-event-id": last_event_id}, pending, size)
+        parts.append(resumed.complete)
+        size += len(resumed.complete)
+        pending -= resumed.answered
         if not pending:
             return "".join(parts).encode()
-        last_event_id = stream.last_event_id or last_event_id
-        retry_ms = stream.retry_ms if stream.retry_ms is not None else retry_ms
+        last_event_id = resumed.last_event_id or last_event_id
+        retry_ms = resumed.retry_ms if resumed.retry_ms is not None else retry_ms
     raise UpstreamFailure(502, f"did not answer after {MAX_RESUMES} resumptions of its event stream")
+
+
+@dataclass(frozen=True, slots=True)
+class _Resumed:
+    complete: str  # the complete events received on the resumed stream
+    answered: set[RequestId]
+    last_event_id: str | None
+    retry_ms: int | None
+
+
+async def _resume(target: _Target, headers: dict[str, str], pending: set[RequestId], size: int) -> _Resumed:
+    """One resumed stream (``GET`` + ``Last-Event-ID``), read as its events arrive until the responses to every
+    ``pending`` request are in it or the upstream ends it. The server may keep a resumed stream open after it
+    replayed what the client missed (MCP 2025-11-25 §Streamable HTTP "Resumability and Redelivery": it is a GET
+    stream like any other), so waiting for its end would only wait for the route's timeout."""
+    texts: list[str] = []
+    answered: set[RequestId] = set()
+    last_event_id: str | None = None
+    retry_ms: int | None = None
+    parser = sse.IncrementalParser()
+    seconds = target.route.server.timeout_seconds
+    with _upstream_errors():
+        async with upstream_pool().stream(
+            target.origin,
+            "GET",
+            headers,
+            b"",
+            max_body=BODY_BUDGET_BYTES,
+            connect_timeout=min(MAX_CONNECT_SECONDS, seconds),
+        ) as response:
+            if response.status != 200 or media_type(response.headers.get("content-type")) != EVENT_STREAM:
+                raise UpstreamFailure(
+                    502, f"closed its event stream early and refused to resume it (HTTP {response.status})"
+                )
+            async for chunk in response.chunks():
+                try:
+                    stream = parser.feed(chunk)
+                except UnicodeDecodeError:
+                    raise UpstreamFailure(502, "sent an event stream that is not UTF-8") from None
+                if not stream.complete:
+                    continue
+                texts.append(stream.complete)
+                size += len(stream.complete)
+                if size > BODY_BUDGET_BYTES:
+                    raise UpstreamFailure(502, _too_large())
+                answered |= sse.answered_ids(stream)
+                last_event_id = stream.last_event_id or last_event_id
+                retry_ms = stream.retry_ms if stream.retry_ms is not None else retry_ms
+                if pending <= answered:
+                    break  # every request is answered: the rest of the stream is not this exchange's
+    return _Resumed("".join(texts), answered, last_event_id, retry_ms)

@@ -10,6 +10,7 @@ behalf and returns the whole exchange as one body.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from dataclasses import dataclass
@@ -27,11 +28,11 @@ class ParsedStream:
     retry_ms: int | None  # the last valid ``retry`` field
 
 
-def parse(text: str) -> ParsedStream:
+def parse(text: str, *, stream_start: bool = True) -> ParsedStream:
     """Parse a (possibly cut-off) event stream. Follows the standard's field rules: one space after the colon is
     dropped, ``data`` lines join with ``\\n``, an ``id`` containing NUL is ignored, ``retry`` must be all digits,
-    and a blank line dispatches the event."""
-    if text.startswith("\ufeff"):
+    and a blank line dispatches the event. A leading BOM is dropped only at the ``stream_start``."""
+    if stream_start and text.startswith("\ufeff"):
         text = text[1:]
     data: list[str] = []
     last_event_id: str | None = None
@@ -67,6 +68,27 @@ def parse(text: str) -> ParsedStream:
         elif name == "retry" and value.isascii() and value.isdigit():
             retry_ms = int(value)
     return ParsedStream(text[:complete_end], data, last_event_id, retry_ms)
+
+
+class IncrementalParser:
+    """An event stream parsed as it arrives: :meth:`feed` takes the next bytes and returns the events they complete
+    (``complete`` is their text; an event still cut off waits for the next bytes). Raises ``UnicodeDecodeError``
+    for a stream that is not UTF-8 (the standard's only encoding)."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._pending = ""
+        self._started = False
+
+    def feed(self, data: bytes) -> ParsedStream:
+        text = self._pending + self._decoder.decode(data)
+        if not self._started and text:
+            self._started = True
+            if text.startswith("\ufeff"):
+                text = text[1:]
+        stream = parse(text, stream_start=False)
+        self._pending = text[len(stream.complete) :]
+        return stream
 
 
 def answered_ids(stream: ParsedStream) -> set[RequestId]:

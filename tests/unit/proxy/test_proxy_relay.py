@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.testclient import TestClient
 
 from gateway.config import parse_config
@@ -267,6 +267,36 @@ def test_an_sse_stream_closed_early_is_resumed_upstream_until_the_answer(
     data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ") and line[6:]]
     assert json.loads(data[-1]) == {"jsonrpc": "2.0", "id": 7, "result": {"done": True}}
     assert "id: e1" in response.text and "id: e2" in response.text
+
+
+def test_a_resumed_stream_the_upstream_keeps_open_ends_once_the_request_is_answered(
+    gateway: Gateway, upstream: ScriptedUpstream
+) -> None:
+    # Given an upstream that polls like the mcp SDK: it closes the POST stream after a priming event, then sends the
+    # answer on the resumed GET stream and keeps that stream open (a GET stream stays open for later messages)
+    async def resumed_and_held_open() -> AsyncIterator[bytes]:
+        yield b'id: e2\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}\n\n'
+        yield b'id: e3\ndata: {"jsonrpc":"2.0","id":7,"result":{"done":true}}\n\n'
+        await asyncio.sleep(30)  # longer than the route's timeout (2 s)
+        yield b'id: e4\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{}}\n\n'
+
+    async def answer(request: Request, body: bytes) -> Response:
+        if request.method == "POST":
+            return sse("id: e1\nretry: 5\ndata: \n\n")
+        assert request.headers.get("last-event-id") == "e1"
+        return StreamingResponse(resumed_and_held_open(), media_type="text/event-stream")
+
+    upstream.answer = answer
+
+    # When the client calls a tool
+    response = gateway.post(TOOLS_CALL)
+
+    # Then it gets the whole exchange as soon as the answer arrived, not the route's 504
+    assert response.status_code == 200
+    assert [seen.method for seen in upstream.seen] == ["POST", "GET"]
+    data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ") and line[6:]]
+    assert json.loads(data[-1]) == {"jsonrpc": "2.0", "id": 7, "result": {"done": True}}
+    assert "id: e1" in response.text and "id: e2" in response.text and "e4" not in response.text
 
 
 def test_an_sse_stream_closed_without_an_event_id_is_a_502(gateway: Gateway, upstream: ScriptedUpstream) -> None:

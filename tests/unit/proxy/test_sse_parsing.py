@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.proxy import sse
 from gateway.proxy.sse import answered_ids, parse
 
 
@@ -42,3 +43,22 @@ def test_answered_ids_are_responses_only() -> None:
         'data: not json with "id"\n\n'
     )
     assert answered_ids(stream) == {"a", 2, 3}
+
+
+def test_a_stream_fed_in_pieces_gives_each_event_once_whatever_the_cuts() -> None:
+    # A BOM, CRLF line ends, a multi-byte character, and cuts everywhere (inside a CRLF, inside the character)
+    raw = (
+        '\ufeffid: 1\r\nretry: 7\r\ndata: \r\n\r\nid: 2\r\ndata: {"jsonrpc":"2.0","id":3,"result":"é"}\r\n\r\ndata: cut'
+    )
+    encoded = raw.encode()
+    for size in (1, 2, 3, 5, 64):
+        parser = sse.IncrementalParser()
+        complete, data, last_id, retry = "", [], None, None
+        for start in range(0, len(encoded), size):
+            stream = parser.feed(encoded[start : start + size])
+            complete += stream.complete
+            data += stream.data
+            last_id = stream.last_event_id or last_id
+            retry = stream.retry_ms if stream.retry_ms is not None else retry
+        assert complete == raw[1 : raw.index("data: cut")]
+        assert data == ["", '{"jsonrpc":"2.0","id":3,"result":"é"}'] and last_id == "2" and retry == 7

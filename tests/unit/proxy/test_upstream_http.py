@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import zlib
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -174,3 +175,56 @@ def test_origins_are_parsed_once_with_their_defaults() -> None:
     assert Origin.parse("http://[::1]:8080/a/mcp").host_header == "[::1]:8080"
     with pytest.raises(ValueError):
         Origin.parse("ftp://example.com/")
+
+
+def test_a_streamed_body_arrives_piece_by_piece_and_leaving_early_closes_the_connection() -> None:
+    # Given a server that sends a chunked, gzip-encoded event stream in two parts and then holds it open
+    release = asyncio.Event()
+    encoder = zlib.compressobj(wbits=31)  # one gzip member, flushed after each part
+    first = encoder.compress(b"data: one\n\n") + encoder.flush(zlib.Z_SYNC_FLUSH)
+    second = encoder.compress(b"data: two\n\n") + encoder.flush(zlib.Z_SYNC_FLUSH)
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n")
+        writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
+        for part in (first, second):
+            writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        await release.wait()  # never finishes the body
+
+    async def test(origin: Origin, connections: list[int]) -> None:
+        pool = UpstreamPool()
+        received: list[bytes] = []
+        async with asyncio.timeout(5):
+            async with pool.stream(origin, "GET", {}, b"", max_body=1 << 20, connect_timeout=2) as response:
+                assert response.status == 200
+                async for piece in response.chunks():
+                    received.append(piece)
+                    if b"".join(received) == b"data: one\n\ndata: two\n\n":
+                        break
+        # Then both parts came without the body's end, and the unfinished connection is not reused
+        assert b"".join(received) == b"data: one\n\ndata: two\n\n"
+        assert not pool._idle.get((origin.scheme, origin.host, origin.port))
+        release.set()
+
+    run(script, test)
+
+
+async def read_all(pool: UpstreamPool, origin: Origin, *, max_body: int) -> bytes:
+    async with pool.stream(origin, "GET", {}, b"", max_body=max_body, connect_timeout=2) as response:
+        return b"".join([piece async for piece in response.chunks()])
+
+
+def test_a_streamed_body_read_to_its_end_keeps_the_connection_and_is_bounded() -> None:
+    async def test(origin: Origin, connections: list[int]) -> None:
+        pool = UpstreamPool()
+        for _ in range(2):
+            assert await read_all(pool, origin, max_body=1 << 20) == b"hello"
+        assert len(connections) == 1  # the second request reused the connection
+        with pytest.raises(BodyTooLarge):
+            await read_all(pool, origin, max_body=3)
+
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    run(answers(ok, ok, ok), test)
