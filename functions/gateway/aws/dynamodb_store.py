@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -133,14 +133,10 @@ class _Table:
             raise StorageError(f"DynamoDB read failed: {type(error).__name__}") from error
         return response.get("Item")
 
-    def _put(self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None) -> bool:
-        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
+    def _conditional(self, operation: Callable[..., Any], kwargs: dict[str, Any]) -> bool:
+        """Run a write; False when its condition failed, StorageError when DynamoDB did."""
         try:
-            self._client.put_item(**kwargs)
+            operation(**kwargs)
         except ClientError as error:
             if _is_condition_failure(error):
                 return False
@@ -148,6 +144,14 @@ class _Table:
         except BotoCoreError as error:
             raise StorageError(f"DynamoDB write failed: {type(error).__name__}") from error
         return True
+
+    def _put(self, item: dict[str, Any], condition: str | None = None, values: dict[str, Any] | None = None) -> bool:
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        return self._conditional(self._client.put_item, kwargs)
 
     def _update(
         self,
@@ -168,28 +172,14 @@ class _Table:
             kwargs["ConditionExpression"] = condition
         if names:
             kwargs["ExpressionAttributeNames"] = names
-        try:
-            self._client.update_item(**kwargs)
-        except ClientError as error:
-            if _is_condition_failure(error):
-                return False
-            raise StorageError(f"DynamoDB write failed: {error.response['Error']['Code']}") from error
-        except BotoCoreError as error:
-            raise StorageError(f"DynamoDB write failed: {type(error).__name__}") from error
-        return True
+        return self._conditional(self._client.update_item, kwargs)
 
     def _delete(self, pk: str, sk: str, condition: str | None = None, values: dict[str, Any] | None = None) -> None:
         kwargs: dict[str, Any] = {"TableName": self._table, "Key": {"pk": _s(pk), "sk": _s(sk)}}
         if condition:
             kwargs["ConditionExpression"] = condition
             kwargs["ExpressionAttributeValues"] = values or {}
-        try:
-            self._client.delete_item(**kwargs)
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise StorageError(f"DynamoDB delete failed: {error.response['Error']['Code']}") from error
-        except BotoCoreError as error:
-            raise StorageError(f"DynamoDB delete failed: {type(error).__name__}") from error
+        self._conditional(self._client.delete_item, kwargs)  # a failed condition means there is nothing to delete
 
 
 # --- clients ------------------------------------------------------------------------------------------------------
