@@ -5,7 +5,6 @@ with 401, and the official ``mcp`` SDK's OAuth discovery (PRM, then authorizatio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -13,22 +12,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import httpx2
 import pytest
-from mcp.client.auth import OAuthClientProvider, OAuthFlowError, TokenStorage
+from mcp.client.auth import OAuthClientProvider, OAuthFlowError
 from mcp.client.auth.utils import (
     build_oauth_authorization_server_metadata_discovery_urls,
     create_oauth_metadata_request,
     handle_auth_metadata_response,
 )
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
 
 from infra.devserver import REPO_ROOT, DevServer
+from tests.support.mcp_client import MemoryStorage, run_async
 
 pytestmark = pytest.mark.e2e
 
@@ -45,31 +45,6 @@ INITIALIZE = {
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-T = TypeVar("T")
-
-
-def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion in a thread of its own.
-
-    ``asyncio.run`` in the main thread would leave it without an event loop afterwards, which breaks later tests
-    that call a Mangum handler directly (Mangum uses the thread's current loop)."""
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            results.append(asyncio.run(make()))
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return results[0]
-
-
 def route_url(server: DevServer) -> str:
     return f"{server.url}/demo/echo/mcp"
 
@@ -83,24 +58,6 @@ def test_a_request_without_a_token_is_challenged(dev_server: DevServer) -> None:
     assert response.headers["www-authenticate"] == (
         f'Bearer resource_metadata="{dev_server.url}/.well-known/oauth-protected-resource/demo/echo/mcp", scope="mcp"'
     )
-
-
-class _MemoryStorage(TokenStorage):
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client_info: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client_info
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client_info = client_info
 
 
 class _ReachedAuthorization(Exception):
@@ -120,7 +77,7 @@ async def _run_sdk_oauth_flow(server_url: str) -> tuple[OAuthClientProvider, lis
             response_types=["code"],
             token_endpoint_auth_method="none",
         ),
-        storage=_MemoryStorage(),
+        storage=MemoryStorage(),
         redirect_handler=redirect_handler,
     )
     requests: list[str] = []

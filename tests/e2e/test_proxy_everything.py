@@ -6,15 +6,13 @@ tools, resources, prompts, completion and logging. A second user cannot use the 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import httpx2
@@ -25,6 +23,7 @@ from mcp_types import PromptReference
 
 from infra.devserver import REPO_ROOT, DevServer
 from infra.placeholders import grant_backed_token
+from tests.support.mcp_client import run_async
 
 pytestmark = pytest.mark.e2e
 
@@ -32,26 +31,6 @@ FIXTURE = REPO_ROOT / "tests" / "fixtures" / "everything"
 SERVER_SCRIPT = FIXTURE / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 HOST = "127.0.0.1"
 ACCEPT = "application/json, text/event-stream"
-T = TypeVar("T")
-
-
-def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine in a thread of its own, so the main thread keeps its event loop for Mangum-driven tests."""
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            results.append(asyncio.run(make()))
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return results[0]
 
 
 @pytest.fixture(scope="module")

@@ -12,26 +12,24 @@ Screenshots of every sign-in and consent page are saved under ``test-artifacts/<
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import httpx2
 import pytest
 from mcp import ClientSession
-from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata, OAuthToken
 from mcp.types import TextContent
 
 from infra.devserver import DevServer
 from tests.support.browser import Browser, chromium
+from tests.support.mcp_client import MemoryStorage, run_async
 from tests.support.sign_in import BrowserVisit, LoopbackCallback, User, authorize_in_browser, loopback_callback
 from tests.unit.net.https_server import Reply
 
@@ -42,48 +40,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ALICE = User("alice", "alice-password")
 CLIENT_NAME = "Python SDK (e2e)"
-
-T = TypeVar("T")
-
-
-def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine in a thread of its own, so the main thread keeps its event loop for tests that call
-    Mangum handlers directly (see tests/e2e/test_dev_acceptance.py)."""
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            results.append(asyncio.run(make()))
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return results[0]
-
-
-class MemoryStorage(TokenStorage):
-    """The SDK's token storage, kept in memory so a second connection can start from what the first stored."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client_info: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client_info
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client_info = client_info
 
 
 @dataclass

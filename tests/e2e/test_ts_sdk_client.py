@@ -11,7 +11,6 @@ Screenshots of the sign-in and consent pages are saved under ``test-artifacts/<t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import threading
@@ -24,6 +23,7 @@ import pytest
 
 from infra.devserver import DevServer
 from tests.support.browser import chromium
+from tests.support.mcp_client import run_async
 from tests.support.node_tools import NODE22, TS_CLIENT_DIR, ensure_installed
 from tests.support.oauth_http import route_url
 from tests.support.sign_in import BrowserVisit, User, authorize_in_browser
@@ -81,25 +81,12 @@ class ClientScript:
 
 def sign_in_in_chromium(authorization_url: str, redirect_uri: str, artifacts: Path) -> BrowserVisit:
     """Sign in as alice and approve, in headless Chromium, in a thread of its own (its own event loop)."""
-    visits: list[BrowserVisit] = []
-    errors: list[BaseException] = []
 
     async def visit() -> BrowserVisit:
         async with chromium(artifacts) as browser:
             return await authorize_in_browser(browser, authorization_url, redirect_uri=redirect_uri, user=ALICE)
 
-    def target() -> None:
-        try:
-            visits.append(asyncio.run(visit()))
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return visits[0]
+    return run_async(visit)
 
 
 def test_the_typescript_sdk_client_signs_in_and_calls_echo_through_the_gateway(
