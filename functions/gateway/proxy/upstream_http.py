@@ -126,24 +126,18 @@ class UpstreamPool:
         connect_timeout: float,
     ) -> UpstreamResponse:
         """Send one request and read the whole response (``max_body`` bytes at most, after decoding)."""
-        head = _request_head(origin, method, headers, body)
         key = (origin.scheme, origin.host, origin.port)
-        idle = self._idle.get(key)
-        now = time.monotonic()
-        while idle:
-            connection = idle.pop()
-            if not connection.usable(now):
-                connection.close()
-                continue
-            try:
-                return await self._exchange(key, connection, head, body, method, max_body, reused=True)
-            except _Stale:
-                continue  # the server had closed it; it never saw the request
-        connection = await _connect(origin, connect_timeout)
+        connection, status, version, response_headers = await self._open(
+            origin, key, _request_head(origin, method, headers, body) + body, connect_timeout
+        )
         try:
-            return await self._exchange(key, connection, head, body, method, max_body, reused=False)
-        except _Stale:
-            raise UpstreamHttpError("the connection closed before a response") from None
+            raw, framed = await _read_body(connection.reader, method, status, response_headers, max_body)
+            decoded = _decode(raw, response_headers.get("content-encoding", ""), max_body)
+        except BaseException:
+            connection.close()
+            raise
+        self._release(key, connection, framed and _keep_alive(version, response_headers.get("connection", "")))
+        return UpstreamResponse(status, response_headers, decoded)
 
     @asynccontextmanager
     async def stream(
@@ -159,27 +153,10 @@ class UpstreamPool:
         """Send one request and yield the response once its head has arrived; its body is read as it arrives
         (``max_body`` bytes at most, after decoding). Leaving the block early closes the connection; a body read to
         its end leaves a keep-alive connection in the pool."""
-        head = _request_head(origin, method, headers, body)
         key = (origin.scheme, origin.host, origin.port)
-        idle = self._idle.get(key)
-        now = time.monotonic()
-        opened: tuple[_Connection, int, str, dict[str, str]] | None = None
-        while idle and opened is None:
-            connection = idle.pop()
-            if not connection.usable(now):
-                connection.close()
-                continue
-            try:
-                opened = (connection, *await _send_and_read_head(connection, head, body, reused=True))
-            except _Stale:
-                continue  # the server had closed it; it never saw the request
-        if opened is None:
-            connection = await _connect(origin, connect_timeout)
-            try:
-                opened = (connection, *await _send_and_read_head(connection, head, body, reused=False))
-            except _Stale:
-                raise UpstreamHttpError("the connection closed before a response") from None
-        connection, status, version, response_headers = opened
+        connection, status, version, response_headers = await self._open(
+            origin, key, _request_head(origin, method, headers, body) + body, connect_timeout
+        )
         finished = False
 
         async def read_body() -> AsyncGenerator[bytes, None]:
@@ -197,45 +174,40 @@ class UpstreamPool:
         finally:
             await body_reader.aclose()
             keep_alive = finished and _keep_alive(version, response_headers.get("connection", ""))
-            keep_alive = keep_alive and _has_framed_body(method, status, response_headers)
-            idle = self._idle.setdefault(key, [])
-            if keep_alive and len(idle) < MAX_IDLE_PER_ORIGIN:
-                connection.idle_since = time.monotonic()
-                idle.append(connection)
-            else:
-                connection.close()
+            self._release(key, connection, keep_alive and _has_framed_body(method, status, response_headers))
 
-    async def _exchange(
-        self,
-        key: tuple[str, str, int],
-        connection: _Connection,
-        head: bytes,
-        body: bytes,
-        method: str,
-        max_body: int,
-        *,
-        reused: bool,
-    ) -> UpstreamResponse:
-        try:
-            connection.writer.write(head + body)
+    async def _open(
+        self, origin: Origin, key: tuple[str, str, int], message: bytes, connect_timeout: float
+    ) -> tuple[_Connection, int, str, dict[str, str]]:
+        """Send ``message`` (request head and body) and read the final response's head: on a pooled keep-alive
+        connection while one is usable (one the server had closed is passed over), else on a new one. Returns the
+        connection with the status, HTTP version and header fields; a connection that failed is closed."""
+        idle = self._idle.get(key)
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            if not connection.usable(now):
+                connection.close()
+                continue
             try:
-                await connection.writer.drain()
-            except ConnectionError:
-                if reused:
-                    raise _Stale from None
-                raise UpstreamHttpError("the connection was reset while sending the request") from None
-            response, keep_alive = await _read_response(connection.reader, method, max_body, reused=reused)
-        except BaseException:
-            connection.close()
-            raise
+                return await _send_and_read_head(connection, message, reused=True)
+            except _Stale:
+                continue  # the server had closed it; it never saw the request
+        connection = await _connect(origin, connect_timeout)
+        try:
+            return await _send_and_read_head(connection, message, reused=False)
+        except _Stale:
+            raise UpstreamHttpError("the connection closed before a response") from None
+
+    def _release(self, key: tuple[str, str, int], connection: _Connection, keep_alive: bool) -> None:
+        """Return a connection whose response was read to its end to the pool, or close it."""
         if keep_alive:
-            connection.idle_since = time.monotonic()
             idle = self._idle.setdefault(key, [])
             if len(idle) < MAX_IDLE_PER_ORIGIN:
+                connection.idle_since = time.monotonic()
                 idle.append(connection)
-                return response
+                return
         connection.close()
-        return response
 
 
 async def _connect(origin: Origin, seconds: float) -> _Connection:
@@ -265,20 +237,21 @@ def _request_head(origin: Origin, method: str, headers: dict[str, str], body: by
 
 
 async def _send_and_read_head(
-    connection: _Connection, head: bytes, body: bytes, *, reused: bool
-) -> tuple[int, str, dict[str, str]]:
+    connection: _Connection, message: bytes, *, reused: bool
+) -> tuple[_Connection, int, str, dict[str, str]]:
     try:
-        connection.writer.write(head + body)
+        connection.writer.write(message)
         try:
             await connection.writer.drain()
         except ConnectionError:
             if reused:
                 raise _Stale from None
             raise UpstreamHttpError("the connection was reset while sending the request") from None
-        return await _read_head(connection.reader, reused=reused)
+        status, version, headers = await _read_head(connection.reader, reused=reused)
     except BaseException:
         connection.close()
         raise
+    return connection, status, version, headers
 
 
 async def _read_head(reader: asyncio.StreamReader, *, reused: bool) -> tuple[int, str, dict[str, str]]:
@@ -301,29 +274,22 @@ async def _read_head(reader: asyncio.StreamReader, *, reused: bool) -> tuple[int
             return status, version, headers
 
 
-async def _read_response(
-    reader: asyncio.StreamReader, method: str, max_body: int, *, reused: bool
-) -> tuple[UpstreamResponse, bool]:
-    status, version, headers = await _read_head(reader, reused=reused)
-    keep_alive = _keep_alive(version, headers.get("connection", ""))
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return UpstreamResponse(status, headers, b""), keep_alive
-    encoding = headers.get("transfer-encoding", "").lower()
+async def _read_body(
+    reader: asyncio.StreamReader, method: str, status: int, headers: dict[str, str], max_body: int
+) -> tuple[bytes, bool]:
+    """The whole raw (still encoded) body, ``max_body`` bytes at most, and whether its end was framed (RFC 9112
+    §6.3); a close-delimited body leaves the connection spent."""
+    if _bodiless(method, status):
+        return b"", True
     length_header = headers.get("content-length")
-    if "chunked" in encoding:
-        raw = await _read_chunked(reader, max_body)
-    elif length_header is not None:
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise UpstreamHttpError("invalid Content-Length") from None
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return await _read_chunked(reader, max_body), True
+    if length_header is not None:
+        length = _content_length(length_header)
         if length > max_body:
             raise BodyTooLarge
-        raw = await _read_exactly(reader, length)
-    else:
-        raw = await _read_to_end(reader, max_body)
-        keep_alive = False
-    return UpstreamResponse(status, headers, _decode(raw, headers.get("content-encoding", ""), max_body)), keep_alive
+        return await _read_exactly(reader, length), True
+    return await _read_to_end(reader, max_body), False
 
 
 def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
@@ -357,26 +323,32 @@ async def _read_exactly(reader: asyncio.StreamReader, length: int) -> bytes:
         raise UpstreamHttpError("the connection closed in the middle of the body") from None
 
 
+async def _chunk_size(reader: asyncio.StreamReader) -> int:
+    """The size of the next chunk (RFC 9112 §7.1); after the last chunk (size 0) the trailer fields are read and
+    ignored."""
+    line = await reader.readline()
+    if not line.endswith(b"\n"):
+        raise UpstreamHttpError("the connection closed in the middle of the body")
+    try:
+        size = int(line.split(b";", 1)[0].strip(), 16)
+    except ValueError:
+        raise UpstreamHttpError("an invalid chunk size") from None
+    if size == 0:
+        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+            pass  # trailer fields, ignored
+    return size
+
+
 async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    while True:
-        line = await reader.readline()
-        if not line.endswith(b"\n"):
-            raise UpstreamHttpError("the connection closed in the middle of the body")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise UpstreamHttpError("an invalid chunk size") from None
-        if size == 0:
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass  # trailer fields, ignored
-            return b"".join(chunks)
+    while size := await _chunk_size(reader):
         total += size
         if total > max_body:
             raise BodyTooLarge
         chunks.append(await _read_exactly(reader, size))
         await _read_exactly(reader, 2)  # CRLF after the chunk
+    return b"".join(chunks)
 
 
 async def _read_to_end(reader: asyncio.StreamReader, max_body: int) -> bytes:
@@ -390,9 +362,21 @@ async def _read_to_end(reader: asyncio.StreamReader, max_body: int) -> bytes:
     return b"".join(chunks)
 
 
+def _bodiless(method: str, status: int) -> bool:
+    """Whether the response has no body whatever its header fields say (RFC 9112 §6.3)."""
+    return method == "HEAD" or status in (204, 304) or 100 <= status < 200
+
+
+def _content_length(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise UpstreamHttpError("invalid Content-Length") from None
+
+
 def _has_framed_body(method: str, status: int, headers: dict[str, str]) -> bool:
     """Whether the body's end is known without the connection closing (RFC 9112 §6.3)."""
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+    if _bodiless(method, status):
         return True
     return "chunked" in headers.get("transfer-encoding", "").lower() or "content-length" in headers
 
@@ -404,21 +388,10 @@ async def _body_pieces(
     reader: asyncio.StreamReader, method: str, status: int, headers: dict[str, str]
 ) -> AsyncIterator[bytes]:
     """The raw (still encoded) body as it arrives, by the framing of RFC 9112 §6.3. The caller bounds the size."""
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+    if _bodiless(method, status):
         return
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        while True:
-            line = await reader.readline()
-            if not line.endswith(b"\n"):
-                raise UpstreamHttpError("the connection closed in the middle of the body")
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise UpstreamHttpError("an invalid chunk size") from None
-            if size == 0:
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass  # trailer fields, ignored
-                return
+        while size := await _chunk_size(reader):
             while size > 0:
                 piece = await reader.read(min(size, STREAM_READ_BYTES))
                 if not piece:
@@ -427,10 +400,7 @@ async def _body_pieces(
                 yield piece
             await _read_exactly(reader, 2)  # CRLF after the chunk
     elif (length_header := headers.get("content-length")) is not None:
-        try:
-            remaining = int(length_header)
-        except ValueError:
-            raise UpstreamHttpError("invalid Content-Length") from None
+        remaining = _content_length(length_header)
         while remaining > 0:
             piece = await reader.read(min(remaining, STREAM_READ_BYTES))
             if not piece:
