@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import socket
 import threading
-import time
-from types import FrameType, TracebackType
+from types import FrameType
 
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 
-HOST = "127.0.0.1"
+from infra.asgi_thread import HOST, AsgiThread, listening_socket
+
 DEFAULT_PORT = 9001
 
 
@@ -52,60 +50,12 @@ def create_app() -> Starlette:
     return create_server().streamable_http_app(stateless_http=True, host=HOST)
 
 
-class DemoUpstream:
-    """A running demo upstream (uvicorn in a daemon thread). Use :func:`start_demo_upstream`."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._socket = sock
-        self.port: int = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(), log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="demo-upstream", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        """The MCP endpoint, e.g. ``http://127.0.0.1:9001/mcp``."""
-        return f"http://{HOST}:{self.port}/mcp"
-
-    def start(self, ready_timeout: float = 10.0) -> DemoUpstream:
-        self._thread.start()
-        deadline = time.monotonic() + ready_timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self._socket.close()
-                raise RuntimeError(f"the demo upstream did not start on {HOST}:{self.port}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
-        self._socket.close()
-
-    def __enter__(self) -> DemoUpstream:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+DemoUpstream = AsgiThread  # a running demo upstream; see :func:`start_demo_upstream`
 
 
 def start_demo_upstream(port: int = 0) -> DemoUpstream:
     """Start the demo upstream on 127.0.0.1 (port 0: a free port). Raises ``OSError`` if the port is taken."""
-    # proto=IPPROTO_TCP: asyncio turns Nagle's algorithm off only on sockets whose proto says TCP, and accepted
-    # connections inherit it; otherwise an SSE response's last small write waits for the client's delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.bind((HOST, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(128)
-    sock.setblocking(False)
-    return DemoUpstream(sock).start()
+    return AsgiThread(create_app(), listening_socket(port), "demo upstream").start()
 
 
 def main() -> None:
