@@ -200,10 +200,10 @@ class Discovery:
             return {}
         return bearer_challenge_params(result.headers.get("www-authenticate", ""))
 
-    async def _protected_resource_metadata(self, upstream: str, named: str | None) -> dict[str, Any]:
-        candidates = [named] if named else prm_urls(upstream)
+    async def _first_document(self, urls: list[str], what: str) -> tuple[str, dict[str, Any]] | list[str]:
+        """The first of ``urls`` that answers 200 with a JSON object, or why each one did not."""
         problems = []
-        for url in candidates:
+        for url in urls:
             try:
                 result = await self._fetcher.get(url, headers=_JSON)
             except FetchError as error:
@@ -212,23 +212,21 @@ class Discovery:
             if result.status != 200:
                 problems.append(f"{url}: HTTP {result.status}")
                 continue
-            data = _json_object(result, "protected resource metadata")
-            resource = data.get("resource")
-            if not isinstance(resource, str) or not upstream.rstrip("/").startswith(resource.rstrip("/")):
-                raise DiscoveryError(f"protected resource metadata at {url} is for {resource!r}, not {upstream}")
-            return data
-        raise DiscoveryError("no protected resource metadata found (" + "; ".join(problems) + ")")
+            return url, _json_object(result, what)
+        return problems
+
+    async def _protected_resource_metadata(self, upstream: str, named: str | None) -> dict[str, Any]:
+        found = await self._first_document([named] if named else prm_urls(upstream), "protected resource metadata")
+        if isinstance(found, list):
+            raise DiscoveryError("no protected resource metadata found (" + "; ".join(found) + ")")
+        url, data = found
+        resource = data.get("resource")
+        if not isinstance(resource, str) or not upstream.rstrip("/").startswith(resource.rstrip("/")):
+            raise DiscoveryError(f"protected resource metadata at {url} is for {resource!r}, not {upstream}")
+        return data
 
     async def _authorization_server(self, issuer: str) -> AuthorizationServer:
-        problems = []
-        for url in as_metadata_urls(issuer):
-            try:
-                result = await self._fetcher.get(url, headers=_JSON)
-            except FetchError as error:
-                problems.append(f"{url}: {error}")
-                continue
-            if result.status != 200:
-                problems.append(f"{url}: HTTP {result.status}")
-                continue
-            return parse_as_metadata(_json_object(result, "authorization server metadata"), issuer)
-        raise DiscoveryError(f"no metadata for authorization server {issuer} (" + "; ".join(problems) + ")")
+        found = await self._first_document(as_metadata_urls(issuer), "authorization server metadata")
+        if isinstance(found, list):
+            raise DiscoveryError(f"no metadata for authorization server {issuer} (" + "; ".join(found) + ")")
+        return parse_as_metadata(found[1], issuer)
