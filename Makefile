@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install dependencies
 
-dev: $(STAMP) ## run the gateway locally on http://127.0.0.1:9000 (local AWS, dev server, demo upstream)
-	$(PY) -m infra.dev
+dev: $(STAMP) ## run the gateway on http://127.0.0.1:9000 (CONFIG=my-gateway.yaml; default examples/gateway.yaml)
+	$(PY) -m infra.dev $(if $(CONFIG),--config "$(CONFIG)")
 
 test: $(STAMP) ## set everything up and run all checks and tests
 	bash infra/scripts/test.sh

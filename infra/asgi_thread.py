@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -14,13 +15,20 @@ HOST = "127.0.0.1"
 
 
 def listening_socket(port: int = 0) -> socket.socket:
-    """A non-blocking listening socket on 127.0.0.1 (port 0: a free port). Raises ``OSError`` if it is taken.
+    """A non-blocking listening socket on 127.0.0.1 (port 0: a free port). Raises ``OSError`` if it is taken
+    (:func:`infra.ports.port_taken_message` says by whom).
+
+    ``SO_REUSEADDR`` (as http.server, uvicorn and asyncio set it; never ``SO_REUSEPORT``, which would let two servers
+    share the port): a connection a stopped server closed first stays in ``TIME_WAIT`` for a minute, and without it
+    that connection keeps the server from starting again on its port although nothing listens there.
 
     ``proto=IPPROTO_TCP``: asyncio turns Nagle's algorithm off only on sockets whose proto says TCP, and accepted
     connections inherit it; otherwise an SSE response's last small write waits for the client's delayed ACK.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
+        if os.name == "posix":  # on Windows it would let a second server bind a port in use (asyncio skips it too)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, port))
     except OSError:
         sock.close()

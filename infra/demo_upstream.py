@@ -9,6 +9,7 @@ a prompt. It is stateless (no ``Mcp-Session-Id``), so every sample event in ``ev
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import threading
@@ -18,6 +19,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 
 from infra.asgi_thread import HOST, AsgiThread, listening_socket
+from infra.ports import port_taken_message
 
 DEFAULT_PORT = 9001
 
@@ -66,6 +68,10 @@ def main() -> None:
     try:
         upstream = start_demo_upstream(args.port)
     except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise SystemExit(
+                port_taken_message(args.port, "demo upstream", "Stop it, or choose another port: --port <port>")
+            ) from None
         raise SystemExit(f"cannot listen on {HOST}:{args.port}: {error.strerror}") from None
     stopping = threading.Event()
 

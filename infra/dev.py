@@ -5,11 +5,18 @@ Starts the local AWS stand-in (moto) and creates in it what template.yaml declar
 ``UPSTREAM_PORT``. ``.dev/state.json`` (or ``DEV_STATE_FILE``) describes the running stack so ``make invoke`` can
 use it; it is removed on exit (Ctrl-C or SIGTERM).
 
+    python -m infra.dev [--config path/to/gateway.yaml]     # make dev [CONFIG=path/to/gateway.yaml]
+
+The gateway configuration defaults to examples/gateway.yaml. A configuration of one's own is served as written (the
+demo upstream still starts; its routes may use it) and is checked first: a bad one stops ``make dev`` with the
+message of ``python -m gateway.config check FILE``.
+
 The building blocks (:func:`start_stack`, :func:`gateway_environment`) are shared with ``make invoke`` and the tests.
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
 import json
 import logging
@@ -27,6 +34,7 @@ from typing import Any
 from infra.demo_upstream import DemoUpstream, start_demo_upstream
 from infra.devserver import REPO_ROOT, DevServer, function_environment
 from infra.local_aws import LocalAws, local_environment, provision, start_local_aws
+from infra.ports import port_taken_message
 from infra.template import load_template
 
 log = logging.getLogger("infra.dev")
@@ -75,6 +83,10 @@ def config_for_upstream(upstream_url: str, directory: Path, config_path: Path = 
     return copy
 
 
+def _is_example(config_path: Path) -> bool:
+    return config_path.resolve() == EXAMPLE_CONFIG.resolve()
+
+
 @dataclass
 class Stack:
     """The local AWS stand-in with the template's resources, the demo upstream, and the functions' environment."""
@@ -84,10 +96,16 @@ class Stack:
     upstream: DemoUpstream | None
     env: dict[str, str]
     _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    config_source: Path = EXAMPLE_CONFIG  # the configuration asked for; ``config_path`` is the one served
 
     @property
     def endpoint_url(self) -> str:
         return self.aws.endpoint_url
+
+    @property
+    def config_path(self) -> Path:
+        """The configuration the functions read (``GATEWAY_CONFIG``)."""
+        return Path(self.env["GATEWAY_CONFIG"])
 
     def stop(self) -> None:
         if self.upstream is not None:
@@ -106,10 +124,17 @@ class Stack:
 
 
 def start_stack(
-    template: dict[str, Any], *, public_base_url: str, upstream_port: int | None = 0, aws_port: int = 0
+    template: dict[str, Any],
+    *,
+    public_base_url: str,
+    upstream_port: int | None = 0,
+    aws_port: int = 0,
+    config_path: Path = EXAMPLE_CONFIG,
 ) -> Stack:
     """Start moto, provision the template, start the demo upstream (``upstream_port`` None: none) and compute
-    the functions' environment. Raises ``OSError`` when a port is taken."""
+    the functions' environment for ``config_path``: examples/gateway.yaml pointed at the demo upstream's actual
+    port (:func:`config_for_upstream`), any other configuration as written. Raises ``OSError`` when a port is
+    taken."""
     upstream = start_demo_upstream(upstream_port) if upstream_port is not None else None
     try:
         aws = start_local_aws(aws_port)
@@ -120,23 +145,23 @@ def start_stack(
     try:
         refs = provision(aws.endpoint_url, template)
         workdir = None
-        config_path = EXAMPLE_CONFIG
-        if upstream is not None and upstream.url != DEMO_UPSTREAM_URL:
+        served = config_path
+        if _is_example(config_path) and upstream is not None and upstream.url != DEMO_UPSTREAM_URL:
             workdir = tempfile.TemporaryDirectory(prefix="mcp-gateway-dev-")
-            config_path = config_for_upstream(upstream.url, Path(workdir.name))
+            served = config_for_upstream(upstream.url, Path(workdir.name), config_path)
         env = gateway_environment(
             template,
             endpoint_url=aws.endpoint_url,
             refs=refs,
             public_base_url=public_base_url,
-            config_path=config_path,
+            config_path=served,
         )
     except BaseException:
         aws.stop()
         if upstream is not None:
             upstream.stop()
         raise
-    return Stack(aws, refs, upstream, env, workdir)
+    return Stack(aws, refs, upstream, env, workdir, config_path)
 
 
 # --- the state file -----------------------------------------------------------------------------------------
@@ -194,18 +219,29 @@ def _port(variable: str, default: int) -> int:
 
 
 def _port_taken(what: str, port: int, variable: str) -> SystemExit:
-    return SystemExit(
-        f"error: port {port} on {HOST} is already in use, so the {what} cannot start.\n"
-        f"Is another `make dev` running? Stop it, or choose another port: {variable}=<port> make dev"
-    )
+    """The message names who holds the port (:mod:`infra.ports`). Every server here sets ``SO_REUSEADDR``, so the
+    connections a stopped ``make dev`` leaves in TIME_WAIT never cause it; only a socket a process still holds."""
+    remedy = f"Stop it, or choose another port: {variable}=<port> make dev"
+    return SystemExit(port_taken_message(port, what, remedy, HOST))
 
 
-def banner(server: DevServer, stack: Stack, config_path: Path) -> str:
-    """What ``make dev`` prints: where everything runs, each route's URL, and how to add it to Claude Code."""
+def check_config(config_path: Path) -> None:
+    """Exit with ``python -m gateway.config check``'s message (each bad key and why) if the file is not valid."""
+    from gateway.config import ConfigError, load_config  # gateway: functions/ package
+
+    try:
+        load_config(config_path)
+    except ConfigError as problem:
+        raise SystemExit(str(problem)) from None
+
+
+def banner(server: DevServer, stack: Stack) -> str:
+    """What ``make dev`` prints: where everything runs, each route's URL, and how to add it to Claude Code, all
+    from the configuration the functions are given."""
     from gateway.config import DevLoginProvider, load_config  # gateway: functions/ package
     from gateway.routes import RouteTable
 
-    config = load_config(config_path)
+    config = load_config(stack.config_path)
     routes = RouteTable(config, server.url).all()
     names = [route.server_name for route in routes]
     lines = [
@@ -215,11 +251,12 @@ def banner(server: DevServer, stack: Stack, config_path: Path) -> str:
         " from template.yaml)",
         f"  local AWS      {stack.endpoint_url}  (moto: DynamoDB, KMS, Secrets Manager, SSM)",
     ]
+    source = _relative(stack.config_source)
     if stack.upstream is not None:
-        lines.append(f"  demo upstream  {stack.upstream.url}")
-    source = _relative(config_path)
-    if config_path != EXAMPLE_CONFIG and config_path.name == EXAMPLE_CONFIG.name:
-        source = f"{_relative(EXAMPLE_CONFIG)}, with the demo upstream's actual port"  # see config_for_upstream
+        unused = not any(route.server.upstream == stack.upstream.url for route in routes)
+        lines.append(f"  demo upstream  {stack.upstream.url}" + (f"  (no route of {source} uses it)" if unused else ""))
+    if stack.config_path != stack.config_source:
+        source += ", with the demo upstream's actual port"  # see config_for_upstream
     lines += ["", f"Routes ({source}):"]
     for route in routes:
         lines += [
@@ -248,7 +285,24 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def main() -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.dev", description="Run the gateway locally (what `make dev` runs)."
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=EXAMPLE_CONFIG,
+        metavar="FILE",
+        help=f"the gateway configuration to serve (default: {_relative(EXAMPLE_CONFIG)}; make dev CONFIG=FILE)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    config_path = Path(os.path.abspath(arguments.config))  # the functions may run with another working directory
+    check_config(config_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("mcp", "httpx", "botocore", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -273,7 +327,12 @@ def main() -> int:
             raise _port_taken("dev server", dev_port, "DEV_PORT") from None
         raise
     try:
-        stack = start_stack(template, public_base_url=f"http://{HOST}:{server.port}", upstream_port=upstream_port)
+        stack = start_stack(
+            template,
+            public_base_url=f"http://{HOST}:{server.port}",
+            upstream_port=upstream_port,
+            config_path=config_path,
+        )
     except OSError as error:
         server.stop()
         if error.errno == errno.EADDRINUSE:
@@ -283,7 +342,7 @@ def main() -> int:
     try:
         server.start(stack.env)
         write_state(stack, server, state_path)
-        print(banner(server, stack, Path(stack.env["GATEWAY_CONFIG"])), flush=True)
+        print(banner(server, stack), flush=True)
         while not stopping.wait(0.5):
             pass
         print("\nstopping...", flush=True)

@@ -3,7 +3,7 @@
     python upstream.py        # prints "demo upstream MCP server on http://127.0.0.1:PORT/mcp" when it listens
 
 A process of its own so that the load client, the upstream and the gateway do not share an interpreter; the
-socket comes from :func:`infra.asgi_thread.listening_socket` (TCP_NODELAY on accepted connections).
+socket comes from :func:`infra.asgi_thread.listening_socket` (TCP_NODELAY on accepted connections, SO_REUSEADDR).
 """
 
 from __future__ import annotations
