@@ -209,9 +209,10 @@ class Case:
 def _sample_event(name: str) -> Callable[[Stack], dict[str, Any]]:
     def make(stack: Stack) -> dict[str, Any]:
         from infra import placeholders
+        from infra.invoke import filler_runtime
 
         event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
-        return placeholders.fill(event, function=name.partition("-")[0])
+        return placeholders.fill(event, function=name.partition("-")[0], runtime=filler_runtime())
 
     return make
 
@@ -735,9 +736,9 @@ def measure_tokens(stack: Stack, verify_count: int, kms_count: int) -> str:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-    from gateway.runtime import get_runtime
+    from infra.invoke import filler_runtime
 
-    runtime = get_runtime()
+    runtime = filler_runtime()
     route = runtime.routes.get("demo", "echo")
     if route is None:
         raise LookupError("the configuration has no route demo/echo")
@@ -907,9 +908,12 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
     except ImportError as error:
         return f"Not measured: the dev server is not available ({error})."
     from infra import placeholders
+    from infra.invoke import filler_runtime
 
     event = json.loads((EVENTS_DIR / "proxy-tools-call.json").read_text(encoding="utf-8"))
-    token = placeholders.fill(event, function="proxy")["headers"]["authorization"].removeprefix("Bearer ")
+    token = placeholders.fill(event, function="proxy", runtime=filler_runtime())["headers"][
+        "authorization"
+    ].removeprefix("Bearer ")
     nagle_off, already_off = _dev_server_nagle()
     server = start_dev_server(stack.template, stack.env)
     gateway_url = f"{server.url}/demo/echo/mcp"

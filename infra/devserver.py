@@ -4,7 +4,9 @@ A request is matched against the template's routes as API Gateway matches them, 
 (:mod:`infra.lambda_event`), and handed to a simulated container of the function: a daemon thread with its own
 asyncio event loop (Mangum drives the app with ``run_until_complete``) that runs one invocation at a time. A
 function gets a new container when all of its containers are busy, up to a limit, as Lambda scales. Handlers are
-imported on first use, in the container, so a broken function answers 502 and the server keeps running.
+imported on first use, in the container, so a broken function answers 502 and the server keeps running. Each
+container loads the handler module afresh (a cold start: the entry point builds its own runtime from the
+environment), so containers share nothing but what they would share on AWS: the tables, keys and secrets.
 
 All functions run in this one process and therefore share ``os.environ``: :func:`function_environment` merges their
 environments and refuses conflicting values instead of letting one function see another's.
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
+import importlib.util
+import itertools
 import logging
 import os
 import queue
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 
 from infra.lambda_event import (
@@ -111,8 +114,7 @@ class LambdaFunction:
         self.max_containers = max_containers
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._import_lock = threading.Lock()
-        self._handler: Handler | None = None
+        self._modules: list[ModuleType] = []
         self._containers: list[threading.Thread] = []
         self._idle = 0
         self._pending = 0
@@ -123,6 +125,12 @@ class LambdaFunction:
         """How many containers have been started (a measure of concurrency)."""
         with self._lock:
             return len(self._containers)
+
+    @property
+    def modules(self) -> list[ModuleType]:
+        """The handler module each container loaded, oldest first (tests inspect a container's runtime)."""
+        with self._lock:
+            return list(self._modules)
 
     def invoke(self, event: dict[str, Any], *, integration_timeout: float | None = None) -> Any:
         """Run the handler on ``event`` in a free container and return its result.
@@ -176,6 +184,7 @@ class LambdaFunction:
     def _container_main(self, log_stream_name: str) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        handler: list[Handler] = []  # loaded by the first invocation of this container
         try:
             while True:
                 job = self._jobs.get()
@@ -186,39 +195,50 @@ class LambdaFunction:
                     self._pending -= 1
                 try:
                     if job.future.set_running_or_notify_cancel():
-                        self._run(job, log_stream_name)
+                        self._run(job, log_stream_name, handler)
                 finally:
                     with self._lock:
                         self._idle += 1
         finally:
             loop.close()
 
-    def _run(self, job: _Job, log_stream_name: str) -> None:
+    def _run(self, job: _Job, log_stream_name: str, handler: list[Handler]) -> None:
         try:
-            handler = self._load_handler()
+            if not handler:
+                handler.append(self._load_handler())
             context = LambdaContext(
                 self.spec,
                 request_id=request_id_of(job.event) or secrets.token_hex(16),
                 log_stream_name=log_stream_name,
                 timeout=job.timeout,
             )
-            job.future.set_result(handler(job.event, context))
+            job.future.set_result(handler[0](job.event, context))
         except BaseException as error:  # a Lambda runtime reports any failure
             job.future.set_exception(error)
 
     def _load_handler(self) -> Handler:
-        with self._import_lock:
-            if self._handler is None:
-                module_name, _, attribute = self.spec.handler.rpartition(".")
-                code_dir = str((self.root / self.spec.code_uri).resolve())
-                if code_dir not in sys.path:
-                    sys.path.insert(0, code_dir)
-                module = importlib.import_module(module_name)
-                handler = getattr(module, attribute, None)
-                if not callable(handler):
-                    raise FunctionFailed(f"{module_name} has no callable {attribute!r}")
-                self._handler = handler
-            return self._handler
+        """A fresh instance of the handler's module (``proxy.app`` of ``proxy.app.handler``), as a new container's
+        init phase runs it; the shared core it imports is loaded once per process, like a layer."""
+        module_name, _, attribute = self.spec.handler.rpartition(".")
+        code_dir = (self.root / self.spec.code_uri).resolve()
+        if str(code_dir) not in sys.path:
+            sys.path.insert(0, str(code_dir))
+        path = code_dir.joinpath(*module_name.split(".")).with_suffix(".py")
+        spec = importlib.util.spec_from_file_location(f"{module_name}.container{next(_container_numbers)}", path)
+        if spec is None or spec.loader is None:
+            raise FunctionFailed(f"{self.spec.logical_id}: no module {module_name} in {code_dir}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        handler = getattr(module, attribute, None)
+        if not callable(handler):
+            raise FunctionFailed(f"{module_name} has no callable {attribute!r}")
+        with self._lock:
+            self._modules.append(module)
+        loaded: Handler = handler
+        return loaded
+
+
+_container_numbers = itertools.count(1)
 
 
 # --- environment --------------------------------------------------------------------------------------------

@@ -18,12 +18,15 @@ import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra import placeholders
 from infra.dev import DEFAULT_DEV_PORT, DEFAULT_UPSTREAM_PORT, HOST, TEMPLATE_PATH, Stack, read_live_state, start_stack
 from infra.devserver import LambdaFunction
 from infra.template import FunctionSpec, functions, load_template
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 log = logging.getLogger("infra.invoke")
 
@@ -59,6 +62,7 @@ _ephemeral: Stack | None = None
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT of a stopped stack is no user
         try:
             probe.bind((HOST, port))
         except OSError:
@@ -91,19 +95,50 @@ def _stop_ephemeral() -> None:
 
 
 def apply_environment(env: Mapping[str, str]) -> None:
-    """Set the functions' environment; when it changes, make the gateway forget what it read from the old one."""
+    """Set the functions' environment; when it changes, the warm containers of the old one are gone (the next
+    invocation is a cold start that reads the new one)."""
+    global _filler_runtime
     changed = any(os.environ.get(key) != value for key, value in env.items())
     os.environ.update(env)
     if changed:
-        from gateway.runtime import reset_runtime  # gateway: the functions/ package, configured by env
+        discard_containers()
+        _filler_runtime = None
 
-        reset_runtime()
+
+def discard_containers() -> None:
+    """Forget the warm containers: the next invocation of each function is a cold start."""
+    for container in _functions.values():
+        container.close()
+    _functions.clear()
+
+
+def warm_runtime(function: str) -> Runtime:
+    """The runtime the warm container of ``function`` built at its cold start (after at least one invocation)."""
+    spec = function_spec(function, load_template(TEMPLATE_PATH))
+    container = _functions.get(spec.logical_id)
+    modules = container.modules if container is not None else []
+    if not modules:
+        raise LookupError(f"{function} has no warm container: invoke it first")
+    runtime: Runtime = modules[-1].runtime
+    return runtime
+
+
+def filler_runtime() -> Runtime:
+    """A runtime of the current environment for filling placeholders (the same tables, keys and secrets as the
+    function's own runtime, so a code or token made with it is valid in the function)."""
+    global _filler_runtime
+    if _filler_runtime is None:
+        from gateway.runtime import Runtime  # gateway: the functions/ package, configured by env
+
+        _filler_runtime = Runtime.from_environment()
+    return _filler_runtime
 
 
 # --- invoking -----------------------------------------------------------------------------------------------
 
 # One warm container per function for the life of the process, as with repeated `sam local invoke --warm`.
 _functions: dict[str, LambdaFunction] = {}
+_filler_runtime: Runtime | None = None
 
 
 def invoke(
@@ -121,7 +156,7 @@ def invoke(
     template = load_template(TEMPLATE_PATH) if template is None else template
     spec = function_spec(function, template)
     apply_environment(default_environment(template) if env is None else env)
-    filled = placeholders.fill(event, function=function)
+    filled = placeholders.fill(event, function=function, runtime=filler_runtime())
     container = _functions.get(spec.logical_id)
     if container is None or container.spec != spec:
         container = _functions[spec.logical_id] = LambdaFunction(spec, max_containers=1)

@@ -7,8 +7,8 @@ before handing it to a function. Each placeholder has one filler registered here
     @placeholder("AUTHORIZATION_CODE")
     def _authorization_code(context: PlaceholderContext) -> str: ...
 
-Fillers run lazily (only for placeholders the event uses), once per event, with the function's environment
-already applied, so they may use the gateway's runtime (``context.runtime()``). Fillers of one scenario may share
+Fillers run lazily (only for placeholders the event uses), once per event, with a gateway runtime of the
+function's environment (``context.runtime``, handed to :func:`fill` by the caller). Fillers of one scenario may share
 state through ``context.values`` under keys starting with ``_`` (e.g. a code and its PKCE verifier).
 
 Fillers that need more of the gateway live in their own modules, listed in :data:`FILLER_MODULES` and imported on
@@ -46,16 +46,12 @@ class PlaceholderContext:
 
     function: str
     event: dict[str, Any]
+    runtime: Runtime
     values: dict[str, str] = field(default_factory=dict)
-
-    def runtime(self) -> Runtime:
-        from gateway.runtime import get_runtime  # after the env is applied
-
-        return get_runtime()
 
     def route(self) -> Route:
         """The route the event addresses (its ``workspace``/``server`` path parameters), else the default route."""
-        runtime = self.runtime()
+        runtime = self.runtime
         parameters = self.event.get("pathParameters") or {}
         workspace, server = parameters.get("workspace"), parameters.get("server")
         route = runtime.routes.get(workspace, server) if workspace and server else None
@@ -99,8 +95,9 @@ def names_in(value: Any) -> set[str]:
     return found
 
 
-def fill(event: dict[str, Any], *, function: str = "") -> dict[str, Any]:
-    """A copy of ``event`` with every ``{{NAME}}`` replaced by its filler's value."""
+def fill(event: dict[str, Any], *, runtime: Runtime, function: str = "") -> dict[str, Any]:
+    """A copy of ``event`` with every ``{{NAME}}`` replaced by its filler's value, made with ``runtime`` (one of
+    the same environment as the function that will handle the event)."""
     names = names_in(event)
     fillers = load_fillers() if names else FILLERS
     unknown = sorted(names - fillers.keys())
@@ -111,7 +108,7 @@ def fill(event: dict[str, Any], *, function: str = "") -> dict[str, Any]:
         )
     if not names:
         return event
-    context = PlaceholderContext(function=function, event=event)
+    context = PlaceholderContext(function=function, event=event, runtime=runtime)
     for name in sorted(names):
         context.values[name] = fillers[name](context)
     filled: dict[str, Any] = _replace(event, context.values)
@@ -168,12 +165,11 @@ def _decode(body: str) -> str | None:
 def ensure_local_client(runtime: Runtime, route: Route) -> str:
     """Register the public client ``local-invoke`` at ``route`` (never expiring) unless an earlier event did."""
     import contextlib
-    import time
 
     from gateway.storage.ports import AlreadyExists
     from gateway.storage.records import RegisteredClient
 
-    now = int(time.time())
+    now = runtime.now()
     client = RegisteredClient(
         client_id=LOCAL_CLIENT_ID,
         route_key=route.key,
@@ -202,11 +198,10 @@ def create_grant(
     its id. The proxy checks every token's grant, so tokens made outside the token endpoint need a real one."""
     import hashlib
     import secrets
-    import time
 
     from gateway.storage.records import AuthorizationCode, Grant
 
-    now = int(time.time())
+    now = runtime.now()
     grant_id = f"grant-{secrets.token_urlsafe(12)}"
     code_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
     code = AuthorizationCode(
@@ -267,10 +262,10 @@ def grant_backed_token(
 def _access_token(context: PlaceholderContext) -> str:
     """A valid access token for the event's route, as the token endpoint would issue it to the dev user (with an
     active grant behind it, which the proxy checks)."""
-    return grant_backed_token(context.runtime(), context.route())
+    return grant_backed_token(context.runtime, context.route())
 
 
 @placeholder("EXPIRED_ACCESS_TOKEN")
 def _expired_access_token(context: PlaceholderContext) -> str:
     """A correctly signed access token for the event's route that expired a minute ago."""
-    return grant_backed_token(context.runtime(), context.route(), lifetime_seconds=-60)
+    return grant_backed_token(context.runtime, context.route(), lifetime_seconds=-60)

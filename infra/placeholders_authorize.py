@@ -11,8 +11,6 @@ Importing this module registers the fillers (``infra.placeholders`` must import 
 
 from __future__ import annotations
 
-import time
-
 from gateway.oauth.hashing import random_token
 from gateway.storage.records import PendingAuthorization
 from gateway.web import cookies
@@ -24,7 +22,7 @@ _PENDING_KEY = "PENDING_ID"
 
 @placeholder("CLIENT_ID")
 def _client_id(context: PlaceholderContext) -> str:
-    return ensure_local_client(context.runtime(), context.route())
+    return ensure_local_client(context.runtime, context.route())
 
 
 def _pending_id(context: PlaceholderContext) -> str:
@@ -34,8 +32,8 @@ def _pending_id(context: PlaceholderContext) -> str:
         return existing
     _client_id(context)
     route = context.route()
-    runtime = context.runtime()
-    now = int(time.time())
+    runtime = context.runtime
+    now = runtime.now()
     pending = PendingAuthorization(
         pending_id=random_token(32),
         route_key=route.key,
@@ -63,6 +61,6 @@ def _pending_placeholder(context: PlaceholderContext) -> str:
 @placeholder("PENDING_COOKIE")
 def _pending_cookie(context: PlaceholderContext) -> str:
     pending_id = _pending_id(context)
-    runtime = context.runtime()
+    runtime = context.runtime
     name = cookies.cookie_name(pending_id, runtime.base_url)
     return f"{name}={cookies.sign(name, pending_id, runtime.shared_secret)}"

@@ -11,12 +11,9 @@ Importing this module registers the fillers; :mod:`infra.placeholders` imports i
 
 from __future__ import annotations
 
-import time
-
 from gateway.oauth import pkce
 from gateway.oauth.hashing import hash_secret, random_token
 from gateway.oauth.token_requests import AuthorizationCodeRequest
-from gateway.oauth.token_service import TokenService
 from gateway.storage.records import AuthorizationCode
 from infra.placeholders import (
     LOCAL_CLIENT_ID,
@@ -33,9 +30,9 @@ _VERIFIER_KEY = "_oauth_code_verifier"
 
 def _new_code(context: PlaceholderContext) -> tuple[str, str]:
     """Store a fresh authorization code for the event's route; return (code, verifier)."""
-    runtime = context.runtime()
+    runtime = context.runtime
     route = context.route()
-    now = int(time.time())
+    now = runtime.now()
     ensure_local_client(runtime, route)
     code, verifier = random_token(), random_token(48)
     runtime.grants.put_code(
@@ -80,21 +77,14 @@ def _code_verifier(context: PlaceholderContext) -> str:
 @placeholder("REFRESH_TOKEN")
 def _refresh_token(context: PlaceholderContext) -> str:
     """The current refresh token of a fresh grant (a code redeemed through the token service)."""
-    runtime = context.runtime()
+    runtime = context.runtime
     route = context.route()
     code, verifier = _new_code(context)
-    service = TokenService(
-        grants=runtime.grants,
-        access_tokens=runtime.access_tokens,
-        public_keys=runtime.public_keys,
-        shared_secret=runtime.shared_secret,
-        policy=runtime.config.oauth,
-        access_token_ttl_seconds=runtime.settings.access_token_ttl_seconds,
-    )
+    service = runtime.token_service
     request = AuthorizationCodeRequest(
         grant_type="authorization_code", code=code, redirect_uri=LOCAL_REDIRECT_URI, code_verifier=verifier
     )
-    response = service.exchange_code(route, LOCAL_CLIENT_ID, request, int(time.time()))
+    response = service.exchange_code(route, LOCAL_CLIENT_ID, request, runtime.now())
     if response.refresh_token is None:
         raise LookupError(f"route {route.key} issues no refresh tokens (refresh_tokens: false)")
     return response.refresh_token

@@ -9,13 +9,11 @@ Importing this module registers the fillers (``infra.placeholders`` imports it t
 
 from __future__ import annotations
 
-import time
-
 from gateway.upstream.connect_links import link_token
 from infra.placeholders import LOCAL_SUBJECT, PlaceholderContext, placeholder
 
 
 @placeholder("CONNECT_LINK_TOKEN")
 def _connect_link_token(context: PlaceholderContext) -> str:
-    runtime = context.runtime()
-    return link_token(context.route(), LOCAL_SUBJECT, runtime.shared_secret, int(time.time()))
+    runtime = context.runtime
+    return link_token(context.route(), LOCAL_SUBJECT, runtime.shared_secret, runtime.now())

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -26,6 +26,9 @@ from infra.dev import TEMPLATE_PATH, config_for_upstream, gateway_environment
 from infra.devserver import DevServer, function_environment, patched_environ, start_dev_server
 from infra.local_aws import local_environment, provision, start_local_aws
 from infra.template import load_template
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 HOST = "127.0.0.1"
 
@@ -113,8 +116,6 @@ def gateway_env(
     """The functions' environment, applied to ``os.environ`` for the session: examples/gateway.yaml pointed at
     the demo upstream (plus route ``demo/everything``), the public base URL of the (future) dev server, the
     provisioned resources."""
-    from gateway.runtime import reset_runtime
-
     directory = Path(tmp_path_factory.mktemp("gateway-config"))
     config_path = _with_everything_route(config_for_upstream(demo_upstream.url, directory), directory, everything_port)
     env = gateway_environment(
@@ -125,9 +126,16 @@ def gateway_env(
         config_path=config_path,
     )
     with patched_environ(env):
-        reset_runtime()
         yield env
-    reset_runtime()
+
+
+@pytest.fixture(scope="session")
+def gateway_runtime(gateway_env: dict[str, str]) -> Runtime:
+    """A gateway runtime of the functions' environment in the test process: the same tables, keys and secrets
+    as the functions' own (each simulated container builds its own), for making and inspecting state."""
+    from gateway.runtime import Runtime
+
+    return Runtime.from_environment()
 
 
 @pytest.fixture(scope="session")

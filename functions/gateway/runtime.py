@@ -1,44 +1,62 @@
 """The composition root: what one Lambda container builds once, at cold start or on first use.
 
-Settings and configuration are read once; AWS clients and the adapters that need them are created lazily, so a
+Each function's entry point (``functions/<name>/app.py``) builds a :class:`Runtime` from the environment and hands
+it to its app factory (``create_app(runtime)``); the app and every module below it receive what they need as
+arguments and never look the runtime up. This is the one module of the shared core that knows every adapter and
+every feature service, and the only one that may import them all: dependencies flow app.py → web → domain → ports,
+with the adapters (``gateway.aws``) plugged in here (docs/architecture.md, "Dependency direction").
+
+Settings and configuration are read once; AWS clients and the services that need them are created lazily, so a
 function that never touches KMS or DynamoDB on a request path never imports boto3 for it (the metadata function
-serves PRM and AS metadata without the AWS SDK).
+serves PRM and AS metadata without the AWS SDK). Tests pre-seed any lazily built attribute through the instance
+``__dict__`` (e.g. in-memory stores) or pass another ``clock``.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import GatewayConfig, load_config
-from gateway.routes import RouteTable
-from gateway.settings import Settings, get_settings
+from gateway.routes import Route, RouteTable
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
 
     from gateway.aws.kms_keys import KmsPublicKeys
+    from gateway.config import OidcProvider
+    from gateway.identity.oidc import RelyingParty
+    from gateway.oauth.clients import ClientResolver
+    from gateway.oauth.token_service import TokenService
+    from gateway.proxy.grant_status import GrantStatusCache
+    from gateway.proxy.sessions import SessionCodec
+    from gateway.proxy.verified_tokens import VerifiedTokens
+    from gateway.secrets import SecretResolver
     from gateway.storage.ports import ClientStore, GrantStore, UpstreamTokenStore
     from gateway.tokens.access_token import AccessTokens
-
-
-T = TypeVar("T")
+    from gateway.tokens.keys import PublicKeySource
+    from gateway.upstream.cipher import TokenCipher
+    from gateway.upstream.credentials import UpstreamCredentialProvider
+    from gateway.upstream.oauth_provider import OAuthCredentialProvider
+    from gateway.upstream.services import UpstreamOAuth
+    from gateway.upstream.static_headers import StaticHeadersProvider
 
 
 class BaseUrlUnknown(RuntimeError):
     """No public base URL is configured and none could be derived from the event yet."""
 
 
-def default_api_url(event: Mapping[str, Any]) -> str | None:
+def default_api_url(event: Mapping[str, Any], region: str | None) -> str | None:
     """The execute-api URL of the API that delivered ``event``: from its ``apiId`` (set by API Gateway, not by the
     client's Host header) and the region; a named stage adds its path prefix."""
     context = event.get("requestContext") or {}
     api_id = context.get("apiId")
-    region = os.environ.get("AWS_REGION")
     if not api_id or not region:
         return None
     stage = context.get("stage") or "$default"
@@ -47,20 +65,41 @@ def default_api_url(event: Mapping[str, Any]) -> str | None:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, config: GatewayConfig) -> None:
+    """One container's settings, configuration, clock, AWS clients, stores and feature services."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: GatewayConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        region: str | None = None,
+    ) -> None:
         self.settings = settings
         self.config = config
+        self.clock = clock
+        """Wall-clock seconds for every expiry decision of this container (tests pass another one)."""
+        self.region = region
         self._base_url = settings.base_url
         self._routes: RouteTable | None = None
         self._lock = threading.RLock()
-        self.components: dict[str, object] = {}
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Runtime:
+        """This container's runtime: settings from the environment, the configuration file they name."""
+        environ = os.environ if environ is None else environ
+        settings = Settings.from_environ(environ)
+        return cls(settings, load_config(settings.config), region=environ.get("AWS_REGION"))
+
+    def now(self) -> int:
+        return int(self.clock())
 
     # --- URLs and routes ------------------------------------------------------------------------------------
 
     def observe_event(self, event: Mapping[str, Any] | None) -> None:
         """Learn the base URL from the first event when the deployment did not configure one."""
         if self._base_url is None and event:
-            self._base_url = default_api_url(event)
+            self._base_url = default_api_url(event, self.region)
 
     @property
     def base_url(self) -> str:
@@ -91,23 +130,6 @@ class Runtime:
             config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
             return self._botocore_session.create_client(service, config=config)
 
-    # --- feature components -----------------------------------------------------------------------------------
-
-    def component(self, name: str, factory: Callable[[Runtime], T]) -> T:
-        """A per-container singleton built by ``factory`` on first use.
-
-        Feature modules wire themselves through this (e.g. ``runtime.component("session_codec", build)``), so
-        adding a feature does not mean editing this file; tests pre-seed ``runtime.components[name]``.
-        """
-        existing = self.components.get(name)
-        if existing is None:
-            with self._lock:
-                existing = self.components.get(name)
-                if existing is None:
-                    existing = factory(self)
-                    self.components[name] = existing
-        return cast(T, existing)
-
     @cached_property
     def kms(self) -> KMSClient:
         client: KMSClient = self._client("kms")
@@ -122,7 +144,7 @@ class Runtime:
     def secretsmanager(self) -> Any:
         return self._client("secretsmanager")
 
-    # --- storage (DynamoDB adapters; tests may install in-memory ones with ``set_runtime``) -------------------
+    # --- storage (DynamoDB adapters; tests pre-seed in-memory ones) -----------------------------------------
 
     @cached_property
     def clients(self) -> ClientStore:
@@ -150,46 +172,139 @@ class Runtime:
         value: str = response["SecretString"]
         return value.encode()
 
+    @cached_property
+    def secret_resolver(self) -> SecretResolver:
+        """Secret references of the configuration (client secrets, IdP credentials, upstream headers)."""
+        return self.secret_resolver_with_max_age(None)
+
+    def secret_resolver_with_max_age(self, max_age_seconds: int | None) -> SecretResolver:
+        from gateway.secrets import DEFAULT_MAX_AGE_SECONDS, SecretResolver
+
+        return SecretResolver(
+            deployed=self.settings.is_deployed,
+            max_age_seconds=DEFAULT_MAX_AGE_SECONDS if max_age_seconds is None else max_age_seconds,
+            secretsmanager_client=lambda: self.secretsmanager,
+        )
+
     # --- tokens ---------------------------------------------------------------------------------------------
 
     @cached_property
-    def public_keys(self) -> KmsPublicKeys:
+    def kms_public_keys(self) -> KmsPublicKeys:
+        """The public keys of the signing key and of the keys kept for verification (GetPublicKey, once)."""
         from gateway.aws.kms_keys import KmsPublicKeys
 
         return KmsPublicKeys(self.kms, self.settings.all_verify_key_ids)
+
+    @cached_property
+    def public_keys(self) -> PublicKeySource:
+        return self.kms_public_keys
 
     @cached_property
     def access_tokens(self) -> AccessTokens:
         from gateway.aws.kms_keys import KmsSigner
         from gateway.tokens.access_token import AccessTokens
 
-        signer = KmsSigner(self.kms, self.settings.signing_key_id, self.public_keys)
+        signer = KmsSigner(self.kms, self.settings.signing_key_id, self.kms_public_keys)
         return AccessTokens(signer, self.public_keys, self.settings.access_token_ttl_seconds)
 
+    # --- the authorization server ---------------------------------------------------------------------------
 
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
+    @cached_property
+    def client_resolver(self) -> ClientResolver:
+        """Every kind of client (pre-registered, metadata document, dynamically registered) for one route."""
+        from gateway.net.ssrf import SafeFetcher
+        from gateway.oauth.cimd import CimdResolver
+        from gateway.oauth.clients import ClientResolver
 
+        fetcher = SafeFetcher(allow_private=self.config.oauth.cimd_allow_private_addresses)
+        return ClientResolver(self.clients, self.config, CimdResolver(fetcher), self.secret_resolver)
 
-def get_runtime() -> Runtime:
-    """This container's runtime, built on first use from the environment and the configuration file."""
-    global _runtime
-    if _runtime is None:
-        with _runtime_lock:
-            if _runtime is None:
-                settings = get_settings()
-                _runtime = Runtime(settings, load_config(settings.config))
-    return _runtime
+    @cached_property
+    def token_service(self) -> TokenService:
+        from gateway.oauth.token_service import TokenService
 
+        return TokenService(
+            grants=self.grants,
+            access_tokens=self.access_tokens,
+            public_keys=self.public_keys,
+            shared_secret=self.shared_secret,
+            policy=self.config.oauth,
+            access_token_ttl_seconds=self.settings.access_token_ttl_seconds,
+        )
 
-def set_runtime(runtime: Runtime | None) -> None:
-    """Install a runtime built by hand (tests wiring in-memory adapters)."""
-    global _runtime
-    _runtime = runtime
+    def relying_party(self, workspace_name: str, provider: OidcProvider) -> RelyingParty:
+        """The OpenID Connect relying party of a workspace. Raises ``SecretUnavailableError`` when its client
+        secret cannot be read."""
+        from gateway.identity.oidc import RelyingParty
+        from gateway.routes import workspace_callback_url
 
+        secret = None
+        if provider.client_secret is not None:
+            secret = self.secret_resolver.resolve(provider.client_secret)
+        return RelyingParty(provider, workspace_callback_url(self.base_url, workspace_name), secret, clock=self.clock)
 
-def reset_runtime() -> None:
-    """Forget the settings, configuration and clients so the next use reads the environment again (tests)."""
-    global _runtime
-    _runtime = None
-    get_settings.cache_clear()
+    # --- upstream credentials -------------------------------------------------------------------------------
+
+    @cached_property
+    def upstream_token_cipher(self) -> TokenCipher:
+        from gateway.aws.kms_cipher import KmsTokenCipher
+
+        return KmsTokenCipher(self.kms, self.settings.upstream_token_key_id)
+
+    @cached_property
+    def upstream_oauth(self) -> UpstreamOAuth:
+        from gateway.upstream.services import build_upstream_oauth
+
+        return build_upstream_oauth(
+            store=self.upstream_tokens,
+            cipher=self.upstream_token_cipher,
+            secrets=self.secret_resolver.resolve,
+            dev_allow_private=self.config.oauth.cimd_allow_private_addresses,
+            cache_seconds=self.settings.grant_status_cache_seconds,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def oauth_credentials(self) -> OAuthCredentialProvider:
+        from gateway.upstream.oauth_provider import OAuthCredentialProvider
+
+        return OAuthCredentialProvider(self.upstream_oauth.vault, lambda: self.shared_secret, clock=self.clock)
+
+    @cached_property
+    def static_headers(self) -> StaticHeadersProvider:
+        from gateway.upstream.static_headers import StaticHeadersProvider
+
+        return StaticHeadersProvider(self.secret_resolver_with_max_age)
+
+    def credential_provider(self, route: Route) -> UpstreamCredentialProvider:
+        """The provider for ``route``'s ``auth`` setting (one instance per container and kind; the OAuth one is
+        imported only by routes that use it, it is heavy for the cold start)."""
+        kind = route.server.auth.type
+        if kind == "headers":
+            return self.static_headers
+        if kind == "oauth":
+            return self.oauth_credentials
+        from gateway.upstream.credentials import NO_CREDENTIALS
+
+        return NO_CREDENTIALS
+
+    # --- the proxy ------------------------------------------------------------------------------------------
+
+    @cached_property
+    def session_codec(self) -> SessionCodec:
+        """The key is derived once from the shared secret (one Secrets Manager read per cold start)."""
+        from gateway.proxy.sessions import SessionCodec
+
+        return SessionCodec.from_shared_secret(self.shared_secret)
+
+    @cached_property
+    def grant_status(self) -> GrantStatusCache:
+        from gateway.proxy.grant_status import GrantStatusCache
+
+        return GrantStatusCache(self.grants, self.settings.grant_status_cache_seconds)
+
+    @cached_property
+    def verified_tokens(self) -> VerifiedTokens:
+        from gateway.proxy.verified_tokens import VerifiedTokens
+
+        return VerifiedTokens(self.access_tokens, clock=self.clock)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from mangum import Mangum
 
+from gateway.runtime import Runtime
 from gateway.web.register_app import create_app
 
-app = create_app()
+runtime = Runtime.from_environment()  # the composition root: settings and configuration, once per cold start
+app = create_app(runtime)
 handler = Mangum(app, lifespan="off")

@@ -27,6 +27,7 @@ from mcp.client.auth.utils import (
 )
 from mcp.shared.auth import OAuthClientMetadata
 
+from gateway.runtime import Runtime
 from infra.devserver import REPO_ROOT, DevServer
 from tests.support.mcp_client import MemoryStorage, run_async
 
@@ -143,12 +144,13 @@ def test_every_metadata_url_the_sdk_may_try_names_the_routes_issuer(dev_server: 
     assert run_async(fetch_all) == [issuer] * 3
 
 
-def test_calls_with_a_valid_token_reach_the_demo_upstream_concurrently(dev_server: DevServer) -> None:
+def test_calls_with_a_valid_token_reach_the_demo_upstream_concurrently(
+    dev_server: DevServer, gateway_runtime: Runtime
+) -> None:
     # Given an access token for the demo route backed by an active grant, as the token endpoint issues it
-    from gateway.runtime import get_runtime
     from infra.placeholders import grant_backed_token
 
-    runtime = get_runtime()
+    runtime = gateway_runtime
     route = runtime.routes.get("demo", "echo")
     assert route is not None
     token = grant_backed_token(runtime, route, subject="alice", client_id="acceptance-test")

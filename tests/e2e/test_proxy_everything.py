@@ -21,6 +21,7 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import PromptReference
 
+from gateway.runtime import Runtime
 from infra.devserver import REPO_ROOT, DevServer
 from infra.placeholders import grant_backed_token
 from tests.support.mcp_client import run_async
@@ -68,10 +69,7 @@ def everything(everything_port: int) -> Iterator[str]:
             process.wait()
 
 
-def token_for(dev_server: DevServer, user: str) -> str:
-    from gateway.runtime import get_runtime
-
-    runtime = get_runtime()
+def token_for(runtime: Runtime, user: str) -> str:
     route = runtime.routes.get("demo", "everything")
     assert route is not None, "tests/conftest.py adds route demo/everything"
     return grant_backed_token(runtime, route, subject=user, client_id="e2e-everything")
@@ -114,9 +112,11 @@ async def exercise(url: str, token: str | None) -> dict[str, Any]:
 
 
 @pytest.mark.filterwarnings("ignore:The logging capability is deprecated")  # still part of 2025-11-25, which we test
-def test_the_sdk_client_gets_through_the_gateway_what_it_gets_directly(everything: str, dev_server: DevServer) -> None:
+def test_the_sdk_client_gets_through_the_gateway_what_it_gets_directly(
+    gateway_runtime: Runtime, everything: str, dev_server: DevServer
+) -> None:
     # Given server-everything, reached directly and through the gateway with alice's token
-    token = token_for(dev_server, "alice")
+    token = token_for(gateway_runtime, "alice")
 
     # When the official SDK client lists and uses tools, resources, prompts, completion and logging on both
     direct = run_async(lambda: exercise(everything, None))
@@ -141,18 +141,20 @@ async def negotiate(url: str, token: str | None) -> tuple[str | None, list[str]]
         return client.session.protocol_version, sorted(tool.name for tool in tools.tools)
 
 
-def test_version_negotiation_goes_the_same_way_through_the_gateway(everything: str, dev_server: DevServer) -> None:
-    token = token_for(dev_server, "alice")
+def test_version_negotiation_goes_the_same_way_through_the_gateway(
+    gateway_runtime: Runtime, everything: str, dev_server: DevServer
+) -> None:
+    token = token_for(gateway_runtime, "alice")
     direct = run_async(lambda: negotiate(everything, None))
     proxied = run_async(lambda: negotiate(f"{dev_server.url}/demo/everything/mcp", token))
     assert proxied == direct
 
 
-def test_a_stateless_upstream_speaks_2026_07_28_through_the_gateway(dev_server: DevServer) -> None:
+def test_a_stateless_upstream_speaks_2026_07_28_through_the_gateway(
+    dev_server: DevServer, gateway_runtime: Runtime
+) -> None:
     # The demo upstream (mcp SDK, stateless) serves the sessionless 2026-07-28 revision: no session id to wrap.
-    from gateway.runtime import get_runtime
-
-    runtime = get_runtime()
+    runtime = gateway_runtime
     route = runtime.routes.get("demo", "echo")
     assert route is not None
     token = grant_backed_token(runtime, route, subject="alice")
@@ -171,10 +173,12 @@ def _initialize(url: str, token: str) -> httpx.Response:
     return httpx.post(url, json=message, headers={"Authorization": f"Bearer {token}", "Accept": ACCEPT}, timeout=30)
 
 
-def test_a_second_user_cannot_use_the_first_users_session(everything: str, dev_server: DevServer) -> None:
+def test_a_second_user_cannot_use_the_first_users_session(
+    gateway_runtime: Runtime, everything: str, dev_server: DevServer
+) -> None:
     # Given alice's session with server-everything through the gateway
     url = f"{dev_server.url}/demo/everything/mcp"
-    alice, bob = token_for(dev_server, "alice"), token_for(dev_server, "bob")
+    alice, bob = token_for(gateway_runtime, "alice"), token_for(gateway_runtime, "bob")
     initialized = _initialize(url, alice)
     assert initialized.status_code == 200
     session_id = initialized.headers["mcp-session-id"]

@@ -19,7 +19,7 @@ import pytest
 
 from infra import placeholders
 from infra.devserver import REPO_ROOT
-from infra.invoke import UnknownFunction, function_names, invoke, readable
+from infra.invoke import UnknownFunction, discard_containers, function_names, invoke, readable
 from infra.lambda_event import RouteTable
 from infra.template import FunctionSpec
 
@@ -241,9 +241,7 @@ def load(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def functions_env(gateway_env: dict[str, str]) -> dict[str, str]:
-    from gateway.runtime import reset_runtime
-
-    reset_runtime()  # nothing cached from other modules' tests
+    discard_containers()  # cold starts: nothing cached from other modules' tests
     return gateway_env
 
 

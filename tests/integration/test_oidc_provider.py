@@ -33,7 +33,7 @@ from gateway.routes import Route
 from gateway.storage.memory import MemoryGrantStore
 from gateway.storage.records import ClientSource
 from gateway.web import authorize_app
-from tests.support.runtime import installed, memory_runtime
+from tests.support.runtime import memory_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def issuer() -> Iterator[str]:
 
 
 @pytest.fixture
-def gateway(issuer: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def gateway(issuer: str) -> TestClient:
     config = {
         "workspaces": {
             "corp": {
@@ -127,12 +127,12 @@ def gateway(issuer: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient
             }
         }
     }
-    monkeypatch.setattr(authorize_app, "client_lookup", Lookup)
     oidc.clear_caches()
-    with installed(memory_runtime(parse_config(config), base_url=GATEWAY)) as runtime:
-        client = TestClient(authorize_app.create_app(), base_url=GATEWAY, follow_redirects=False)
-        client.runtime = runtime  # type: ignore[attr-defined]
-        yield client
+    runtime = memory_runtime(parse_config(config), base_url=GATEWAY)
+    runtime.__dict__["client_resolver"] = Lookup()
+    client = TestClient(authorize_app.create_app(runtime), base_url=GATEWAY, follow_redirects=False)
+    client.runtime = runtime  # type: ignore[attr-defined]
+    return client
 
 
 def _gateway_path(url: str) -> str:
@@ -186,7 +186,7 @@ def test_alice_signs_in_at_the_provider_and_sees_the_consent_page(gateway: TestC
     pending_id = parse_qs(urlsplit(consent_path).query)["p"][0]
     grants = gateway.runtime.grants  # type: ignore[attr-defined]
     assert isinstance(grants, MemoryGrantStore)
-    pending = grants.get_pending(pending_id, int(time.time()))
+    pending = grants.get_pending(pending_id, gateway.runtime.now())  # type: ignore[attr-defined]
     assert pending is not None
     assert (pending.user_id, pending.user_groups, pending.idp_state) == ("alice", ("engineering",), None)
     # And approving returns a code to the MCP client

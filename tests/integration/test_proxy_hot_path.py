@@ -15,7 +15,7 @@ import pytest
 
 from infra import placeholders
 from infra.devserver import REPO_ROOT
-from infra.invoke import apply_environment, invoke
+from infra.invoke import apply_environment, discard_containers, filler_runtime, invoke, warm_runtime
 
 REQUESTS = 30
 READS = frozenset({"GetItem", "Query", "BatchGetItem", "Scan", "TransactGetItems"})
@@ -43,7 +43,8 @@ class AwsCalls:
 
 def _tools_call() -> dict[str, Any]:
     event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "proxy-tools-call.json").read_text())
-    return placeholders.fill(event, function="proxy")  # a token with an active grant behind it
+    # a token with an active grant behind it
+    return placeholders.fill(event, function="proxy", runtime=filler_runtime())
 
 
 def _call(event: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
@@ -58,6 +59,7 @@ def env_with(gateway_env: dict[str, str]) -> Iterator[Any]:
     def apply(**settings: str) -> dict[str, str]:
         env = {**gateway_env, **settings}
         apply_environment(env)
+        discard_containers()  # the next call is a cold start that reads these settings
         applied.append(env)
         return env
 
@@ -66,15 +68,12 @@ def env_with(gateway_env: dict[str, str]) -> Iterator[Any]:
 
 
 def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_period(env_with: Any) -> None:
-    from gateway.runtime import get_runtime, reset_runtime
-
     # Given a warm proxy (keys fetched, grant status cached) with the default 30 s revocation bound
     env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="30")
-    reset_runtime()
     event = _tools_call()
     for _ in range(3):
         assert _call(event, env)["statusCode"] == 200
-    runtime = get_runtime()
+    runtime = warm_runtime("proxy")
     calls = AwsCalls().watch(runtime.kms, runtime.dynamodb, runtime.secretsmanager)
 
     # When it relays 30 tools/call requests
@@ -88,13 +87,10 @@ def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_pe
 
 
 def test_with_no_cache_each_request_reads_the_grant_once_and_never_calls_kms(env_with: Any) -> None:
-    from gateway.runtime import get_runtime, reset_runtime
-
     env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="0")
-    reset_runtime()
     event = _tools_call()
     assert _call(event, env)["statusCode"] == 200
-    runtime = get_runtime()
+    runtime = warm_runtime("proxy")
     calls = AwsCalls().watch(runtime.kms, runtime.dynamodb, runtime.secretsmanager)
 
     statuses = [_call(event, env)["statusCode"] for _ in range(REQUESTS)]
@@ -106,14 +102,11 @@ def test_with_no_cache_each_request_reads_the_grant_once_and_never_calls_kms(env
 
 
 def test_revocation_bites_after_the_cache_period(env_with: Any) -> None:
-    from gateway.runtime import get_runtime, reset_runtime
-
     # Given a warm proxy whose grant-status cache lasts one second
     env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="1")
-    reset_runtime()
     event = _tools_call()
     assert _call(event, env)["statusCode"] == 200
-    runtime = get_runtime()
+    runtime = warm_runtime("proxy")
     calls = AwsCalls().watch(runtime.kms, runtime.dynamodb)
     token = event["headers"]["authorization"].removeprefix("Bearer ")
     route = runtime.routes.get("demo", "echo")
@@ -122,7 +115,7 @@ def test_revocation_bites_after_the_cache_period(env_with: Any) -> None:
 
     # When the grant is revoked, and requests keep coming for two cache periods
     revoked_at = time.monotonic()
-    runtime.grants.revoke_grant(grant_id, int(time.time()), "test")
+    runtime.grants.revoke_grant(grant_id, runtime.now(), "test")
     results: list[tuple[float, int]] = []
     while time.monotonic() - revoked_at < 2.0:
         started = time.monotonic() - revoked_at

@@ -35,7 +35,7 @@ from gateway.tokens.access_token import AccessTokens
 from gateway.web.token_app import create_app
 from infra.local_aws import local_environment, provision, start_local_aws
 from infra.template import load_template
-from tests.support.runtime import BASE_URL, EXAMPLE_CONFIG, example_config_data, installed
+from tests.support.runtime import BASE_URL, EXAMPLE_CONFIG, example_config_data
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -244,35 +244,35 @@ def _runtime(stack: Stack) -> Runtime:
 
 def test_round_trips_per_exchange_and_refresh_through_the_endpoint(stack: Stack) -> None:
     # Given the token endpoint wired to DynamoDB and KMS, and a warm container (client known, keys fetched)
-    with installed(_runtime(stack)):
-        http = TestClient(create_app())
-        _, warm_code, warm_verifier = new_code(stack)
-        form = {"grant_type": "authorization_code", "redirect_uri": REDIRECT, "client_id": CLIENT_ID}
-        assert http.post("/demo/echo/token", data=form | {"code": warm_code, "code_verifier": warm_verifier}).is_success
-        _, code, verifier = new_code(stack)
+    runtime = _runtime(stack)
+    http = TestClient(create_app(runtime))
+    _, warm_code, warm_verifier = new_code(stack)
+    form = {"grant_type": "authorization_code", "redirect_uri": REDIRECT, "client_id": CLIENT_ID}
+    assert http.post("/demo/echo/token", data=form | {"code": warm_code, "code_verifier": warm_verifier}).is_success
+    _, code, verifier = new_code(stack)
 
-        # When one code is exchanged
-        stack.log.reset()
-        response = http.post("/demo/echo/token", data=form | {"code": code, "code_verifier": verifier})
-        assert response.status_code == 200, response.text
-        exchange_dynamodb = stack.log.operations("dynamodb")
-        exchange_kms = stack.log.operations("kms")
-        exchange_items = stack.log.items_written()
+    # When one code is exchanged
+    stack.log.reset()
+    response = http.post("/demo/echo/token", data=form | {"code": code, "code_verifier": verifier})
+    assert response.status_code == 200, response.text
+    exchange_dynamodb = stack.log.operations("dynamodb")
+    exchange_kms = stack.log.operations("kms")
+    exchange_items = stack.log.items_written()
 
-        # And its refresh token is used once
-        stack.log.reset()
-        refreshed = http.post(
-            "/demo/echo/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": response.json()["refresh_token"],
-                "client_id": CLIENT_ID,
-            },
-        )
-        assert refreshed.status_code == 200, refreshed.text
-        refresh_dynamodb = stack.log.operations("dynamodb")
-        refresh_kms = stack.log.operations("kms")
-        refresh_items = stack.log.items_written()
+    # And its refresh token is used once
+    stack.log.reset()
+    refreshed = http.post(
+        "/demo/echo/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": response.json()["refresh_token"],
+            "client_id": CLIENT_ID,
+        },
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    refresh_dynamodb = stack.log.operations("dynamodb")
+    refresh_kms = stack.log.operations("kms")
+    refresh_items = stack.log.items_written()
 
     # Then: one KMS Sign per access token and nothing else from KMS
     assert exchange_kms == Counter({"Sign": 1})

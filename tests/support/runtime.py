@@ -1,20 +1,25 @@
-"""Build a gateway runtime wired to in-memory adapters and a local RSA key (no AWS), for unit tests."""
+"""Build a gateway runtime wired to in-memory adapters and a local RSA key (no AWS), for unit tests.
+
+The apps take their runtime as an argument (``create_app(runtime)``), so a test builds one here and hands it over;
+nothing is installed globally.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gateway.config import GatewayConfig, parse_config
-from gateway.runtime import Runtime, set_runtime
+from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.storage.memory import MemoryClientStore, MemoryGrantStore, MemoryUpstreamTokenStore
 from gateway.tokens.access_token import AccessTokens
 from gateway.tokens.local_keys import LocalRsaKey
+from gateway.upstream.cipher import LocalTokenCipher
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "gateway.yaml"
 BASE_URL = "https://gw.example.com"
@@ -25,12 +30,15 @@ def example_config_data() -> dict[str, Any]:
     return data
 
 
-def memory_runtime(config: GatewayConfig | None = None, base_url: str = BASE_URL, **settings: Any) -> Runtime:
+def memory_runtime(
+    config: GatewayConfig | None = None,
+    base_url: str = BASE_URL,
+    *,
+    clock: Callable[[], float] = time.time,
+    **settings: Any,
+) -> Runtime:
     config = config or parse_config(example_config_data())
-    runtime = Runtime(
-        Settings(config=str(EXAMPLE_CONFIG), public_base_url=base_url, **settings),
-        config,
-    )
+    runtime = Runtime(Settings(config=str(EXAMPLE_CONFIG), public_base_url=base_url, **settings), config, clock=clock)
     key = LocalRsaKey()
     runtime.__dict__.update(
         clients=MemoryClientStore(),
@@ -39,15 +47,7 @@ def memory_runtime(config: GatewayConfig | None = None, base_url: str = BASE_URL
         shared_secret=b"unit-test-shared-secret-0123456789abcdef",
         public_keys=key,
         access_tokens=AccessTokens(key, key, runtime.settings.access_token_ttl_seconds),
-        signing_key=key,
+        upstream_token_cipher=LocalTokenCipher(),
+        signing_key=key,  # the same key, under the name tests use to make it fail
     )
     return runtime
-
-
-@contextmanager
-def installed(runtime: Runtime) -> Iterator[Runtime]:
-    set_runtime(runtime)
-    try:
-        yield runtime
-    finally:
-        set_runtime(None)

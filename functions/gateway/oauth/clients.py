@@ -30,7 +30,6 @@ from gateway.storage.records import AuthMethod, ClientSource
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
     from gateway.routes import Route
-    from gateway.runtime import Runtime
 
 logger = logging.getLogger("gateway.clients")
 
@@ -192,29 +191,3 @@ class ClientResolver:
                 hashlib.sha256(presented.encode()).digest(), hashlib.sha256(expected.encode()).digest()
             )
         return False
-
-
-_built: tuple[Runtime, ClientResolver] | None = None
-_built_lock = threading.Lock()
-
-
-def client_resolver() -> ClientResolver:
-    """This container's resolver, built once from the runtime (rebuilt if a test installs another runtime)."""
-    global _built
-    from gateway.runtime import get_runtime
-
-    runtime = get_runtime()
-    with _built_lock:
-        if _built is None or _built[0] is not runtime:
-            _built = (runtime, build_client_resolver(runtime))
-        return _built[1]
-
-
-def build_client_resolver(runtime: Runtime) -> ClientResolver:
-    from gateway.net.ssrf import SafeFetcher
-
-    fetcher = SafeFetcher(allow_private=runtime.config.oauth.cimd_allow_private_addresses)
-    secrets = SecretResolver(
-        deployed=runtime.settings.is_deployed, secretsmanager_client=lambda: runtime.secretsmanager
-    )
-    return ClientResolver(runtime.clients, runtime.config, CimdResolver(fetcher), secrets)

@@ -10,12 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from gateway.storage.ports import GrantStore
-
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
 
 MAX_ENTRIES = 10_000
 
@@ -47,11 +43,3 @@ class GrantStatusCache:
             elif grant is not None and grant.status == "revoked":
                 self._inactive.add(grant_id)
         return active
-
-
-def grant_status_cache(runtime: Runtime) -> GrantStatusCache:
-    """This container's cache (one per runtime, so its entries live as long as the warm container)."""
-    return runtime.component(
-        "proxy.grant_status",
-        lambda built: GrantStatusCache(built.grants, built.settings.grant_status_cache_seconds),
-    )

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from gateway.proxy.forward import JSON, Relayed, UpstreamFailure, exchange
 from gateway.proxy.headers import upstream_request_headers
@@ -29,10 +27,7 @@ from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
 from gateway.routes import Route
 from gateway.secrets import SecretUnavailableError
 from gateway.storage.ports import StorageError
-from gateway.upstream.credentials import ReconnectRequired, UpstreamCredentialProvider, credential_provider
-
-if TYPE_CHECKING:
-    from gateway.upstream.oauth_provider import UpstreamAuthUnavailable
+from gateway.upstream.credentials import ReconnectRequired, UpstreamAuthUnavailable, UpstreamCredentialProvider
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -65,7 +60,9 @@ async def relay(
     body: bytes,
     codec: SessionCodec,
     session_id: str | None,
+    provider: UpstreamCredentialProvider,
 ) -> Relayed:
+    """``provider`` is the credential provider of the route's ``auth`` kind (chosen by the composition root)."""
     inbound = inspect(body) if method == "POST" else NO_MESSAGE
     session: Session | None = None
     if session_id is not None:
@@ -80,7 +77,6 @@ async def relay(
     if url_elicitation is None:
         url_elicitation = session is not None and session.url_elicitation
 
-    provider = credential_provider(route)
     try:
         async with asyncio.timeout(route.server.timeout_seconds):
             relayed = await _exchange(provider, route, user_id, method, forwarded, body, inbound)
@@ -97,10 +93,7 @@ async def relay(
     except SecretUnavailableError as problem:
         logger.error("upstream %s: %s", route.key, problem)  # names the secret reference, never a value
         return upstream_failure(route, inbound, 502, "cannot be called: the gateway could not read its credential")
-    except Exception as error:
-        unavailable = _auth_unavailable(error)
-        if unavailable is None:
-            raise
+    except UpstreamAuthUnavailable as unavailable:
         # Transient (the upstream's authorization server is unreachable, or another container's refresh is late):
         # a failure of the upstream side like the others, never a 500. The reason goes to the log only.
         logger.warning("upstream %s: %s", route.key, unavailable.reason)
@@ -113,16 +106,6 @@ async def relay(
         sealed = codec.seal(Session(upstream_session_id, url_elicitation), route_key=route.key, user_id=user_id)
         relayed.headers["mcp-session-id"] = sealed
     return relayed
-
-
-def _auth_unavailable(error: Exception) -> UpstreamAuthUnavailable | None:
-    """``error`` if it is the OAuth provider's transient refresh failure. That module is imported only by routes
-    using OAuth (it is heavy for the cold start), so it is loaded whenever it is what raised."""
-    if "gateway.upstream.oauth_provider" not in sys.modules:
-        return None
-    from gateway.upstream.oauth_provider import UpstreamAuthUnavailable
-
-    return error if isinstance(error, UpstreamAuthUnavailable) else None
 
 
 async def _exchange(

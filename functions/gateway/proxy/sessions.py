@@ -22,7 +22,6 @@ import base64
 import binascii
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -35,9 +34,6 @@ HKDF_INFO = b"mcp-gateway/session-id/v1"
 MAX_SESSION_ID_LENGTH = 1024  # generous: upstream ids are UUIDs or similar
 
 FLAG_URL_ELICITATION = 0x01
-
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
 
 
 class UnknownSession(Exception):
@@ -97,9 +93,3 @@ def _associated_data(route_key: str, user_id: str) -> bytes:
     # Length-prefixed so ("a/b", "c") and ("a/bc", "") cannot collide.
     route = route_key.encode()
     return len(route).to_bytes(2, "big") + route + user_id.encode()
-
-
-def session_codec(runtime: Runtime) -> SessionCodec:
-    """This container's codec: the key is derived once from the shared secret (one Secrets Manager read per cold
-    start, made by the runtime)."""
-    return runtime.component("proxy.session_codec", lambda built: SessionCodec.from_shared_secret(built.shared_secret))

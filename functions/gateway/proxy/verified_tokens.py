@@ -18,7 +18,6 @@ from gateway.tokens.access_token import LEEWAY_SECONDS, AccessTokenClaims
 
 if TYPE_CHECKING:
     from gateway.routes import Route
-    from gateway.runtime import Runtime
     from gateway.tokens.access_token import AccessTokens
 
 MAX_ENTRIES = 4096
@@ -49,7 +48,3 @@ class VerifiedTokens:
                 del self._verified[next(iter(self._verified))]  # the oldest entry
             self._verified[key] = claims
         return claims
-
-
-def verified_tokens(runtime: Runtime) -> VerifiedTokens:
-    return runtime.component("proxy.verified_tokens", lambda built: VerifiedTokens(built.access_tokens))

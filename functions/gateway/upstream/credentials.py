@@ -9,8 +9,11 @@ forbidden): the upstream sees only what a provider returns here.
 - ``oauth``: the user's (or the workspace's shared) upstream OAuth token (``gateway.upstream.oauth_provider``,
   imported only by routes that use it).
 
+The composition root (``runtime.py``) picks the provider for a route's kind and hands it to the proxy.
+
 A provider that cannot produce a usable credential for the user raises :class:`ReconnectRequired`; the proxy turns
-it into the URL-elicitation error of MCP 2025-11-25 (``-32042``) carrying ``connect_url``.
+it into the URL-elicitation error of MCP 2025-11-25 (``-32042``) carrying ``connect_url``. One whose credential is
+expired and cannot be refreshed right now raises :class:`UpstreamAuthUnavailable` (transient).
 """
 
 from __future__ import annotations
@@ -35,11 +38,22 @@ class ReconnectRequired(Exception):
         self.reason = reason
 
 
+class UpstreamAuthUnavailable(Exception):
+    """The upstream's authorization server could not refresh an expired credential right now (transient: the
+    proxy answers 502 naming the upstream)."""
+
+    def __init__(self, *, upstream: str, reason: str) -> None:
+        super().__init__(f"upstream {upstream!r} credential cannot be refreshed now: {reason}")
+        self.upstream = upstream
+        self.reason = reason
+
+
 class UpstreamCredentialProvider(Protocol):
     async def headers(self, route: Route, user_id: str) -> dict[str, str]:
         """The headers that authenticate a call to ``route``'s upstream on behalf of ``user_id``.
 
-        May raise :class:`ReconnectRequired`; raises ``StorageError`` when its store fails (the proxy answers 503).
+        May raise :class:`ReconnectRequired` or :class:`UpstreamAuthUnavailable`; raises ``StorageError`` when its
+        store fails (the proxy answers 503).
         """
         ...
 
@@ -60,20 +74,3 @@ class NoCredentials:
 
 
 NO_CREDENTIALS = NoCredentials()
-
-
-def credential_provider(route: Route) -> UpstreamCredentialProvider:
-    """The provider for ``route``'s ``auth`` setting (one instance per container and kind)."""
-    kind = route.server.auth.type
-    if kind == "none":
-        return NO_CREDENTIALS
-    if kind == "headers":
-        from gateway.upstream.static_headers import static_headers_provider
-
-        return static_headers_provider()
-    if kind == "oauth":
-        from gateway.upstream.oauth_provider import oauth_credential_provider  # type: ignore[import-not-found,unused-ignore]
-
-        provider: UpstreamCredentialProvider = oauth_credential_provider()
-        return provider
-    raise ValueError(f"unknown upstream auth type {kind!r}")

@@ -13,22 +13,11 @@ import time
 from collections.abc import Callable
 
 from gateway.routes import Route
-from gateway.runtime import Runtime, get_runtime
 from gateway.upstream.connect_links import connect_url
-from gateway.upstream.credentials import ReconnectRequired, UpstreamCredentialProvider
+from gateway.upstream.credentials import ReconnectRequired, UpstreamAuthUnavailable
 from gateway.upstream.subjects import UnusableUserId, is_shared, subject_for
 from gateway.upstream.token_set import TokenSet
 from gateway.upstream.vault import CredentialRevoked, NotConnected, RefreshUnavailable, UpstreamVault
-
-
-class UpstreamAuthUnavailable(Exception):
-    """The upstream's authorization server could not refresh an expired credential right now (transient: the
-    proxy answers 502 naming the upstream)."""
-
-    def __init__(self, *, upstream: str, reason: str) -> None:
-        super().__init__(f"upstream {upstream!r} credential cannot be refreshed now: {reason}")
-        self.upstream = upstream
-        self.reason = reason
 
 
 class OAuthCredentialProvider:
@@ -75,15 +64,3 @@ class OAuthCredentialProvider:
             reason = f"{reason} (a workspace admin connects the shared account)"
         url = connect_url(route, subject, self._secret(), int(self._clock()))
         return ReconnectRequired(upstream=route.key, connect_url=url, reason=reason)
-
-
-def _build(runtime: Runtime) -> OAuthCredentialProvider:
-    from gateway.upstream.services import upstream_oauth
-
-    return OAuthCredentialProvider(upstream_oauth(runtime).vault, lambda: runtime.shared_secret)
-
-
-def oauth_credential_provider() -> UpstreamCredentialProvider:
-    """The container's provider for OAuth upstreams (what ``credentials.credential_provider`` returns)."""
-    provider: UpstreamCredentialProvider = get_runtime().component("upstream_oauth_provider", _build)
-    return provider

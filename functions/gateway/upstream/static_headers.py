@@ -17,7 +17,6 @@ from gateway.secrets import DEFAULT_MAX_AGE_SECONDS, SecretResolver
 
 if TYPE_CHECKING:
     from gateway.routes import Route
-    from gateway.runtime import Runtime
 
 
 class StaticHeadersProvider:
@@ -59,21 +58,3 @@ class StaticHeadersProvider:
         with self._lock:
             self._cached[route.key] = (self._clock() + self._max_age, values)
         return values
-
-
-def _build(runtime: Runtime) -> StaticHeadersProvider:
-    def make_resolver(max_age_seconds: int) -> SecretResolver:
-        return SecretResolver(
-            deployed=runtime.settings.is_deployed,
-            max_age_seconds=max_age_seconds,
-            secretsmanager_client=lambda: runtime.secretsmanager,
-        )
-
-    return StaticHeadersProvider(make_resolver)
-
-
-def static_headers_provider() -> StaticHeadersProvider:
-    """This container's provider (built on first use through the runtime's component registry)."""
-    from gateway.runtime import get_runtime
-
-    return get_runtime().component("upstream.static_headers", _build)

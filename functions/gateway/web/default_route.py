@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.runtime import get_runtime
+from gateway.web.services import GatewayState
 
 
 class DefaultRouteAliases:
     """ASGI middleware rewriting ``/{name}`` to ``/{workspace}/{server}/{name}`` of the default route."""
 
-    def __init__(self, app: ASGIApp, names: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, names: frozenset[str], state: GatewayState) -> None:
         self.app = app
         self.names = names
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].strip("/") in self.names:
-            runtime = get_runtime()
-            runtime.observe_event(scope.get("aws.event"))
-            route = runtime.routes.default_route
+            route = self.state.routes.default_route
             if route is not None:
                 path = f"{route.path}/{scope['path'].strip('/')}"
                 scope = {**scope, "path": path, "raw_path": path.encode()}

@@ -3,36 +3,87 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
 from gateway.oauth.discovery import authorization_server_metadata, protected_resource_metadata
 from gateway.routes import Route
-from gateway.runtime import get_runtime
 from gateway.web.cors import PUBLIC_DOCUMENT_HEADERS
 from gateway.web.errors import exception_handlers
 from gateway.web.responses import error_response, json_response
+from gateway.web.services import GatewayState, LearnBaseUrl
+
+if TYPE_CHECKING:
+    from gateway.tokens.keys import PublicKeySource  # cryptography: only the JWKS needs it
 
 CACHEABLE = {**PUBLIC_DOCUMENT_HEADERS, "Cache-Control": "public, max-age=300"}
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _route_or_none(request: Request) -> Route | None:
-    runtime = get_runtime()
-    runtime.observe_event(request.scope.get("aws.event"))
-    if "workspace" not in request.path_params:
-        return runtime.routes.default_route
-    return runtime.routes.get(request.path_params["workspace"], request.path_params["server"])
+class MetadataServices(GatewayState, Protocol):
+    """What the metadata function needs: the routes, and the public keys for the JWKS (the only KMS read)."""
+
+    @property
+    def public_keys(self) -> PublicKeySource: ...
 
 
-def _not_found(request: Request) -> Response:
+class MetadataEndpoints:
+    def __init__(self, services: MetadataServices) -> None:
+        self._services = services
+
+    def _route_or_none(self, request: Request) -> Route | None:
+        routes = self._services.routes
+        if "workspace" not in request.path_params:
+            return routes.default_route
+        return routes.get(request.path_params["workspace"], request.path_params["server"])
+
+    def _not_found(self, request: Request) -> Response:
+        return _not_found(request, self._services.routes.workspace(request.path_params.get("workspace", "")) is None)
+
+    def document(self, build: Callable[[Route], dict[str, object]]) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=PUBLIC_DOCUMENT_HEADERS)
+            route = self._route_or_none(request)
+            if route is None:
+                return self._not_found(request)
+            return json_response(build(route), headers=CACHEABLE)
+
+        return endpoint
+
+    async def client_metadata(self, request: Request) -> Response:
+        """The gateway's Client ID Metadata Document for a route whose upstream uses OAuth: the gateway's
+        ``client_id`` at upstream authorization servers that support metadata documents
+        (gateway.upstream.registration)."""
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=PUBLIC_DOCUMENT_HEADERS)
+        route = self._route_or_none(request)
+        if route is None:
+            return self._not_found(request)
+        if route.server.auth.type != "oauth":
+            return error_response(404, "not_found", "this route's upstream does not use OAuth", PUBLIC_DOCUMENT_HEADERS)
+        from gateway.upstream.client_metadata import client_metadata_document
+
+        return json_response(client_metadata_document(route), headers=CACHEABLE)
+
+    async def jwks(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=PUBLIC_DOCUMENT_HEADERS)
+        from gateway.tokens.keys import jwks
+
+        return json_response(jwks(self._services.public_keys.public_keys()), headers=CACHEABLE)
+
+
+def _not_found(request: Request, unknown_workspace: bool) -> Response:
     if "workspace" in request.path_params:
         workspace, server = request.path_params["workspace"], request.path_params["server"]
-        if get_runtime().routes.workspace(workspace) is None:
+        if unknown_workspace:
             description = f"no workspace {workspace!r} on this gateway"
         else:
             description = f"no MCP server {server!r} in workspace {workspace!r}"
@@ -41,45 +92,11 @@ def _not_found(request: Request) -> Response:
     return error_response(404, "not_found", description, PUBLIC_DOCUMENT_HEADERS)
 
 
-def _document(build: Callable[[Route], dict[str, object]]) -> Endpoint:
-    async def endpoint(request: Request) -> Response:
-        if request.method == "OPTIONS":
-            return Response(status_code=204, headers=PUBLIC_DOCUMENT_HEADERS)
-        route = _route_or_none(request)
-        if route is None:
-            return _not_found(request)
-        return json_response(build(route), headers=CACHEABLE)
-
-    return endpoint
-
-
-async def client_metadata_endpoint(request: Request) -> Response:
-    """The gateway's Client ID Metadata Document for a route whose upstream uses OAuth: the gateway's ``client_id``
-    at upstream authorization servers that support metadata documents (gateway.upstream.registration)."""
-    if request.method == "OPTIONS":
-        return Response(status_code=204, headers=PUBLIC_DOCUMENT_HEADERS)
-    route = _route_or_none(request)
-    if route is None:
-        return _not_found(request)
-    if route.server.auth.type != "oauth":
-        return error_response(404, "not_found", "this route's upstream does not use OAuth", PUBLIC_DOCUMENT_HEADERS)
-    from gateway.upstream.client_metadata import client_metadata_document
-
-    return json_response(client_metadata_document(route), headers=CACHEABLE)
-
-
-async def jwks_endpoint(request: Request) -> Response:
-    if request.method == "OPTIONS":
-        return Response(status_code=204, headers=PUBLIC_DOCUMENT_HEADERS)
-    from gateway.tokens.keys import jwks
-
-    return json_response(jwks(get_runtime().public_keys.public_keys()), headers=CACHEABLE)
-
-
-def create_app() -> Starlette:
-    prm = _document(protected_resource_metadata)
-    as_metadata = _document(authorization_server_metadata)
-    openid = _document(lambda route: authorization_server_metadata(route, openid_form=True))
+def create_app(services: MetadataServices) -> Starlette:
+    endpoints = MetadataEndpoints(services)
+    prm = endpoints.document(protected_resource_metadata)
+    as_metadata = endpoints.document(authorization_server_metadata)
+    openid = endpoints.document(lambda route: authorization_server_metadata(route, openid_form=True))
     methods = ["GET", "OPTIONS"]
     scoped = "/{workspace}/{server}"
     return Starlette(
@@ -95,8 +112,9 @@ def create_app() -> Starlette:
             Path(f"{scoped}/.well-known/oauth-authorization-server", as_metadata, methods=methods),
             Path("/.well-known/oauth-authorization-server", as_metadata, methods=methods),
             Path("/.well-known/openid-configuration", openid, methods=methods),
-            Path("/.well-known/jwks.json", jwks_endpoint, methods=methods),
-            Path(f"{scoped}/oauth-client.json", client_metadata_endpoint, methods=methods),
+            Path("/.well-known/jwks.json", endpoints.jwks, methods=methods),
+            Path(f"{scoped}/oauth-client.json", endpoints.client_metadata, methods=methods),
         ],
+        middleware=[Middleware(LearnBaseUrl, state=services)],
         exception_handlers=dict(exception_handlers()),
     )

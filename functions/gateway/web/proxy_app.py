@@ -9,35 +9,50 @@ by :func:`gateway.proxy.relay.relay` over the container's pooled HTTP client.
 from __future__ import annotations
 
 import logging
-import time
+from typing import Protocol
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
-from gateway.proxy.grant_status import grant_status_cache
+from gateway.proxy.grant_status import GrantStatusCache
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
 from gateway.proxy.relay import relay
-from gateway.proxy.sessions import session_codec
-from gateway.proxy.verified_tokens import verified_tokens
+from gateway.proxy.sessions import SessionCodec
+from gateway.proxy.verified_tokens import VerifiedTokens
 from gateway.routes import Route
-from gateway.runtime import get_runtime
 from gateway.storage.ports import StorageError
 from gateway.tokens.access_token import InvalidAccessToken
+from gateway.upstream.credentials import UpstreamCredentialProvider
 from gateway.web.bearer import bearer_token, challenge
 from gateway.web.cors import mcp_cors_headers, origin_allowed
 from gateway.web.errors import exception_handlers
 from gateway.web.responses import error_response
+from gateway.web.services import GatewayState, LearnBaseUrl
 
 ALLOWED_METHODS = "POST, DELETE, OPTIONS"
 
 logger = logging.getLogger("gateway.proxy")
 
 
-async def mcp_endpoint(request: Request) -> Response:
-    runtime = get_runtime()
-    runtime.observe_event(request.scope.get("aws.event"))
+class ProxyServices(GatewayState, Protocol):
+    """What the proxy needs of its container, each built once per cold start."""
+
+    @property
+    def verified_tokens(self) -> VerifiedTokens: ...
+
+    @property
+    def grant_status(self) -> GrantStatusCache: ...
+
+    @property
+    def session_codec(self) -> SessionCodec: ...
+
+    def credential_provider(self, route: Route) -> UpstreamCredentialProvider: ...
+
+
+async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
     workspace_name = request.path_params["workspace"]
     server_name = request.path_params["server"]
     route = runtime.routes.get(workspace_name, server_name)
@@ -64,7 +79,7 @@ async def mcp_endpoint(request: Request) -> Response:
             {**cors, "WWW-Authenticate": challenge(route)},
         )
     try:
-        claims = verified_tokens(runtime).verify(token, route)
+        claims = runtime.verified_tokens.verify(token, route)
     except InvalidAccessToken as problem:
         return _invalid_token(route, str(problem), cors)
     missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
@@ -81,7 +96,7 @@ async def mcp_endpoint(request: Request) -> Response:
         )
     # A self-contained token outlives a revocation; its grant's status bounds that (design brief, "Revocation").
     try:
-        active = bool(claims.grant_id) and grant_status_cache(runtime).is_active(claims.grant_id, int(time.time()))
+        active = bool(claims.grant_id) and runtime.grant_status.is_active(claims.grant_id, runtime.now())
     except StorageError:
         logger.exception("grant status lookup failed")
         body = error_body(inspect(await request.body()), INTERNAL_ERROR, "the gateway's grant store is unavailable")
@@ -98,8 +113,9 @@ async def mcp_endpoint(request: Request) -> Response:
         request.method,
         request.headers.items(),
         await request.body(),
-        session_codec(runtime),
+        runtime.session_codec,
         request.headers.get("mcp-session-id"),
+        runtime.credential_provider(route),
     )
     return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
 
@@ -113,10 +129,12 @@ def _invalid_token(route: Route, description: str, cors: dict[str, str]) -> Resp
     )
 
 
-def create_app() -> Starlette:
+def create_app(services: ProxyServices) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        return await mcp_endpoint(services, request)
+
     return Starlette(
-        routes=[
-            Path("/{workspace}/{server}/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE", "OPTIONS"]),
-        ],
+        routes=[Path("/{workspace}/{server}/mcp", endpoint, methods=["GET", "POST", "DELETE", "OPTIONS"])],
+        middleware=[Middleware(LearnBaseUrl, state=services)],
         exception_handlers=dict(exception_handlers()),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,14 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
+from gateway.config import GatewayConfig
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.registration import new_registration, parse_registration, registration_response
-from gateway.routes import Route
-from gateway.runtime import get_runtime
-from gateway.storage.ports import AlreadyExists, StorageError
+from gateway.storage.ports import AlreadyExists, ClientStore, StorageError
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.errors import exception_handlers
 from gateway.web.responses import NO_STORE, error_response, json_response
+from gateway.web.services import GatewayState, LearnBaseUrl
 
 logger = logging.getLogger("gateway.register")
 
@@ -44,10 +44,13 @@ def _error(problem: OAuthError) -> Response:
     return error_response(problem.status_code, problem.error, problem.description, HEADERS)
 
 
-def _route(request: Request) -> Route | None:
-    runtime = get_runtime()
-    runtime.observe_event(request.scope.get("aws.event"))
-    return runtime.routes.get(request.path_params["workspace"], request.path_params["server"])
+class RegisterServices(GatewayState, Protocol):
+    """What the register function needs: the configuration (the unused-registration lifetime) and the store."""
+
+    config: GatewayConfig
+
+    @property
+    def clients(self) -> ClientStore: ...
 
 
 async def _json_body(request: Request) -> object:
@@ -71,10 +74,10 @@ async def _json_body(request: Request) -> object:
         raise OAuthError("invalid_client_metadata", "the request body is not valid JSON") from None
 
 
-async def register(request: Request) -> Response:
+async def register(services: RegisterServices, request: Request) -> Response:
     if request.method == "OPTIONS":
         return Response(status_code=204, headers=CORS)
-    route = _route(request)
+    route = services.routes.get(request.path_params["workspace"], request.path_params["server"])
     if route is None:
         description = (
             f"no MCP server {request.path_params['server']!r} in workspace {request.path_params['workspace']!r}"
@@ -86,9 +89,9 @@ async def register(request: Request) -> Response:
         )
     try:
         metadata = parse_registration(await _json_body(request))
-        now = int(time.time())
-        ttl = get_runtime().config.oauth.unused_client_ttl_seconds
-        store = get_runtime().clients
+        now = services.now()
+        ttl = services.config.oauth.unused_client_ttl_seconds
+        store = services.clients
         for _attempt in range(3):
             issued = new_registration(metadata, route, now, ttl)
             try:
@@ -114,9 +117,15 @@ async def register(request: Request) -> Response:
     return json_response(registration_response(issued), 201, HEADERS)
 
 
-def create_app() -> Starlette:
+def create_app(services: RegisterServices) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        return await register(services, request)
+
     return Starlette(
-        routes=[Path("/{workspace}/{server}/register", register, methods=ALL_METHODS)],
-        middleware=[Middleware(DefaultRouteAliases, names=frozenset({"register"}))],
+        routes=[Path("/{workspace}/{server}/register", endpoint, methods=ALL_METHODS)],
+        middleware=[
+            Middleware(LearnBaseUrl, state=services),
+            Middleware(DefaultRouteAliases, names=frozenset({"register"}), state=services),
+        ],
         exception_handlers=dict(exception_handlers()),
     )

@@ -12,7 +12,6 @@ service writes after signing and in one write or transaction, so nothing is half
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,14 +30,14 @@ from gateway.oauth.token_requests import (
 )
 from gateway.oauth.token_service import TokenService
 from gateway.routes import Route
-from gateway.runtime import get_runtime
 from gateway.storage.ports import StorageError
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.errors import exception_handlers
 from gateway.web.responses import NO_STORE, error_response, json_response
+from gateway.web.services import GatewayState, LearnBaseUrl
 
 if TYPE_CHECKING:
-    from gateway.oauth.clients import ClientInfo
+    from gateway.oauth.clients import ClientInfo, ClientResolver
 
 logger = logging.getLogger("gateway.token")
 
@@ -67,34 +66,32 @@ class ClientAuthenticator(Protocol):
     def note_use(self, client: ClientInfo, now: int) -> None: ...
 
 
-class _DefaultClientAuthenticator:
-    """The shared core's client authentication. The resolver is the runtime's (built once per container); it is
-    looked up per request so that a test installing another runtime gets a matching resolver."""
+class TokenServices(GatewayState, Protocol):
+    """What the token function needs of its container."""
+
+    @property
+    def token_service(self) -> TokenService: ...
+
+    @property
+    def client_resolver(self) -> ClientResolver: ...
+
+
+class ResolverAuthenticator:
+    """Client authentication by the container's client resolver (built on first use: a request that fails
+    before authentication never builds it)."""
+
+    def __init__(self, services: TokenServices) -> None:
+        self._services = services
 
     async def authenticate(
         self, route: Route, form: Mapping[str, str], authorization: str | None, now: int
     ) -> ClientInfo:
         from gateway.oauth.client_auth import authenticate_client
-        from gateway.oauth.clients import client_resolver
 
-        return await authenticate_client(client_resolver(), route, form, authorization, now)
+        return await authenticate_client(self._services.client_resolver, route, form, authorization, now)
 
     def note_use(self, client: ClientInfo, now: int) -> None:
-        from gateway.oauth.clients import client_resolver
-
-        client_resolver().note_use(client, now)
-
-
-def _service_from_runtime() -> TokenService:
-    runtime = get_runtime()
-    return TokenService(
-        grants=runtime.grants,
-        access_tokens=runtime.access_tokens,
-        public_keys=runtime.public_keys,
-        shared_secret=runtime.shared_secret,
-        policy=runtime.config.oauth,
-        access_token_ttl_seconds=runtime.settings.access_token_ttl_seconds,
-    )
+        self._services.client_resolver.note_use(client, now)
 
 
 def _is_aws_fault(error: Exception) -> bool:
@@ -145,21 +142,9 @@ _Action = Callable[[Request, Route, dict[str, str], int], Awaitable[Response]]
 
 
 class TokenEndpoints:
-    def __init__(
-        self,
-        authenticator: ClientAuthenticator | None,
-        service_factory: Callable[[], TokenService],
-        clock: Callable[[], float],
-    ) -> None:
-        self._authenticator = authenticator
-        self._service_factory = service_factory
-        self._clock = clock
-
-    @property
-    def authenticator(self) -> ClientAuthenticator:
-        if self._authenticator is None:
-            self._authenticator = _DefaultClientAuthenticator()
-        return self._authenticator
+    def __init__(self, services: TokenServices, authenticator: ClientAuthenticator) -> None:
+        self._services = services
+        self.authenticator = authenticator
 
     async def token(self, request: Request) -> Response:
         return await self._handle(request, self._token)
@@ -177,11 +162,9 @@ class TokenEndpoints:
                 f"{request.method} is not allowed here; use POST",
                 {**COMMON_HEADERS, "Allow": ALLOWED_METHODS},
             )
-        runtime = get_runtime()
-        runtime.observe_event(request.scope.get("aws.event"))
         workspace_name = request.path_params["workspace"]
         server_name = request.path_params["server"]
-        route = runtime.routes.get(workspace_name, server_name)
+        route = self._services.routes.get(workspace_name, server_name)
         if route is None:
             return error_response(
                 404, "not_found", f"no MCP server {server_name!r} in workspace {workspace_name!r}", COMMON_HEADERS
@@ -189,7 +172,7 @@ class TokenEndpoints:
         authorization = request.headers.get("authorization")
         try:
             form = await _read_form(request)
-            return await action(request, route, form, int(self._clock()))
+            return await action(request, route, form, self._services.now())
         except OAuthError as problem:
             return _error(problem, basic_realm=route.issuer if _uses_basic(authorization) else None)
         except StorageError as fault:
@@ -204,7 +187,7 @@ class TokenEndpoints:
     async def _token(self, request: Request, route: Route, form: dict[str, str], now: int) -> Response:
         grant_request = parse_token_request(form)
         client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
-        service = self._service_factory()
+        service = self._services.token_service
         if isinstance(grant_request, AuthorizationCodeRequest):
             result = service.exchange_code(route, client.client_id, grant_request, now)
         else:
@@ -215,25 +198,23 @@ class TokenEndpoints:
     async def _revoke(self, request: Request, route: Route, form: dict[str, str], now: int) -> Response:
         revocation = parse_revocation_request(form)
         client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
-        self._service_factory().revoke(route, client.client_id, revocation.token, revocation.token_type_hint, now)
+        self._services.token_service.revoke(route, client.client_id, revocation.token, revocation.token_type_hint, now)
         # RFC 7009 §2.2: 200 whether or not there was anything to revoke; the body is ignored by clients.
         return Response(status_code=200, headers=COMMON_HEADERS)
 
 
-def create_app(
-    *,
-    authenticator: ClientAuthenticator | None = None,
-    service_factory: Callable[[], TokenService] = _service_from_runtime,
-    clock: Callable[[], float] = time.time,
-) -> Starlette:
-    """The token function's app. Tests inject a client authenticator, a service and a clock."""
-    endpoints = TokenEndpoints(authenticator, service_factory, clock)
+def create_app(services: TokenServices, *, authenticator: ClientAuthenticator | None = None) -> Starlette:
+    """The token function's app; client authentication is the container's unless another is injected."""
+    endpoints = TokenEndpoints(services, authenticator or ResolverAuthenticator(services))
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     return Starlette(
         routes=[
             Path("/{workspace}/{server}/token", endpoints.token, methods=methods),
             Path("/{workspace}/{server}/revoke", endpoints.revoke, methods=methods),
         ],
-        middleware=[Middleware(DefaultRouteAliases, names=frozenset({"token", "revoke"}))],
+        middleware=[
+            Middleware(LearnBaseUrl, state=services),
+            Middleware(DefaultRouteAliases, names=frozenset({"token", "revoke"}), state=services),
+        ],
         exception_handlers=dict(exception_handlers()),
     )

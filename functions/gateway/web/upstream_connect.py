@@ -9,7 +9,7 @@ Three ways in, one flow:
   upstream flow the browser returns to the consent page, where Approve is now enabled.
 - **From a connect link** (``connect?for=<token>``, e.g. in a ``-32042`` error; :mod:`gateway.upstream.connect_links`).
   The link is not pre-authenticated: the gateway stores a pending authorization of the kind "upstream connect"
-  (client id :data:`~gateway.web.authorize_app.CONNECT_CLIENT_ID`), runs the workspace's normal sign-in (dev login
+  (client id :data:`~gateway.web.sign_in_flow.CONNECT_CLIENT_ID`), runs the workspace's normal sign-in (dev login
   or OIDC), and continues only if the signed-in user is the link's subject — or a workspace admin for a shared link.
   A page then names the upstream's authorization server and a Continue link starts the flow (a page rather than a
   redirect: the sign-in form's CSP ``form-action`` would block a redirect chain that leaves the gateway).
@@ -29,36 +29,26 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.config import OAuthUpstreamAuth
 from gateway.identity.user import SignedInUser
 from gateway.oauth.hashing import random_token
 from gateway.routes import Route
-from gateway.runtime import Runtime
-from gateway.storage.records import ClientSource, PendingAuthorization
+from gateway.storage.records import PendingAuthorization
 from gateway.upstream import oauth_flow
 from gateway.upstream.client_metadata import connect_callback_url
 from gateway.upstream.connect_links import SHARED_SUBJECT, read_link
 from gateway.upstream.discovery import DiscoveryError, UpstreamAuthorization
 from gateway.upstream.oauth_flow import FlowError, TokenEndpointError
 from gateway.upstream.registration import RegistrationError
-from gateway.upstream.services import UpstreamOAuth, upstream_oauth
+from gateway.upstream.services import UpstreamOAuth
 from gateway.upstream.subjects import is_shared, may_connect, subject_for
 from gateway.upstream.token_set import UpstreamClient
+from gateway.upstream.vault import UpstreamVault
 from gateway.web import cookies
-from gateway.web.authorize_app import (
-    CONNECT_CLIENT_ID,
-    Context,
-    PageError,
-    _context,
-    _now,
-    _pending,
-    page,
-    redirect,
-    start_sign_in,
-)
+from gateway.web.pages import PageError, page, redirect
+from gateway.web.sign_in_flow import CONNECT_CLIENT_ID, Context, connect_client, held_pending, start_sign_in
 
 logger = logging.getLogger("gateway.upstream.connect")
 
@@ -72,25 +62,7 @@ class UpstreamAccount:
     shared: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _ConnectClient:
-    """What the sign-in pages show as "who is asking" during a connect link's sign-in."""
-
-    client_id: str
-    client_name: str
-    source: ClientSource
-    redirect_uris: tuple[str, ...]
-    client_uri: str | None = None
-    logo_uri: str | None = None
-
-
-def connect_client(route: Route) -> _ConnectClient:
-    return _ConnectClient(
-        CONNECT_CLIENT_ID, f"Connect your account for {route.title}", "preregistered", (route.endpoint("connect"),)
-    )
-
-
-def accounts_to_connect(runtime: Runtime, route: Route, user: SignedInUser) -> list[UpstreamAccount]:
+def accounts_to_connect(vault: UpstreamVault, route: Route, user: SignedInUser) -> list[UpstreamAccount]:
     """The consent page's hook: the route's upstream unless its credential for this user is stored. A shared
     account is listed only for admins (other users approve; their calls ask for an admin until it is connected)."""
     if not isinstance(route.server.auth, OAuthUpstreamAuth):
@@ -99,7 +71,7 @@ def accounts_to_connect(runtime: Runtime, route: Route, user: SignedInUser) -> l
     if shared and user.id not in route.workspace.admins:
         return []
     subject = SHARED_SUBJECT if shared else subject_for(route, user.id)
-    if upstream_oauth(runtime).vault.is_connected(route.key, subject):
+    if vault.is_connected(route.key, subject):
         return []
     return [UpstreamAccount(route.title, urlsplit(str(route.server.upstream)).netloc, shared)]
 
@@ -108,7 +80,7 @@ def accounts_to_connect(runtime: Runtime, route: Route, user: SignedInUser) -> l
 
 
 def _oauth_route(ctx: Context, workspace_name: str, server_name: str) -> Route:
-    route = ctx.runtime.routes.get(workspace_name, server_name)
+    route = ctx.services.routes.get(workspace_name, server_name)
     if route is None or not isinstance(route.server.auth, OAuthUpstreamAuth):
         raise PageError(404, "Not found", "There is no upstream account to connect for this server.")
     return route
@@ -120,14 +92,14 @@ def _link_subject(ctx: Context, route: Route, pending: PendingAuthorization) -> 
         if not is_shared(route):
             raise PageError(400, "Invalid link", "This connect address is incomplete. Use the link you were given.")
         return SHARED_SUBJECT
-    link = read_link(pending.state, route, ctx.secret, _now())
+    link = read_link(pending.state, route, ctx.secret, ctx.now())
     if link is None:
         raise PageError(400, "Link expired", "This connect link has expired. Try the call again for a new link.")
     return link.subject
 
 
-async def connect(request: Request) -> Response:
-    ctx = _context(request)
+async def connect(ctx: Context) -> Response:
+    request = ctx.request
     route = _oauth_route(ctx, request.path_params["workspace"], request.path_params["server"])
     params = request.query_params
     pending_id = params.get("p")
@@ -136,7 +108,7 @@ async def connect(request: Request) -> Response:
 
     token = params.get("for")
     if token is not None:
-        link = read_link(token, route, ctx.secret, _now())
+        link = read_link(token, route, ctx.secret, ctx.now())
         if link is None:
             raise PageError(
                 400,
@@ -145,7 +117,7 @@ async def connect(request: Request) -> Response:
             )
     elif not is_shared(route):
         raise PageError(400, "Invalid link", "This connect address is incomplete. Use the link you were given.")
-    now = _now()
+    now = ctx.now()
     pending = PendingAuthorization(
         pending_id=random_token(32),
         route_key=route.key,
@@ -157,7 +129,7 @@ async def connect(request: Request) -> Response:
         scopes=(),
         resource=route.resource,
         created_at=now,
-        expires_at=now + ctx.runtime.config.oauth.pending_authorization_ttl_seconds,
+        expires_at=now + ctx.services.config.oauth.pending_authorization_ttl_seconds,
         csrf_token=random_token(32),
     )
     return await start_sign_in(ctx, route, pending, connect_client(route).client_name)
@@ -167,7 +139,7 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
     """A connect link's sign-in succeeded: is this the user the link is for? Then offer to continue upstream."""
     subject = _link_subject(ctx, route, pending)
     if not may_connect(route, subject, user.id):
-        ctx.runtime.grants.delete_pending(pending.pending_id)
+        ctx.grants.delete_pending(pending.pending_id)
         if subject == SHARED_SUBJECT:
             raise PageError(
                 403,
@@ -184,8 +156,8 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
     pending = dataclasses.replace(
         pending, user_id=user.id, user_name=user.name, idp_state=None, idp_nonce=None, idp_code_verifier=None
     )
-    ctx.runtime.grants.put_pending(pending)
-    upstream = await _discover(upstream_oauth(ctx.runtime), route)
+    ctx.grants.put_pending(pending)
+    upstream = await _discover(ctx.services.upstream_oauth, route)
     query = urlencode({"p": pending.pending_id, "csrf": pending.csrf_token})
     return page(
         "connect_start.html",
@@ -201,7 +173,7 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
 
 async def _continue(ctx: Context, route: Route, pending_id: str, csrf: str) -> Response:
     """Start the upstream flow for the signed-in user of a pending authorization held by this browser."""
-    pending = _pending(ctx, pending_id, route.workspace_name)
+    pending = held_pending(ctx, pending_id, route.workspace_name)
     if not hmac.compare_digest(csrf.encode(), pending.csrf_token.encode()):
         raise PageError(400, "Request refused", "The link could not be verified (CSRF check failed). Start again.")
     if pending.route_key != route.key or pending.user_id is None:
@@ -213,7 +185,7 @@ async def _continue(ctx: Context, route: Route, pending_id: str, csrf: str) -> R
     if not may_connect(route, subject, pending.user_id):
         raise PageError(403, "Not allowed", f"You cannot connect the account for {route.title}.")
 
-    services = upstream_oauth(ctx.runtime)
+    services = ctx.services.upstream_oauth
     upstream = await _discover(services, route)
     client = await _client(services, route, upstream)
     started = oauth_flow.start_flow(
@@ -226,7 +198,7 @@ async def _continue(ctx: Context, route: Route, pending_id: str, csrf: str) -> R
         pending_id=pending.pending_id,
         secret=ctx.secret,
         secure_cookie=cookies.is_secure(ctx.base_url),
-        now=_now(),
+        now=ctx.now(),
     )
     logger.info("upstream connect started for route %s at %s", route.key, upstream.server.issuer)
     response = redirect(started.authorization_url)
@@ -274,14 +246,14 @@ async def _client(services: UpstreamOAuth, route: Route, upstream: UpstreamAutho
 # --- GET /{ws}/connect/callback ---------------------------------------------------------------------------------
 
 
-async def connect_callback(request: Request) -> Response:
-    ctx = _context(request)
+async def connect_callback(ctx: Context) -> Response:
+    request = ctx.request
     workspace_name = request.path_params["workspace"]
     params = request.query_params
     secure = cookies.is_secure(ctx.base_url)
     try:
         flow = oauth_flow.read_flow(
-            params.get("state") or "", dict(request.cookies), secret=ctx.secret, secure_cookie=secure, now=_now()
+            params.get("state") or "", dict(request.cookies), secret=ctx.secret, secure_cookie=secure, now=ctx.now()
         )
     except FlowError as problem:
         raise PageError(
@@ -299,7 +271,7 @@ async def connect_callback(request: Request) -> Response:
     if not code:
         raise PageError(400, "Invalid request", "The upstream's answer has no authorization code.")
 
-    services = upstream_oauth(ctx.runtime)
+    services = ctx.services.upstream_oauth
     upstream = await _discover(services, route)
     try:
         oauth_flow.check_issuer(upstream, flow, params.get("iss"))
@@ -335,8 +307,8 @@ def _failed_page(route: Route, message: str, problem: Exception | None = None) -
 
 def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None) -> Response:
     """Back to the consent page the flow started from, or the "Connected" page; the flow cookie is cleared."""
-    pending = ctx.runtime.grants.get_pending(flow.pending_id, _now()) if flow.pending_id else None
-    route = ctx.runtime.routes.get(*flow.route_key.split("/", 1))
+    pending = ctx.grants.get_pending(flow.pending_id, ctx.now()) if flow.pending_id else None
+    route = ctx.services.routes.get(*flow.route_key.split("/", 1))
     assert route is not None
     if failure is not None and (pending is None or pending.client_id == CONNECT_CLIENT_ID):
         raise failure
@@ -345,7 +317,7 @@ def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None) -> Res
         response = redirect(f"{route.endpoint('consent')}?{urlencode({'p': pending.pending_id})}")
     else:
         if pending is not None:
-            ctx.runtime.grants.delete_pending(pending.pending_id)
+            ctx.grants.delete_pending(pending.pending_id)
         response = page(
             "connected.html",
             page_title="Connected",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,14 @@ from starlette.testclient import TestClient
 
 from gateway.config import parse_config
 from gateway.web.metadata_app import create_app
-from tests.support.runtime import example_config_data, installed, memory_runtime
+from tests.support.runtime import example_config_data, memory_runtime
 
 ISSUER = "https://gw.example.com/demo/echo"
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
-    with installed(memory_runtime()):
-        yield TestClient(create_app())
+def client() -> TestClient:
+    return TestClient(create_app(memory_runtime()))
 
 
 def test_path_scoped_prm_names_the_route_and_its_issuer(client: TestClient) -> None:
@@ -68,9 +66,8 @@ def test_the_root_prm_answers_for_the_default_route(client: TestClient) -> None:
 def test_without_a_default_route_root_urls_answer_404() -> None:
     data = example_config_data()
     data.pop("default_route")
-    with installed(memory_runtime(parse_config(data))):
-        client = TestClient(create_app())
-        response = client.get("/.well-known/oauth-authorization-server")
+    client = TestClient(create_app(memory_runtime(parse_config(data))))
+    response = client.get("/.well-known/oauth-authorization-server")
     assert response.status_code == 404
     assert "no default route" in response.json()["error_description"]
 

@@ -12,7 +12,7 @@ from gateway.runtime import Runtime
 from gateway.web.proxy_app import create_app
 from infra.placeholders import create_grant
 from tests.support.recording_upstream import Recorded, free_port, recording_upstream
-from tests.support.runtime import example_config_data, installed, memory_runtime
+from tests.support.runtime import example_config_data, memory_runtime
 
 PRM = "https://gw.example.com/.well-known/oauth-protected-resource/demo/echo/mcp"
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
@@ -32,10 +32,9 @@ def _runtime(upstream_url: str) -> Runtime:
 
 
 @pytest.fixture
-def gateway(upstream: tuple[str, Recorded]) -> Iterator[tuple[TestClient, Runtime]]:
+def gateway(upstream: tuple[str, Recorded]) -> tuple[TestClient, Runtime]:
     runtime = _runtime(upstream[0])
-    with installed(runtime):
-        yield TestClient(create_app()), runtime
+    return TestClient(create_app(runtime)), runtime
 
 
 def _token(runtime: Runtime, **overrides: object) -> str:
@@ -169,10 +168,9 @@ def test_get_is_answered_405_in_the_buffered_deployment(gateway: tuple[TestClien
 
 def test_an_unreachable_upstream_is_a_jsonrpc_error_naming_it() -> None:
     runtime = _runtime(f"http://127.0.0.1:{free_port()}/mcp")
-    with installed(runtime):
-        response = TestClient(create_app()).post(
-            "/demo/echo/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {_token(runtime)}"}
-        )
+    response = TestClient(create_app(runtime)).post(
+        "/demo/echo/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {_token(runtime)}"}
+    )
     assert response.status_code == 502
     body = response.json()
     assert body["id"] == 1

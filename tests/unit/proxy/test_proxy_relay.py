@@ -14,15 +14,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.testclient import TestClient
 
 from gateway.config import parse_config
-from gateway.proxy import relay as relay_module
 from gateway.routes import Route
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
-from gateway.upstream.credentials import ReconnectRequired
-from gateway.upstream.oauth_provider import UpstreamAuthUnavailable
+from gateway.upstream.credentials import ReconnectRequired, UpstreamAuthUnavailable
 from gateway.web.proxy_app import create_app
 from infra.placeholders import grant_backed_token
-from tests.support.runtime import example_config_data, installed, memory_runtime
+from tests.support.runtime import example_config_data, memory_runtime
 from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream
 
 MCP = "/demo/echo/mcp"
@@ -70,7 +68,7 @@ def _runtime(upstream_url: str, *, timeout: float = 2.0) -> Runtime:
 class Gateway:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.client = TestClient(create_app())
+        self.client = TestClient(create_app(runtime))
 
     def route(self, server: str = "echo") -> Route:
         route = self.runtime.routes.get("demo", server)
@@ -88,11 +86,8 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(upstream: ScriptedUpstream) -> Iterator[Gateway]:
-    with installed(_runtime(upstream.url)):
-        from gateway.runtime import get_runtime
-
-        yield Gateway(get_runtime())
+def gateway(upstream: ScriptedUpstream) -> Gateway:
+    return Gateway(_runtime(upstream.url))
 
 
 def with_session(upstream: ScriptedUpstream, session_id: str = "upstream-42") -> None:
@@ -327,9 +322,8 @@ def test_resuming_is_bounded_by_the_route_timeout(upstream: ScriptedUpstream) ->
         return sse("id: e\nretry: 200\ndata: \n\n")
 
     upstream.answer = answer
-    with installed(_runtime(upstream.url, timeout=1)) as runtime:
-        gateway = Gateway(runtime)
-        response = gateway.post(TOOLS_CALL)
+    gateway = Gateway(_runtime(upstream.url, timeout=1))
+    response = gateway.post(TOOLS_CALL)
     # Then the client gets 504 after the route's timeout, not a hang
     assert response.status_code == 504
     assert "did not answer within 1 s" in response.json()["error"]["message"]
@@ -553,9 +547,9 @@ class NeedsReconnect:
 
 
 @pytest.fixture
-def reconnect(monkeypatch: pytest.MonkeyPatch) -> NeedsReconnect:
+def reconnect(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> NeedsReconnect:
     provider = NeedsReconnect()
-    monkeypatch.setattr(relay_module, "credential_provider", lambda route: provider)
+    monkeypatch.setattr(gateway.runtime, "credential_provider", lambda route: provider)
     return provider
 
 
@@ -634,7 +628,7 @@ def test_an_expired_upstream_token_that_cannot_be_refreshed_now_is_a_502_naming_
     # Given an OAuth provider whose authorization server cannot refresh the expired token right now
     problem = UpstreamAuthUnavailable(upstream="demo/echo", reason="token endpoint unreachable (secret-ish detail)")
     monkeypatch.setattr(
-        relay_module, "credential_provider", lambda route: FailingProvider(problem, on_renewal=on_renewal)
+        gateway.runtime, "credential_provider", lambda route: FailingProvider(problem, on_renewal=on_renewal)
     )
 
     async def refuse(request: Request, body: bytes) -> Response:
@@ -656,7 +650,7 @@ def test_an_expired_upstream_token_that_cannot_be_refreshed_now_is_a_502_naming_
 
 def test_a_failing_credential_store_is_a_503(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
     provider = FailingProvider(StorageError("throttled"))
-    monkeypatch.setattr(relay_module, "credential_provider", lambda route: provider)
+    monkeypatch.setattr(gateway.runtime, "credential_provider", lambda route: provider)
     response = gateway.post(TOOLS_CALL)
     assert response.status_code == 503
     assert response.json()["id"] == 7 and response.json()["error"]["code"] == -32603

@@ -7,9 +7,9 @@ import asyncio
 from gateway.config import parse_config
 from gateway.routes import RouteTable
 from gateway.secrets import SecretResolver
-from gateway.upstream.credentials import NO_CREDENTIALS, credential_provider
+from gateway.upstream.credentials import NO_CREDENTIALS
 from gateway.upstream.static_headers import StaticHeadersProvider
-from tests.support.runtime import example_config_data
+from tests.support.runtime import example_config_data, memory_runtime
 
 
 def _route(auth: dict[str, object]):  # type: ignore[no-untyped-def]
@@ -46,5 +46,12 @@ def test_values_are_cached_until_they_age_and_reread_at_once_after_a_401() -> No
 
 def test_routes_without_credentials_send_none() -> None:
     route = _route({"type": "none"})
-    assert credential_provider(route) is NO_CREDENTIALS
+    assert memory_runtime().credential_provider(route) is NO_CREDENTIALS
     assert asyncio.run(NO_CREDENTIALS.headers(route, "alice")) == {}
+
+
+def test_each_auth_kind_gets_its_container_wide_provider() -> None:
+    runtime = memory_runtime()
+    headers = _route({"type": "headers", "headers": {"X-Api-Key": "plain:k"}})
+    assert runtime.credential_provider(headers) is runtime.static_headers
+    assert runtime.credential_provider(headers) is runtime.credential_provider(headers)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -20,7 +19,7 @@ from gateway.runtime import Runtime
 from gateway.storage.memory import MemoryGrantStore
 from gateway.storage.records import AuthorizationCode, ClientSource, Consent, Grant
 from gateway.web import authorize_app
-from tests.support.runtime import example_config_data, installed, memory_runtime
+from tests.support.runtime import example_config_data, memory_runtime
 
 BASE = "https://gw.example.com"
 REDIRECT = "http://127.0.0.1:33418/callback"
@@ -54,19 +53,19 @@ def runtime_with(access: dict[str, Any] | None = None, **settings: Any) -> Runti
     data = example_config_data()
     if access is not None:
         data["workspaces"]["demo"]["servers"]["echo"]["access"] = access
-    return memory_runtime(parse_config(data), **settings)
+    runtime = memory_runtime(parse_config(data), **settings)
+    runtime.__dict__["client_resolver"] = FakeLookup()
+    return runtime
 
 
 @pytest.fixture
-def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    monkeypatch.setattr(authorize_app, "client_lookup", FakeLookup)
-    with installed(runtime_with()) as installed_runtime:
-        yield installed_runtime
+def runtime() -> Runtime:
+    return runtime_with()
 
 
 @pytest.fixture
 def browser(runtime: Runtime) -> TestClient:
-    return TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False)
+    return TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False)
 
 
 def grants(runtime: Runtime) -> MemoryGrantStore:
@@ -163,11 +162,10 @@ def test_pages_carry_the_security_headers_and_the_cookie_is_host_prefixed(browse
     assert page.headers["cache-control"] == "no-store"
 
 
-def test_on_plain_http_the_cookie_has_no_prefix_and_no_secure(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(authorize_app, "client_lookup", FakeLookup)
-    with installed(runtime_with(base_url="http://127.0.0.1:8080")):
-        browser = TestClient(authorize_app.create_app(), base_url="http://127.0.0.1:8080", follow_redirects=False)
-        response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
+def test_on_plain_http_the_cookie_has_no_prefix_and_no_secure() -> None:
+    runtime = runtime_with(base_url="http://127.0.0.1:8080")
+    browser = TestClient(authorize_app.create_app(runtime), base_url="http://127.0.0.1:8080", follow_redirects=False)
+    response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("mcpgw-p-") and "Secure" not in cookie and "HttpOnly" in cookie
 
@@ -183,7 +181,7 @@ def test_consent_post_with_a_wrong_csrf_token_issues_nothing(runtime: Runtime, b
 
 def test_consent_from_another_browser_is_refused(runtime: Runtime, browser: TestClient) -> None:
     pending_id, html = to_consent(browser)
-    other = TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False)
+    other = TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False)
     response = other.post("/demo/echo/consent", data={"p": pending_id, "csrf": csrf_of(html), "decision": "approve"})
     assert response.status_code == 400
     assert "another browser" in response.text
@@ -223,20 +221,19 @@ def test_a_remembered_consent_skips_the_consent_page(runtime: Runtime, browser: 
     assert path_of(again.headers["location"]).startswith("/demo/echo/consent")
 
 
-def test_a_user_outside_the_access_policy_is_denied_and_no_code_is_issued(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(authorize_app, "client_lookup", FakeLookup)
-    with installed(runtime_with({"groups": ["engineering"]})) as runtime:
-        browser = TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False)
-        response = sign_in(browser, "bob", "bob-password")
-        assert response.status_code == 403
-        assert "not allowed to use Echo (demo)" in response.text
-        link = re.search(r'<a[^>]*href="([^"]+)"', response.text)
-        assert link
-        query = parse_qs(urlsplit(link.group(1).replace("&amp;", "&")).query)
-        assert query["error"] == ["access_denied"] and query["state"] == ["st-123"]
-        assert grants(runtime)._codes == {} and grants(runtime)._pending == {}
-        # alice (group engineering) is allowed
-        assert sign_in(browser).status_code == 303
+def test_a_user_outside_the_access_policy_is_denied_and_no_code_is_issued() -> None:
+    runtime = runtime_with({"groups": ["engineering"]})
+    browser = TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False)
+    response = sign_in(browser, "bob", "bob-password")
+    assert response.status_code == 403
+    assert "not allowed to use Echo (demo)" in response.text
+    link = re.search(r'<a[^>]*href="([^"]+)"', response.text)
+    assert link
+    query = parse_qs(urlsplit(link.group(1).replace("&amp;", "&")).query)
+    assert query["error"] == ["access_denied"] and query["state"] == ["st-123"]
+    assert grants(runtime)._codes == {} and grants(runtime)._pending == {}
+    # alice (group engineering) is allowed
+    assert sign_in(browser).status_code == 303
 
 
 def test_a_wrong_password_shows_the_form_again(browser: TestClient) -> None:
@@ -264,18 +261,16 @@ def test_an_unknown_route_is_a_404_page(browser: TestClient) -> None:
     assert browser.get(f"/demo/nope/authorize?{authorize_query()}").status_code == 404
 
 
-def test_the_dev_login_is_refused_in_a_deployed_stage(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(authorize_app, "client_lookup", FakeLookup)
-    with installed(runtime_with(stage="prod")):
-        browser = TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False)
-        response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
+def test_the_dev_login_is_refused_in_a_deployed_stage() -> None:
+    browser = TestClient(authorize_app.create_app(runtime_with(stage="prod")), base_url=BASE, follow_redirects=False)
+    response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
     assert response.status_code == 403
     assert "development login" in response.text and "error=server_error" in response.text
 
 
-def test_an_expired_pending_authorization_says_so(monkeypatch: pytest.MonkeyPatch, browser: TestClient) -> None:
+def test_an_expired_pending_authorization_says_so(runtime: Runtime, browser: TestClient) -> None:
     login_path = start(browser)
-    monkeypatch.setattr(authorize_app, "clock", lambda: 10**10)
+    runtime.clock = lambda: 10**10
     response = browser.get(login_path)
     assert response.status_code == 400 and "expired" in response.text
 
@@ -294,7 +289,7 @@ def test_the_consent_page_warns_about_an_unknown_website(runtime: Runtime, brows
 
 
 def test_route_descriptions_show_markdown_code_spans_as_code_and_escape_the_rest() -> None:
-    from gateway.web.authorize_app import _inline_code
+    from gateway.web.pages import inline_code
 
-    rendered = str(_inline_code("Runs `echo` <script>alert(1)</script>"))
+    rendered = str(inline_code("Runs `echo` <script>alert(1)</script>"))
     assert rendered == "Runs <code>echo</code> &lt;script&gt;alert(1)&lt;/script&gt;"

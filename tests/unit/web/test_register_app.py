@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from mangum import Mangum
 from starlette.testclient import TestClient
 
-from gateway import runtime as runtime_module
 from gateway.config import parse_config
 from gateway.oauth.hashing import matches_hash
 from gateway.runtime import Runtime
@@ -38,19 +37,23 @@ class FailingStore(MemoryClientStore):
 
 
 @pytest.fixture
-def store() -> Iterator[MemoryClientStore]:
+def runtime() -> Runtime:
     settings = Settings(config="unused.yaml", public_base_url="https://gw.example.com")
     runtime = Runtime(settings, parse_config(CONFIG))
-    clients = MemoryClientStore()
-    runtime.__dict__["clients"] = clients
-    runtime_module.set_runtime(runtime)
-    yield clients
-    runtime_module.set_runtime(None)
+    runtime.__dict__["clients"] = MemoryClientStore()
+    return runtime
 
 
-def invoke(name: str) -> dict[str, Any]:
-    from register.app import handler
+@pytest.fixture
+def store(runtime: Runtime) -> MemoryClientStore:
+    clients = runtime.clients
+    assert isinstance(clients, MemoryClientStore)
+    return clients
 
+
+def invoke(runtime: Runtime, name: str) -> dict[str, Any]:
+    """The register function's Lambda handler (what functions/register/app.py builds) on a sample event."""
+    handler = Mangum(create_app(runtime), lifespan="off")
     event = json.loads((EVENTS / f"{name}.json").read_text())
     result: dict[str, Any] = handler(event, cast(Any, None))
     return result
@@ -61,10 +64,10 @@ def body_of(result: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-def test_public_client_event_registers_without_secret(store: MemoryClientStore) -> None:
+def test_public_client_event_registers_without_secret(runtime: Runtime, store: MemoryClientStore) -> None:
     # Given the Claude Code-like registration event
     # When the handler runs it
-    result = invoke("register-public-client")
+    result = invoke(runtime, "register-public-client")
     # Then the client is created with no secret, for this route, and the answer is never cached
     assert result["statusCode"] == 201
     body = body_of(result)
@@ -79,9 +82,9 @@ def test_public_client_event_registers_without_secret(store: MemoryClientStore) 
     assert stored.expires_at == body["client_id_issued_at"] + 7200
 
 
-def test_confidential_client_event_gets_a_secret_stored_as_hash(store: MemoryClientStore) -> None:
+def test_confidential_client_event_gets_a_secret_stored_as_hash(runtime: Runtime, store: MemoryClientStore) -> None:
     # Given the claude.ai-like registration with client_secret_post
-    result = invoke("register-confidential-client")
+    result = invoke(runtime, "register-confidential-client")
     # Then a secret is returned once, never expires, and only its hash is stored
     assert result["statusCode"] == 201
     body = body_of(result)
@@ -95,16 +98,16 @@ def test_confidential_client_event_gets_a_secret_stored_as_hash(store: MemoryCli
     assert body["scope"] == "mcp offline_access"
 
 
-def test_plain_http_redirect_event_is_refused(store: MemoryClientStore) -> None:
-    result = invoke("register-invalid-redirect")
+def test_plain_http_redirect_event_is_refused(runtime: Runtime, store: MemoryClientStore) -> None:
+    result = invoke(runtime, "register-invalid-redirect")
     assert result["statusCode"] == 400
     body = body_of(result)
     assert body["error"] == "invalid_redirect_uri"
     assert "http://app.example.com/callback" in body["error_description"]
 
 
-def test_malformed_json_event_is_refused(store: MemoryClientStore) -> None:
-    result = invoke("register-malformed-json")
+def test_malformed_json_event_is_refused(runtime: Runtime, store: MemoryClientStore) -> None:
+    result = invoke(runtime, "register-malformed-json")
     assert result["statusCode"] == 400
     assert body_of(result) == {
         "error": "invalid_client_metadata",
@@ -112,8 +115,8 @@ def test_malformed_json_event_is_refused(store: MemoryClientStore) -> None:
     }
 
 
-def test_preflight_event_allows_browser_clients(store: MemoryClientStore) -> None:
-    result = invoke("register-preflight")
+def test_preflight_event_allows_browser_clients(runtime: Runtime, store: MemoryClientStore) -> None:
+    result = invoke(runtime, "register-preflight")
     assert result["statusCode"] == 204
     headers = result["headers"]
     assert headers["access-control-allow-origin"] == "*"
@@ -122,8 +125,8 @@ def test_preflight_event_allows_browser_clients(store: MemoryClientStore) -> Non
 
 
 @pytest.fixture
-def client(store: MemoryClientStore) -> TestClient:
-    return TestClient(create_app(), raise_server_exceptions=False)
+def client(runtime: Runtime) -> TestClient:
+    return TestClient(create_app(runtime), raise_server_exceptions=False)
 
 
 def test_wrong_content_type_says_to_send_json(client: TestClient) -> None:
@@ -165,10 +168,10 @@ def test_deeply_nested_json_is_a_400_not_a_crash(client: TestClient) -> None:
     assert response.status_code == 400
 
 
-def test_store_failure_is_503(store: MemoryClientStore) -> None:
+def test_store_failure_is_503(runtime: Runtime, store: MemoryClientStore) -> None:
     # Given a client store that fails
-    runtime_module.get_runtime().__dict__["clients"] = FailingStore()
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    runtime.__dict__["clients"] = FailingStore()
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
     # When a valid registration arrives
     response = client.post("/demo/echo/register", json={"redirect_uris": ["https://a.example/cb"]})
     # Then the client is told to retry later, with nothing registered

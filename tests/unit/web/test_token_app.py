@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from mangum import Mangum
 from starlette.testclient import TestClient
 
 from gateway.oauth import pkce
@@ -21,9 +20,8 @@ from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
 from gateway.storage.records import AuthorizationCode, RegisteredClient
 from gateway.web.token_app import MAX_BODY_BYTES, create_app
-from tests.support.runtime import installed, memory_runtime
+from tests.support.runtime import memory_runtime
 
-NOW = int(time.time())
 TOKEN = "/demo/echo/token"
 REVOKE = "/demo/echo/revoke"
 PUBLIC = "public-client"
@@ -35,29 +33,29 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 
 
-def _registered(client_id: str, secret_hash: str | None) -> RegisteredClient:
+def _registered(client_id: str, secret_hash: str | None, now: int) -> RegisteredClient:
     return RegisteredClient(
         client_id=client_id, route_key="demo/echo", client_name=client_id, redirect_uris=(REDIRECT,),
         token_endpoint_auth_method="client_secret_basic" if secret_hash else "none",
-        client_secret_hash=secret_hash, created_at=NOW, last_used_at=NOW, expires_at=NOW + 86400,
+        client_secret_hash=secret_hash, created_at=now, last_used_at=now, expires_at=now + 86400,
     )  # fmt: skip
 
 
 @pytest.fixture
-def runtime() -> Iterator[Runtime]:
+def runtime() -> Runtime:
     runtime = memory_runtime()
-    runtime.clients.create(_registered(PUBLIC, None))
-    runtime.clients.create(_registered(CONFIDENTIAL, hash_secret(SECRET)))
-    with installed(runtime):
-        yield runtime
+    runtime.clients.create(_registered(PUBLIC, None, runtime.now()))
+    runtime.clients.create(_registered(CONFIDENTIAL, hash_secret(SECRET), runtime.now()))
+    return runtime
 
 
 @pytest.fixture
 def client(runtime: Runtime) -> TestClient:
-    return TestClient(create_app(), raise_server_exceptions=False)
+    return TestClient(create_app(runtime), raise_server_exceptions=False)
 
 
 def put_code(runtime: Runtime, value: str = "the-code", client_id: str = PUBLIC) -> str:
+    now = runtime.now()  # the codes' lifetime starts when the test runs, not when this module was imported
     runtime.grants.put_code(
         AuthorizationCode(
             code_hash=hash_secret(value),
@@ -71,8 +69,8 @@ def put_code(runtime: Runtime, value: str = "the-code", client_id: str = PUBLIC)
             user_id="alice",
             user_name="Alice",
             user_groups=(),
-            created_at=NOW,
-            expires_at=NOW + 300,
+            created_at=now,
+            expires_at=now + 300,
         )
     )
     return value
@@ -311,9 +309,8 @@ class _Context:
     ],
 )
 def test_static_sample_events(runtime: Runtime, name: str, status: int, error: str | None) -> None:
-    from oauth_token.app import handler
-
-    runtime.clients.create(dataclasses.replace(_registered("local-invoke", None)))
+    handler = Mangum(create_app(runtime), lifespan="off")  # what functions/oauth_token/app.py builds
+    runtime.clients.create(dataclasses.replace(_registered("local-invoke", None, runtime.now())))
     event = json.loads((EVENTS / name).read_text())
 
     context: Any = _Context()  # the attributes Mangum reads
@@ -333,9 +330,9 @@ def test_sample_events_with_placeholders(runtime: Runtime, name: str, status: in
     # Given an event whose live values are filled in as `make invoke` does
     import infra.placeholders_oauth  # noqa: F401 - registers the token fillers
     from infra import placeholders
-    from oauth_token.app import handler
 
-    event = placeholders.fill(json.loads((EVENTS / name).read_text()), function="token")
+    handler = Mangum(create_app(runtime), lifespan="off")  # what functions/oauth_token/app.py builds
+    event = placeholders.fill(json.loads((EVENTS / name).read_text()), function="token", runtime=runtime)
 
     # When the token function handles it
     context: Any = _Context()  # the attributes Mangum reads

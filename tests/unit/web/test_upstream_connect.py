@@ -14,7 +14,6 @@ import json
 import re
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,12 +29,10 @@ from gateway.oauth.pkce import s256
 from gateway.runtime import Runtime
 from gateway.storage.memory import MemoryGrantStore, MemoryUpstreamTokenStore
 from gateway.storage.records import RegisteredClient
-from gateway.upstream import services
-from gateway.upstream.cipher import LocalTokenCipher
 from gateway.upstream.connect_links import LINK_SECONDS, connect_url, link_token
 from gateway.web import authorize_app
-from gateway.web.authorize_app import CONNECT_CLIENT_ID
-from tests.support.runtime import example_config_data, installed, memory_runtime
+from gateway.web.sign_in_flow import CONNECT_CLIENT_ID
+from tests.support.runtime import example_config_data, memory_runtime
 
 BASE = "https://gw.example.com"
 NOTES = "demo/notes"  # per-user upstream OAuth
@@ -167,19 +164,17 @@ def _config(issuer: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def runtime(upstream_as: UpstreamAS) -> Iterator[Runtime]:
+def runtime(upstream_as: UpstreamAS) -> Runtime:
     upstream_as.reset()
     runtime = memory_runtime(parse_config(_config(upstream_as.issuer)))
     # The real upstream-OAuth services (SSRF-safe fetcher allowed onto 127.0.0.1 by the example config's dev
-    # setting), with the KMS envelope cipher replaced by an in-memory one.
-    runtime.components[services.COMPONENT] = services.build(runtime, cipher=LocalTokenCipher())
-    with installed(runtime):
-        yield runtime
+    # setting), with the KMS envelope cipher replaced by an in-memory one (memory_runtime's).
+    return runtime
 
 
 @pytest.fixture
 def browser(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False) as client:
+    with TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False) as client:
         yield client
 
 
@@ -206,7 +201,7 @@ def route(runtime: Runtime, key: str) -> Any:
 
 
 def link(runtime: Runtime, key: str, subject: str, *, now: int | None = None) -> str:
-    return link_token(route(runtime, key), subject, runtime.shared_secret, int(now or time.time()))
+    return link_token(route(runtime, key), subject, runtime.shared_secret, now or runtime.now())
 
 
 def local(location: str) -> str:
@@ -267,7 +262,7 @@ def test_a_connect_link_opened_without_being_signed_in_starts_the_workspace_sign
     runtime: Runtime, browser: TestClient
 ) -> None:
     # Given alice's connect link (as a -32042 error carries it), opened in a fresh browser
-    url = connect_url(route(runtime, NOTES), "alice", runtime.shared_secret, int(time.time()))
+    url = connect_url(route(runtime, NOTES), "alice", runtime.shared_secret, runtime.now())
     assert url.startswith(f"{BASE}/demo/notes/connect?for=")
 
     # When the browser opens it
@@ -278,7 +273,7 @@ def test_a_connect_link_opened_without_being_signed_in_starts_the_workspace_sign
     login = local(response.headers["location"])
     assert login.startswith("/demo/login?p=")
     assert "__Host-mcpgw-p-" in response.headers["set-cookie"]
-    pending = grants(runtime).get_pending(parse_qs(urlsplit(login).query)["p"][0], int(time.time()))
+    pending = grants(runtime).get_pending(parse_qs(urlsplit(login).query)["p"][0], runtime.now())
     assert pending is not None and pending.client_id == CONNECT_CLIENT_ID and pending.user_id is None
     form_page = browser.get(login)
     assert form_page.status_code == 200 and "Connect your account for Notes" in form_page.text
@@ -310,7 +305,7 @@ def test_a_tampered_or_expired_link_is_refused_with_a_clear_page(
         version, _subject, expires, mac = token.split(".")
         token = ".".join([version, base64.urlsafe_b64encode(b"bob").decode().rstrip("="), expires, mac])
     elif kind == "expired":
-        token = link(runtime, NOTES, "alice", now=int(time.time()) - LINK_SECONDS - 60)
+        token = link(runtime, NOTES, "alice", now=runtime.now() - LINK_SECONDS - 60)
     elif kind == "other route":
         token = link(runtime, TEAM, "alice")
     else:
@@ -375,7 +370,7 @@ def test_a_successful_reconnect_stores_the_encrypted_token_for_the_user_and_show
     (issued,) = upstream_as.issued
     row = tokens_of(runtime).get(NOTES, "alice")
     assert row is not None and issued.encode() not in row.ciphertext  # encrypted at rest
-    vault = services.upstream_oauth(runtime).vault
+    vault = runtime.upstream_oauth.vault
     assert asyncio.run(vault.current(NOTES, "alice")).access_token == issued
     # the code exchange carried PKCE, the callback URL and the upstream as the resource (RFC 8707)
     (exchange,) = upstream_as.token_requests
@@ -406,7 +401,7 @@ def test_the_callback_in_another_browser_is_refused(
 ) -> None:
     # Given alice's real callback URL (state and code), replayed by a browser without her flow cookie
     callback = reconnect_until_upstream(runtime, browser)
-    with TestClient(authorize_app.create_app(), base_url=BASE, follow_redirects=False) as other:
+    with TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False) as other:
         response = other.get(callback)
 
     # Then it is refused and nothing is stored
@@ -436,7 +431,7 @@ def test_an_upstream_error_at_the_callback_shows_a_clear_page(
 
 
 def _register_mcp_client(runtime: Runtime, route_key: str) -> None:
-    now = int(time.time())
+    now = runtime.now()
     runtime.clients.create(
         RegisteredClient(
             client_id=MCP_CLIENT,

@@ -1,0 +1,136 @@
+"""The workspace's sign-in pages (authorize function): the built-in dev login (``/{ws}/login``) and the OpenID
+Connect callback (``GET /{ws}/oidc/callback``, one per workspace, shared by its routes).
+
+Either yields the signed-in user, and the flow of the pending authorization's kind continues: an MCP client's
+authorization goes on to consent (:mod:`gateway.web.consent_page`), an upstream connect link to the upstream's
+sign-in (:mod:`gateway.web.upstream_connect`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from starlette.responses import Response
+
+from gateway.config import DevLoginProvider, OidcProvider
+from gateway.identity import dev_login
+from gateway.identity.user import SignedInUser
+from gateway.storage.records import PendingAuthorization
+from gateway.web import consent_page, cookies
+from gateway.web.pages import PageError, page
+from gateway.web.sign_in_flow import (
+    CONNECT_CLIENT_ID,
+    EXPIRED,
+    Context,
+    check_csrf,
+    client_of,
+    error_url,
+    held_pending,
+    idp_unavailable,
+    relying_party,
+    route_of,
+    workspace_of,
+)
+
+logger = logging.getLogger("gateway.authorize")
+
+
+async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: SignedInUser) -> Response:
+    route = route_of(ctx, pending)
+    if pending.client_id == CONNECT_CLIENT_ID:
+        from gateway.web import upstream_connect  # upstream OAuth: loaded by the flows that use it
+
+        return await upstream_connect.after_sign_in(ctx, route, pending, user)
+    return await consent_page.after_sign_in(ctx, route, pending, user)
+
+
+async def login(ctx: Context) -> Response:
+    """The built-in dev login of a workspace (GET shows the form, POST checks the password)."""
+    request = ctx.request
+    workspace_name = request.path_params["workspace"]
+    workspace = workspace_of(ctx, workspace_name)
+    provider = workspace.identity_provider
+    if not isinstance(provider, DevLoginProvider):
+        raise PageError(404, "Not found", "This workspace signs users in at its identity provider, not here.")
+    if not dev_login.is_allowed(provider, ctx.services.settings):
+        raise PageError(403, "Sign-in is not configured", dev_login.refusal_reason(ctx.services.settings))
+    form = await request.form() if request.method == "POST" else None
+    pending_id = form.get("p") if form is not None else request.query_params.get("p")
+    pending = held_pending(ctx, pending_id if isinstance(pending_id, str) else None, workspace_name)
+    route = route_of(ctx, pending)
+    client = await client_of(ctx, route, pending.client_id)
+
+    error = None
+    username = ""
+    if form is not None:
+        check_csrf(pending, form)
+        username = str(form.get("username") or "")[:128]
+        user = dev_login.authenticate(provider, username, str(form.get("password") or ""))
+        if user is not None:
+            return await after_sign_in(ctx, pending, user)
+        error = "Wrong username or password."
+    return page(
+        "login.html",
+        401 if error else 200,
+        redirect_uri=pending.redirect_uri,
+        page_title="Sign in",
+        workspace_title=workspace.title,
+        client_name=client.client_name,
+        route_title=route.title,
+        action=f"{ctx.base_url}/{workspace_name}/login",
+        pending_id=pending.pending_id,
+        csrf=pending.csrf_token,
+        username=username,
+        error=error,
+    )
+
+
+async def oidc_callback(ctx: Context) -> Response:
+    """The workspace's one redirect URI at its OpenID Provider (OIDC Core §3.1.2.5 / §3.1.2.6)."""
+    from gateway.identity.oidc import LoginSecrets, OidcError
+
+    request = ctx.request
+    workspace_name = request.path_params["workspace"]
+    workspace = workspace_of(ctx, workspace_name)
+    provider = workspace.identity_provider
+    if not isinstance(provider, OidcProvider):
+        raise PageError(404, "Not found", "This workspace does not sign in through an OpenID Connect provider.")
+    state = request.query_params.get("state") or ""
+    pending_id = cookies.unsign("oidc-state", state, ctx.secret)
+    if pending_id is None:
+        raise PageError(
+            400, "Sign-in not recognised", "The identity provider's answer does not belong to this gateway."
+        )
+    pending = held_pending(ctx, pending_id, workspace_name)
+    if pending.idp_state is None or not hmac.compare_digest(pending.idp_state.encode(), state.encode()):
+        raise PageError(400, "Sign-in expired", EXPIRED)
+    route = route_of(ctx, pending)
+
+    if "error" in request.query_params:  # OIDC Core §3.1.2.6: e.g. the user cancelled at the provider
+        idp_error = request.query_params["error"][:100]
+        client = await client_of(ctx, route, pending.client_id)
+        return consent_page.deny(
+            ctx,
+            route,
+            pending,
+            client.client_name,
+            heading="Sign-in was not completed",
+            message=f"The identity provider answered: {idp_error}.",
+            detail=request.query_params.get("error_description", "")[:300] or None,
+            client_reason=f"sign-in at the identity provider failed: {idp_error}",
+        )
+    code = request.query_params.get("code")
+    if not code or pending.idp_nonce is None or pending.idp_code_verifier is None:
+        raise PageError(400, "Invalid request", "The identity provider's answer has no authorization code.")
+    secrets = LoginSecrets(nonce=pending.idp_nonce, code_verifier=pending.idp_code_verifier)
+    try:
+        user = await relying_party(ctx, workspace_name, provider).sign_in(code=code, secrets=secrets)
+    except OidcError as problem:
+        logger.warning("sign-in at the identity provider of workspace %s failed: %s", workspace_name, problem)
+        ctx.grants.delete_pending(pending.pending_id)
+        error = idp_unavailable(str(problem))
+        error.return_url = error_url(route, pending, "access_denied", "sign-in at the identity provider failed")
+        error.client_name = (await client_of(ctx, route, pending.client_id)).client_name
+        raise error from None
+    return await after_sign_in(ctx, pending, user)
