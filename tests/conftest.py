@@ -27,6 +27,9 @@ from infra.devserver import DevServer, function_environment, patched_environ, st
 from infra.local_aws import local_environment, provision, start_local_aws
 from infra.template import load_template
 
+# GATEWAY_TEST_CLOCK_SHIFT_SECONDS moves the wall clock after collection (make test runs a shifted pass).
+pytest_plugins = ["tests.support.clock_shift"]
+
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 

@@ -37,6 +37,7 @@ from tests.support.runtime import memory_runtime
 
 logger = logging.getLogger(__name__)
 
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "oidc"
 GATEWAY = "http://127.0.0.1:8080"  # the gateway's public base URL; the TestClient answers for it in-process
 REDIRECT = "http://127.0.0.1:33418/callback"
@@ -44,7 +45,12 @@ VERIFIER = "w" * 64
 IDP_CLIENT_ID = "mcp-gateway"
 IDP_CLIENT_SECRET = "gateway-secret"
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+    # The provider is a Node process whose clock a shifted run (GATEWAY_TEST_CLOCK_SHIFT_SECONDS) cannot move: its
+    # cookies and ID tokens carry its own times, which the gateway and the test's browser judge against theirs.
+    pytest.mark.real_clock,
+]
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,14 @@ class VerifiedTokens:
     def verify(self, token: str, route: Route) -> AccessTokenClaims:
         """Like :meth:`AccessTokens.verify`; raises :class:`InvalidAccessToken` the same way."""
         key = (route.key, token)
+        now = self._clock()
         claims = self._verified.get(key)
         if claims is not None:
-            if self._clock() < claims.expires_at + LEEWAY_SECONDS:
+            if now < claims.expires_at + LEEWAY_SECONDS:
                 return claims
             with self._lock:
                 self._verified.pop(key, None)
-        claims = self._tokens.verify(token, route=route)
+        claims = self._tokens.verify(token, route=route, now=now)
         with self._lock:
             if len(self._verified) >= self._max_entries:
                 del self._verified[next(iter(self._verified))]  # the oldest entry

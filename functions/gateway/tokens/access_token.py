@@ -81,8 +81,9 @@ class AccessTokens:
         signature = self._signer.sign(signing_input)
         return f"{signing_input.decode('ascii')}.{b64url(signature)}"
 
-    def verify(self, token: str, *, route: Route) -> AccessTokenClaims:
-        """Verify signature, type, issuer, audience and lifetime for ``route``; raise :class:`InvalidAccessToken`."""
+    def verify(self, token: str, *, route: Route, now: float | None = None) -> AccessTokenClaims:
+        """Verify signature, type, issuer, audience and lifetime for ``route`` at ``now`` (the caller's clock; the
+        system clock when omitted); raise :class:`InvalidAccessToken`."""
         try:
             header = jwt.get_unverified_header(token)  # only to choose the key; everything is verified below
         except _PyJwtInvalid:
@@ -99,15 +100,19 @@ class AccessTokens:
                 algorithms=[ALGORITHM],
                 audience=route.resource,
                 issuer=route.issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "sub", "aud", "iss", "client_id", "jti"]},
+                # The lifetime is judged below against the caller's clock, not pyjwt's own reading of the time.
+                options={
+                    "require": ["exp", "iat", "sub", "aud", "iss", "client_id", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidAccessToken("the access token has expired") from None
         except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
             raise InvalidAccessToken("the access token was issued for another resource") from None
         except _PyJwtInvalid:
             raise InvalidAccessToken("the access token is invalid") from None
+        _check_lifetime(claims, time.time() if now is None else now)
         return AccessTokenClaims(
             issuer=claims["iss"],
             subject=claims["sub"],
@@ -119,6 +124,22 @@ class AccessTokens:
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
         )
+
+
+def _check_lifetime(claims: Mapping[str, object], now: float) -> None:
+    """RFC 7519 §4.1.4 and §4.1.6 with :data:`LEEWAY_SECONDS` of clock skew: ``exp`` passed, ``iat`` in the future
+    (a token from a signer whose clock runs ahead), or either not a number is invalid."""
+    expires_at, issued_at = claims["exp"], claims["iat"]
+    if not _is_number(expires_at) or not _is_number(issued_at):
+        raise InvalidAccessToken("the access token is invalid")
+    if expires_at <= now - LEEWAY_SECONDS:  # type: ignore[operator]
+        raise InvalidAccessToken("the access token has expired")
+    if issued_at > now + LEEWAY_SECONDS:  # type: ignore[operator]
+        raise InvalidAccessToken("the access token is invalid")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _segment(value: Mapping[str, object]) -> str:

@@ -5,7 +5,6 @@ In-memory grant store, a local RSA key as signer and public keys, a fixed clock.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import jwt
@@ -24,7 +23,7 @@ from gateway.tokens.access_token import AccessTokens
 from gateway.tokens.local_keys import LocalRsaKey
 from tests.support.runtime import BASE_URL, example_config_data
 
-NOW = int(time.time())  # access tokens are verified against the real clock
+NOW = 1_800_000_000  # a fixed clock: codes, grants and access tokens are all judged at NOW
 CLIENT = "client-1"
 OTHER_CLIENT = "client-2"
 REDIRECT = "http://127.0.0.1:33418/callback"
@@ -118,7 +117,7 @@ def test_exchange_issues_an_access_token_for_the_route_and_a_refresh_token() -> 
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 1800
     assert body["scope"] == "mcp"  # offline_access is not an access-token scope
-    claims = h.access_tokens.verify(response.access_token, route=h.route)
+    claims = h.access_tokens.verify(response.access_token, route=h.route, now=NOW)
     assert claims.audience == h.route.resource
     assert claims.client_id == CLIENT
     assert claims.scopes == ("mcp",)
@@ -421,7 +420,7 @@ def test_scope_may_narrow_but_not_widen() -> None:
 
     narrowed = h.refresh(first.refresh_token or "", now=NOW + 1, scope="mcp")
     assert narrowed.scope == ("mcp",)
-    assert h.access_tokens.verify(narrowed.access_token, route=h.route).scopes == ("mcp",)
+    assert h.access_tokens.verify(narrowed.access_token, route=h.route, now=NOW + 1).scopes == ("mcp",)
 
     with pytest.raises(OAuthError) as excinfo:
         h.refresh(narrowed.refresh_token or "", now=NOW + 2, scope="mcp admin")

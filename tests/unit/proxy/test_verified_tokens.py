@@ -14,28 +14,31 @@ class CountingVerifier:
         self.inner = inner
         self.calls = 0
 
-    def verify(self, token: str, *, route: object) -> object:
+    def verify(self, token: str, *, route: object, now: float | None = None) -> object:
         self.calls += 1
-        return self.inner.verify(token, route=route)  # type: ignore[attr-defined]
+        return self.inner.verify(token, route=route, now=now)  # type: ignore[attr-defined]
 
 
 def test_a_token_is_verified_once_until_it_expires() -> None:
     runtime = memory_runtime()
     route = runtime.routes.get("demo", "echo")
     assert route is not None
-    token = runtime.access_tokens.issue(route=route, subject="alice", client_id="c", scopes=["mcp"], grant_id="g")
+    token = runtime.access_tokens.issue(
+        route=route, subject="alice", client_id="c", scopes=["mcp"], grant_id="g", now=1_800_000_000
+    )
     counting = CountingVerifier(runtime.access_tokens)
     now = [0.0]
     cache = VerifiedTokens(counting, clock=lambda: now[0])  # type: ignore[arg-type]
 
-    now[0] = 1.0
+    now[0] = 1_800_000_001.0
     first = cache.verify(token, route)
     again = cache.verify(token, route)
     assert first == again and counting.calls == 1
 
     # Past exp + leeway the cached result is not used: the token is verified again (which refuses an expired one)
     now[0] = first.expires_at + 31
-    cache.verify(token, route)
+    with pytest.raises(InvalidAccessToken, match="expired"):
+        cache.verify(token, route)
     assert counting.calls == 2
 
 
