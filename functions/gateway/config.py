@@ -3,18 +3,31 @@
 Loaded once per cold start from the YAML file named by ``GATEWAY_CONFIG`` and validated by these models. A bad file
 fails with :class:`ConfigError`, whose message names each offending key (``workspaces.demo.servers.echo.upstream``)
 and what is wrong with it. ``python -m gateway.config schema`` prints the JSON Schema for editors.
+
+Some settings exist for local development only (:func:`development_switches`; the table in docs/deploy.md lists
+them all): outside the local stage a Runtime refuses to start with one that could open the gateway to its own network,
+and warns about the others. ``python -m gateway.config check FILE --stage prod`` applies the same judgement before a
+deployment (``make build`` runs it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+logger = logging.getLogger("gateway.config")
+
+# Marks a field that is a development switch (json_schema_extra): its value says where it is allowed. A test checks
+# that docs/deploy.md lists every marked field.
+DEV_SWITCH = "x-dev-switch"
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="Lower-case letters, digits and dashes.")]
@@ -66,7 +79,11 @@ class DevLoginProvider(_Model):
 
     type: Literal["dev"]
     users: list[DevUser] = Field(min_length=1)
-    allow_in_deployed_stage: bool = False
+    allow_in_deployed_stage: bool = Field(
+        default=False,
+        description="Let the dev login sign users in outside the local stage (a test deployment only).",
+        json_schema_extra={DEV_SWITCH: "explicit opt-in outside the local stage"},
+    )
 
 
 class OidcProvider(_Model):
@@ -197,7 +214,13 @@ class OAuthPolicy(_Model):
     refresh_token_reuse_grace_seconds: int = Field(default=30, ge=0, le=300)
     unused_client_ttl_seconds: int = Field(default=30 * 86400, ge=3600)
     cimd_allow_private_addresses: bool = Field(
-        default=False, description="Development only: allow client metadata documents on private addresses."
+        default=False,
+        description=(
+            "Local stage only (a deployed stage refuses to start with it): let the gateway fetch client metadata "
+            "documents and upstream OAuth metadata and tokens from loopback and private addresses (127.0.0.1, "
+            "[::1], localhost, 10.0.0.0/8, ...), and upstream OAuth over plain http."
+        ),
+        json_schema_extra={DEV_SWITCH: "local stage only"},
     )
 
 
@@ -251,6 +274,127 @@ def load_config(path: str | Path) -> GatewayConfig:
     return parse_config(data, str(path))
 
 
+# --- development switches -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DevSwitch:
+    """A development setting a configuration uses, judged for a stage other than local."""
+
+    key: str
+    """Where it is, e.g. ``oauth.cimd_allow_private_addresses`` or ``workspaces.demo.identity_provider``."""
+    message: str
+    refused: bool
+    """True: the gateway does not start with it in this stage; False: it runs, with a warning."""
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class DevSwitchRefused(ConfigError):
+    """The configuration turns on a development switch that the stage refuses; the message names each one."""
+
+
+def _secret_refs(config: GatewayConfig) -> list[tuple[str, str]]:
+    """Every secret reference of the configuration with its key."""
+    refs: list[tuple[str, str]] = []
+    for name, workspace in config.workspaces.items():
+        provider = workspace.identity_provider
+        if isinstance(provider, OidcProvider) and provider.client_secret:
+            refs.append((f"workspaces.{name}.identity_provider.client_secret", provider.client_secret))
+        for server_name, server in workspace.servers.items():
+            auth, key = server.auth, f"workspaces.{name}.servers.{server_name}.auth"
+            if isinstance(auth, HeaderUpstreamAuth):
+                refs += [(f"{key}.headers.{header}", ref) for header, ref in auth.headers.items()]
+            elif isinstance(auth, OAuthUpstreamAuth) and auth.client_secret:
+                refs.append((f"{key}.client_secret", auth.client_secret))
+        for index, client in enumerate(workspace.clients):
+            if client.client_secret:
+                refs.append((f"workspaces.{name}.clients.{index}.client_secret", client.client_secret))
+    return refs
+
+
+def development_switches(config: GatewayConfig, stage: str) -> list[DevSwitch]:
+    """The development settings ``config`` uses that matter in ``stage`` (none in the local stage), refused ones
+    first. docs/deploy.md ("Development switches") lists them all."""
+    if stage == "local":
+        return []
+    where = f"the {stage!r} stage"
+    found: list[DevSwitch] = []
+    if config.oauth.cimd_allow_private_addresses:
+        found.append(
+            DevSwitch(
+                "oauth.cimd_allow_private_addresses",
+                f"a development switch, refused in {where} (it is allowed only when GATEWAY_STAGE is 'local'): it "
+                "would let a client's metadata document URL or an upstream's OAuth metadata make the gateway call "
+                "loopback and private addresses (the instance metadata service, internal services). Remove it.",
+                refused=True,
+            )
+        )
+    for name, workspace in config.workspaces.items():
+        provider = workspace.identity_provider
+        if isinstance(provider, DevLoginProvider):
+            if provider.allow_in_deployed_stage:
+                message = (
+                    f"the built-in development login (users and passwords in the configuration file) is enabled "
+                    f"in {where} by allow_in_deployed_stage: true; for a test deployment only"
+                )
+            else:
+                message = (
+                    f"the built-in development login is disabled in {where}: sign-in to this workspace is refused; "
+                    "configure an OpenID Connect identity provider (or set allow_in_deployed_stage: true, for a "
+                    "test deployment only)"
+                )
+            found.append(DevSwitch(f"workspaces.{name}.identity_provider", message, refused=False))
+        elif provider.issuer.startswith("http:"):
+            found.append(
+                DevSwitch(
+                    f"workspaces.{name}.identity_provider.issuer",
+                    f"a plain http identity provider in {where}: sign-in codes and tokens travel unencrypted",
+                    refused=False,
+                )
+            )
+        for server_name, server in workspace.servers.items():
+            if server.upstream.startswith("http:"):
+                found.append(
+                    DevSwitch(
+                        f"workspaces.{name}.servers.{server_name}.upstream",
+                        f"a plain http upstream in {where}: its requests and any upstream credential travel "
+                        "unencrypted (and upstream OAuth over http is refused outside the local stage)",
+                        refused=False,
+                    )
+                )
+    for key, ref in _secret_refs(config):
+        kind = ref.partition(":")[0]
+        if kind == "plain":
+            message = (
+                f"a 'plain:' secret in {where}: the value ships inside the function package; "
+                "use secretsmanager: or ssm:"
+            )
+        elif kind == "env":
+            message = (
+                f"an 'env:' secret in {where}: read from the function's environment, which the template does not "
+                "set; use secretsmanager: or ssm:"
+            )
+        else:
+            continue
+        found.append(DevSwitch(key, message, refused=False))
+    return sorted(found, key=lambda switch: not switch.refused)
+
+
+def check_stage(config: GatewayConfig, stage: str) -> list[DevSwitch]:
+    """What a Runtime checks at cold start: raises :class:`DevSwitchRefused` naming every switch ``stage``
+    refuses, else logs and returns the ones it allows with a warning."""
+    found = development_switches(config, stage)
+    refused = [switch for switch in found if switch.refused]
+    if refused:
+        lines = "\n".join(f"  {switch}" for switch in refused)
+        raise DevSwitchRefused(f"gateway configuration refused in the {stage!r} stage:\n{lines}")
+    for switch in found:
+        logger.warning("development setting in the %r stage: %s", stage, switch)
+    return found
+
+
 def json_schema() -> dict[str, object]:
     schema = GatewayConfig.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -258,16 +402,40 @@ def json_schema() -> dict[str, object]:
     return schema
 
 
+def check_command(arguments: list[str]) -> int:
+    """``check FILE [--stage STAGE]``: validate the file and, given a stage, judge its development switches as a
+    Runtime of that stage would (refused: exit 1; allowed ones: a warning each). Returns the exit status."""
+    stage = None
+    if len(arguments) == 3 and arguments[1] == "--stage":
+        stage = arguments[2]
+    elif len(arguments) != 1:
+        print("usage: python -m gateway.config check FILE [--stage local|dev|staging|prod]", file=sys.stderr)
+        return 2
+    from gateway.settings import STAGES
+
+    if stage is not None and stage not in STAGES:
+        print(f"--stage must be one of {', '.join(STAGES)}, not {stage!r}", file=sys.stderr)
+        return 2
+    path = arguments[0]
+    try:
+        config = load_config(path)
+        found = [] if stage is None else development_switches(config, stage)
+    except ConfigError as problem:
+        print(problem, file=sys.stderr)
+        return 1
+    for switch in found:
+        print(f"{path}: {'error' if switch.refused else 'warning'}: {switch}", file=sys.stderr)
+    if any(switch.refused for switch in found):
+        return 1
+    print(f"{path}: ok" + ("" if stage is None else f" for the {stage!r} stage"))
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover - command-line helper
     if sys.argv[1:] == ["schema"]:
         print(json.dumps(json_schema(), indent=2, sort_keys=True))
-    elif len(sys.argv) == 3 and sys.argv[1] == "check":
-        try:
-            load_config(sys.argv[2])
-        except ConfigError as problem:
-            print(problem, file=sys.stderr)
-            sys.exit(1)
-        print(f"{sys.argv[2]}: ok")
+    elif sys.argv[1:2] == ["check"]:
+        sys.exit(check_command(sys.argv[2:]))
     else:
-        print("usage: python -m gateway.config schema | check FILE", file=sys.stderr)
+        print("usage: python -m gateway.config schema | check FILE [--stage STAGE]", file=sys.stderr)
         sys.exit(2)

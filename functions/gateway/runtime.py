@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from gateway.config import GatewayConfig, load_config
+from gateway.config import GatewayConfig, check_stage, load_config
 from gateway.routes import Route, RouteTable
 from gateway.settings import Settings
 
@@ -75,6 +75,7 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         region: str | None = None,
     ) -> None:
+        check_stage(config, settings.stage)  # outside the local stage: refuses dev switches, warns about opt-ins
         self.settings = settings
         self.config = config
         self.clock = clock
@@ -86,7 +87,8 @@ class Runtime:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Runtime:
-        """This container's runtime: settings from the environment, the configuration file they name."""
+        """This container's runtime: settings from the environment, the configuration file they name. Raises
+        ``ConfigError`` (``DevSwitchRefused``) for a configuration the stage refuses."""
         environ = os.environ if environ is None else environ
         settings = Settings.from_environ(environ)
         return cls(settings, load_config(settings.config), region=environ.get("AWS_REGION"))

@@ -21,7 +21,9 @@ die() { echo "build: error: $*" >&2; exit 1; }
 [[ -f "$CONFIG" ]] || die "gateway config '$CONFIG' not found (usage: make build CONFIG=path/to/gateway.yaml)"
 
 say "validating $CONFIG"
-PYTHONPATH=functions .venv/bin/python -m gateway.config check "$CONFIG"
+# --stage prod: a build is for a deployed stage (the template's dev, staging and prod refuse and warn alike), so a
+# development switch the functions would refuse at cold start fails the build here (docs/deploy.md).
+PYTHONPATH=functions .venv/bin/python -m gateway.config check "$CONFIG" --stage prod
 if [[ "$CONFIG" == "examples/gateway.yaml" ]]; then
   echo "build: warning: examples/gateway.yaml is the local demo config (dev sign-in, upstream on 127.0.0.1);" \
     "write your own for a real deployment (docs/deploy.md)" >&2

@@ -153,9 +153,11 @@ class IsolatedGateway:
 
 def isolated_config(upstream_url: str, idp_issuer: str) -> dict[str, object]:
     """examples/gateway.yaml (workspace ``demo``, dev login) plus workspace ``corp`` signing in at ``idp_issuer``;
-    both have route ``echo`` in front of the demo upstream."""
+    both have route ``echo`` in front of the demo upstream. The CIMD host runs on 127.0.0.1, so this test-only
+    configuration turns on the local-stage switch that lets the gateway fetch metadata documents there."""
     text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(DEMO_UPSTREAM_URL, upstream_url)
     config: dict[str, object] = yaml.safe_load(text)
+    config["oauth"] = {"cimd_allow_private_addresses": True}
     workspaces = config["workspaces"]
     assert isinstance(workspaces, dict)
     workspaces[OIDC_WORKSPACE] = {

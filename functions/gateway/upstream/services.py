@@ -1,9 +1,9 @@
 """The upstream-OAuth collaborators of one container (built once by the composition root, ``runtime.py``).
 
 The fetcher that calls upstream authorization servers is SSRF-safe; the configuration's development setting
-``oauth.cimd_allow_private_addresses`` also lets it reach private addresses and plain ``http`` (a local upstream
-and its authorization server on 127.0.0.1). The cipher is KMS envelope encryption under the upstream-token key in a
-deployment, an in-process one in unit tests.
+``oauth.cimd_allow_private_addresses`` (local stage only) also lets it reach private addresses and plain ``http``
+(a local upstream and its authorization server on 127.0.0.1). The cipher is KMS envelope encryption under the
+upstream-token key in a deployment, an in-process one in unit tests.
 """
 
 from __future__ import annotations

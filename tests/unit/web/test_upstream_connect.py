@@ -148,6 +148,8 @@ def upstream_as() -> Iterator[UpstreamAS]:
 
 def _config(issuer: str) -> dict[str, Any]:
     data = example_config_data()  # workspace demo: dev users alice (admin) and bob
+    # The upstream's authorization server runs on 127.0.0.1 over http: the local-stage development switch.
+    data["oauth"] = {"cimd_allow_private_addresses": True}
     oauth = {"type": "oauth", "authorization_server": issuer, "registration": "preregistered"}
     servers = data["workspaces"]["demo"]["servers"]
     servers["notes"] = {
@@ -167,8 +169,8 @@ def _config(issuer: str) -> dict[str, Any]:
 def runtime(upstream_as: UpstreamAS) -> Runtime:
     upstream_as.reset()
     runtime = memory_runtime(parse_config(_config(upstream_as.issuer)))
-    # The real upstream-OAuth services (SSRF-safe fetcher allowed onto 127.0.0.1 by the example config's dev
-    # setting), with the KMS envelope cipher replaced by an in-memory one (memory_runtime's).
+    # The real upstream-OAuth services (SSRF-safe fetcher allowed onto 127.0.0.1 by the config's development
+    # switch), with the KMS envelope cipher replaced by an in-memory one (memory_runtime's).
     return runtime
 
 
