@@ -262,7 +262,7 @@ class Runtime:
             cipher=self.upstream_token_cipher,
             secrets=self.secret_resolver.resolve,
             dev_allow_private=self.config.oauth.cimd_allow_private_addresses,
-            cache_seconds=self.settings.grant_status_cache_seconds,
+            cache_seconds=self.settings.upstream_token_cache_seconds,
             clock=self.clock,
         )
 

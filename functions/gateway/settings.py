@@ -7,10 +7,8 @@ more than a tenth of the metadata function's cold start to read a dozen strings.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -41,7 +39,14 @@ class Settings:
     shared_secret_id: str = "mcp-gateway/shared-secret"
     """Secrets Manager secret shared by all functions (cookies, session ids, refresh-token derivation)."""
     access_token_ttl_seconds: int = 3600
-    grant_status_cache_seconds: float = 30.0
+    grant_status_cache_seconds: float = 0.0
+    """How long a warm proxy trusts a grant's "active" status without reading it again. 0 (the default): every
+    request reads it, so a revocation bites on the next call; more is an opt-in that lets a revoked token work that
+    much longer (docs/deploy.md)."""
+    upstream_token_cache_seconds: float = 30.0
+    """How long a warm container uses a decrypted upstream credential without reading its row again. It bounds how
+    soon a change made elsewhere (another container's refresh, a disconnect) is seen, not revocation: a request
+    whose grant is revoked never reaches the upstream credential."""
 
     def __post_init__(self) -> None:
         if not self.config:
@@ -61,6 +66,8 @@ class Settings:
             raise SettingsError("GATEWAY_ACCESS_TOKEN_TTL_SECONDS must be between 60 and 86400")
         if not 0 <= self.grant_status_cache_seconds <= 300:
             raise SettingsError("GATEWAY_GRANT_STATUS_CACHE_SECONDS must be between 0 and 300")
+        if not 0 <= self.upstream_token_cache_seconds <= 300:
+            raise SettingsError("GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS must be between 0 and 300")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -94,9 +101,3 @@ class Settings:
     @property
     def is_deployed(self) -> bool:
         return self.stage != "local"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The settings of this process (one read of the environment per cold start)."""
-    return Settings.from_environ(os.environ)

@@ -168,7 +168,7 @@ def stack(
             public_base_url=gateway,
             config_path=config,
         )
-        env["GATEWAY_GRANT_STATUS_CACHE_SECONDS"] = "0"  # see stored changes (expiry edits, deletions) at once
+        env["GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS"] = "0"  # see stored changes (expiry edits, deletions) at once
         gateway_env = {**base_env, **env, "E2E_GATEWAY_ENV": json.dumps(env)}
         processes.append(
             _start([sys.executable, "-c", _GATEWAY_SCRIPT, str(gateway_port)], gateway_env, "listening", timeout=90)

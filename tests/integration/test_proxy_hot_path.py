@@ -1,6 +1,7 @@
 """The proxy's hot path on a warm container, counted rather than assumed: zero KMS calls and at most one DynamoDB
 read per proxied request (design brief §4), against moto over HTTP and the demo upstream, with the proxy handler
-run as ``make invoke`` runs it (a simulated Lambda container). Also: revocation bites after the cache period.
+run as ``make invoke`` runs it (a simulated Lambda container). Also: with a grant-status cache opted into, revocation
+bites after the cache period (tests/integration/test_revocation.py: by default it bites on the next request).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def env_with(gateway_env: dict[str, str]) -> Iterator[Any]:
 
 
 def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_period(env_with: Any) -> None:
-    # Given a warm proxy (keys fetched, grant status cached) with the default 30 s revocation bound
+    # Given a warm proxy (keys fetched, grant status cached) whose operator opted into a 30 s grant-status cache
     env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="30")
     event = _tools_call()
     for _ in range(3):

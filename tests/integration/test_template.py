@@ -287,6 +287,7 @@ def test_function_environment_names_every_setting_without_a_cycle(transformed: d
         "GATEWAY_SHARED_SECRET_ID": "SharedSecret",
         "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "AccessTokenTtlSeconds",
         "GATEWAY_GRANT_STATUS_CACHE_SECONDS": "GrantStatusCacheSeconds",
+        "GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS": "UpstreamTokenCacheSeconds",
     }.items():
         assert variables[name] == {"Ref": logical_id}
     assert "HttpApi" not in repr(variables)

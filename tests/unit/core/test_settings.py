@@ -14,7 +14,8 @@ def test_values_are_read_and_typed_from_the_environment() -> None:
             "GATEWAY_PUBLIC_BASE_URL": "https://gw.example.com/",
             "GATEWAY_STAGE": "prod",
             "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "900",
-            "GATEWAY_GRANT_STATUS_CACHE_SECONDS": "0",
+            "GATEWAY_GRANT_STATUS_CACHE_SECONDS": "5",
+            "GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS": "0",
             "GATEWAY_VERIFY_KEY_IDS": "old-key, key",
             "GATEWAY_SIGNING_KEY_ID": "key",
             "UNRELATED": "ignored",
@@ -23,8 +24,16 @@ def test_values_are_read_and_typed_from_the_environment() -> None:
     assert settings.base_url == "https://gw.example.com"
     assert settings.is_deployed
     assert settings.access_token_ttl_seconds == 900
-    assert settings.grant_status_cache_seconds == 0.0
+    assert settings.grant_status_cache_seconds == 5.0
+    assert settings.upstream_token_cache_seconds == 0.0
     assert settings.all_verify_key_ids == ("key", "old-key")
+
+
+def test_by_default_every_request_reads_the_grant_status_and_credentials_are_cached_briefly() -> None:
+    # Revocation bites on the next call unless an operator opts into a grant-status cache (issue: revoke means now)
+    settings = Settings.from_environ({"GATEWAY_CONFIG": "x"})
+    assert settings.grant_status_cache_seconds == 0.0
+    assert settings.upstream_token_cache_seconds == 30.0
 
 
 def test_an_empty_base_url_means_derive_it_from_the_event() -> None:
@@ -40,6 +49,7 @@ def test_an_empty_base_url_means_derive_it_from_the_event() -> None:
         ({"GATEWAY_CONFIG": "x", "GATEWAY_PUBLIC_BASE_URL": "gw.example.com"}, "GATEWAY_PUBLIC_BASE_URL"),
         ({"GATEWAY_CONFIG": "x", "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "an hour"}, "GATEWAY_ACCESS_TOKEN_TTL_SECONDS"),
         ({"GATEWAY_CONFIG": "x", "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "10"}, "GATEWAY_ACCESS_TOKEN_TTL_SECONDS"),
+        ({"GATEWAY_CONFIG": "x", "GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS": "-1"}, "GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS"),
     ],
 )
 def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
