@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import httpx
 import jwt
 
+from gateway import safe_json
 from gateway.config import OidcProvider
 from gateway.http_client import shared_client
 from gateway.identity.user import SignedInUser
@@ -142,7 +143,7 @@ class RelyingParty:
         if response.status_code != 200:
             raise OidcError(f"the identity provider's {what} answered HTTP {response.status_code}")
         try:
-            body = response.json()
+            body = safe_json.loads(response.content)
         except ValueError:
             raise OidcError(f"the identity provider's {what} is not JSON") from None
         if not isinstance(body, dict):
@@ -282,7 +283,7 @@ class RelyingParty:
                 f"could not reach the identity provider's token endpoint ({type(problem).__name__})"
             ) from None
         try:
-            body = response.json()
+            body = safe_json.loads(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict):

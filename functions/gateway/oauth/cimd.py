@@ -9,13 +9,13 @@ Any failure is an ``invalid_client`` error whose description says what is wrong 
 
 from __future__ import annotations
 
-import json
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway import safe_json
 from gateway.net.ssrf import FetchError, SafeFetcher
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.redirect_uris import MAX_LENGTH, InvalidRedirectUri, validate_redirect_uri
@@ -134,8 +134,8 @@ class CimdResolver:
 def parse_document(client_id: str, body: bytes) -> ClientMetadataDocument:
     """Validate a fetched document against the URL it came from."""
     try:
-        data: Any = json.loads(body)
-    except (ValueError, RecursionError):
+        data: Any = safe_json.loads(body)
+    except ValueError:
         raise _invalid(client_id, "is not valid JSON") from None
     if not isinstance(data, dict):
         raise _invalid(client_id, "must be a JSON object")

@@ -11,7 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import safe_json
+
 # JSON-RPC 2.0 §5.1 / MCP error codes the gateway uses.
+PARSE_ERROR = -32700  # invalid JSON was received (with HTTP 400): only for a body the gateway will not forward
 INTERNAL_ERROR = -32603  # the gateway could not complete the call upstream (with HTTP 502/503/504)
 SESSION_NOT_FOUND = -32001  # implementation-defined server error: the session id is unknown (with HTTP 404)
 URL_ELICITATION_REQUIRED = -32042  # MCP 2025-11-25 §Elicitation, URLElicitationRequiredError
@@ -31,6 +34,10 @@ class Inbound:
     batch: bool = False
     parsed: bool = True
     declares_url_elicitation: bool | None = None  # None: this message does not say (not initialize, no _meta)
+    refused: str | None = None
+    """Why the gateway answers this body itself (400, parse error) instead of forwarding it: JSON nested deeper
+    than any MCP message (``safe_json.MAX_DEPTH``), which could exhaust a parser upstream as it would ours.
+    Otherwise malformed JSON is forwarded, and the upstream answers it as it answers any client."""
 
     @property
     def is_initialize(self) -> bool:
@@ -47,8 +54,10 @@ UNPARSED = Inbound(parsed=False)
 
 def inspect(body: bytes) -> Inbound:
     try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        decoded = safe_json.loads(body)
+    except safe_json.JsonTooDeep as too_deep:
+        return Inbound(parsed=False, refused=f"Parse error: {too_deep}")
+    except ValueError:
         return UNPARSED
     batch = isinstance(decoded, list)
     items = decoded if batch else [decoded]
@@ -108,8 +117,8 @@ def is_error_response(body: bytes) -> bool:
     """Whether ``body`` is a JSON-RPC error response (JSON-RPC 2.0 §5): an object with ``jsonrpc`` and ``error`` and no
     ``method``, or a batch made only of such objects."""
     try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        decoded = safe_json.loads(body)
+    except ValueError:
         return False
     items = decoded if isinstance(decoded, list) else [decoded]
     return bool(items) and all(

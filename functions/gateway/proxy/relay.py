@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from gateway.proxy.forward import JSON, Relayed, UpstreamFailure, exchange
 from gateway.proxy.headers import upstream_request_headers
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, SESSION_NOT_FOUND, Inbound, error_body, inspect
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, PARSE_ERROR, SESSION_NOT_FOUND, Inbound, error_body, inspect
 from gateway.proxy.reconnect import reconnect_response
 from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
 from gateway.routes import Route
@@ -64,6 +64,8 @@ async def relay(
 ) -> Relayed:
     """``provider`` is the credential provider of the route's ``auth`` kind (chosen by the composition root)."""
     inbound = inspect(body) if method == "POST" else NO_MESSAGE
+    if inbound.refused is not None:
+        return jsonrpc_error(400, inbound, PARSE_ERROR, inbound.refused)
     session: Session | None = None
     if session_id is not None:
         try:

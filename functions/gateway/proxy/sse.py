@@ -11,10 +11,10 @@ behalf and returns the whole exchange as one body.
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from dataclasses import dataclass
 
+from gateway import safe_json
 from gateway.proxy.jsonrpc import RequestId, response_ids
 
 _LINE = re.compile(r"\r\n|\r|\n")
@@ -98,7 +98,7 @@ def answered_ids(stream: ParsedStream) -> set[RequestId]:
         if '"id"' not in data:
             continue  # notifications and priming events: no JSON to decode
         try:
-            message = json.loads(data)
+            message = safe_json.loads(data)
         except ValueError:
             continue
         answered.update(response_ids(message))

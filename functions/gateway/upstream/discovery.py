@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from gateway import safe_json
 from gateway.net.ssrf import FetchError, FetchResult, SafeFetcher
 from gateway.routes import Route
 
@@ -109,7 +110,7 @@ def _same_url(a: str, b: str) -> bool:
 
 def _json_object(result: FetchResult, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(result.body)
+        data = safe_json.loads(result.body)
     except ValueError:
         raise DiscoveryError(f"{what} at {result.url} is not JSON") from None
     if not isinstance(data, dict):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from gateway import safe_json
 from gateway.net.ssrf import FetchError, SafeFetcher
 from gateway.oauth.hashing import random_token
 from gateway.oauth.pkce import s256
@@ -205,7 +206,7 @@ async def _token_request(
     except FetchError as error:
         raise TokenEndpointError(f"token endpoint unreachable: {error}") from None
     try:
-        data = json.loads(result.body)
+        data = safe_json.loads(result.body)
     except ValueError:
         data = None
     if not isinstance(data, dict):

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gateway import safe_json
 from gateway.config import OAuthUpstreamAuth
 from gateway.net.ssrf import FetchError, SafeFetcher
 from gateway.routes import Route
@@ -164,7 +165,7 @@ class ClientRegistrar:
         except FetchError as error:
             raise RegistrationError(f"dynamic client registration at {server.issuer} failed: {error}") from None
         try:
-            data = json.loads(result.body)
+            data = safe_json.loads(result.body)
         except ValueError:
             data = None
         if result.status not in (200, 201) or not isinstance(data, dict) or not isinstance(data.get("client_id"), str):

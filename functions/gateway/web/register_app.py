@@ -7,7 +7,6 @@ public and reads no cookies, so CORS allows ``*``.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Protocol
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
+from gateway import safe_json
 from gateway.config import GatewayConfig
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.registration import new_registration, parse_registration, registration_response
@@ -69,8 +69,8 @@ async def _json_body(request: Request) -> object:
     if len(body) > MAX_BODY_BYTES:
         raise too_large
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return safe_json.loads(body)
+    except ValueError:
         raise OAuthError("invalid_client_metadata", "the request body is not valid JSON") from None
 
 

@@ -19,6 +19,7 @@ from gateway.config import OidcProvider
 from gateway.identity import oidc
 from gateway.identity.oidc import LoginSecrets, OidcError, RelyingParty
 from gateway.oauth.pkce import s256
+from tests.support.hostile_json import DEEP_SMALL_OBJECT
 
 ISSUER = "https://idp.example.com"
 CALLBACK = "https://gw.example.com/demo/oidc/callback"
@@ -97,6 +98,20 @@ def test_the_authorization_url_carries_pkce_state_nonce_and_extra_params(provide
     assert query["code_challenge"] == [s256(secrets.code_verifier)] and query["code_challenge_method"] == ["S256"]
     assert query["state"] == ["st"] and query["nonce"] == [secrets.nonce] and query["redirect_uri"] == [CALLBACK]
     assert query["scope"] == ["openid profile email"] and query["prompt"] == ["login"]
+
+
+@pytest.mark.parametrize("document", ["discovery", "token"])
+def test_provider_json_nested_too_deep_is_an_oidc_error(provider: FakeProvider, document: str) -> None:
+    answer = provider.handle
+
+    def hostile(request: httpx.Request) -> httpx.Response:
+        if request.url.path == ("/.well-known/openid-configuration" if document == "discovery" else "/token"):
+            return httpx.Response(200, content=DEEP_SMALL_OBJECT, headers={"Content-Type": "application/json"})
+        return answer(request)
+
+    provider.handle = hostile  # type: ignore[method-assign]
+    with pytest.raises(OidcError, match="JSON"):
+        sign_in(provider, party(provider))
 
 
 def test_sign_in_verifies_the_id_token_and_maps_the_claims(provider: FakeProvider) -> None:

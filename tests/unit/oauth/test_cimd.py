@@ -12,6 +12,7 @@ import pytest
 from gateway.net.ssrf import SafeFetcher
 from gateway.oauth.cimd import CimdResolver, ClientMetadataDocument, cache_ttl
 from gateway.oauth.errors import OAuthError
+from tests.support.hostile_json import DEEP_SMALL_OBJECT
 from tests.unit.net.https_server import LocalHttps, Reply, local_https
 
 NOW = 1_767_225_600
@@ -124,10 +125,13 @@ def test_invalid_documents_are_invalid_client_with_a_reason(
 
 def test_non_json_and_http_errors_are_explained(server: LocalHttps) -> None:
     server.replies["/html"] = Reply(body=b"<html></html>")
+    server.replies["/deep"] = Reply(body=DEEP_SMALL_OBJECT)
     server.replies["/moved"] = Reply(301, headers={"Location": "https://cimd.test/elsewhere"})
     cimd = cimd_for(server)
     with pytest.raises(OAuthError, match="not valid JSON"):
         resolve(cimd, server.url("/html", host="cimd.test"))
+    with pytest.raises(OAuthError, match="not valid JSON"):  # nested past any parser's recursion: refused, not a 500
+        resolve(cimd, server.url("/deep", host="cimd.test"))
     with pytest.raises(OAuthError, match="redirects are not followed"):
         resolve(cimd, server.url("/moved", host="cimd.test"))
     with pytest.raises(OAuthError, match="HTTP 404"):

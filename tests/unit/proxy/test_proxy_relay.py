@@ -20,6 +20,7 @@ from gateway.storage.ports import StorageError
 from gateway.upstream.credentials import ReconnectRequired, UpstreamAuthUnavailable
 from gateway.web.proxy_app import create_app
 from infra.placeholders import grant_backed_token
+from tests.support.hostile_json import HOSTILE_BODIES
 from tests.support.runtime import example_config_data, memory_runtime
 from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream
 
@@ -659,3 +660,26 @@ def test_a_failing_credential_store_is_a_503(gateway: Gateway, monkeypatch: pyte
 def test_the_unit_event_loop_is_usable() -> None:
     # The relay uses asyncio.timeout, which needs Python 3.11's asyncio.
     assert hasattr(asyncio, "timeout")
+
+
+# --- hostile input ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_json_nested_too_deep_is_a_parse_error_and_never_reaches_the_upstream(
+    gateway: Gateway, upstream: ScriptedUpstream, name: str
+) -> None:
+    # Given a valid token and a body that nests arrays or objects far deeper than any MCP message
+    headers = {"Authorization": f"Bearer {gateway.token()}", "Accept": ACCEPT, "Content-Type": "application/json"}
+    calls = len(upstream.seen)
+
+    # When it is posted to the MCP endpoint
+    response = gateway.client.post(MCP, content=HOSTILE_BODIES[name], headers=headers)
+
+    # Then the gateway answers a JSON-RPC parse error itself (400), not a 500, and forwards nothing
+    assert response.status_code == 400
+    error = response.json()
+    assert error["jsonrpc"] == "2.0" and error["id"] is None
+    assert error["error"]["code"] == -32700
+    assert "deeper than 64" in error["error"]["message"]
+    assert len(upstream.seen) == calls

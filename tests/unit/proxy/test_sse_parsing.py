@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.proxy import sse
 from gateway.proxy.sse import answered_ids, parse
+from tests.support.hostile_json import DEEP_SMALL
 
 
 def test_fields_comments_and_line_endings() -> None:
@@ -62,3 +63,9 @@ def test_a_stream_fed_in_pieces_gives_each_event_once_whatever_the_cuts() -> Non
             retry = stream.retry_ms if stream.retry_ms is not None else retry
         assert complete == raw[1 : raw.index("data: cut")]
         assert data == ["", '{"jsonrpc":"2.0","id":3,"result":"é"}'] and last_id == "2" and retry == 7
+
+
+def test_an_event_nested_too_deep_answers_nothing_and_raises_nothing() -> None:
+    deep = DEEP_SMALL.decode()
+    stream = parse(f'id: 1\ndata: {{"jsonrpc":"2.0","id":1,"result":{deep}}}\n\n')
+    assert answered_ids(stream) == set()

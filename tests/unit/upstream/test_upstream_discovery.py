@@ -16,6 +16,7 @@ from gateway.upstream.discovery import (
     bearer_challenge_params,
     prm_urls,
 )
+from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import FakeFetcher
 
 UPSTREAM = "https://up.example.com/tools/mcp"
@@ -131,6 +132,14 @@ def test_unusable_as_metadata_is_refused(document: dict[str, Any], message: str)
     fetcher.on("GET", "https://up.example.com/prm", (200, {"resource": UPSTREAM, "authorization_servers": [ISSUER]}))
     fetcher.on("GET", "https://as.example.com/.well-known/oauth-authorization-server/tenant", (200, document))
     with pytest.raises(DiscoveryError, match=message):
+        asyncio.run(Discovery(fetcher.as_fetcher()).discover(route()))
+
+
+def test_metadata_nested_too_deep_is_not_json() -> None:
+    fetcher = FakeFetcher()
+    fetcher.on("POST", UPSTREAM, challenge("https://up.example.com/prm"))
+    fetcher.on("GET", "https://up.example.com/prm", (200, DEEP_SMALL))
+    with pytest.raises(DiscoveryError, match="not JSON"):
         asyncio.run(Discovery(fetcher.as_fetcher()).discover(route()))
 
 

@@ -13,6 +13,7 @@ from gateway.oauth.pkce import s256
 from gateway.upstream import oauth_flow
 from gateway.upstream.discovery import AuthorizationServer, UpstreamAuthorization
 from gateway.upstream.oauth_flow import FlowError, TokenEndpointError
+from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import CLIENT, FakeFetcher, token_set
 
 SECRET = b"s" * 32
@@ -137,6 +138,13 @@ def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one() -> None:
     assert (refreshed.access_token, refreshed.refresh_token, refreshed.expires_at) == ("access-2", "refresh-1", 9060)
     form = parse_qs((fetcher.calls[0][3] or b"").decode())
     assert form["grant_type"] == ["refresh_token"] and form["resource"] == ["https://upstream.example.com/mcp"]
+
+
+def test_a_token_answer_nested_too_deep_is_a_token_endpoint_error() -> None:
+    fetcher = FakeFetcher()
+    fetcher.on("POST", "https://as.example.com/token", (200, DEEP_SMALL))
+    with pytest.raises(TokenEndpointError, match="without a JSON object"):
+        asyncio.run(oauth_flow.refresh(fetcher.as_fetcher(), token_set()))
 
 
 def test_refresh_errors_say_whether_the_user_must_reconnect() -> None:

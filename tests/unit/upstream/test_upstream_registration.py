@@ -14,6 +14,7 @@ from gateway.upstream.cipher import LocalTokenCipher
 from gateway.upstream.client_metadata import client_metadata_document
 from gateway.upstream.discovery import AuthorizationServer
 from gateway.upstream.registration import REGISTRATION_SUBJECT, ClientRegistrar, RegistrationError
+from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import FakeFetcher
 from tests.unit.upstream.test_upstream_discovery import route
 
@@ -67,6 +68,13 @@ def test_a_refused_registration_says_why() -> None:
     fetcher = FakeFetcher()
     fetcher.on("POST", SERVER.registration_endpoint or "", (400, {"error": "invalid_redirect_uri"}))
     with pytest.raises(RegistrationError, match="invalid_redirect_uri"):
+        asyncio.run(registrar(fetcher).client_for(route(), SERVER))
+
+
+def test_a_registration_answer_nested_too_deep_is_refused() -> None:
+    fetcher = FakeFetcher()
+    fetcher.on("POST", SERVER.registration_endpoint or "", (201, DEEP_SMALL))
+    with pytest.raises(RegistrationError, match="was refused"):
         asyncio.run(registrar(fetcher).client_for(route(), SERVER))
 
 

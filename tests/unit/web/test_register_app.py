@@ -18,6 +18,7 @@ from gateway.storage.memory import MemoryClientStore
 from gateway.storage.ports import StorageError
 from gateway.storage.records import RegisteredClient
 from gateway.web.register_app import create_app
+from tests.support.hostile_json import DEEP_SMALL, DEEP_SMALL_OBJECT
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 CONFIG = {
@@ -113,6 +114,22 @@ def test_malformed_json_event_is_refused(runtime: Runtime, store: MemoryClientSt
         "error": "invalid_client_metadata",
         "error_description": "the request body is not valid JSON",
     }
+
+
+@pytest.mark.parametrize("body", [DEEP_SMALL, DEEP_SMALL_OBJECT], ids=["arrays", "objects"])
+def test_json_nested_too_deep_is_invalid_client_metadata_and_stores_nothing(
+    runtime: Runtime, store: MemoryClientStore, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[RegisteredClient] = []
+    monkeypatch.setattr(store, "create", created.append)
+    client = TestClient(create_app(runtime))
+    response = client.post("/demo/echo/register", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_client_metadata",
+        "error_description": "the request body is not valid JSON",
+    }
+    assert created == []
 
 
 def test_preflight_event_allows_browser_clients(runtime: Runtime, store: MemoryClientStore) -> None:
