@@ -1,0 +1,250 @@
+"""Property-based fuzz of every public endpoint: whatever a client sends, the gateway answers 2xx-4xx, never 5xx.
+
+Each function's real app runs behind Mangum, as on Lambda, on payload-2.0 events that API Gateway would send for the
+template's routes (``infra.lambda_event``), with an in-memory runtime. Requests are drawn by hypothesis from the
+template's routes and from random paths, with methods, query parameters, headers (valid and forged tokens, cookies,
+session ids, content types) and bodies (random bytes, JSON of any shape, hostile nesting, forms with the OAuth
+parameter names) mixed. The proxy's upstream is a local MCP server that answers any request without failing, so
+a 5xx could only come from the gateway.
+
+The budget is fixed (``EXAMPLES_PER_FUNCTION`` per function, derandomized so every run tries the same inputs);
+``pytest -s`` prints how many requests each function answered and their statuses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+from urllib.parse import quote, urlencode
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mangum import Mangum
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.config import parse_config
+from gateway.oauth.pkce import s256
+from gateway.runtime import Runtime
+from gateway.web import authorize_app, metadata_app, proxy_app, register_app, token_app
+from infra.devserver import REPO_ROOT
+from infra.lambda_event import HttpRequest, RouteTable, build_event
+from infra.placeholders import LOCAL_REDIRECT_URI, ensure_local_client, grant_backed_token
+from infra.template import functions, load_template
+from tests.support.hostile_json import DEEP_PARAMS, DEEP_SMALL, DEEP_SMALL_OBJECT
+from tests.support.runtime import example_config_data, memory_runtime
+from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream
+
+EXAMPLES_PER_FUNCTION = 500
+APPS: dict[str, Callable[[Any], Any]] = {
+    "metadata": metadata_app.create_app,
+    "register": register_app.create_app,
+    "authorize": authorize_app.create_app,
+    "token": token_app.create_app,
+    "proxy": proxy_app.create_app,
+}
+OAUTH_PARAMETERS = [
+    "response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state", "scope",
+    "resource", "code", "code_verifier", "grant_type", "refresh_token", "token", "token_type_hint", "iss", "error",
+    "client_secret", "for", "csrf", "decision", "username", "password", "redirect_uris", "client_name",
+]  # fmt: skip
+METHODS = ["GET", "GET", "POST", "POST", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
+CONTENT_TYPES = [
+    "application/json", "application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x",
+    "application/json; charset=utf-16", "", "text/event-stream",
+]  # fmt: skip
+
+answered: dict[str, Counter[int]] = {}
+
+
+async def tolerant_mcp_server(request: Request, body: bytes) -> Response:
+    """An upstream that answers everything without failing: results for requests, 202 for the rest."""
+    if request.method == "DELETE":
+        return Response(status_code=200)
+    if request.method == "GET":
+        return Response(status_code=405)
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return JSONResponse({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}, 400)
+    if isinstance(message, dict) and "method" in message and "id" in message:
+        return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "result": {}})
+    return Response(status_code=202)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ScriptedUpstream]:
+    with scripted_upstream() as running:
+        running.answer = tolerant_mcp_server
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: ScriptedUpstream) -> Gateway:
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream.url
+    return Gateway(memory_runtime(parse_config(data)))
+
+
+class Gateway:
+    """The template's routes, each served by its function's app behind Mangum, as API Gateway and Lambda would."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.routes: RouteTable[str] = RouteTable()
+        self.paths: dict[str, list[tuple[str, str]]] = {name: [] for name in APPS}
+        for spec in functions(load_template(REPO_ROOT / "template.yaml")):
+            name = spec.handler.split(".")[0].removeprefix("oauth_")
+            for http_route in spec.routes:
+                self.routes.add(http_route.method, http_route.path, name)
+                self.paths[name].append((http_route.method, http_route.path))
+        self.handlers = {name: Mangum(factory(cast(Any, runtime)), lifespan="off") for name, factory in APPS.items()}
+        route = runtime.routes.get("demo", "echo")
+        assert route is not None
+        self.token = grant_backed_token(runtime, route, subject="alice")
+        # Values that pass the first checks, so that requests also reach the deeper ones
+        self.client_id = ensure_local_client(runtime, route)
+        self.authorize_params = {
+            "response_type": "code", "client_id": self.client_id, "redirect_uri": LOCAL_REDIRECT_URI,
+            "code_challenge": s256("v" * 43), "code_challenge_method": "S256", "state": "st", "scope": "mcp",
+            "resource": route.resource,
+        }  # fmt: skip
+        self.values = [
+            self.client_id, LOCAL_REDIRECT_URI, s256("v" * 43), "S256", "code", "mcp", "mcp offline_access",
+            route.resource, "authorization_code", "refresh_token", "none", "v" * 43, "access_token",
+        ]  # fmt: skip
+
+    def send(self, request: HttpRequest) -> tuple[str, int]:
+        match = self.routes.match(request.method, request.raw_path)
+        if match is None:
+            return "api gateway", 404
+        event = build_event(request, match, scheme="https")
+        response = self.handlers[match.target](event, cast(Any, None))
+        return match.target, int(response["statusCode"])
+
+
+# --- strategies ---------------------------------------------------------------------------------------------
+
+texts = st.text(max_size=40)
+slugs = st.sampled_from(["demo", "echo", "oidc", "acme", "", ".well-known", "..", "%2F"]) | st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", max_size=12
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(OAUTH_PARAMETERS) | texts, children, max_size=5)
+    ),
+    max_leaves=25,
+)
+MCP_METHODS = ["initialize", "tools/call", "tools/list", "ping", "notifications/initialized"]
+mcp_messages = st.fixed_dictionaries(
+    {"jsonrpc": st.sampled_from(["2.0", "1.0", 2]), "method": st.sampled_from(MCP_METHODS) | texts},
+    optional={"id": st.integers() | texts | st.none() | st.booleans(), "params": json_values},
+)
+forms = st.dictionaries(st.sampled_from(OAUTH_PARAMETERS) | texts, texts, max_size=8).map(
+    lambda form: urlencode(form).encode()
+)
+bodies = st.one_of(
+    st.just(b""),
+    st.binary(max_size=200),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    mcp_messages.map(lambda value: json.dumps(value).encode()),
+    st.lists(mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode()),
+    forms,
+    st.sampled_from([DEEP_SMALL, DEEP_SMALL_OBJECT, DEEP_PARAMS, b"[" * 2000, b'{"a":' * 900, b"\xff\xfe{}"]),
+)
+
+
+REDIRECT_URIS = [LOCAL_REDIRECT_URI, "https://app.example.com/cb", "cursor://x/cb"]
+registrations = st.fixed_dictionaries(
+    {"redirect_uris": st.lists(st.sampled_from(REDIRECT_URIS) | texts, max_size=3)},
+    optional={
+        "client_name": texts,
+        "token_endpoint_auth_method": st.sampled_from(["none", "client_secret_basic", "client_secret_post"]) | texts,
+        "grant_types": st.lists(st.sampled_from(["authorization_code", "refresh_token"]) | texts, max_size=3),
+        "scope": texts,
+        "application_type": st.sampled_from(["web", "native"]) | texts,
+        "client_uri": texts,
+        "logo_uri": texts,
+    },
+).map(lambda value: json.dumps(value).encode())  # fmt: skip
+
+
+def _path(template_path: str, parts: list[str]) -> str:
+    segments = []
+    for segment in template_path.strip("/").split("/"):
+        if segment.startswith("{"):
+            segments.append(quote(parts.pop(0) if parts else "demo", safe="%"))
+        else:
+            segments.append(segment)
+    return "/" + "/".join(segments)
+
+
+@st.composite
+def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
+    method, template_path = draw(st.sampled_from(gateway.paths[function]))
+    if method == "ANY" or draw(st.integers(0, 9)) == 0:
+        method = draw(st.sampled_from(METHODS))
+    # Mostly the configured route (so requests reach the handlers' logic), sometimes anything at all.
+    parts = ["demo", "echo"] if draw(st.integers(0, 3)) else draw(st.lists(slugs, min_size=2, max_size=2))
+    path = _path(template_path, parts)
+    values = st.sampled_from(gateway.values) | texts
+    pairs = draw(st.lists(st.tuples(st.sampled_from(OAUTH_PARAMETERS) | texts, values), max_size=8))
+    if draw(st.booleans()):  # a complete authorization request, some of it changed
+        complete = {
+            key: draw(st.sampled_from([value, value, value]) | values)
+            for key, value in gateway.authorize_params.items()
+        }
+        pairs = list(complete.items()) + pairs[:2]
+    query = urlencode(pairs)
+    headers: list[tuple[str, str]] = []
+    valid = f"Bearer {gateway.token}"
+    authorization = draw(
+        st.sampled_from(["", valid, valid, valid, "Bearer ", "Basic Og==", "bearer x.y.z"])
+        | texts.map(lambda text: f"Bearer {text}")
+    )
+    if authorization:
+        headers.append(("authorization", authorization))
+    form = st.dictionaries(st.sampled_from(OAUTH_PARAMETERS), values, max_size=8).map(lambda f: urlencode(f).encode())
+    body = b""
+    if method not in ("GET", "HEAD") or draw(st.integers(0, 9)) == 0:
+        body = draw(bodies | form | registrations)
+    matching = "application/json" if body[:1] in (b"{", b"[") else "application/x-www-form-urlencoded"
+    content_type = draw(st.sampled_from([matching, matching, matching, *CONTENT_TYPES]))
+    if content_type:
+        headers.append(("content-type", content_type))
+    for name in ("cookie", "mcp-session-id", "mcp-protocol-version", "origin", "accept", "last-event-id"):
+        if draw(st.integers(0, 3)) == 0:
+            value = draw(texts.filter(lambda text: "\r" not in text and "\n" not in text))
+            headers.append((name, value.encode("utf-8", "surrogatepass").decode("latin-1")))
+    return HttpRequest(method=method, raw_path=path, raw_query=query, headers=headers, body=body)
+
+
+# --- the fuzz -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", sorted(APPS))
+def test_no_request_makes_the_gateway_answer_5xx(gateway: Gateway, function: str) -> None:
+    seen = answered.setdefault(function, Counter())
+
+    @settings(
+        max_examples=EXAMPLES_PER_FUNCTION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(request=requests(gateway, function))
+    def one_request(request: HttpRequest) -> None:
+        target, status = gateway.send(request)
+        seen[status] += 1
+        assert status < 500, f"{target} answered {status} to {request.method} {request.raw_path}?{request.raw_query}"
+
+    one_request()
+    assert sum(seen.values()) >= EXAMPLES_PER_FUNCTION  # the budget was spent, not skipped
+    assert set(seen) - {404, 405}, f"{function}: every request was turned away at the door ({dict(seen)})"
+    print(f"\nfuzz {function}: {sum(seen.values())} requests, statuses {dict(sorted(seen.items()))}")
