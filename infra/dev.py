@@ -253,14 +253,22 @@ def banner(server: DevServer, stack: Stack) -> str:
     ]
     source = _relative(stack.config_source)
     if stack.upstream is not None:
-        unused = not any(route.server.upstream == stack.upstream.url for route in routes)
+        unused = not any(
+            stack.upstream.url in (route.server.upstream, *(m.server.upstream for m in route.members()))
+            for route in routes
+        )
         lines.append(f"  demo upstream  {stack.upstream.url}" + (f"  (no route of {source} uses it)" if unused else ""))
     if stack.config_path != stack.config_source:
         source += ", with the demo upstream's actual port"  # see config_for_upstream
     lines += ["", f"Routes ({source}):"]
     for route in routes:
         lines += [
-            f"  {route.key:<20} {route.resource}  ->  {route.server.upstream}",
+            f"  {route.key:<20} {route.resource}  ->  "
+            + (
+                str(route.server.upstream)
+                if route.server.upstream
+                else ", ".join(f"{m.member}: {m.server.upstream}" for m in route.members())
+            ),
             f"  {'':<20} PRM: {route.resource_metadata_url}",
         ]
     lines += ["", "Add a route to Claude Code:"]

@@ -162,10 +162,64 @@ class AccessPolicy(_Model):
         return user_id in self.users or any(group in self.groups for group in groups)
 
 
-class Server(_Model):
-    """One route: ``/{workspace}/{server}/mcp`` in front of one upstream MCP server."""
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # what clients accept (MCP tool names; several clients cap at 64)
+PREFIX_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,30}[A-Za-z0-9])?$"
 
-    upstream: HttpUrl
+
+class ToolProjection(_Model):
+    """How one upstream tool appears on a virtual route."""
+
+    name: Annotated[str, Field(pattern=TOOL_NAME_PATTERN)] | None = Field(
+        default=None, description="Expose the tool under this name (before the upstream's prefix)."
+    )
+    description: str | None = Field(default=None, description="Replace the tool's description.")
+    annotations: dict[str, bool | str] = Field(
+        default_factory=dict, description="Set or override annotations, e.g. readOnlyHint: true."
+    )
+
+
+class ToolFilter(_Model):
+    """Which upstream tools a virtual route exposes, by name or glob pattern (``*``, ``?``, ``[...]``)."""
+
+    allow: list[str] = Field(default_factory=list, description="Only these tools (empty: all).")
+    deny: list[str] = Field(default_factory=list, description="Never these tools (applied after allow).")
+
+
+class VirtualUpstream(_Model):
+    """One upstream of a virtual route: its tools, prompts and resources are merged with the others'."""
+
+    url: HttpUrl
+    prefix: Annotated[str, Field(pattern=PREFIX_PATTERN)] | None = Field(
+        default=None,
+        description="Prepended with '_' to its tool and prompt names (default: the upstream's key).",
+    )
+    auth: UpstreamAuth = Field(default_factory=NoUpstreamAuth)
+    tools: ToolFilter = Field(default_factory=ToolFilter)
+    projections: dict[str, ToolProjection] = Field(
+        default_factory=dict, description="Keyed by the upstream's own tool name."
+    )
+    timeout_seconds: float | None = Field(default=None, gt=0, le=29, description="Default: the route's.")
+
+    @field_validator("auth")
+    @classmethod
+    def _no_oauth_yet(cls, auth: NoUpstreamAuth | HeaderUpstreamAuth | OAuthUpstreamAuth) -> UpstreamAuth:
+        if isinstance(auth, OAuthUpstreamAuth):
+            raise ValueError(
+                "per-user OAuth is not available for an upstream of a virtual route yet: use a route of its own "
+                "(type 'none' and 'headers' are)"
+            )
+        return auth
+
+
+class Server(_Model):
+    """One route: ``/{workspace}/{server}/mcp`` in front of one upstream MCP server (``upstream``), or a virtual
+    route combining several (``upstreams``)."""
+
+    upstream: HttpUrl | None = None
+    upstreams: dict[Slug, VirtualUpstream] | None = Field(
+        default=None,
+        description="A virtual route: several upstreams behind one URL, tools merged with prefixes.",
+    )
     title: str | None = None
     description: str | None = None
     scopes: list[str] = Field(default_factory=lambda: ["mcp"], min_length=1)
@@ -173,6 +227,54 @@ class Server(_Model):
     auth: UpstreamAuth = Field(default_factory=NoUpstreamAuth)
     access: AccessPolicy = Field(default_factory=AccessPolicy)
     timeout_seconds: float = Field(default=25.0, gt=0, le=29, description="Below the HTTP API's 30 s limit.")
+    list_cache_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=300,
+        description="Virtual routes: how long a warm container reuses a user's merged tools/list (0: never).",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_route(self) -> Server:
+        if (self.upstream is None) == (self.upstreams is None):
+            raise ValueError("set either 'upstream' (one MCP server) or 'upstreams' (a virtual route), not both")
+        if self.upstreams is not None:
+            if not self.upstreams:
+                raise ValueError("upstreams: a virtual route needs at least one upstream")
+            if not isinstance(self.auth, NoUpstreamAuth):
+                raise ValueError("auth: a virtual route sets 'auth' on each of its upstreams, not on the route")
+            prefixes: dict[str, str] = {}
+            for name, upstream in self.upstreams.items():
+                prefix = upstream.prefix or name
+                for other, other_name in prefixes.items():
+                    # "gh" and "gh_x" would make gh_x_tool ambiguous: a name's prefix must be unambiguous.
+                    if prefix == other or f"{prefix}_".startswith(f"{other}_") or f"{other}_".startswith(f"{prefix}_"):
+                        raise ValueError(
+                            f"upstreams: the prefixes of {other_name!r} ({other!r}) and {name!r} ({prefix!r}) "
+                            "would make tool names ambiguous"
+                        )
+                prefixes[prefix] = name
+                exposed: dict[str, str] = {}
+                for tool, projection in upstream.projections.items():
+                    if projection.name is None:
+                        continue
+                    full = f"{prefix}_{projection.name}"
+                    if len(full) > 64:
+                        raise ValueError(
+                            f"upstreams.{name}.projections.{tool}.name: {full!r} is longer than the 64 characters "
+                            "clients accept; choose a shorter name or prefix"
+                        )
+                    if projection.name in exposed:
+                        raise ValueError(
+                            f"upstreams.{name}.projections: {exposed[projection.name]!r} and {tool!r} are both "
+                            f"renamed {projection.name!r}"
+                        )
+                    exposed[projection.name] = tool
+        return self
+
+    @property
+    def is_virtual(self) -> bool:
+        return self.upstreams is not None
 
 
 class PreRegisteredClient(_Model):
@@ -295,6 +397,13 @@ class DevSwitchRefused(ConfigError):
     """The configuration turns on a development switch that the stage refuses; the message names each one."""
 
 
+def _upstreams_of(server: Server, key: str) -> list[tuple[str, str, UpstreamAuth]]:
+    """(key, URL, auth) of each upstream a route calls: its one upstream, or each of a virtual route's."""
+    if server.upstreams is None:
+        return [(key, str(server.upstream), server.auth)]
+    return [(f"{key}.upstreams.{name}", upstream.url, upstream.auth) for name, upstream in server.upstreams.items()]
+
+
 def _secret_refs(config: GatewayConfig) -> list[tuple[str, str]]:
     """Every secret reference of the configuration with its key."""
     refs: list[tuple[str, str]] = []
@@ -303,11 +412,12 @@ def _secret_refs(config: GatewayConfig) -> list[tuple[str, str]]:
         if isinstance(provider, OidcProvider) and provider.client_secret:
             refs.append((f"workspaces.{name}.identity_provider.client_secret", provider.client_secret))
         for server_name, server in workspace.servers.items():
-            auth, key = server.auth, f"workspaces.{name}.servers.{server_name}.auth"
-            if isinstance(auth, HeaderUpstreamAuth):
-                refs += [(f"{key}.headers.{header}", ref) for header, ref in auth.headers.items()]
-            elif isinstance(auth, OAuthUpstreamAuth) and auth.client_secret:
-                refs.append((f"{key}.client_secret", auth.client_secret))
+            for key_prefix, _, auth in _upstreams_of(server, f"workspaces.{name}.servers.{server_name}"):
+                key = f"{key_prefix}.auth"
+                if isinstance(auth, HeaderUpstreamAuth):
+                    refs += [(f"{key}.headers.{header}", ref) for header, ref in auth.headers.items()]
+                elif isinstance(auth, OAuthUpstreamAuth) and auth.client_secret:
+                    refs.append((f"{key}.client_secret", auth.client_secret))
         for index, client in enumerate(workspace.clients):
             if client.client_secret:
                 refs.append((f"workspaces.{name}.clients.{index}.client_secret", client.client_secret))
@@ -355,15 +465,16 @@ def development_switches(config: GatewayConfig, stage: str) -> list[DevSwitch]:
                 )
             )
         for server_name, server in workspace.servers.items():
-            if server.upstream.startswith("http:"):
-                found.append(
-                    DevSwitch(
-                        f"workspaces.{name}.servers.{server_name}.upstream",
-                        f"a plain http upstream in {where}: its requests and any upstream credential travel "
-                        "unencrypted (and upstream OAuth over http is refused outside the local stage)",
-                        refused=False,
+            for key_prefix, url, _ in _upstreams_of(server, f"workspaces.{name}.servers.{server_name}"):
+                if url.startswith("http:"):
+                    found.append(
+                        DevSwitch(
+                            key_prefix if server.upstreams else f"{key_prefix}.upstream",
+                            f"a plain http upstream in {where}: its requests and any upstream credential travel "
+                            "unencrypted (and upstream OAuth over http is refused outside the local stage)",
+                            refused=False,
+                        )
                     )
-                )
     for key, ref in _secret_refs(config):
         kind = ref.partition(":")[0]
         if kind == "plain":

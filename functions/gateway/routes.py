@@ -7,6 +7,7 @@ Every URL the gateway publishes is built here from the configured public base UR
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from gateway.config import GatewayConfig, Server, Workspace
@@ -21,11 +22,50 @@ class Route:
     server_name: str
     workspace: Workspace
     server: Server
+    member: str | None = None
+    """For one upstream of a virtual route: its name in ``upstreams`` (``server`` then describes that upstream)."""
 
     @property
     def key(self) -> str:
-        """``workspace/server``: the route's identity in storage and logs."""
-        return f"{self.workspace_name}/{self.server_name}"
+        """``workspace/server`` (``workspace/server/upstream`` for one upstream of a virtual route): the identity in
+        storage and logs."""
+        base = f"{self.workspace_name}/{self.server_name}"
+        return base if self.member is None else f"{base}/{self.member}"
+
+    @property
+    def is_virtual(self) -> bool:
+        return self.server.upstreams is not None
+
+    def members(self) -> list[Route]:
+        """A virtual route's upstreams, each as a route of its own (its URL, credentials and timeout) that the
+        single-upstream proxy's parts (exchange, credential providers, sessions) take as they are."""
+        if self.server.upstreams is None:
+            return []
+        cached = self._members.get((id(self.server), self.base_url))
+        if cached is not None and cached[0] is self.server:
+            return cached[1]
+        found = [
+            Route(
+                self.base_url,
+                self.workspace_name,
+                self.server_name,
+                self.workspace,
+                Server(
+                    upstream=upstream.url,
+                    title=name,
+                    auth=upstream.auth,
+                    timeout_seconds=upstream.timeout_seconds or self.server.timeout_seconds,
+                ),
+                member=name,
+            )
+            for name, upstream in self.server.upstreams.items()
+        ]
+        self._members[(id(self.server), self.base_url)] = (self.server, found)
+        return found
+
+    # Built once per route (the configuration is fixed for a container's life); the server object is kept beside
+    # its id so that a reused id never returns another configuration's members.
+    _members: ClassVar[dict[tuple[int, str], tuple[Server, list[Route]]]] = {}
 
     @property
     def path(self) -> str:

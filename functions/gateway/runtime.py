@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from gateway.upstream.oauth_provider import OAuthCredentialProvider
     from gateway.upstream.services import UpstreamOAuth
     from gateway.upstream.static_headers import StaticHeadersProvider
+    from gateway.virtual.server import VirtualServer
 
 
 class BaseUrlUnknown(RuntimeError):
@@ -304,6 +305,12 @@ class Runtime:
         from gateway.proxy.grant_status import GrantStatusCache
 
         return GrantStatusCache(self.grants, self.settings.grant_status_cache_seconds)
+
+    @cached_property
+    def virtual_server(self) -> VirtualServer:
+        from gateway.virtual.server import VirtualServer
+
+        return VirtualServer(self.session_codec, self.credential_provider, clock=self.clock)
 
     @cached_property
     def verified_tokens(self) -> VerifiedTokens:

@@ -81,7 +81,7 @@ async def relay(
 
     try:
         async with asyncio.timeout(route.server.timeout_seconds):
-            relayed = await _exchange(provider, route, user_id, method, forwarded, body, inbound)
+            relayed = await exchange_with_credentials(provider, route, user_id, method, forwarded, body, inbound)
     except ReconnectRequired as required:
         logger.info("upstream %s needs the user to reconnect: %s", route.key, required.reason)
         return reconnect_response(route, inbound, required, url_elicitation=url_elicitation)
@@ -110,7 +110,7 @@ async def relay(
     return relayed
 
 
-async def _exchange(
+async def exchange_with_credentials(
     provider: UpstreamCredentialProvider,
     route: Route,
     user_id: str,
@@ -119,6 +119,8 @@ async def _exchange(
     body: bytes,
     inbound: Inbound,
 ) -> Relayed:
+    """One exchange with ``route``'s upstream under the user's credential, renewed once after an upstream 401.
+    Raises what the credential provider raises, or :class:`UpstreamFailure`."""
     credentials = await provider.headers(route, user_id)
     relayed = await exchange(route, method, forwarded, credentials, body, inbound)
     if relayed.status_code != 401:

@@ -185,7 +185,7 @@ def describe_redirect(redirect_uri: str, client: AuthorizingClient) -> RedirectV
 
 
 def _consent_view(route: Route, pending: PendingAuthorization, client: AuthorizingClient) -> dict[str, Any]:
-    upstream = urlsplit(str(route.server.upstream))
+    upstreams = [str(route.server.upstream)] if route.server.upstream else [m.server.upstream for m in route.members()]
     return {
         "client": {
             "name": client.client_name,
@@ -199,7 +199,7 @@ def _consent_view(route: Route, pending: PendingAuthorization, client: Authorizi
             "title": route.title,
             "key": route.key,
             "description": route.server.description,
-            "upstream_host": upstream.netloc,
+            "upstream_host": ", ".join(dict.fromkeys(urlsplit(str(url)).netloc for url in upstreams)),
         },
         "scopes": [
             {"name": name, "description": SCOPE_DESCRIPTIONS.get(name, f"Permission {name!r} on this server.")}

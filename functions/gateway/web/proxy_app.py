@@ -9,7 +9,7 @@ by :func:`gateway.proxy.relay.relay` over the container's pooled HTTP client.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -32,6 +32,9 @@ from gateway.web.errors import exception_handlers
 from gateway.web.responses import error_response
 from gateway.web.services import GatewayState, LearnBaseUrl
 
+if TYPE_CHECKING:
+    from gateway.virtual.server import VirtualServer  # built on first use by a virtual route
+
 ALLOWED_METHODS = "POST, DELETE, OPTIONS"
 
 logger = logging.getLogger("gateway.proxy")
@@ -50,6 +53,9 @@ class ProxyServices(GatewayState, Protocol):
     def session_codec(self) -> SessionCodec: ...
 
     def credential_provider(self, route: Route) -> UpstreamCredentialProvider: ...
+
+    @property
+    def virtual_server(self) -> VirtualServer: ...
 
 
 async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
@@ -107,6 +113,16 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
     if request.method == "GET":
         # The buffered deployment cannot hold an SSE stream open; the transport lets servers answer 405.
         return Response(status_code=405, headers={**cors, "Allow": ALLOWED_METHODS})
+    if route.is_virtual:
+        relayed = await runtime.virtual_server.handle(
+            route,
+            claims.user_id,
+            request.method,
+            request.headers.items(),
+            await request.body(),
+            request.headers.get("mcp-session-id"),
+        )
+        return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
     relayed = await relay(
         route,
         claims.user_id,

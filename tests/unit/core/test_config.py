@@ -80,3 +80,60 @@ def test_a_missing_or_unparsable_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_committed_json_schema_matches_the_models() -> None:
     committed = json.loads((ROOT / "schema" / "gateway-config.schema.json").read_text())
     assert committed == json.loads(json.dumps(json_schema()))
+
+
+# --- virtual routes -----------------------------------------------------------------------------------------
+
+
+def _virtual(**server: Any) -> dict[str, Any]:
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["toolbox"] = server
+    return data
+
+
+VIRTUAL_OK = {
+    "upstreams": {
+        "linear": {"url": "https://linear.example.com/mcp"},
+        "github": {"url": "https://gh.example.com/mcp", "prefix": "gh", "tools": {"allow": ["get_*"]}},
+    }
+}
+
+
+def test_a_virtual_route_lists_upstreams_each_with_its_prefix() -> None:
+    config = parse_config(_virtual(**VIRTUAL_OK))
+    server = config.workspaces["demo"].servers["toolbox"]
+    assert server.is_virtual and server.upstream is None
+    assert server.upstreams is not None and server.upstreams["github"].prefix == "gh"
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ({"upstream": "https://a.example.com/mcp", **VIRTUAL_OK}, "either 'upstream'"),
+        ({"title": "nothing"}, "either 'upstream'"),
+        ({"upstreams": {}}, "at least one upstream"),
+        (
+            {"upstreams": {"a": {"url": "https://a.example.com/mcp", "prefix": "x"}, "b": {"url": "https://b.example.com/mcp", "prefix": "x"}}},
+            "would make tool names ambiguous",
+        ),
+        (
+            {"upstreams": {"gh": {"url": "https://a.example.com/mcp"}, "b": {"url": "https://b.example.com/mcp", "prefix": "gh_x"}}},
+            "would make tool names ambiguous",
+        ),
+        (
+            {"upstreams": {"a": {"url": "https://a.example.com/mcp", "projections": {"t": {"name": "n" * 64}}}}},
+            "longer than the 64 characters",
+        ),
+        (
+            {"upstreams": {"a": {"url": "https://a.example.com/mcp", "projections": {"t": {"name": "x"}, "u": {"name": "x"}}}}},
+            "both renamed 'x'",
+        ),
+        ({"upstreams": {"a": {"url": "https://a.example.com/mcp", "projections": {"t": {"name": "has space"}}}}}, "pattern"),
+        ({"upstreams": {"a": {"url": "https://a.example.com/mcp", "auth": {"type": "oauth"}}}}, "not available"),
+        ({**VIRTUAL_OK, "auth": {"type": "headers", "headers": {"X": "env:X"}}}, "on each of its upstreams"),
+    ],
+)  # fmt: skip
+def test_a_bad_virtual_route_is_refused_with_a_message(server: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError, match="workspaces.demo.servers.toolbox") as raised:
+        parse_config(_virtual(**server))
+    assert expected in str(raised.value)

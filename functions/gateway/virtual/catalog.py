@@ -1,0 +1,174 @@
+"""What a virtual route shows of its upstreams' tools and prompts: filtered, projected and prefixed names that every
+client accepts, and the way back from such a name to the upstream and its own name.
+
+Names: ``{prefix}_{name}``, where ``name`` is the upstream's (or the projection's). Clients accept
+``[A-Za-z0-9_-]`` and several cap tool names at 64 characters, so a name that does not fit as it is gets the
+*hashed form*: ``{prefix}_{the name with other characters as '_', cut}__{8 hex of its SHA-256}``, stable across
+containers and calls, and never equal to a plain name that fits (the tests check both). The way back
+(:meth:`Catalog.resolve`) needs no state for a plain name; a hashed one is looked up in the upstream's list.
+
+Projections are the configuration's (rename, new description, annotations); filters are ``allow`` / ``deny`` glob
+patterns on the upstream's own names. Prompts take the prefix, not the tool filter.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from gateway.config import ToolFilter, ToolProjection, VirtualUpstream
+
+MAX_NAME = 64
+SEPARATOR = "_"
+_NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_-]")
+_PLAIN = re.compile(r"^[A-Za-z0-9_-]+$")
+_HASHED = re.compile(r"__[0-9a-f]{8}$")
+
+
+def allowed(name: str, tools: ToolFilter) -> bool:
+    """Whether the tool filter lets ``name`` (the upstream's own name) through: allow (empty: all), then deny."""
+    if tools.allow and not any(fnmatchcase(name, pattern) for pattern in tools.allow):
+        return False
+    return not any(fnmatchcase(name, pattern) for pattern in tools.deny)
+
+
+def exposed_name(prefix: str, name: str) -> str:
+    """The name clients see for ``name`` behind ``prefix``: plain when it fits, else the hashed form."""
+    plain = f"{prefix}{SEPARATOR}{name}"
+    if len(plain) <= MAX_NAME and _PLAIN.match(name) and not _HASHED.search(plain):
+        return plain
+    digest = hashlib.sha256(plain.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    room = MAX_NAME - len(prefix) - len(SEPARATOR) - 2 - len(digest)
+    cut = _NOT_ALLOWED.sub("_", name)[: max(room, 0)]
+    return f"{prefix}{SEPARATOR}{cut}__{digest}"
+
+
+def is_hashed(exposed: str) -> bool:
+    return bool(_HASHED.search(exposed))
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One upstream of a virtual route, as the catalog sees it."""
+
+    name: str
+    prefix: str
+    upstream: VirtualUpstream
+
+    def projection(self, tool: str) -> ToolProjection | None:
+        return self.upstream.projections.get(tool)
+
+    def unprojected(self, shown: str) -> str:
+        """The upstream's own name of a tool shown (before the prefix) as ``shown``."""
+        for original, projection in self.upstream.projections.items():
+            if projection.name == shown:
+                return original
+        return shown
+
+
+def members_of(upstreams: dict[str, VirtualUpstream]) -> list[Member]:
+    return [Member(name, upstream.prefix or name, upstream) for name, upstream in upstreams.items()]
+
+
+class Catalog:
+    """The tools and prompts of a virtual route's upstreams, as clients see them."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.members = members
+        self._by_prefix = {member.prefix: member for member in members}
+
+    def member(self, name: str) -> Member | None:
+        return next((member for member in self.members if member.name == name), None)
+
+    def member_of(self, exposed: str) -> Member | None:
+        """The upstream whose prefix ``exposed`` starts with (prefixes are unambiguous, the config checks it)."""
+        prefix, separator, _ = exposed.partition(SEPARATOR)
+        while separator:
+            member = self._by_prefix.get(prefix)
+            if member is not None:
+                return member
+            head, separator, _ = exposed[len(prefix) + 1 :].partition(SEPARATOR)
+            prefix = f"{prefix}{SEPARATOR}{head}"
+        return None
+
+    # --- tools -----------------------------------------------------------------------------------------------
+
+    def tools(self, member: Member, listed: list[Any]) -> list[dict[str, Any]]:
+        """``member``'s listed tools that pass its filter, projected and renamed (anything not a tool is dropped)."""
+        shown: list[dict[str, Any]] = []
+        for tool in listed:
+            if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+                continue
+            original = tool["name"]
+            if not allowed(original, member.upstream.tools):
+                continue
+            view = copy.deepcopy(tool)
+            projection = member.projection(original)
+            base = original
+            if projection is not None:
+                base = projection.name or original
+                if projection.description is not None:
+                    view["description"] = projection.description
+                if projection.annotations:
+                    annotations = view.get("annotations")
+                    view["annotations"] = {**(annotations if isinstance(annotations, dict) else {})}
+                    view["annotations"].update(projection.annotations)
+            view["name"] = exposed_name(member.prefix, base)
+            shown.append(view)
+        return shown
+
+    def tool_target(self, exposed: str) -> tuple[Member, str] | None:
+        """(upstream, its own tool name) for a plain exposed name, without any list; None for a name that is not
+        this route's, is filtered out, or is in the hashed form (look that one up with :meth:`find_tool`)."""
+        member = self.member_of(exposed)
+        if member is None or is_hashed(exposed):
+            return None
+        original = member.unprojected(exposed[len(member.prefix) + len(SEPARATOR) :])
+        if not allowed(original, member.upstream.tools):
+            return None
+        projection = member.projection(original)
+        if (
+            projection is not None
+            and projection.name is not None
+            and exposed_name(member.prefix, projection.name) != exposed
+        ):
+            return None  # renamed: its old name is not this route's
+        return member, original
+
+    def find_tool(self, member: Member, exposed: str, listed: list[Any]) -> str | None:
+        """The upstream's own name of ``exposed`` among ``member``'s listed tools (for hashed names)."""
+        for tool in listed:
+            if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+                continue
+            original = tool["name"]
+            projection = member.projection(original)
+            base = projection.name if projection is not None and projection.name else original
+            if allowed(original, member.upstream.tools) and exposed_name(member.prefix, base) == exposed:
+                return str(original)
+        return None
+
+    # --- prompts ---------------------------------------------------------------------------------------------
+
+    def prompts(self, member: Member, listed: list[Any]) -> list[dict[str, Any]]:
+        shown = []
+        for prompt in listed:
+            if isinstance(prompt, dict) and isinstance(prompt.get("name"), str):
+                shown.append({**prompt, "name": exposed_name(member.prefix, prompt["name"])})
+        return shown
+
+    def prompt_target(self, exposed: str) -> tuple[Member, str] | None:
+        member = self.member_of(exposed)
+        if member is None or is_hashed(exposed):
+            return None
+        return member, exposed[len(member.prefix) + len(SEPARATOR) :]
+
+    def find_prompt(self, member: Member, exposed: str, listed: list[Any]) -> str | None:
+        for prompt in listed:
+            name = prompt.get("name") if isinstance(prompt, dict) else None
+            if isinstance(name, str) and exposed_name(member.prefix, name) == exposed:
+                return name
+        return None

@@ -1,0 +1,452 @@
+"""A virtual route speaks MCP itself: to the client as one server, to each upstream as a client.
+
+One POST from the client may hold a request, a notification, a response or a batch; each request is answered here:
+
+- ``initialize`` is sent to every upstream at once; the client gets the union of their capabilities and one session
+  id that carries each upstream's session (:mod:`gateway.virtual.state`). Upstreams that fail are left out.
+- ``tools/list``, ``prompts/list``, ``resources/list`` and ``resources/templates/list`` fan out concurrently (the
+  answer takes as long as the slowest upstream, not their sum) and are merged; tools and prompts are filtered,
+  projected and prefixed (:mod:`gateway.virtual.catalog`); the cursor carries each upstream's position.
+- ``tools/call``, ``prompts/get`` and ``completion/complete`` for a prompt go to the upstream their name belongs to,
+  under its own name; ``resources/read``, ``subscribe``, ``unsubscribe`` and resource completions go to each
+  upstream in turn until one knows the URI.
+- Notifications go to every upstream; ``ping`` and ``logging/setLevel`` are answered here (the latter after
+  passing it on).
+
+Partial failure: an upstream that is down, slow or needs the user's account is left out of merged lists (logged),
+and a call routed to it gets a JSON-RPC error naming it, or ``-32042`` with its connect link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import safe_json
+from gateway.proxy.forward import JSON, Relayed
+from gateway.proxy.headers import upstream_request_headers
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, PARSE_ERROR, SESSION_NOT_FOUND, inspect
+from gateway.proxy.reconnect import reconnect_response
+from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
+from gateway.routes import Route
+from gateway.upstream.credentials import UpstreamCredentialProvider
+from gateway.virtual.catalog import Catalog, Member, members_of
+from gateway.virtual.state import BadCursor, UpstreamSession, VirtualState, decode_cursor, encode_cursor
+from gateway.virtual.upstream_call import Answer, UpstreamProblem, call, end_session
+
+logger = logging.getLogger("gateway.virtual")
+
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INVALID_REQUEST = -32600
+SUPPORTED_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
+LATEST_VERSION = SUPPORTED_VERSIONS[-1]
+TRACE_HEADERS = ("traceparent", "tracestate")
+LISTS = {  # method -> (key of the items in the result, how the catalog shows them)
+    "tools/list": "tools",
+    "prompts/list": "prompts",
+    "resources/list": "resources",
+    "resources/templates/list": "resourceTemplates",
+}
+BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
+
+ProviderFor = Callable[[Route], UpstreamCredentialProvider]
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """One client POST on a virtual route: who, where, and the upstream sessions behind the client's id."""
+
+    route: Route
+    user_id: str
+    provider_for: ProviderFor
+    state: VirtualState
+    client_version: str | None
+    trace: dict[str, str]
+
+
+class VirtualServer:
+    """The virtual routes of one container (a list cache per user and route when the route asks for one)."""
+
+    def __init__(self, codec: SessionCodec, provider_for: ProviderFor, clock: Callable[[], float] = time.time) -> None:
+        self._codec = codec
+        self._provider_for = provider_for
+        self._clock = clock
+        self._lists: dict[tuple[str, str, str, str], tuple[float, dict[str, Any]]] = {}
+
+    async def handle(
+        self, route: Route, user_id: str, method: str, client_headers: Iterable[tuple[str, str]], body: bytes,
+        session_id: str | None,
+    ) -> Relayed:  # fmt: skip
+        headers = upstream_request_headers(client_headers)
+        trace = {name: headers[name] for name in TRACE_HEADERS if name in headers}
+        state, url_elicitation = VirtualState(), False
+        if session_id is not None:
+            try:
+                session = self._codec.open(session_id, route_key=route.key, user_id=user_id)
+            except UnknownSession:
+                session = None
+            decoded = None if session is None else VirtualState.decode(session.upstream_session_id)
+            if session is None or decoded is None:
+                return _error(404, None, SESSION_NOT_FOUND, "unknown MCP session: initialize a new one")
+            state, url_elicitation = decoded, session.url_elicitation
+        exchange = _Exchange(route, user_id, self._provider_for, state, headers.get("mcp-protocol-version"), trace)
+        if method == "DELETE":
+            await self._end_sessions(exchange)
+            return Relayed(200, {}, b"")
+        return await self._post(exchange, body, url_elicitation)
+
+    async def _post(self, exchange: _Exchange, body: bytes, url_elicitation: bool) -> Relayed:
+        inbound = inspect(body)
+        if inbound.refused is not None:
+            return _error(400, None, PARSE_ERROR, inbound.refused)
+        try:
+            decoded = safe_json.loads(body)
+        except ValueError as problem:
+            return _error(400, None, PARSE_ERROR, f"Parse error: {problem}")
+        batch = isinstance(decoded, list)
+        messages = decoded if batch else [decoded]
+        if not messages or not all(isinstance(message, dict) for message in messages):
+            return _error(400, None, INVALID_REQUEST, "Invalid Request: expected a JSON-RPC message or batch")
+        responses: list[dict[str, Any]] = []
+        new_state: VirtualState | None = None
+        for message in messages:
+            method = message.get("method")
+            if not isinstance(method, str):
+                continue  # a response to a request of ours: a buffered deployment sends none
+            if "id" not in message:
+                await self._notify(exchange, message)
+                continue
+            if method == "initialize":
+                response, new_state, url_elicitation = await self._initialize(exchange, message)
+            else:
+                response = await self._request(exchange, message, url_elicitation)
+            responses.append(response)
+        if not responses:
+            return Relayed(202, {}, b"")
+        headers = {"content-type": JSON}
+        if new_state is not None:
+            session = Session(new_state.encode(), url_elicitation)
+            headers["mcp-session-id"] = self._codec.seal(
+                session, route_key=exchange.route.key, user_id=exchange.user_id
+            )
+        payload: Any = responses if batch else responses[0]
+        return Relayed(200, headers, safe_dumps(payload))
+
+    # --- initialize and sessions -----------------------------------------------------------------------------
+
+    async def _initialize(
+        self, exchange: _Exchange, message: dict[str, Any]
+    ) -> tuple[dict[str, Any], VirtualState, bool]:
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        assert isinstance(params, dict)
+        requested = params.get("protocolVersion")
+        version = requested if requested in SUPPORTED_VERSIONS else LATEST_VERSION
+        members = exchange.route.members()
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {**params, "protocolVersion": version},
+        }
+        answers = await asyncio.gather(
+            *(
+                call(
+                    member, exchange.provider_for(member), exchange.user_id, initialize,
+                    session_id=None, protocol_version=None, trace_headers=exchange.trace,
+                )
+                for member in members
+            )
+        )  # fmt: skip
+        sessions: dict[str, UpstreamSession] = {}
+        capabilities: dict[str, Any] = {}
+        instructions: list[str] = []
+        problems: list[str] = []
+        for member, answer in zip(members, answers, strict=True):
+            name = member.member or member.key
+            result = _result(answer)
+            if result is None:
+                problems.append(f"{name}: {_cause(answer)}")
+                continue
+            negotiated = result.get("protocolVersion") if isinstance(result.get("protocolVersion"), str) else version
+            assert isinstance(answer, Answer)
+            sessions[name] = UpstreamSession(answer.session_id, str(negotiated))
+            _merge_capabilities(capabilities, result.get("capabilities"))
+            if isinstance(result.get("instructions"), str) and result["instructions"].strip():
+                instructions.append(f"[{name}] {result['instructions'].strip()}")
+            # MCP lifecycle: the client side of each upstream session says it is ready.
+            await call(
+                member, exchange.provider_for(member), exchange.user_id,
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                session_id=answer.session_id, protocol_version=str(negotiated), trace_headers=exchange.trace,
+            )  # fmt: skip
+        for problem in problems:
+            logger.warning("virtual route %s: upstream left out at initialize: %s", exchange.route.key, problem)
+        client_capabilities = params.get("capabilities")
+        elicitation = client_capabilities.get("elicitation") if isinstance(client_capabilities, dict) else None
+        url_elicitation = isinstance(elicitation, dict) and isinstance(elicitation.get("url"), dict)
+        if not sessions:
+            response = _response_error(message.get("id"), INTERNAL_ERROR, "no upstream of this route answered", {
+                "upstreams": problems,
+            })  # fmt: skip
+            return response, VirtualState(), url_elicitation
+        result = {
+            "protocolVersion": version,
+            "capabilities": capabilities,
+            "serverInfo": {"name": exchange.route.key, "title": exchange.route.title, "version": "1.0.0"},
+        }
+        if instructions:
+            result["instructions"] = "\n\n".join(instructions)
+        return {"jsonrpc": "2.0", "id": message.get("id"), "result": result}, VirtualState(sessions), url_elicitation
+
+    async def _end_sessions(self, exchange: _Exchange) -> None:
+        """DELETE: end every upstream session behind the client's (MCP §Session Management); best effort."""
+        ends = []
+        for member in exchange.route.members():
+            session = exchange.state.upstreams.get(member.member or "")
+            if session is not None and session.session_id:
+                ends.append(
+                    end_session(
+                        member, exchange.provider_for(member), exchange.user_id, session.session_id,
+                        session.protocol_version,
+                    )
+                )  # fmt: skip
+        await asyncio.gather(*ends)
+
+    async def _notify(self, exchange: _Exchange, message: dict[str, Any]) -> None:
+        await asyncio.gather(*(self._send(exchange, member, message) for member in self._members_in(exchange)))
+
+    def _members_in(self, exchange: _Exchange) -> list[Route]:
+        """The upstreams this client's session reaches (all of them on a route used without a session)."""
+        members = exchange.route.members()
+        if not exchange.state.upstreams:
+            return members
+        return [member for member in members if (member.member or "") in exchange.state.upstreams]
+
+    async def _send(self, exchange: _Exchange, member: Route, message: dict[str, Any]) -> Answer | UpstreamProblem:
+        session = exchange.state.upstreams.get(member.member or "")
+        version = session.protocol_version if session is not None else exchange.client_version
+        return await call(
+            member, exchange.provider_for(member), exchange.user_id, message,
+            session_id=session.session_id if session is not None else None, protocol_version=version,
+            trace_headers=exchange.trace,
+        )  # fmt: skip
+
+    # --- requests --------------------------------------------------------------------------------------------
+
+    async def _request(self, exchange: _Exchange, message: dict[str, Any], url_elicitation: bool) -> dict[str, Any]:
+        method = str(message["method"])
+        request_id = message.get("id")
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        assert isinstance(params, dict)
+        catalog = Catalog(members_of(exchange.route.server.upstreams or {}))
+        if method == "ping":
+            return {"jsonrpc": "2.0", "id": request_id, "result": {}}
+        if method in LISTS:
+            return await self._list(exchange, catalog, method, request_id, params)
+        if method == "logging/setLevel":
+            await asyncio.gather(*(self._send(exchange, m, message) for m in self._members_in(exchange)))
+            return {"jsonrpc": "2.0", "id": request_id, "result": {}}
+        if method in ("tools/call", "prompts/get"):
+            kind = "tool" if method == "tools/call" else "prompt"
+            target = await self._target(exchange, catalog, kind, params.get("name"))
+            if target is None:
+                return _response_error(request_id, INVALID_PARAMS, f"Unknown {kind}: {params.get('name')!r}")
+            member, original = target
+            forwarded = {**message, "params": {**params, "name": original}}
+            return await self._routed(exchange, member, forwarded, request_id, url_elicitation)
+        if method == "completion/complete":
+            ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
+            assert isinstance(ref, dict)
+            if ref.get("type") == "ref/prompt":
+                target = await self._target(exchange, catalog, "prompt", ref.get("name"))
+                if target is None:
+                    return _response_error(request_id, INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}")
+                member, original = target
+                forwarded = {**message, "params": {**params, "ref": {**ref, "name": original}}}
+                return await self._routed(exchange, member, forwarded, request_id, url_elicitation)
+            return await self._first_that_knows(exchange, message, request_id)
+        if method in BY_URI:
+            return await self._first_that_knows(exchange, message, request_id)
+        return _response_error(request_id, METHOD_NOT_FOUND, f"Method not found: {method}")
+
+    async def _list(
+        self, exchange: _Exchange, catalog: Catalog, method: str, request_id: Any, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        key = LISTS[method]
+        members = self._members_in(exchange)
+        positions: dict[str, str] | None = None
+        if "cursor" in params:
+            try:
+                positions = decode_cursor(params["cursor"], {member.member or "" for member in members})
+            except BadCursor as bad:
+                return _response_error(request_id, INVALID_PARAMS, str(bad))
+            members = [member for member in members if (member.member or "") in positions]
+        cache_key = (exchange.route.key, exchange.user_id, method, str(params.get("cursor", "")))
+        cached = self._lists.get(cache_key)
+        if cached is not None and cached[0] > self._clock():
+            return {"jsonrpc": "2.0", "id": request_id, "result": cached[1]}
+        answers = await asyncio.gather(
+            *(
+                self._send(
+                    exchange, member,
+                    {"jsonrpc": "2.0", "id": 0, "method": method,
+                     "params": {"cursor": positions[member.member or ""]} if positions else {}},
+                )
+                for member in members
+            )
+        )  # fmt: skip
+        items: list[Any] = []
+        next_positions: dict[str, str] = {}
+        for member, answer in zip(members, answers, strict=True):
+            name = member.member or ""
+            result = _result(answer)
+            if result is None:
+                logger.warning(
+                    "virtual route %s: %s left out of %s: %s", exchange.route.key, name, method, _cause(answer)
+                )
+                continue
+            listed = result.get(key) if isinstance(result.get(key), list) else []
+            assert isinstance(listed, list)
+            entry = catalog.member(name)
+            if entry is None:
+                continue
+            if method == "tools/list":
+                items += catalog.tools(entry, listed)
+            elif method == "prompts/list":
+                items += catalog.prompts(entry, listed)
+            else:
+                items += [item for item in listed if isinstance(item, dict)]
+            if isinstance(result.get("nextCursor"), str) and result["nextCursor"]:
+                next_positions[name] = result["nextCursor"]
+        merged: dict[str, Any] = {key: items}
+        next_cursor = encode_cursor(next_positions)
+        if next_cursor is not None:
+            merged["nextCursor"] = next_cursor
+        seconds = exchange.route.server.list_cache_seconds
+        if seconds > 0:
+            self._lists[cache_key] = (self._clock() + seconds, merged)
+        return {"jsonrpc": "2.0", "id": request_id, "result": merged}
+
+    async def _target(
+        self, exchange: _Exchange, catalog: Catalog, kind: str, exposed: object
+    ) -> tuple[Route, str] | None:
+        """The upstream route and its own name for a tool or prompt name the client saw."""
+        if not isinstance(exposed, str):
+            return None
+        direct = catalog.tool_target(exposed) if kind == "tool" else catalog.prompt_target(exposed)
+        found: tuple[Member, str] | None = direct
+        if found is None:
+            member = catalog.member_of(exposed)
+            if member is None:
+                return None
+            route = self._member_route(exchange, member.name)
+            if route is None:
+                return None
+            listed = await self._all_items(exchange, route, "tools/list" if kind == "tool" else "prompts/list")
+            original = (
+                catalog.find_tool(member, exposed, listed)
+                if kind == "tool"
+                else catalog.find_prompt(member, exposed, listed)
+            )
+            found = None if original is None else (member, original)
+        if found is None:
+            return None
+        route = self._member_route(exchange, found[0].name)
+        return None if route is None else (route, found[1])
+
+    def _member_route(self, exchange: _Exchange, name: str) -> Route | None:
+        return next((member for member in exchange.route.members() if member.member == name), None)
+
+    async def _all_items(self, exchange: _Exchange, member: Route, method: str) -> list[Any]:
+        """Every page of one upstream's list (to look up a hashed name)."""
+        key, items, cursor = LISTS[method], [], None
+        for _ in range(20):
+            params: dict[str, Any] = {} if cursor is None else {"cursor": cursor}
+            answer = await self._send(exchange, member, {"jsonrpc": "2.0", "id": 0, "method": method, "params": params})
+            result = _result(answer)
+            if result is None or not isinstance(result.get(key), list):
+                break
+            items += result[key]
+            cursor = result.get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+        return items
+
+    async def _routed(
+        self, exchange: _Exchange, member: Route, message: dict[str, Any], request_id: Any, url_elicitation: bool
+    ) -> dict[str, Any]:
+        answer = await self._send(exchange, member, message)
+        if isinstance(answer, UpstreamProblem):
+            if answer.reconnect is not None:
+                relayed = reconnect_response(
+                    member, inspect(safe_dumps(message)), answer.reconnect, url_elicitation=url_elicitation
+                )
+                response: dict[str, Any] = safe_json.loads(relayed.body)
+                response["id"] = request_id
+                return response
+            return _response_error(
+                request_id, INTERNAL_ERROR, f"upstream {answer.member!r} of {exchange.route.key!r} {answer.cause}",
+                {"upstream": answer.member, "cause": answer.cause},
+            )  # fmt: skip
+        return {**(answer.message or {}), "jsonrpc": "2.0", "id": request_id}
+
+    async def _first_that_knows(self, exchange: _Exchange, message: dict[str, Any], request_id: Any) -> dict[str, Any]:
+        """Resources have no prefix (their URIs are the upstreams'): ask each upstream in turn."""
+        last: dict[str, Any] | None = None
+        for member in self._members_in(exchange):
+            answer = await self._send(exchange, member, message)
+            if isinstance(answer, Answer) and answer.message is not None:
+                if "result" in answer.message:
+                    return {**answer.message, "jsonrpc": "2.0", "id": request_id}
+                last = answer.message
+        if last is not None:
+            return {**last, "jsonrpc": "2.0", "id": request_id}
+        return _response_error(request_id, INVALID_PARAMS, "no upstream of this route knows that resource")
+
+
+def _result(answer: Answer | UpstreamProblem) -> dict[str, Any] | None:
+    if isinstance(answer, UpstreamProblem) or answer.message is None:
+        return None
+    result = answer.message.get("result")
+    return result if isinstance(result, dict) else None
+
+
+def _cause(answer: Answer | UpstreamProblem) -> str:
+    if isinstance(answer, UpstreamProblem):
+        return answer.cause
+    error = (answer.message or {}).get("error")
+    return f"answered an error: {error.get('message') if isinstance(error, dict) else error}"
+
+
+def _merge_capabilities(merged: dict[str, Any], capabilities: object) -> None:
+    """The union of what the upstreams offer. ``listChanged`` is not promised: a buffered route cannot push it."""
+    if not isinstance(capabilities, dict):
+        return
+    for name in ("tools", "prompts", "resources", "logging", "completions"):
+        offered = capabilities.get(name)
+        if not isinstance(offered, dict):
+            continue
+        entry = merged.setdefault(name, {})
+        if name == "resources" and offered.get("subscribe") is True:
+            entry["subscribe"] = True
+
+
+def _response_error(request_id: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def _error(status: int, request_id: Any, code: int, message: str) -> Relayed:
+    return Relayed(status, {"content-type": JSON}, safe_dumps(_response_error(request_id, code, message)))
+
+
+def safe_dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,139 @@
+"""One JSON-RPC message from a virtual route to one of its upstreams, and its answer as a decoded message.
+
+The exchange is the single-upstream proxy's (:func:`gateway.proxy.relay.exchange_with_credentials`: the user's
+credential, one renewal after a 401, SSE answers completed by resumption, size and redirect checks), so an upstream
+of a virtual route behaves exactly as it would on a route of its own. What comes back is either the JSON-RPC
+response to our request (from a JSON body or from the SSE stream that carried it), or an :class:`UpstreamProblem`
+that says, for the merged answer, what went wrong with this upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import safe_json
+from gateway.proxy import sse
+from gateway.proxy.forward import EVENT_STREAM, UpstreamFailure, media_type
+from gateway.proxy.jsonrpc import Inbound, inspect
+from gateway.proxy.relay import exchange_with_credentials
+from gateway.routes import Route
+from gateway.secrets import SecretUnavailableError
+from gateway.storage.ports import StorageError
+from gateway.upstream.credentials import ReconnectRequired, UpstreamAuthUnavailable, UpstreamCredentialProvider
+
+logger = logging.getLogger("gateway.virtual")
+
+ACCEPT = "application/json, text/event-stream"
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamProblem:
+    """Why an upstream gave no usable answer. ``reconnect`` is set when the user must connect it first."""
+
+    member: str
+    cause: str
+    reconnect: ReconnectRequired | None = None
+    session_lost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The upstream's JSON-RPC response (``message``; None for an accepted notification) and its headers."""
+
+    message: dict[str, Any] | None
+    session_id: str | None
+    protocol_version: str | None
+
+
+async def call(
+    route: Route,
+    provider: UpstreamCredentialProvider,
+    user_id: str,
+    message: dict[str, Any],
+    *,
+    session_id: str | None,
+    protocol_version: str | None,
+    trace_headers: dict[str, str],
+) -> Answer | UpstreamProblem:
+    """Send ``message`` (a request gets a fresh id of ours; a notification goes as it is) to one upstream."""
+    member = route.member or route.key
+    request = dict(message)
+    if "id" in request:
+        request["id"] = f"gw-{next(_ids)}"
+    body = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = {"content-type": "application/json", "accept": ACCEPT, **trace_headers}
+    if protocol_version:
+        headers["mcp-protocol-version"] = protocol_version
+    if session_id:
+        headers["mcp-session-id"] = session_id
+    inbound = inspect(body)
+    try:
+        async with asyncio.timeout(route.server.timeout_seconds):
+            relayed = await exchange_with_credentials(provider, route, user_id, "POST", headers, body, inbound)
+    except ReconnectRequired as required:
+        return UpstreamProblem(member, f"needs the user to connect it: {required.reason}", reconnect=required)
+    except UpstreamFailure as failure:
+        return UpstreamProblem(member, failure.cause)
+    except TimeoutError:
+        return UpstreamProblem(member, f"did not answer within {route.server.timeout_seconds:g} s")
+    except (UpstreamAuthUnavailable, SecretUnavailableError, StorageError) as problem:
+        logger.warning("upstream %s: %s", route.key, problem)
+        return UpstreamProblem(member, "cannot be called now: its credential is unavailable")
+    if relayed.status_code == 404 and session_id:
+        return UpstreamProblem(member, "forgot its session", session_lost=True)
+    if "id" not in request:
+        if relayed.status_code >= 400:
+            return UpstreamProblem(member, f"refused the notification (HTTP {relayed.status_code})")
+        return Answer(None, relayed.headers.get("mcp-session-id"), relayed.headers.get("mcp-protocol-version"))
+    response = _response(relayed.body, relayed.headers.get("content-type"), request["id"], inbound)
+    if response is None:
+        return UpstreamProblem(member, f"gave no JSON-RPC answer (HTTP {relayed.status_code})")
+    return Answer(response, relayed.headers.get("mcp-session-id"), relayed.headers.get("mcp-protocol-version"))
+
+
+async def end_session(
+    route: Route, provider: UpstreamCredentialProvider, user_id: str, session_id: str, protocol_version: str
+) -> None:
+    """DELETE one upstream session; a failure only means the upstream keeps it until it expires."""
+    headers = {"mcp-session-id": session_id, "mcp-protocol-version": protocol_version}
+    try:
+        async with asyncio.timeout(route.server.timeout_seconds):
+            await exchange_with_credentials(provider, route, user_id, "DELETE", headers, b"", inspect(b""))
+    except (
+        ReconnectRequired,
+        UpstreamFailure,
+        TimeoutError,
+        UpstreamAuthUnavailable,
+        SecretUnavailableError,
+        StorageError,
+    ):
+        logger.info("upstream %s: its session could not be ended", route.key)
+
+
+def _response(body: bytes, content_type: str | None, request_id: str, inbound: Inbound) -> dict[str, Any] | None:
+    """The response to ``request_id`` in a JSON body or in an SSE stream (other events are the upstream's requests
+    and notifications, which a buffered answer cannot deliver)."""
+    if media_type(content_type) == EVENT_STREAM:
+        try:
+            candidates = [safe_json.loads(data) for data in sse.parse(body.decode()).data if data.strip()]
+        except (UnicodeDecodeError, ValueError):
+            return None
+    else:
+        try:
+            candidates = [safe_json.loads(body)]
+        except ValueError:
+            return None
+    for candidate in candidates:
+        if (
+            isinstance(candidate, dict)
+            and candidate.get("id") == request_id
+            and ("result" in candidate or "error" in candidate)
+        ):
+            return candidate
+    return None
