@@ -128,7 +128,7 @@ class Catalog:
         if member is None or is_hashed(exposed):
             return None
         original = member.unprojected(exposed[len(member.prefix) + len(SEPARATOR) :])
-        if not allowed(original, member.upstream.tools):
+        if not original or not allowed(original, member.upstream.tools):
             return None
         projection = member.projection(original)
         if (
@@ -162,7 +162,7 @@ class Catalog:
 
     def prompt_target(self, exposed: str) -> tuple[Member, str] | None:
         member = self.member_of(exposed)
-        if member is None or is_hashed(exposed):
+        if member is None or is_hashed(exposed) or len(exposed) == len(member.prefix) + len(SEPARATOR):
             return None
         return member, exposed[len(member.prefix) + len(SEPARATOR) :]
 

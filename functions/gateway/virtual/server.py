@@ -35,7 +35,7 @@ from gateway.proxy.reconnect import reconnect_response
 from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
 from gateway.routes import Route
 from gateway.upstream.credentials import UpstreamCredentialProvider
-from gateway.virtual.catalog import Catalog, Member, members_of
+from gateway.virtual.catalog import Catalog, Member, is_hashed, members_of
 from gateway.virtual.state import BadCursor, UpstreamSession, VirtualState, decode_cursor, encode_cursor
 from gateway.virtual.upstream_call import Answer, UpstreamProblem, call, end_session
 
@@ -341,7 +341,7 @@ class VirtualServer:
             return None
         direct = catalog.tool_target(exposed) if kind == "tool" else catalog.prompt_target(exposed)
         found: tuple[Member, str] | None = direct
-        if found is None:
+        if found is None and is_hashed(exposed):  # a long or odd name: look it up in its upstream's list
             member = catalog.member_of(exposed)
             if member is None:
                 return None

@@ -106,34 +106,31 @@ def test_a_virtual_route_lists_upstreams_each_with_its_prefix() -> None:
     assert server.upstreams is not None and server.upstreams["github"].prefix == "gh"
 
 
+A, B = "https://a.example.com/mcp", "https://b.example.com/mcp"
+
+
 @pytest.mark.parametrize(
     ("server", "expected"),
     [
-        ({"upstream": "https://a.example.com/mcp", **VIRTUAL_OK}, "either 'upstream'"),
+        ({"upstream": A, **VIRTUAL_OK}, "either 'upstream'"),
         ({"title": "nothing"}, "either 'upstream'"),
         ({"upstreams": {}}, "at least one upstream"),
         (
-            {"upstreams": {"a": {"url": "https://a.example.com/mcp", "prefix": "x"}, "b": {"url": "https://b.example.com/mcp", "prefix": "x"}}},
+            {"upstreams": {"a": {"url": A, "prefix": "x"}, "b": {"url": B, "prefix": "x"}}},
             "would make tool names ambiguous",
         ),
+        ({"upstreams": {"gh": {"url": A}, "b": {"url": B, "prefix": "gh_x"}}}, "would make tool names ambiguous"),
+        ({"upstreams": {"a": {"url": A, "projections": {"t": {"name": "n" * 64}}}}}, "longer than the 64 characters"),
         (
-            {"upstreams": {"gh": {"url": "https://a.example.com/mcp"}, "b": {"url": "https://b.example.com/mcp", "prefix": "gh_x"}}},
-            "would make tool names ambiguous",
-        ),
-        (
-            {"upstreams": {"a": {"url": "https://a.example.com/mcp", "projections": {"t": {"name": "n" * 64}}}}},
-            "longer than the 64 characters",
-        ),
-        (
-            {"upstreams": {"a": {"url": "https://a.example.com/mcp", "projections": {"t": {"name": "x"}, "u": {"name": "x"}}}}},
+            {"upstreams": {"a": {"url": A, "projections": {"t": {"name": "x"}, "u": {"name": "x"}}}}},
             "both renamed 'x'",
         ),
-        ({"upstreams": {"a": {"url": "https://a.example.com/mcp", "projections": {"t": {"name": "has space"}}}}}, "pattern"),
-        ({"upstreams": {"a": {"url": "https://a.example.com/mcp", "auth": {"type": "oauth"}}}}, "not available"),
+        ({"upstreams": {"a": {"url": A, "projections": {"t": {"name": "has space"}}}}}, "pattern"),
+        ({"upstreams": {"a": {"url": A, "auth": {"type": "oauth"}}}}, "not available"),
         ({**VIRTUAL_OK, "auth": {"type": "headers", "headers": {"X": "env:X"}}}, "on each of its upstreams"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_virtual_route_is_refused_with_a_message(server: dict[str, Any], expected: str) -> None:
-    with pytest.raises(ConfigError, match="workspaces.demo.servers.toolbox") as raised:
+    with pytest.raises(ConfigError, match=r"workspaces\.demo\.servers\.toolbox") as raised:
         parse_config(_virtual(**server))
     assert expected in str(raised.value)

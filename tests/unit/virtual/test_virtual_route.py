@@ -1,0 +1,256 @@
+"""A virtual route through the real proxy app (Starlette TestClient) in front of three real MCP servers on 127.0.0.1:
+one session per upstream inside the client's, merged and filtered lists, calls routed under the upstream's own
+name, pagination across upstreams, and an upstream that is down."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.config import parse_config
+from gateway.runtime import Runtime
+from gateway.virtual.catalog import exposed_name
+from gateway.web.proxy_app import create_app
+from infra.asgi_thread import AsgiThread
+from infra.placeholders import grant_backed_token
+from tests.support.mini_mcp import MiniMcp, serve
+from tests.support.runtime import example_config_data, memory_runtime
+
+MCP = "/demo/toolbox/mcp"
+ACCEPT = "application/json, text/event-stream"
+
+
+class Upstreams:
+    def __init__(self) -> None:
+        self.linear = MiniMcp("linear", ["list_issues", "get_issue", "delete_issue"], prompts=["triage"])
+        self.github = MiniMcp(
+            "github", [f"tool_{n:02d}" for n in range(5)], page_size=2, sse_calls=True, resources=["gh://readme"]
+        )
+        self.notes = MiniMcp(
+            "notes", ["search", "find.by.tag"], resources=["notes://today"], instructions="Search notes first."
+        )
+        self.running: dict[str, AsgiThread] = {}
+
+    def all(self) -> dict[str, MiniMcp]:
+        return {"linear": self.linear, "github": self.github, "notes": self.notes}
+
+
+@pytest.fixture
+def upstreams() -> Iterator[Upstreams]:
+    found = Upstreams()
+    for name, server in found.all().items():
+        found.running[name] = serve(server)
+    yield found
+    for thread in found.running.values():
+        thread.stop()
+
+
+def _runtime(upstreams: Upstreams, *, down: str | None = None) -> Runtime:
+    data = example_config_data()
+    urls = {name: thread.url for name, thread in upstreams.running.items()}
+    if down:
+        urls[down] = "http://127.0.0.1:9/mcp"  # discard port: nothing listens
+    data["workspaces"]["demo"]["servers"]["toolbox"] = {
+        "title": "Acme toolbox",
+        "timeout_seconds": 5,
+        "upstreams": {
+            "linear": {
+                "url": urls["linear"],
+                "tools": {"deny": ["delete_*"]},
+                "projections": {"get_issue": {"name": "issue", "annotations": {"readOnlyHint": True}}},
+            },
+            "github": {"url": urls["github"], "prefix": "gh"},
+            "notes": {"url": urls["notes"]},
+        },
+    }
+    return memory_runtime(parse_config(data))
+
+
+class Client:
+    def __init__(self, runtime: Runtime, user: str = "alice") -> None:
+        self.runtime = runtime
+        self.http = TestClient(create_app(runtime))
+        route = runtime.routes.get("demo", "toolbox")
+        assert route is not None
+        self.token = grant_backed_token(runtime, route, subject=user)
+        self.session: str | None = None
+        self.ids = 0
+
+    def post(self, message: Any, *, session: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": ACCEPT, "MCP-Protocol-Version": "2025-11-25"}
+        if session or self.session:
+            headers["Mcp-Session-Id"] = session or self.session or ""
+        return self.http.post(MCP, json=message, headers=headers)
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.ids += 1
+        response = self.post({"jsonrpc": "2.0", "id": self.ids, "method": method, "params": params or {}})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        assert body["id"] == self.ids
+        return body
+
+    def initialize(self) -> dict[str, Any]:
+        response = self.post(
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test"}},
+            }
+        )
+        assert response.status_code == 200, response.text
+        self.session = response.headers["mcp-session-id"]
+        assert self.post({"jsonrpc": "2.0", "method": "notifications/initialized"}).status_code == 202
+        result: dict[str, Any] = response.json()["result"]
+        return result
+
+
+def _all_tools(client: Client) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = []
+    params: dict[str, Any] = {}
+    for _ in range(10):
+        result = client.request("tools/list", params)["result"]
+        tools += result["tools"]
+        if "nextCursor" not in result:
+            return tools
+        params = {"cursor": result["nextCursor"]}
+    raise AssertionError("the cursor never ended")
+
+
+def test_initialize_opens_one_session_per_upstream_inside_the_clients(upstreams: Upstreams) -> None:
+    client = Client(_runtime(upstreams))
+    result = client.initialize()
+
+    assert result["serverInfo"]["name"] == "demo/toolbox" and result["protocolVersion"] == "2025-11-25"
+    assert set(result["capabilities"]) >= {"tools", "prompts", "resources"}
+    assert "[notes] Search notes first." in result["instructions"]
+    assert client.session is not None and client.session.startswith("g1.")
+    for name, server in upstreams.all().items():
+        assert server.methods()[:2] == ["initialize", "notifications/initialized"], name
+        assert server.seen[1][2]["mcp-session-id"] == f"{name}-session-0"
+        assert name not in client.session  # the upstreams' ids are sealed
+
+
+def test_tools_are_merged_filtered_projected_and_paginated(upstreams: Upstreams) -> None:
+    client = Client(_runtime(upstreams))
+    client.initialize()
+
+    tools = _all_tools(client)
+
+    names = [tool["name"] for tool in tools]
+    assert sorted(names) == sorted(
+        ["linear_list_issues", "linear_issue", "notes_search", exposed_name("notes", "find.by.tag")]
+        + [f"gh_tool_{n:02d}" for n in range(5)]
+    )
+    assert "linear_delete_issue" not in names  # denied
+    [issue] = [tool for tool in tools if tool["name"] == "linear_issue"]
+    assert issue["annotations"] == {"readOnlyHint": True}
+    # github pages by 2: the merged cursor carried its position, and later pages asked only github
+    later = [headers for method, message, headers in upstreams.github.seen if message.get("params", {}).get("cursor")]
+    assert len(later) == 2
+    assert sum(1 for method in upstreams.linear.methods() if method == "tools/list") == 1
+
+
+def test_a_call_reaches_its_upstream_under_its_own_name_with_its_session(upstreams: Upstreams) -> None:
+    client = Client(_runtime(upstreams))
+    client.initialize()
+
+    renamed = client.request("tools/call", {"name": "linear_issue", "arguments": {"id": "A-1"}})
+    over_sse = client.request("tools/call", {"name": "gh_tool_03", "arguments": {}})
+
+    assert renamed["result"]["content"][0]["text"] == 'linear:get_issue:{"id": "A-1"}'
+    assert over_sse["result"]["content"][0]["text"] == "github:tool_03:{}"  # the answer picked out of the SSE stream
+    method, message, headers = upstreams.linear.seen[-1]
+    assert method == "tools/call" and message["params"]["name"] == "get_issue"
+    assert headers["mcp-session-id"] == "linear-session-0"
+    assert "authorization" not in headers  # the client's token never travels upstream
+    assert not any(m == "tools/call" for m in upstreams.notes.methods())
+
+
+def test_a_name_in_the_hashed_form_is_looked_up_in_its_upstreams_list(upstreams: Upstreams) -> None:
+    client = Client(_runtime(upstreams))
+    client.initialize()
+    [hashed] = [tool["name"] for tool in _all_tools(client) if tool["name"].startswith("notes_find")]
+    assert hashed.startswith("notes_find_by_tag__")  # clients accept only [A-Za-z0-9_-]
+
+    answer = client.request("tools/call", {"name": hashed, "arguments": {"tag": "x"}})
+
+    assert answer["result"]["content"][0]["text"] == 'notes:find.by.tag:{"tag": "x"}'
+
+
+@pytest.mark.parametrize("name", ["linear_delete_issue", "linear_get_issue", "nobody_search", "gh_", 42])
+def test_filtered_renamed_or_unknown_tools_are_invalid_params(upstreams: Upstreams, name: object) -> None:
+    client = Client(_runtime(upstreams))
+    client.initialize()
+    answer = client.request("tools/call", {"name": name, "arguments": {}})
+    assert answer["error"]["code"] == -32602
+    assert not any(m == "tools/call" for server in upstreams.all().values() for m in server.methods())
+
+
+def test_prompts_and_resources_are_routed(upstreams: Upstreams) -> None:
+    client = Client(_runtime(upstreams))
+    client.initialize()
+
+    prompts = client.request("prompts/list")["result"]["prompts"]
+    assert [prompt["name"] for prompt in prompts] == ["linear_triage"]
+    got = client.request("prompts/get", {"name": "linear_triage"})["result"]
+    assert got["messages"][0]["content"]["text"] == "linear prompt triage"
+    resources = client.request("resources/list")["result"]["resources"]
+    assert sorted(resource["uri"] for resource in resources) == ["gh://readme", "notes://today"]
+    read = client.request("resources/read", {"uri": "notes://today"})["result"]
+    assert read["contents"][0]["text"] == "notes has notes://today"
+    missing = client.request("resources/read", {"uri": "nowhere://x"})
+    assert missing["error"]["code"] == -32002
+
+
+def test_an_upstream_that_is_down_is_left_out_and_its_calls_name_it(upstreams: Upstreams) -> None:
+    client = Client(_runtime(upstreams, down="github"))
+    client.initialize()
+
+    names = [tool["name"] for tool in _all_tools(client)]
+    assert "notes_search" in names and not any(name.startswith("gh_") for name in names)
+    answer = client.request("tools/call", {"name": "gh_tool_00", "arguments": {}})
+    assert answer["error"]["code"] == -32603
+    assert answer["error"]["data"]["upstream"] == "github"
+    assert client.request("tools/call", {"name": "notes_search", "arguments": {}})["result"]["content"]
+
+
+def test_ping_unknown_methods_and_bad_cursors_are_answered_here(upstreams: Upstreams) -> None:
+    client = Client(_runtime(upstreams))
+    client.initialize()
+    before = sum(len(server.seen) for server in upstreams.all().values())
+    assert client.request("ping")["result"] == {}
+    assert client.request("sampling/nothing")["error"]["code"] == -32601
+    forged = base64.urlsafe_b64encode(b'{"elsewhere":"1"}').decode().rstrip("=")
+    assert client.request("tools/list", {"cursor": forged})["error"]["code"] == -32602
+    assert client.request("tools/list", {"cursor": "not base64 !"})["error"]["code"] == -32602
+    assert sum(len(server.seen) for server in upstreams.all().values()) == before
+
+
+def test_the_session_is_bound_to_its_user_and_delete_ends_every_upstream_session(upstreams: Upstreams) -> None:
+    runtime = _runtime(upstreams)
+    alice = Client(runtime)
+    alice.initialize()
+    bob = Client(runtime, user="bob")
+    stolen = bob.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, session=alice.session)
+    assert stolen.status_code == 404
+
+    ended = alice.http.delete(
+        MCP, headers={"Authorization": f"Bearer {alice.token}", "Mcp-Session-Id": alice.session or ""}
+    )
+    assert ended.status_code == 200
+    assert all(server.sessions == set() for server in upstreams.all().values())
+
+
+def test_a_single_upstream_session_id_is_unknown_on_a_virtual_route(upstreams: Upstreams) -> None:
+    runtime = _runtime(upstreams)
+    client = Client(runtime)
+    from gateway.proxy.sessions import Session
+
+    foreign = runtime.session_codec.seal(Session("plain-upstream-id"), route_key="demo/toolbox", user_id="alice")
+    assert client.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, session=foreign).status_code == 404
