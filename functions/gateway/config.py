@@ -200,16 +200,6 @@ class VirtualUpstream(_Model):
     )
     timeout_seconds: float | None = Field(default=None, gt=0, le=29, description="Default: the route's.")
 
-    @field_validator("auth")
-    @classmethod
-    def _no_oauth_yet(cls, auth: NoUpstreamAuth | HeaderUpstreamAuth | OAuthUpstreamAuth) -> UpstreamAuth:
-        if isinstance(auth, OAuthUpstreamAuth):
-            raise ValueError(
-                "per-user OAuth is not available for an upstream of a virtual route yet: use a route of its own "
-                "(type 'none' and 'headers' are)"
-            )
-        return auth
-
 
 class Server(_Model):
     """One route: ``/{workspace}/{server}/mcp`` in front of one upstream MCP server (``upstream``), or a virtual

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from gateway.config import GatewayConfig, Server, Workspace
 
@@ -31,6 +31,16 @@ class Route:
         storage and logs."""
         base = f"{self.workspace_name}/{self.server_name}"
         return base if self.member is None else f"{base}/{self.member}"
+
+    @property
+    def route_key(self) -> str:
+        """``workspace/server``: the route a client talks to (for one upstream of a virtual route, that route's)."""
+        return f"{self.workspace_name}/{self.server_name}"
+
+    def connect_endpoint(self, params: dict[str, str]) -> str:
+        """The page where a user connects this upstream's account (``?upstream=`` names one of a virtual route)."""
+        query = {"upstream": self.member, **params} if self.member is not None else params
+        return f"{self.endpoint('connect')}?{urlencode(query)}"
 
     @property
     def is_virtual(self) -> bool:
@@ -136,6 +146,20 @@ class RouteTable:
 
     def get(self, workspace_name: str, server_name: str) -> Route | None:
         return self._routes.get((workspace_name, server_name))
+
+    def member(self, workspace_name: str, server_name: str, member: str | None) -> Route | None:
+        """A route, or with ``member`` one upstream of a virtual route."""
+        route = self.get(workspace_name, server_name)
+        if route is None or member is None:
+            return route
+        return next((found for found in route.members() if found.member == member), None)
+
+    def by_key(self, key: str) -> Route | None:
+        """The route (or one upstream of a virtual route) whose :attr:`Route.key` is ``key``."""
+        parts = key.split("/")
+        if len(parts) not in (2, 3):
+            return None
+        return self.member(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
     def workspace(self, workspace_name: str) -> Workspace | None:
         return self.config.workspaces.get(workspace_name)

@@ -29,6 +29,7 @@ class MiniMcp:
     page_size: int = 100
     sse_calls: bool = False
     instructions: str | None = None
+    refuse_initialize: int = 0  # how many initialize requests to answer 503 (an upstream that is starting)
     sessions: set[str] = field(default_factory=set)
     seen: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     _numbers: Any = field(default_factory=itertools.count)
@@ -44,6 +45,9 @@ class MiniMcp:
                 return Response(status_code=200)
             message = json.loads(await request.body())
             self.seen.append((message.get("method", ""), message, dict(request.headers)))
+            if message.get("method") == "initialize" and self.refuse_initialize > 0:
+                self.refuse_initialize -= 1
+                return Response("starting", status_code=503)
             if message.get("method") == "initialize":
                 session = f"{self.name}-session-{next(self._numbers)}"
                 self.sessions.add(session)

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from gateway.routes import Route
 
@@ -52,7 +51,7 @@ def link_token(route: Route, subject: str, secret: bytes, now: int, ttl_seconds:
 
 
 def connect_url(route: Route, subject: str, secret: bytes, now: int, ttl_seconds: int = LINK_SECONDS) -> str:
-    return f"{route.endpoint('connect')}?{urlencode({'for': link_token(route, subject, secret, now, ttl_seconds)})}"
+    return route.connect_endpoint({"for": link_token(route, subject, secret, now, ttl_seconds)})
 
 
 def read_link(token: str, route: Route, secret: bytes, now: int) -> ConnectLink | None:

@@ -55,6 +55,7 @@ LISTS = {  # method -> (key of the items in the result, how the catalog shows th
 }
 BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
 
+MAX_LATER_SESSIONS = 10_000
 ProviderFor = Callable[[Route], UpstreamCredentialProvider]
 
 
@@ -68,6 +69,8 @@ class _Exchange:
     state: VirtualState
     client_version: str | None
     trace: dict[str, str]
+    client_session: str | None = None
+    """The client's sealed session id, which keys the upstream sessions this container opened after it."""
 
 
 class VirtualServer:
@@ -78,6 +81,10 @@ class VirtualServer:
         self._provider_for = provider_for
         self._clock = clock
         self._lists: dict[tuple[str, str, str, str], tuple[float, dict[str, Any]]] = {}
+        # Upstream sessions opened after the client's initialize (an upstream that was down or not yet connected
+        # then, or that forgot its session): the client's id cannot change mid-session, so this container keeps
+        # them; another container opens its own.
+        self._later: dict[tuple[str, str], UpstreamSession] = {}
 
     async def handle(
         self, route: Route, user_id: str, method: str, client_headers: Iterable[tuple[str, str]], body: bytes,
@@ -95,7 +102,9 @@ class VirtualServer:
             if session is None or decoded is None:
                 return _error(404, None, SESSION_NOT_FOUND, "unknown MCP session: initialize a new one")
             state, url_elicitation = decoded, session.url_elicitation
-        exchange = _Exchange(route, user_id, self._provider_for, state, headers.get("mcp-protocol-version"), trace)
+        exchange = _Exchange(
+            route, user_id, self._provider_for, state, headers.get("mcp-protocol-version"), trace, session_id
+        )
         if method == "DELETE":
             await self._end_sessions(exchange)
             return Relayed(200, {}, b"")
@@ -222,20 +231,58 @@ class VirtualServer:
         await asyncio.gather(*(self._send(exchange, member, message) for member in self._members_in(exchange)))
 
     def _members_in(self, exchange: _Exchange) -> list[Route]:
-        """The upstreams this client's session reaches (all of them on a route used without a session)."""
-        members = exchange.route.members()
-        if not exchange.state.upstreams:
-            return members
-        return [member for member in members if (member.member or "") in exchange.state.upstreams]
+        """Every upstream of the route: one the client's session does not reach yet is initialized when used."""
+        return exchange.route.members()
 
     async def _send(self, exchange: _Exchange, member: Route, message: dict[str, Any]) -> Answer | UpstreamProblem:
-        session = exchange.state.upstreams.get(member.member or "")
-        version = session.protocol_version if session is not None else exchange.client_version
+        """``message`` to one upstream in the client's session: an upstream session missing from it (the upstream
+        was down or not connected at initialize) is opened first, and one the upstream forgot is opened again."""
+        name = member.member or ""
+        later_key = (exchange.client_session or "", name)
+        session = self._later.get(later_key) or exchange.state.upstreams.get(name)
+        if session is None and exchange.client_session is not None:
+            opened = await self._open_session(exchange, member)
+            if isinstance(opened, UpstreamProblem):
+                return opened
+            session = opened
+        answer = await self._call_in(exchange, member, message, session)
+        if isinstance(answer, UpstreamProblem) and answer.session_lost:
+            reopened = await self._open_session(exchange, member)
+            if isinstance(reopened, UpstreamProblem):
+                return reopened
+            answer = await self._call_in(exchange, member, message, reopened)
+        return answer
+
+    async def _call_in(
+        self, exchange: _Exchange, member: Route, message: dict[str, Any], session: UpstreamSession | None
+    ) -> Answer | UpstreamProblem:
         return await call(
             member, exchange.provider_for(member), exchange.user_id, message,
-            session_id=session.session_id if session is not None else None, protocol_version=version,
+            session_id=session.session_id if session is not None else None,
+            protocol_version=session.protocol_version if session is not None else exchange.client_version,
             trace_headers=exchange.trace,
         )  # fmt: skip
+
+    async def _open_session(self, exchange: _Exchange, member: Route) -> UpstreamSession | UpstreamProblem:
+        """Initialize one upstream for a client session that is already open (the client's own ``initialize``
+        params are not kept: the gateway introduces itself with the client's protocol version)."""
+        version = exchange.client_version if exchange.client_version in SUPPORTED_VERSIONS else LATEST_VERSION
+        params = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "mcp-gateway", "version": "1"}}
+        answer = await self._call_in(
+            exchange, member, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, None
+        )
+        result = _result(answer)
+        if result is None or not isinstance(answer, Answer):
+            return (
+                answer if isinstance(answer, UpstreamProblem) else UpstreamProblem(member.member or "", _cause(answer))
+            )
+        negotiated = result.get("protocolVersion")
+        session = UpstreamSession(answer.session_id, negotiated if isinstance(negotiated, str) else version)
+        await self._call_in(exchange, member, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+        if len(self._later) >= MAX_LATER_SESSIONS:
+            self._later.clear()
+        self._later[(exchange.client_session or "", member.member or "")] = session
+        return session
 
     # --- requests --------------------------------------------------------------------------------------------
 

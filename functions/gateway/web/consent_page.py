@@ -113,7 +113,7 @@ def deny(
 def upstream_accounts_to_connect(ctx: Context, route: Route, user: SignedInUser) -> list[Any]:
     """Upstream accounts the user must connect before approving: the route's upstream when it uses per-user OAuth
     and this user has not connected it (or, for an admin, the shared account nobody has connected yet)."""
-    if route.server.auth.type != "oauth":
+    if route.server.auth.type != "oauth" and not any(m.server.auth.type == "oauth" for m in route.members()):
         return []
     from gateway.web.upstream_connect import accounts_to_connect  # upstream OAuth: loaded by routes that use it
 
@@ -244,8 +244,15 @@ async def consent(ctx: Context) -> Response:
         action=route.endpoint("consent"),
         pending_id=pending.pending_id,
         csrf=pending.csrf_token,
-        upstream_accounts=accounts,
-        connect_url=f"{route.endpoint('connect')}?{urlencode({'p': pending.pending_id, 'csrf': pending.csrf_token})}",
+        upstream_accounts=[
+            {
+                "title": account.title,
+                "upstream_host": account.upstream_host,
+                "shared": account.shared,
+                "connect_url": account.route.connect_endpoint({"p": pending.pending_id, "csrf": pending.csrf_token}),
+            }
+            for account in accounts
+        ],
         can_approve=not accounts,
         **_consent_view(route, pending, client),
     )

@@ -104,8 +104,7 @@ def workspace_of(ctx: Context, name: str) -> Workspace:
 
 
 def route_of(ctx: Context, pending: PendingAuthorization) -> Route:
-    workspace_name, _, server_name = pending.route_key.partition("/")
-    route = ctx.services.routes.get(workspace_name, server_name)
+    route = ctx.services.routes.by_key(pending.route_key)
     if route is None:
         raise PageError(404, "Not found", "The MCP server of this request is no longer configured.")
     return route
@@ -149,7 +148,7 @@ class ConnectClient:
 
 def connect_client(route: Route) -> ConnectClient:
     return ConnectClient(
-        CONNECT_CLIENT_ID, f"Connect your account for {route.title}", "preregistered", (route.endpoint("connect"),)
+        CONNECT_CLIENT_ID, f"Connect your account for {route.title}", "preregistered", (route.connect_endpoint({}),)
     )
 
 

@@ -60,11 +60,16 @@ class UpstreamAccount:
     title: str
     upstream_host: str
     shared: bool
+    route: Route
+    """The route whose upstream it is (one upstream of a virtual route has a connect page of its own)."""
 
 
 def accounts_to_connect(vault: UpstreamVault, route: Route, user: SignedInUser) -> list[UpstreamAccount]:
-    """The consent page's hook: the route's upstream unless its credential for this user is stored. A shared
-    account is listed only for admins (other users approve; their calls ask for an admin until it is connected)."""
+    """The consent page's hook: the route's upstream unless its credential for this user is stored (each upstream
+    of a virtual route, in turn). A shared account is listed only for admins (other users approve; their calls ask
+    for an admin until it is connected)."""
+    if route.is_virtual:
+        return [account for member in route.members() for account in accounts_to_connect(vault, member, user)]
     if not isinstance(route.server.auth, OAuthUpstreamAuth):
         return []
     shared = is_shared(route)
@@ -73,14 +78,14 @@ def accounts_to_connect(vault: UpstreamVault, route: Route, user: SignedInUser) 
     subject = SHARED_SUBJECT if shared else subject_for(route, user.id)
     if vault.is_connected(route.key, subject):
         return []
-    return [UpstreamAccount(route.title, urlsplit(str(route.server.upstream)).netloc, shared)]
+    return [UpstreamAccount(route.title, urlsplit(str(route.server.upstream)).netloc, shared, route)]
 
 
 # --- GET /{ws}/{server}/connect ---------------------------------------------------------------------------------
 
 
-def _oauth_route(ctx: Context, workspace_name: str, server_name: str) -> Route:
-    route = ctx.services.routes.get(workspace_name, server_name)
+def _oauth_route(ctx: Context, workspace_name: str, server_name: str, member: str | None) -> Route:
+    route = ctx.services.routes.member(workspace_name, server_name, member)
     if route is None or not isinstance(route.server.auth, OAuthUpstreamAuth):
         raise PageError(404, "Not found", "There is no upstream account to connect for this server.")
     return route
@@ -100,8 +105,8 @@ def _link_subject(ctx: Context, route: Route, pending: PendingAuthorization) -> 
 
 async def connect(ctx: Context) -> Response:
     request = ctx.request
-    route = _oauth_route(ctx, request.path_params["workspace"], request.path_params["server"])
     params = request.query_params
+    route = _oauth_route(ctx, request.path_params["workspace"], request.path_params["server"], params.get("upstream"))
     pending_id = params.get("p")
     if pending_id is not None:
         return await _continue(ctx, route, pending_id, params.get("csrf") or "")
@@ -123,7 +128,7 @@ async def connect(ctx: Context) -> Response:
         route_key=route.key,
         client_id=CONNECT_CLIENT_ID,
         client_source="preregistered",
-        redirect_uri=route.endpoint("connect"),
+        redirect_uri=route.connect_endpoint({}),
         state=token,
         code_challenge="",
         scopes=(),
@@ -158,7 +163,6 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
     )
     ctx.grants.put_pending(pending)
     upstream = await _discover(ctx.services.upstream_oauth, route)
-    query = urlencode({"p": pending.pending_id, "csrf": pending.csrf_token})
     return page(
         "connect_start.html",
         page_title=f"Connect {route.title}",
@@ -167,7 +171,7 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
         route_title=route.title,
         shared=subject == SHARED_SUBJECT,
         authorization_host=urlsplit(upstream.server.authorization_endpoint).netloc,
-        continue_url=f"{route.endpoint('connect')}?{query}",
+        continue_url=route.connect_endpoint({"p": pending.pending_id, "csrf": pending.csrf_token}),
     )
 
 
@@ -176,7 +180,8 @@ async def _continue(ctx: Context, route: Route, pending_id: str, csrf: str) -> R
     pending = held_pending(ctx, pending_id, route.workspace_name)
     if not hmac.compare_digest(csrf.encode(), pending.csrf_token.encode()):
         raise PageError(400, "Request refused", "The link could not be verified (CSRF check failed). Start again.")
-    if pending.route_key != route.key or pending.user_id is None:
+    # A connect link's own sign-in is for this upstream; a consent page's is for the route it belongs to.
+    if pending.route_key not in (route.key, route.route_key) or pending.user_id is None:
         raise PageError(400, "Sign-in expired", "This sign-in does not belong to this server. Start again.")
     if pending.client_id == CONNECT_CLIENT_ID:
         subject = _link_subject(ctx, route, pending)
@@ -259,10 +264,11 @@ async def connect_callback(ctx: Context) -> Response:
         raise PageError(
             400, "Connection not recognised", f"The upstream sign-in could not be completed: {problem}."
         ) from None
-    route_workspace, _, server_name = flow.route_key.partition("/")
+    route_workspace, _, rest = flow.route_key.partition("/")
     if route_workspace != workspace_name:
         raise PageError(400, "Connection not recognised", "The answer arrived at another workspace's address.")
-    route = _oauth_route(ctx, workspace_name, server_name)
+    server_name, _, member = rest.partition("/")
+    route = _oauth_route(ctx, workspace_name, server_name, member or None)
 
     if "error" in params:  # RFC 6749 §4.1.2.1: e.g. the user cancelled at the upstream
         error = params["error"][:100]
@@ -308,7 +314,7 @@ def _failed_page(route: Route, message: str, problem: Exception | None = None) -
 def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None) -> Response:
     """Back to the consent page the flow started from, or the "Connected" page; the flow cookie is cleared."""
     pending = ctx.grants.get_pending(flow.pending_id, ctx.now()) if flow.pending_id else None
-    route = ctx.services.routes.get(*flow.route_key.split("/", 1))
+    route = ctx.services.routes.by_key(flow.route_key)
     assert route is not None
     if failure is not None and (pending is None or pending.client_id == CONNECT_CLIENT_ID):
         raise failure

@@ -126,7 +126,6 @@ A, B = "https://a.example.com/mcp", "https://b.example.com/mcp"
             "both renamed 'x'",
         ),
         ({"upstreams": {"a": {"url": A, "projections": {"t": {"name": "has space"}}}}}, "pattern"),
-        ({"upstreams": {"a": {"url": A, "auth": {"type": "oauth"}}}}, "not available"),
         ({**VIRTUAL_OK, "auth": {"type": "headers", "headers": {"X": "env:X"}}}, "on each of its upstreams"),
     ],
 )

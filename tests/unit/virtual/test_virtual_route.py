@@ -49,7 +49,7 @@ def upstreams() -> Iterator[Upstreams]:
         thread.stop()
 
 
-def _runtime(upstreams: Upstreams, *, down: str | None = None) -> Runtime:
+def _runtime(upstreams: Upstreams, *, down: str | None = None, oauth: str | None = None) -> Runtime:
     data = example_config_data()
     urls = {name: thread.url for name, thread in upstreams.running.items()}
     if down:
@@ -67,6 +67,10 @@ def _runtime(upstreams: Upstreams, *, down: str | None = None) -> Runtime:
             "notes": {"url": urls["notes"]},
         },
     }
+    if oauth:  # this upstream needs each user's own account (none is connected in these tests)
+        upstream = data["workspaces"]["demo"]["servers"]["toolbox"]["upstreams"][oauth]
+        upstream["auth"] = {"type": "oauth", "authorization_server": "https://as.example.com", "client_id": "gw"}
+        upstream["auth"]["registration"] = "preregistered"
     return memory_runtime(parse_config(data))
 
 
@@ -94,13 +98,17 @@ class Client:
         assert body["id"] == self.ids
         return body
 
-    def initialize(self) -> dict[str, Any]:
+    def initialize(self, capabilities: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self.post(
             {
                 "jsonrpc": "2.0",
                 "id": 0,
                 "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test"}},
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": capabilities or {},
+                    "clientInfo": {"name": "test"},
+                },
             }
         )
         assert response.status_code == 200, response.text
@@ -254,3 +262,50 @@ def test_a_single_upstream_session_id_is_unknown_on_a_virtual_route(upstreams: U
 
     foreign = runtime.session_codec.seal(Session("plain-upstream-id"), route_key="demo/toolbox", user_id="alice")
     assert client.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, session=foreign).status_code == 404
+
+
+def test_an_upstream_the_user_has_not_connected_asks_to_connect_it_alone(upstreams: Upstreams) -> None:
+    # Given a virtual route whose linear upstream needs alice's own account, and a client that declared URL elicitation
+    client = Client(_runtime(upstreams, oauth="linear"))
+    client.initialize({"elicitation": {"form": {}, "url": {}}})
+
+    # When she lists and calls tools
+    names = [tool["name"] for tool in _all_tools(client)]
+    answer = client.request("tools/call", {"name": "linear_list_issues", "arguments": {}})
+
+    # Then the other upstreams work, linear is left out of the list, and its call is -32042 with its own link
+    assert "notes_search" in names and not any(name.startswith("linear_") for name in names)
+    assert answer["error"]["code"] == -32042
+    [elicitation] = answer["error"]["data"]["elicitations"]
+    assert elicitation["mode"] == "url" and "upstream=linear" in elicitation["url"]
+    assert "/demo/toolbox/connect?" in elicitation["url"]
+    assert client.request("tools/call", {"name": "gh_tool_01", "arguments": {}})["result"]["content"]
+    assert upstreams.linear.seen == []  # never called without a credential
+
+
+def test_an_upstream_that_forgot_its_session_is_initialized_again_transparently(upstreams: Upstreams) -> None:
+    client = Client(_runtime(upstreams))
+    client.initialize()
+    upstreams.notes.sessions.clear()  # the upstream restarted
+
+    answer = client.request("tools/call", {"name": "notes_search", "arguments": {"q": "x"}})
+
+    assert answer["result"]["content"][0]["text"] == 'notes:search:{"q": "x"}'
+    assert upstreams.notes.methods()[-4:] == ["tools/call", "initialize", "notifications/initialized", "tools/call"]
+    assert upstreams.notes.seen[-1][2]["mcp-session-id"] == "notes-session-1"
+    # and the new session is used from then on
+    client.request("tools/call", {"name": "notes_search", "arguments": {}})
+    assert upstreams.notes.methods().count("initialize") == 2
+
+
+def test_an_upstream_that_was_down_at_initialize_joins_the_session_when_it_is_back(upstreams: Upstreams) -> None:
+    upstreams.github.refuse_initialize = 1
+    client = Client(_runtime(upstreams))
+    client.initialize()  # github answers 503: left out of the client's session
+
+    names = [tool["name"] for tool in _all_tools(client)]
+
+    # it was opened when next needed (here by the client's notifications/initialized) and serves the list
+    assert "gh_tool_00" in names
+    assert upstreams.github.methods().count("initialize") == 2
+    assert upstreams.github.sessions == {"github-session-0"}

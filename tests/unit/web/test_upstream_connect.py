@@ -162,6 +162,14 @@ def _config(issuer: str) -> dict[str, Any]:
         "upstream": "http://127.0.0.1:9/team/mcp",
         "auth": {**oauth, "client_id": GATEWAY_CLIENT, "mode": "shared"},
     }
+    servers["toolbox"] = {  # a virtual route: two upstreams with per-user OAuth, one without credentials
+        "title": "Toolbox",
+        "upstreams": {
+            "notes": {"url": "http://127.0.0.1:9/notes/mcp", "auth": {**oauth, "client_id": GATEWAY_CLIENT}},
+            "wiki": {"url": "http://127.0.0.1:9/wiki/mcp", "auth": {**oauth, "client_id": GATEWAY_CLIENT}},
+            "plain": {"url": "http://127.0.0.1:9/plain/mcp"},
+        },
+    }
     return data
 
 
@@ -197,7 +205,7 @@ def stored_subjects(runtime: Runtime) -> list[tuple[str, str]]:
 
 
 def route(runtime: Runtime, key: str) -> Any:
-    found = runtime.routes.get(*key.split("/"))
+    found = runtime.routes.by_key(key)
     assert found is not None
     return found
 
@@ -557,3 +565,50 @@ def test_the_continue_link_needs_the_csrf_token_of_the_sign_in(runtime: Runtime,
     # Then it is refused and no upstream flow starts
     assert response.status_code == 400 and "CSRF check failed" in response.text
     assert "set-cookie" not in response.headers
+
+
+# --- a virtual route's upstreams --------------------------------------------------------------------------------
+
+
+def test_the_consent_page_of_a_virtual_route_lists_each_upstream_to_connect_with_its_own_link(
+    runtime: Runtime, browser: TestClient
+) -> None:
+    # Given alice on the consent page of a virtual route with two upstreams that need her own account
+    consent = to_consent(runtime, browser, "toolbox", "alice")
+    before = browser.get(consent)
+    links = re.findall(r'href="([^"]+)">Connect<', before.text)
+    assert len(links) == 2
+    assert ["upstream=notes" in links[0], "upstream=wiki" in links[1]] == [True, True]
+
+    # When she connects the first, she comes back to the consent page, which still asks for the second
+    callback = through_upstream(browser, browser.get(local(links[0].replace("&amp;", "&"))))
+    assert local(browser.get(callback).headers["location"]) == consent
+    assert stored_subjects(runtime) == [("demo/toolbox/notes", "alice")]
+    middle = browser.get(consent)
+    assert re.search(r'value="approve"\s+disabled', middle.text)
+    assert len(re.findall(r">Connect<", middle.text)) == 1
+
+    # And once both are connected, Approve is enabled
+    callback = through_upstream(browser, browser.get(connect_link_on(middle.text)))
+    assert local(browser.get(callback).headers["location"]) == consent
+    assert stored_subjects(runtime) == [("demo/toolbox/notes", "alice"), ("demo/toolbox/wiki", "alice")]
+    after = browser.get(consent)
+    assert "Accounts to connect" not in after.text
+    assert not re.search(r'value="approve"\s+disabled', after.text)
+
+
+def test_a_connect_link_for_one_upstream_of_a_virtual_route_stores_only_its_credential(
+    runtime: Runtime, browser: TestClient
+) -> None:
+    member = route(runtime, "demo/toolbox/wiki")
+    url = connect_url(member, "bob", runtime.shared_secret, runtime.now())
+    assert "upstream=wiki" in url
+    started = open_link_signed_in(browser, local(url), "bob")
+    assert started.status_code == 200, started.text
+    callback = through_upstream(browser, browser.get(continue_url(started.text)))
+    done = browser.get(callback)
+    assert done.status_code == 200 and "Connected" in done.text
+    assert stored_subjects(runtime) == [("demo/toolbox/wiki", "bob")]
+    # the link is bound to its upstream: presented for another one of the same route, it is refused
+    other = browser.get(local(url).replace("upstream=wiki", "upstream=notes"))
+    assert other.status_code == 400
