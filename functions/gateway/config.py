@@ -163,7 +163,7 @@ class AccessPolicy(_Model):
 
 
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # what clients accept (MCP tool names; several clients cap at 64)
-PREFIX_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,30}[A-Za-z0-9])?$"
+PREFIX_PATTERN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]{0,30}[A-Za-z0-9])?)?$"  # "" only for a route's only upstream
 
 
 class ToolProjection(_Model):
@@ -191,7 +191,10 @@ class VirtualUpstream(_Model):
     url: HttpUrl
     prefix: Annotated[str, Field(pattern=PREFIX_PATTERN)] | None = Field(
         default=None,
-        description="Prepended with '_' to its tool and prompt names (default: the upstream's key).",
+        description=(
+            "Prepended with '_' to its tool and prompt names (default: the upstream's key); '' keeps the upstream's "
+            "own names, for a virtual route with this one upstream."
+        ),
     )
     auth: UpstreamAuth = Field(default_factory=NoUpstreamAuth)
     tools: ToolFilter = Field(default_factory=ToolFilter)
@@ -235,7 +238,9 @@ class Server(_Model):
                 raise ValueError("auth: a virtual route sets 'auth' on each of its upstreams, not on the route")
             prefixes: dict[str, str] = {}
             for name, upstream in self.upstreams.items():
-                prefix = upstream.prefix or name
+                prefix = name if upstream.prefix is None else upstream.prefix
+                if not prefix and len(self.upstreams) > 1:
+                    raise ValueError(f"upstreams.{name}.prefix: only a virtual route's one upstream may have none")
                 for other, other_name in prefixes.items():
                     # "gh" and "gh_x" would make gh_x_tool ambiguous: a name's prefix must be unambiguous.
                     if prefix == other or f"{prefix}_".startswith(f"{other}_") or f"{other}_".startswith(f"{prefix}_"):
@@ -248,7 +253,7 @@ class Server(_Model):
                 for tool, projection in upstream.projections.items():
                     if projection.name is None:
                         continue
-                    full = f"{prefix}_{projection.name}"
+                    full = f"{prefix}_{projection.name}" if prefix else projection.name
                     if len(full) > 64:
                         raise ValueError(
                             f"upstreams.{name}.projections.{tool}.name: {full!r} is longer than the 64 characters "

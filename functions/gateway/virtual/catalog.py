@@ -8,7 +8,8 @@ containers and calls, and never equal to a plain name that fits (the tests check
 (:meth:`Catalog.resolve`) needs no state for a plain name; a hashed one is looked up in the upstream's list.
 
 Projections are the configuration's (rename, new description, annotations); filters are ``allow`` / ``deny`` glob
-patterns on the upstream's own names. Prompts take the prefix, not the tool filter.
+patterns on the upstream's own names. Prompts take the prefix, not the tool filter. A virtual route with a single
+upstream may set its prefix to ``""``: its names are then the upstream's own (still filtered and projected).
 """
 
 from __future__ import annotations
@@ -36,15 +37,24 @@ def allowed(name: str, tools: ToolFilter) -> bool:
     return not any(fnmatchcase(name, pattern) for pattern in tools.deny)
 
 
+def _lead(prefix: str) -> str:
+    return f"{prefix}{SEPARATOR}" if prefix else ""
+
+
 def exposed_name(prefix: str, name: str) -> str:
     """The name clients see for ``name`` behind ``prefix``: plain when it fits, else the hashed form."""
-    plain = f"{prefix}{SEPARATOR}{name}"
+    plain = f"{_lead(prefix)}{name}"
     if len(plain) <= MAX_NAME and _PLAIN.match(name) and not _HASHED.search(plain):
         return plain
     digest = hashlib.sha256(plain.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    room = MAX_NAME - len(prefix) - len(SEPARATOR) - 2 - len(digest)
+    room = MAX_NAME - len(_lead(prefix)) - 2 - len(digest)
     cut = _NOT_ALLOWED.sub("_", name)[: max(room, 0)]
-    return f"{prefix}{SEPARATOR}{cut}__{digest}"
+    return f"{_lead(prefix)}{cut}__{digest}"
+
+
+def unprefixed(prefix: str, exposed: str) -> str:
+    """``exposed`` without ``prefix`` and its separator (the caller checked that it starts with them)."""
+    return exposed[len(_lead(prefix)) :]
 
 
 def is_hashed(exposed: str) -> bool:
@@ -71,7 +81,10 @@ class Member:
 
 
 def members_of(upstreams: dict[str, VirtualUpstream]) -> list[Member]:
-    return [Member(name, upstream.prefix or name, upstream) for name, upstream in upstreams.items()]
+    return [
+        Member(name, name if upstream.prefix is None else upstream.prefix, upstream)
+        for name, upstream in upstreams.items()
+    ]
 
 
 class Catalog:
@@ -86,6 +99,8 @@ class Catalog:
 
     def member_of(self, exposed: str) -> Member | None:
         """The upstream whose prefix ``exposed`` starts with (prefixes are unambiguous, the config checks it)."""
+        if "" in self._by_prefix:
+            return self._by_prefix[""]  # the one upstream of its route (the config allows no other)
         prefix, separator, _ = exposed.partition(SEPARATOR)
         while separator:
             member = self._by_prefix.get(prefix)
@@ -127,7 +142,7 @@ class Catalog:
         member = self.member_of(exposed)
         if member is None or is_hashed(exposed):
             return None
-        original = member.unprojected(exposed[len(member.prefix) + len(SEPARATOR) :])
+        original = member.unprojected(unprefixed(member.prefix, exposed))
         if not original or not allowed(original, member.upstream.tools):
             return None
         projection = member.projection(original)
@@ -162,9 +177,9 @@ class Catalog:
 
     def prompt_target(self, exposed: str) -> tuple[Member, str] | None:
         member = self.member_of(exposed)
-        if member is None or is_hashed(exposed) or len(exposed) == len(member.prefix) + len(SEPARATOR):
+        if member is None or is_hashed(exposed) or not unprefixed(member.prefix, exposed):
             return None
-        return member, exposed[len(member.prefix) + len(SEPARATOR) :]
+        return member, unprefixed(member.prefix, exposed)
 
     def find_prompt(self, member: Member, exposed: str, listed: list[Any]) -> str | None:
         for prompt in listed:

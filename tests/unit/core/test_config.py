@@ -120,6 +120,7 @@ A, B = "https://a.example.com/mcp", "https://b.example.com/mcp"
             "would make tool names ambiguous",
         ),
         ({"upstreams": {"gh": {"url": A}, "b": {"url": B, "prefix": "gh_x"}}}, "would make tool names ambiguous"),
+        ({"upstreams": {"a": {"url": A, "prefix": ""}, "b": {"url": B}}}, "only a virtual route's one upstream"),
         ({"upstreams": {"a": {"url": A, "projections": {"t": {"name": "n" * 64}}}}}, "longer than the 64 characters"),
         (
             {"upstreams": {"a": {"url": A, "projections": {"t": {"name": "x"}, "u": {"name": "x"}}}}},

@@ -103,3 +103,14 @@ def test_prefixes_with_underscores_resolve_to_the_right_upstream() -> None:
 def test_malformed_list_entries_are_dropped(listed: list[Any]) -> None:
     virtual = catalog(up={"url": "https://up.example.com/mcp"})
     assert virtual.tools(virtual.members[0], listed) == []
+
+
+def test_a_routes_only_upstream_may_keep_its_own_names() -> None:
+    virtual = catalog(fixture={"url": "https://f.example.com/mcp", "prefix": "", "tools": {"deny": ["secret"]}})
+    [member] = virtual.members
+    assert [tool["name"] for tool in virtual.tools(member, tools("test_simple_text", "secret"))] == ["test_simple_text"]
+    target = virtual.tool_target("test_simple_text")
+    assert target is not None and target[1] == "test_simple_text"
+    assert virtual.tool_target("secret") is None
+    prompt = virtual.prompt_target("test_prompt")
+    assert prompt is not None and prompt[1] == "test_prompt"
