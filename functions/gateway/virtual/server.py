@@ -24,11 +24,11 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import safe_json
-from gateway.proxy.forward import JSON, Relayed
+from gateway.proxy.forward import EVENT_STREAM, JSON, Relayed
 from gateway.proxy.headers import upstream_request_headers
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, PARSE_ERROR, SESSION_NOT_FOUND, inspect
 from gateway.proxy.reconnect import reconnect_response
@@ -71,6 +71,8 @@ class _Exchange:
     trace: dict[str, str]
     client_session: str | None = None
     """The client's sealed session id, which keys the upstream sessions this container opened after it."""
+    streamed: list[dict[str, Any]] = field(default_factory=list)
+    """Notifications an upstream sent before its answer (progress, logging): relayed on an SSE answer."""
 
 
 class VirtualServer:
@@ -144,6 +146,12 @@ class VirtualServer:
             headers["mcp-session-id"] = self._codec.seal(
                 session, route_key=exchange.route.key, user_id=exchange.user_id
             )
+        if not batch and exchange.streamed:
+            # MCP Streamable HTTP: a POST's answer may be an SSE stream whose last event is the response; the
+            # upstream's notifications for this request (progress, logging) go first, as it sent them.
+            events = [*exchange.streamed, responses[0]]
+            stream = "".join(f"event: message\ndata: {json.dumps(event, ensure_ascii=False)}\n\n" for event in events)
+            return Relayed(200, {**headers, "content-type": EVENT_STREAM}, stream.encode())
         payload: Any = responses if batch else responses[0]
         return Relayed(200, headers, safe_dumps(payload))
 
@@ -441,6 +449,7 @@ class VirtualServer:
                 request_id, INTERNAL_ERROR, f"upstream {answer.member!r} of {exchange.route.key!r} {answer.cause}",
                 {"upstream": answer.member, "cause": answer.cause},
             )  # fmt: skip
+        exchange.streamed.extend(answer.notifications)
         return {**(answer.message or {}), "jsonrpc": "2.0", "id": request_id}
 
     async def _first_that_knows(self, exchange: _Exchange, message: dict[str, Any], request_id: Any) -> dict[str, Any]:
@@ -450,6 +459,7 @@ class VirtualServer:
             answer = await self._send(exchange, member, message)
             if isinstance(answer, Answer) and answer.message is not None:
                 if "result" in answer.message:
+                    exchange.streamed.extend(answer.notifications)
                     return {**answer.message, "jsonrpc": "2.0", "id": request_id}
                 last = answer.message
         if last is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from gateway import safe_json
 from gateway.proxy import sse
 from gateway.proxy.forward import EVENT_STREAM, UpstreamFailure, media_type
-from gateway.proxy.jsonrpc import Inbound, inspect
+from gateway.proxy.jsonrpc import inspect
 from gateway.proxy.relay import exchange_with_credentials
 from gateway.routes import Route
 from gateway.secrets import SecretUnavailableError
@@ -49,6 +49,8 @@ class Answer:
     message: dict[str, Any] | None
     session_id: str | None
     protocol_version: str | None
+    notifications: tuple[dict[str, Any], ...] = ()
+    """What the upstream sent before its answer on an SSE stream (progress, logging), in order."""
 
 
 async def call(
@@ -91,10 +93,15 @@ async def call(
         if relayed.status_code >= 400:
             return UpstreamProblem(member, f"refused the notification (HTTP {relayed.status_code})")
         return Answer(None, relayed.headers.get("mcp-session-id"), relayed.headers.get("mcp-protocol-version"))
-    response = _response(relayed.body, relayed.headers.get("content-type"), request["id"], inbound)
+    messages = _messages(relayed.body, relayed.headers.get("content-type"))
+    response = next((m for m in messages if m.get("id") == request["id"] and ("result" in m or "error" in m)), None)
     if response is None:
         return UpstreamProblem(member, f"gave no JSON-RPC answer (HTTP {relayed.status_code})")
-    return Answer(response, relayed.headers.get("mcp-session-id"), relayed.headers.get("mcp-protocol-version"))
+    # Requests of the upstream's own (sampling, elicitation) cannot be answered on a buffered response: dropped.
+    notifications = tuple(m for m in messages if isinstance(m.get("method"), str) and "id" not in m)
+    return Answer(
+        response, relayed.headers.get("mcp-session-id"), relayed.headers.get("mcp-protocol-version"), notifications
+    )
 
 
 async def end_session(
@@ -116,24 +123,20 @@ async def end_session(
         logger.info("upstream %s: its session could not be ended", route.key)
 
 
-def _response(body: bytes, content_type: str | None, request_id: str, inbound: Inbound) -> dict[str, Any] | None:
-    """The response to ``request_id`` in a JSON body or in an SSE stream (other events are the upstream's requests
-    and notifications, which a buffered answer cannot deliver)."""
+def _messages(body: bytes, content_type: str | None) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a JSON body or of an SSE stream, in order (anything else is skipped)."""
     if media_type(content_type) == EVENT_STREAM:
         try:
-            candidates = [safe_json.loads(data) for data in sse.parse(body.decode()).data if data.strip()]
-        except (UnicodeDecodeError, ValueError):
-            return None
+            texts = [data for data in sse.parse(body.decode()).data if data.strip()]
+        except UnicodeDecodeError:
+            return []
     else:
+        texts = [body.decode("utf-8", "replace")]
+    messages: list[dict[str, Any]] = []
+    for text in texts:
         try:
-            candidates = [safe_json.loads(body)]
+            decoded = safe_json.loads(text)
         except ValueError:
-            return None
-    for candidate in candidates:
-        if (
-            isinstance(candidate, dict)
-            and candidate.get("id") == request_id
-            and ("result" in candidate or "error" in candidate)
-        ):
-            return candidate
-    return None
+            continue
+        messages += [item for item in (decoded if isinstance(decoded, list) else [decoded]) if isinstance(item, dict)]
+    return messages

@@ -5,6 +5,7 @@ name, pagination across upstreams, and an upstream that is down."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,6 +84,7 @@ class Client:
         self.token = grant_backed_token(runtime, route, subject=user)
         self.session: str | None = None
         self.ids = 0
+        self.notifications: list[dict[str, Any]] = []
 
     def post(self, message: Any, *, session: str | None = None) -> Any:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": ACCEPT, "MCP-Protocol-Version": "2025-11-25"}
@@ -94,9 +96,14 @@ class Client:
         self.ids += 1
         response = self.post({"jsonrpc": "2.0", "id": self.ids, "method": method, "params": params or {}})
         assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
+        self.notifications = []
+        if response.headers["content-type"].startswith("text/event-stream"):
+            events = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+            *self.notifications, body = events
+        else:
+            body = response.json()
         assert body["id"] == self.ids
-        return body
+        return dict(body)
 
     def initialize(self, capabilities: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self.post(
@@ -173,6 +180,10 @@ def test_a_call_reaches_its_upstream_under_its_own_name_with_its_session(upstrea
 
     assert renamed["result"]["content"][0]["text"] == 'linear:get_issue:{"id": "A-1"}'
     assert over_sse["result"]["content"][0]["text"] == "github:tool_03:{}"  # the answer picked out of the SSE stream
+    # and what the upstream sent before it on that stream (a log message) reached the client first, as an SSE event
+    assert client.notifications == [
+        {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "working"}}
+    ]
     method, message, headers = upstreams.linear.seen[-1]
     assert method == "tools/call" and message["params"]["name"] == "get_issue"
     assert headers["mcp-session-id"] == "linear-session-0"
