@@ -45,6 +45,7 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INVALID_REQUEST = -32600
 SUPPORTED_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
+STATELESS_VERSION = "2026-07-28"  # no initialize and no session: each request carries the client's _meta
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 TRACE_HEADERS = ("traceparent", "tracestate")
 LISTS = {  # method -> (key of the items in the result, how the catalog shows them)
@@ -56,6 +57,13 @@ LISTS = {  # method -> (key of the items in the result, how the catalog shows th
 BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
 
 MAX_LATER_SESSIONS = 10_000
+
+
+class SessionEnded(Exception):
+    """Every upstream session behind the client's is gone (it was deleted, or its only upstream forgot it): the
+    client gets 404 and starts a new session (MCP §Session Management)."""
+
+
 ProviderFor = Callable[[Route], UpstreamCredentialProvider]
 
 
@@ -74,6 +82,11 @@ class _Exchange:
     streamed: list[dict[str, Any]] = field(default_factory=list)
     """Notifications an upstream sent before its answer (progress, logging): relayed on an SSE answer."""
 
+    @property
+    def stateless(self) -> bool:
+        """The client speaks MCP 2026-07-28: no session, its requests go to each upstream as they are."""
+        return self.client_version == STATELESS_VERSION and self.client_session is None
+
 
 class VirtualServer:
     """The virtual routes of one container (a list cache per user and route when the route asks for one)."""
@@ -87,6 +100,7 @@ class VirtualServer:
         # then, or that forgot its session): the client's id cannot change mid-session, so this container keeps
         # them; another container opens its own.
         self._later: dict[tuple[str, str], UpstreamSession] = {}
+        self._ended: set[str] = set()  # client sessions deleted through this container
 
     async def handle(
         self, route: Route, user_id: str, method: str, client_headers: Iterable[tuple[str, str]], body: bytes,
@@ -104,13 +118,22 @@ class VirtualServer:
             if session is None or decoded is None:
                 return _error(404, None, SESSION_NOT_FOUND, "unknown MCP session: initialize a new one")
             state, url_elicitation = decoded, session.url_elicitation
+            if session_id in self._ended:
+                return _error(404, None, SESSION_NOT_FOUND, "this MCP session was ended: initialize a new one")
         exchange = _Exchange(
             route, user_id, self._provider_for, state, headers.get("mcp-protocol-version"), trace, session_id
         )
         if method == "DELETE":
             await self._end_sessions(exchange)
+            if session_id is not None:
+                if len(self._ended) >= MAX_LATER_SESSIONS:
+                    self._ended.clear()
+                self._ended.add(session_id)
             return Relayed(200, {}, b"")
-        return await self._post(exchange, body, url_elicitation)
+        try:
+            return await self._post(exchange, body, url_elicitation)
+        except SessionEnded:
+            return _error(404, None, SESSION_NOT_FOUND, "unknown MCP session: initialize a new one")
 
     async def _post(self, exchange: _Exchange, body: bytes, url_elicitation: bool) -> Relayed:
         inbound = inspect(body)
@@ -146,6 +169,9 @@ class VirtualServer:
             headers["mcp-session-id"] = self._codec.seal(
                 session, route_key=exchange.route.key, user_id=exchange.user_id
             )
+        if not batch and exchange.stateless and responses[0].get("error", {}).get("code") == METHOD_NOT_FOUND:
+            # MCP 2026-07-28 §Streamable HTTP (SEP-2575): an unknown method is HTTP 404 with -32601.
+            return Relayed(404, {"content-type": JSON}, safe_dumps(responses[0]))
         if not batch and exchange.streamed:
             # MCP Streamable HTTP: a POST's answer may be an SSE stream whose last event is the response; the
             # upstream's notifications for this request (progress, logging) go first, as it sent them.
@@ -255,6 +281,8 @@ class VirtualServer:
             session = opened
         answer = await self._call_in(exchange, member, message, session)
         if isinstance(answer, UpstreamProblem) and answer.session_lost:
+            if set(exchange.state.upstreams) == {name} and later_key not in self._later:
+                raise SessionEnded  # its only upstream forgot it: as the upstream would, say the session is gone
             reopened = await self._open_session(exchange, member)
             if isinstance(reopened, UpstreamProblem):
                 return reopened
@@ -300,13 +328,16 @@ class VirtualServer:
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
         assert isinstance(params, dict)
         catalog = Catalog(members_of(exchange.route.server.upstreams or {}))
+        empty: dict[str, Any] = {"resultType": "complete"} if exchange.stateless else {}
         if method == "ping":
-            return {"jsonrpc": "2.0", "id": request_id, "result": {}}
+            return {"jsonrpc": "2.0", "id": request_id, "result": empty}
+        if method == "server/discover" and exchange.stateless:
+            return await self._discover(exchange, message)
         if method in LISTS:
             return await self._list(exchange, catalog, method, request_id, params)
         if method == "logging/setLevel":
             await asyncio.gather(*(self._send(exchange, m, message) for m in self._members_in(exchange)))
-            return {"jsonrpc": "2.0", "id": request_id, "result": {}}
+            return {"jsonrpc": "2.0", "id": request_id, "result": empty}
         if method in ("tools/call", "prompts/get"):
             kind = "tool" if method == "tools/call" else "prompt"
             target = await self._target(exchange, catalog, kind, params.get("name"))
@@ -330,6 +361,34 @@ class VirtualServer:
             return await self._first_that_knows(exchange, message, request_id)
         return _response_error(request_id, METHOD_NOT_FOUND, f"Method not found: {method}")
 
+    async def _discover(self, exchange: _Exchange, message: dict[str, Any]) -> dict[str, Any]:
+        """MCP 2026-07-28 ``server/discover``: what the upstreams that speak the stateless revision offer, merged."""
+        members = self._members_in(exchange)
+        answers = await asyncio.gather(*(self._send(exchange, member, message) for member in members))
+        capabilities: dict[str, Any] = {}
+        instructions: list[str] = []
+        results = []
+        for member, answer in zip(members, answers, strict=True):
+            result = _result(answer)
+            versions = result.get("supportedVersions") if result is not None else None
+            if result is None or not isinstance(versions, list) or STATELESS_VERSION not in versions:
+                logger.warning("virtual route %s: %s left out of server/discover", exchange.route.key, member.member)
+                continue
+            results.append(result)
+            _merge_capabilities(capabilities, result.get("capabilities"))
+            if isinstance(result.get("instructions"), str) and result["instructions"].strip():
+                instructions.append(f"[{member.member}] {result['instructions'].strip()}")
+        if not results:
+            return _response_error(message.get("id"), INTERNAL_ERROR, "no upstream of this route answered")
+        discovered: dict[str, Any] = {
+            "supportedVersions": [STATELESS_VERSION],
+            "capabilities": capabilities,
+            **_cache_directives(results),
+        }
+        if instructions:
+            discovered["instructions"] = "\n\n".join(instructions)
+        return {"jsonrpc": "2.0", "id": message.get("id"), "result": discovered}
+
     async def _list(
         self, exchange: _Exchange, catalog: Catalog, method: str, request_id: Any, params: dict[str, Any]
     ) -> dict[str, Any]:
@@ -346,21 +405,25 @@ class VirtualServer:
         cached = self._lists.get(cache_key)
         if cached is not None and cached[0] > self._clock():
             return {"jsonrpc": "2.0", "id": request_id, "result": cached[1]}
+        meta = {"_meta": params["_meta"]} if isinstance(params.get("_meta"), dict) else {}
         answers = await asyncio.gather(
             *(
                 self._send(
                     exchange, member,
                     {"jsonrpc": "2.0", "id": 0, "method": method,
-                     "params": {"cursor": positions[member.member or ""]} if positions else {}},
+                     "params": {**meta, "cursor": positions[member.member or ""]} if positions else meta},
                 )
                 for member in members
             )
         )  # fmt: skip
         items: list[Any] = []
         next_positions: dict[str, str] = {}
+        results: list[dict[str, Any]] = []
         for member, answer in zip(members, answers, strict=True):
             name = member.member or ""
             result = _result(answer)
+            if result is not None:
+                results.append(result)
             if result is None:
                 logger.warning(
                     "virtual route %s: %s left out of %s: %s", exchange.route.key, name, method, _cause(answer)
@@ -380,6 +443,8 @@ class VirtualServer:
             if isinstance(result.get("nextCursor"), str) and result["nextCursor"]:
                 next_positions[name] = result["nextCursor"]
         merged: dict[str, Any] = {key: items}
+        if exchange.stateless:
+            merged.update(_cache_directives(results))
         next_cursor = encode_cursor(next_positions)
         if next_cursor is not None:
             merged["nextCursor"] = next_cursor
@@ -479,6 +544,14 @@ def _cause(answer: Answer | UpstreamProblem) -> str:
         return answer.cause
     error = (answer.message or {}).get("error")
     return f"answered an error: {error.get('message') if isinstance(error, dict) else error}"
+
+
+def _cache_directives(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """MCP 2026-07-28 result caching for a merged result: the shortest ``ttlMs`` of its parts, and ``public`` only if
+    every part is."""
+    ttls = [result["ttlMs"] for result in results if isinstance(result.get("ttlMs"), int) and result["ttlMs"] >= 0]
+    public = bool(results) and all(result.get("cacheScope") == "public" for result in results)
+    return {"resultType": "complete", "ttlMs": min(ttls, default=0), "cacheScope": "public" if public else "private"}
 
 
 def _merge_capabilities(merged: dict[str, Any], capabilities: object) -> None:

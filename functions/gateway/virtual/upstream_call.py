@@ -29,6 +29,7 @@ from gateway.upstream.credentials import ReconnectRequired, UpstreamAuthUnavaila
 logger = logging.getLogger("gateway.virtual")
 
 ACCEPT = "application/json, text/event-stream"
+STATELESS_VERSION = "2026-07-28"
 _ids = itertools.count(1)
 
 
@@ -72,6 +73,13 @@ async def call(
     headers = {"content-type": "application/json", "accept": ACCEPT, **trace_headers}
     if protocol_version:
         headers["mcp-protocol-version"] = protocol_version
+    if protocol_version == STATELESS_VERSION:  # MCP 2026-07-28 routing headers, matching the body
+        headers["mcp-method"] = str(request.get("method"))
+        params = request.get("params") if isinstance(request.get("params"), dict) else {}
+        assert isinstance(params, dict)
+        name = params.get("uri") if request.get("method", "").startswith("resources/") else params.get("name")
+        if isinstance(name, str):
+            headers["mcp-name"] = name
     if session_id:
         headers["mcp-session-id"] = session_id
     inbound = inspect(body)

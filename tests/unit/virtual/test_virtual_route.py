@@ -264,6 +264,9 @@ def test_the_session_is_bound_to_its_user_and_delete_ends_every_upstream_session
     )
     assert ended.status_code == 200
     assert all(server.sessions == set() for server in upstreams.all().values())
+    # and the ended session is unknown from then on (MCP §Session Management: 404, the client starts again)
+    after = alice.post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    assert after.status_code == 404 and after.json()["error"]["code"] == -32001
 
 
 def test_a_single_upstream_session_id_is_unknown_on_a_virtual_route(upstreams: Upstreams) -> None:
@@ -320,3 +323,17 @@ def test_an_upstream_that_was_down_at_initialize_joins_the_session_when_it_is_ba
     assert "gh_tool_00" in names
     assert upstreams.github.methods().count("initialize") == 2
     assert upstreams.github.sessions == {"github-session-0"}
+
+
+def test_when_the_only_upstream_forgets_the_session_the_client_is_told_to_start_again(upstreams: Upstreams) -> None:
+    data = example_config_data()
+    notes = upstreams.running["notes"].url
+    data["workspaces"]["demo"]["servers"]["toolbox"] = {"upstreams": {"notes": {"url": notes, "prefix": ""}}}
+    client = Client(memory_runtime(parse_config(data)))
+    client.initialize()
+    upstreams.notes.sessions.clear()
+
+    answer = client.post({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
+
+    assert answer.status_code == 404  # as the upstream itself would answer: no silent new session
+    assert upstreams.notes.methods().count("initialize") == 1
