@@ -101,6 +101,8 @@ class VirtualServer:
         # them; another container opens its own.
         self._later: dict[tuple[str, str], UpstreamSession] = {}
         self._ended: set[str] = set()  # client sessions deleted through this container
+        self._legacy: dict[str, bool] = {}  # upstream key -> refuses 2026-07-28 requests (learnt on first use)
+        self._capabilities: dict[str, Any] = {}  # upstream key -> what its last initialize offered
 
     async def handle(
         self, route: Route, user_id: str, method: str, client_headers: Iterable[tuple[str, str]], body: bytes,
@@ -270,23 +272,41 @@ class VirtualServer:
 
     async def _send(self, exchange: _Exchange, member: Route, message: dict[str, Any]) -> Answer | UpstreamProblem:
         """``message`` to one upstream in the client's session: an upstream session missing from it (the upstream
-        was down or not connected at initialize) is opened first, and one the upstream forgot is opened again."""
+        was down or not connected at initialize) is opened first, and one the upstream forgot is opened again.
+
+        A 2026-07-28 client has no session: an upstream that speaks that revision gets its requests as they are;
+        one that does not (it refuses them) gets them in a session of its own revision, opened by this container
+        for the user (each revision independently on each side)."""
         name = member.member or ""
-        later_key = (exchange.client_session or "", name)
+        owner = exchange.client_session or (f"~{exchange.user_id}" if exchange.stateless else None)
+        later_key = (owner or "", name)
         session = self._later.get(later_key) or exchange.state.upstreams.get(name)
-        if session is None and exchange.client_session is not None:
+        if session is None and exchange.stateless and self._legacy.get(member.key) is not True:
+            answer = await self._call_in(exchange, member, message, None)
+            if not _refused_stateless(answer):
+                self._legacy[member.key] = False
+                return answer
+            if self._legacy.get(member.key) is False:
+                return answer  # it speaks the revision: the refusal is its answer
+            opened = await self._open_session(exchange, member)
+            if isinstance(opened, UpstreamProblem):
+                return answer  # not an older revision either: its refusal stands
+            self._legacy[member.key] = True
+            logger.info("upstream %s does not speak %s: using a session of its own", member.key, STATELESS_VERSION)
+            session = opened
+        if session is None and owner is not None:
             opened = await self._open_session(exchange, member)
             if isinstance(opened, UpstreamProblem):
                 return opened
             session = opened
-        answer = await self._call_in(exchange, member, message, session)
+        answer = await self._call_in(exchange, member, _for_session(message, session), session)
         if isinstance(answer, UpstreamProblem) and answer.session_lost:
             if set(exchange.state.upstreams) == {name} and later_key not in self._later:
                 raise SessionEnded  # its only upstream forgot it: as the upstream would, say the session is gone
             reopened = await self._open_session(exchange, member)
             if isinstance(reopened, UpstreamProblem):
                 return reopened
-            answer = await self._call_in(exchange, member, message, reopened)
+            answer = await self._call_in(exchange, member, _for_session(message, reopened), reopened)
         return answer
 
     async def _call_in(
@@ -303,7 +323,11 @@ class VirtualServer:
         """Initialize one upstream for a client session that is already open (the client's own ``initialize``
         params are not kept: the gateway introduces itself with the client's protocol version)."""
         version = exchange.client_version if exchange.client_version in SUPPORTED_VERSIONS else LATEST_VERSION
-        params = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "mcp-gateway", "version": "1"}}
+        params: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-gateway", "version": "1"},
+        }
         answer = await self._call_in(
             exchange, member, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, None
         )
@@ -317,7 +341,9 @@ class VirtualServer:
         await self._call_in(exchange, member, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
         if len(self._later) >= MAX_LATER_SESSIONS:
             self._later.clear()
-        self._later[(exchange.client_session or "", member.member or "")] = session
+        owner = exchange.client_session or (f"~{exchange.user_id}" if exchange.stateless else "")
+        self._later[(owner, member.member or "")] = session
+        self._capabilities[member.key] = result.get("capabilities")
         return session
 
     # --- requests --------------------------------------------------------------------------------------------
@@ -370,6 +396,10 @@ class VirtualServer:
         results = []
         for member, answer in zip(members, answers, strict=True):
             result = _result(answer)
+            if self._legacy.get(member.key) and result is None and member.key in self._capabilities:
+                # an upstream of an older revision, reached through a session: what its initialize offered
+                _merge_capabilities(capabilities, self._capabilities[member.key])
+                continue
             versions = result.get("supportedVersions") if result is not None else None
             if result is None or not isinstance(versions, list) or STATELESS_VERSION not in versions:
                 logger.warning("virtual route %s: %s left out of server/discover", exchange.route.key, member.member)
@@ -378,7 +408,7 @@ class VirtualServer:
             _merge_capabilities(capabilities, result.get("capabilities"))
             if isinstance(result.get("instructions"), str) and result["instructions"].strip():
                 instructions.append(f"[{member.member}] {result['instructions'].strip()}")
-        if not results:
+        if not results and not capabilities:
             return _response_error(message.get("id"), INTERNAL_ERROR, "no upstream of this route answered")
         discovered: dict[str, Any] = {
             "supportedVersions": [STATELESS_VERSION],
@@ -544,6 +574,23 @@ def _cause(answer: Answer | UpstreamProblem) -> str:
         return answer.cause
     error = (answer.message or {}).get("error")
     return f"answered an error: {error.get('message') if isinstance(error, dict) else error}"
+
+
+def _refused_stateless(answer: Answer | UpstreamProblem) -> bool:
+    """Whether an upstream refused a 2026-07-28 request as one of an older revision does: an HTTP error (no
+    session, unknown version) or a JSON-RPC error about the request itself rather than its subject."""
+    if isinstance(answer, UpstreamProblem):
+        return answer.reconnect is None and answer.cause.startswith(("answered HTTP 4", "gave no JSON-RPC answer"))
+    error = (answer.message or {}).get("error")
+    return isinstance(error, dict) and error.get("code") in (-32600, -32022, -32000, -32001)
+
+
+def _for_session(message: dict[str, Any], session: UpstreamSession | None) -> dict[str, Any]:
+    """``server/discover`` does not exist before 2026-07-28: in a session it becomes a ``ping`` (its answer is not
+    used; the session's initialize told what the upstream offers)."""
+    if session is not None and message.get("method") == "server/discover":
+        return {"jsonrpc": "2.0", "id": message.get("id", 0), "method": "ping"}
+    return message
 
 
 def _cache_directives(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -337,3 +337,43 @@ def test_when_the_only_upstream_forgets_the_session_the_client_is_told_to_start_
 
     assert answer.status_code == 404  # as the upstream itself would answer: no silent new session
     assert upstreams.notes.methods().count("initialize") == 1
+
+
+def _stateless(client: Client, method: str, params: dict[str, Any] | None = None) -> Any:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "modern", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    headers = {
+        "Authorization": f"Bearer {client.token}",
+        "Accept": ACCEPT,
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": method,
+    }
+    message = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": meta}}
+    return client.http.post(MCP, json=message, headers=headers)
+
+
+def test_a_2026_07_28_client_reaches_upstreams_that_only_speak_older_revisions(upstreams: Upstreams) -> None:
+    # Given a stateless (2026-07-28) client, no initialize and no session, and upstreams that require sessions
+    client = Client(_runtime(upstreams))
+
+    # When it discovers the route and lists and calls tools
+    discovered = _stateless(client, "server/discover")
+    listed = _stateless(client, "tools/list")
+    called = _stateless(client, "tools/call", {"name": "notes_search", "arguments": {"q": "y"}})
+
+    # Then each upstream got a session of its own revision from the gateway, and the client what it expects
+    assert discovered.status_code == 200, discovered.text
+    result = discovered.json()["result"]
+    assert result["supportedVersions"] == ["2026-07-28"] and "tools" in result["capabilities"]
+    assert "mcp-session-id" not in discovered.headers
+    tools = listed.json()["result"]
+    assert {"resultType", "ttlMs", "cacheScope"} <= set(tools) and "notes_search" in [t["name"] for t in tools["tools"]]
+    assert called.json()["result"]["content"][0]["text"] == 'notes:search:{"q": "y"}'
+    assert upstreams.notes.methods().count("initialize") == 1  # one session per user in this container, reused
+    assert upstreams.notes.seen[-1][2]["mcp-protocol-version"] == "2025-11-25"
+    # an unknown method is HTTP 404 with -32601 for this revision
+    unknown = _stateless(client, "nothing/here")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == -32601
