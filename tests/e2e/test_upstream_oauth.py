@@ -36,11 +36,13 @@ import httpx
 import pytest
 
 from gateway.oauth.pkce import s256
+from infra.demo_upstream import DemoUpstream
 from infra.dev import gateway_environment
 from infra.devserver import REPO_ROOT
 from infra.local_aws import LOCAL_ACCESS_KEY
 from infra.template import LOCAL_REGION
 from tests.conftest import LocalAwsStack, pick_free_port
+from tests.support.mcp_client import run_async
 
 pytestmark = pytest.mark.e2e
 
@@ -103,6 +105,7 @@ class Stack:
     issuer: str
     endpoint_url: str
     upstream_tokens_table: str
+    everything: subprocess.Popen[str] | None = None
 
     @property
     def mcp(self) -> str:
@@ -122,7 +125,7 @@ server.stop()
 """
 
 
-def _config(upstream: str) -> str:
+def _config(upstream: str, demo: str, everything: str) -> str:
     return f"""
 oauth:
   cimd_allow_private_addresses: true   # the upstream and its authorization server run on 127.0.0.1 over http
@@ -140,15 +143,57 @@ workspaces:
         title: Notes
         upstream: {upstream}
         auth: {{type: oauth}}
+      toolbox:                          # a virtual route (issue 10): three upstreams behind one URL
+        title: Acme toolbox
+        upstreams:
+          notes:
+            url: {upstream}
+            auth: {{type: oauth}}
+          demo:
+            url: {demo}
+            projections:
+              echo: {{name: say, description: Say it back., annotations: {{readOnlyHint: true}}}}
+          everything:
+            url: {everything}
+            prefix: ev
+            tools: {{allow: [echo, get-sum, get-tiny-image]}}
 """
+
+
+EVERYTHING = REPO_ROOT / "tests" / "fixtures" / "everything"
+EVERYTHING_SCRIPT = EVERYTHING / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+
+
+def _start_everything(port: int) -> subprocess.Popen[str]:
+    """server-everything in streamable HTTP mode on 127.0.0.1 (the preload keeps it off other interfaces)."""
+    if not EVERYTHING_SCRIPT.is_file():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=EVERYTHING, check=True, timeout=300)
+    env = {"PATH": os.environ.get("PATH", ""), "PORT": str(port)}
+    command = ["node", "-r", "./loopback.cjs", str(EVERYTHING_SCRIPT), "streamableHttp"]
+    process = subprocess.Popen(
+        command, cwd=EVERYTHING, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://{HOST}:{port}/mcp", timeout=0.5, trust_env=False)
+            return process
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server-everything did not start on {HOST}:{port}") from None
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
 def stack(
-    local_aws: LocalAwsStack, template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    local_aws: LocalAwsStack,
+    template: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    demo_upstream: DemoUpstream,
 ) -> Iterator[Stack]:
     _npm_install()
     as_port, upstream_port, gateway_port = pick_free_port(), pick_free_port(), pick_free_port()
+    everything_port = pick_free_port()
     issuer = f"http://{HOST}:{as_port}"
     upstream = f"http://{HOST}:{upstream_port}/mcp"
     gateway = f"http://{HOST}:{gateway_port}"
@@ -160,7 +205,11 @@ def stack(
         upstream_command = [sys.executable, str(FIXTURE / "upstream_mcp.py"), str(upstream_port), issuer]
         processes.append(_start(upstream_command, base_env, "listening"))
         config = tmp_path_factory.mktemp("upstream-oauth") / "gateway.yaml"
-        config.write_text(_config(upstream), encoding="utf-8")
+        everything = _start_everything(everything_port)
+        processes.append(everything)
+        config.write_text(
+            _config(upstream, demo_upstream.url, f"http://{HOST}:{everything_port}/mcp"), encoding="utf-8"
+        )
         env = gateway_environment(
             template,
             endpoint_url=local_aws.endpoint_url,
@@ -173,7 +222,7 @@ def stack(
         processes.append(
             _start([sys.executable, "-c", _GATEWAY_SCRIPT, str(gateway_port)], gateway_env, "listening", timeout=90)
         )
-        yield Stack(gateway, upstream, issuer, local_aws.endpoint_url, env["GATEWAY_UPSTREAM_TOKENS_TABLE"])
+        yield Stack(gateway, upstream, issuer, local_aws.endpoint_url, env["GATEWAY_UPSTREAM_TOKENS_TABLE"], everything)
     finally:
         for process in reversed(processes):
             _stop(process)
@@ -361,9 +410,9 @@ def _screenshot(url_html: str, name: str) -> None:
 # --- the acceptance ---------------------------------------------------------------------------------------------
 
 
-def _register_client(stack: Stack) -> str:
+def _register_client(stack: Stack, route: str = ROUTE) -> str:
     response = httpx.post(
-        f"{stack.gateway}/{ROUTE}/register",
+        f"{stack.gateway}/{route}/register",
         json={
             "client_name": "Upstream OAuth e2e",
             "redirect_uris": [CLIENT_REDIRECT],
@@ -375,7 +424,8 @@ def _register_client(stack: Stack) -> str:
     return str(response.json()["client_id"])
 
 
-def _authorize_url(stack: Stack, client_id: str) -> str:
+def _authorize_url(stack: Stack, client_id: str, route: str = ROUTE) -> str:
+    resource = f"{stack.gateway}/{route}/mcp"
     query = {
         "response_type": "code",
         "client_id": client_id,
@@ -383,21 +433,21 @@ def _authorize_url(stack: Stack, client_id: str) -> str:
         "code_challenge": s256(VERIFIER),
         "code_challenge_method": "S256",
         "state": "client-state",
-        "resource": stack.mcp,
+        "resource": resource,
     }
-    return f"{stack.gateway}/{ROUTE}/authorize?{urlencode(query)}"
+    return f"{stack.gateway}/{route}/authorize?{urlencode(query)}"
 
 
-def _token(stack: Stack, client_id: str, code: str) -> str:
+def _token(stack: Stack, client_id: str, code: str, route: str = ROUTE) -> str:
     response = httpx.post(
-        f"{stack.gateway}/{ROUTE}/token",
+        f"{stack.gateway}/{route}/token",
         data={
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": CLIENT_REDIRECT,
             "client_id": client_id,
             "code_verifier": VERIFIER,
-            "resource": stack.mcp,
+            "resource": f"{stack.gateway}/{route}/mcp",
         },
         trust_env=False,
     )
@@ -511,3 +561,91 @@ def test_connect_during_consent_refresh_silently_and_reconnect_after_revocation(
     status, result = mcp.call("whoami")
     assert status == 200, result
     assert _whoami(result)["subject"] == "alice"
+
+
+# --- a virtual route (issue 10) ---------------------------------------------------------------------------------
+
+TOOLBOX = "acme/toolbox"
+
+
+def _toolbox_token(stack: Stack) -> str:
+    """alice authorizes an MCP client for the toolbox; its consent page asks her to connect the notes upstream."""
+    client_id = _register_client(stack, TOOLBOX)
+    browser = Browser()
+    try:
+        login_page = browser.follow(browser.http.get(_authorize_url(stack, client_id, TOOLBOX)))
+        consent = browser.follow(browser.dev_login(login_page, "alice"))
+        assert consent.status_code == 200, consent.text[:500]
+        connect = _connect_href(consent.text)
+        assert connect is not None and connect.startswith(f"{stack.gateway}/{TOOLBOX}/connect?upstream=notes&p=")
+        assert _approve_disabled(consent.text)
+        back = browser.follow(browser.http.get(connect), stop_at=f"{stack.gateway}/{TOOLBOX}/consent")
+        assert back.status_code == 303, browser.debug(back)
+        consent = browser.http.get(urljoin(stack.gateway, back.headers["location"]))
+        assert "Accounts to connect" not in consent.text and not _approve_disabled(consent.text)
+        form = _form(consent.text)
+        approved = browser.http.post(form["action"], data={"p": form["p"], "csrf": form["csrf"], "decision": "approve"})
+        assert approved.status_code == 303, approved.text[:500]
+        code = parse_qs(urlsplit(approved.headers["location"]).query)["code"][0]
+        return _token(stack, client_id, code, TOOLBOX)
+    finally:
+        browser.close()
+
+
+async def _use_toolbox(url: str, token: str, calls: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The official SDK client lists the toolbox's tools and calls some (an error is kept, not raised)."""
+    import httpx2
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy", cache=None) as client,
+    ):
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        results: dict[str, Any] = {}
+        for name, arguments in calls.items():
+            try:
+                results[name] = (await client.call_tool(name, arguments)).model_dump(mode="json", exclude_none=True)
+            except Exception as error:  # the SDK raises for a JSON-RPC error: keep it to assert on
+                results[name] = {"raised": str(error)}
+        return {"tools": tools, "results": results}
+
+
+def test_a_virtual_route_combines_everything_the_demo_and_an_oauth_upstream(stack: Stack) -> None:
+    # Given alice's token for the toolbox, whose notes upstream she connected on the consent page
+    token = _toolbox_token(stack)
+    url = f"{stack.gateway}/{TOOLBOX}/mcp"
+    calls: dict[str, dict[str, Any]] = {
+        "notes_whoami": {},
+        "demo_say": {"text": "hello"},
+        "ev_get-sum": {"a": 2, "b": 40},
+    }
+
+    # When the official SDK client lists the tools and calls one of each upstream
+    seen = run_async(lambda: _use_toolbox(url, token, calls))
+
+    # Then the tools are merged, prefixed, filtered and projected, and each call reached its upstream
+    names = set(seen["tools"])
+    assert {"notes_whoami", "notes_echo", "demo_say", "ev_echo", "ev_get-sum", "ev_get-tiny-image"} <= names
+    assert not any(name.startswith("ev_") for name in names - {"ev_echo", "ev_get-sum", "ev_get-tiny-image"})
+    assert "demo_echo" not in names  # renamed
+    say = seen["tools"]["demo_say"]
+    assert say.description == "Say it back." and say.annotations is not None and say.annotations.read_only_hint
+    results = seen["results"]
+    assert _whoami({"result": results["notes_whoami"]})["subject"] == "alice"  # with alice's upstream token
+    assert results["demo_say"]["content"][0]["text"] == "hello"
+    assert "42" in json.dumps(results["ev_get-sum"]["content"])
+
+    # When server-everything stops
+    assert stack.everything is not None
+    _stop(stack.everything)
+    calls["ev_echo"] = {"message": "anyone?"}
+    degraded = run_async(lambda: _use_toolbox(url, token, calls))
+
+    # Then the route still lists and calls the others, and a call to it names it
+    names = set(degraded["tools"])
+    assert {"notes_whoami", "demo_say"} <= names and not any(name.startswith("ev_") for name in names)
+    assert degraded["results"]["demo_say"]["content"][0]["text"] == "hello"
+    assert _whoami({"result": degraded["results"]["notes_whoami"]})["subject"] == "alice"
+    assert "everything" in json.dumps(degraded["results"]["ev_echo"])
