@@ -115,6 +115,18 @@ def echoed(response: Response) -> None:
     assert result["content"] == [{"type": "text", "text": "hello from the gateway"}]
 
 
+def lists_the_virtual_say(response: Response) -> None:
+    # A virtual route: the demo upstream's echo, prefixed and renamed by its projection, with its annotations.
+    [tool] = only_message(response)["result"]["tools"]
+    assert tool["name"] == "demo_say" and tool["description"] == "Say the given text back."
+    assert tool["annotations"]["readOnlyHint"] is True
+
+
+def said_back(response: Response) -> None:
+    result = only_message(response)["result"]
+    assert result["content"] == [{"type": "text", "text": "hello from a virtual route"}]
+
+
 def no_body(response: Response) -> None:
     # MCP Streamable HTTP: a notification the server accepts is answered 202 Accepted with no body.
     assert not response.body
@@ -210,6 +222,8 @@ EXPECTED: dict[str, Expected] = {
     "proxy-tools-list.json": Expected("proxy", 200, lists_echo),
     "proxy-tools-call.json": Expected("proxy", 200, echoed),
     "proxy-notification.json": Expected("proxy", 202, no_body),
+    "proxy-virtual-tools-list.json": Expected("proxy", 200, lists_the_virtual_say),
+    "proxy-virtual-tools-call.json": Expected("proxy", 200, said_back),
     "proxy-unknown-session.json": Expected("proxy", 404, unknown_session),
     "register-public-client.json": Expected("register", 201, registered(confidential=False)),
     "register-confidential-client.json": Expected("register", 201, registered(confidential=True)),
