@@ -61,7 +61,7 @@ HOST = "127.0.0.1"
 # does not matter to them.
 PUBLIC_BASE_URL = "http://127.0.0.1:9000"
 FIRST_PARTY = frozenset({"gateway", "metadata", "proxy", "register", "authorize", "oauth_token"})
-PARTS = ("coldstart", "rss", "tokens", "proxy")
+PARTS = ("coldstart", "rss", "tokens", "proxy", "virtual")
 CHILD_TIMEOUT_SECONDS = 120.0
 LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"
 
@@ -1116,6 +1116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("==> proxy latency and throughput: direct vs through the dev server")
             sections["proxy"] = measure_proxy(stack, args.requests, args.seconds, concurrencies)
             say("\n" + sections["proxy"] + "\n")
+        if "virtual" in parts:
+            from infra.bench_support.virtual import measure_virtual
+
+            say("==> virtual routes: merged tools/list over three upstreams, tools/call against a plain route")
+            sections["virtual"] = f"{machine_line()} " + measure_virtual(template, stack.env, REPO_ROOT, 30, 300)
+            say("\n" + sections["virtual"] + "\n")
     for problem in problems:
         say(f"warning: {problem}")
     if args.write_docs:

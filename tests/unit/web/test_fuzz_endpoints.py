@@ -86,6 +86,7 @@ def upstream() -> Iterator[ScriptedUpstream]:
 def gateway(upstream: ScriptedUpstream) -> Gateway:
     data = example_config_data()
     data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream.url
+    data["workspaces"]["demo"]["servers"]["toolbox"]["upstreams"]["demo"]["url"] = upstream.url  # a virtual route
     return Gateway(memory_runtime(parse_config(data)))
 
 
@@ -105,6 +106,9 @@ class Gateway:
         route = runtime.routes.get("demo", "echo")
         assert route is not None
         self.token = grant_backed_token(runtime, route, subject="alice")
+        toolbox = runtime.routes.get("demo", "toolbox")
+        assert toolbox is not None and toolbox.is_virtual
+        self.virtual_token = grant_backed_token(runtime, toolbox, subject="alice")
         # Values that pass the first checks, so that requests also reach the deeper ones
         self.client_id = ensure_local_client(runtime, route)
         self.authorize_params = {
@@ -190,7 +194,9 @@ def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
     if method == "ANY" or draw(st.integers(0, 9)) == 0:
         method = draw(st.sampled_from(METHODS))
     # Mostly the configured route (so requests reach the handlers' logic), sometimes anything at all.
-    parts = ["demo", "echo"] if draw(st.integers(0, 3)) else draw(st.lists(slugs, min_size=2, max_size=2))
+    server = draw(st.sampled_from(["echo", "echo", "toolbox"]))  # a plain and a virtual route
+    parts = ["demo", server] if draw(st.integers(0, 3)) else draw(st.lists(slugs, min_size=2, max_size=2))
+    on_toolbox = parts[1] == "toolbox"
     path = _path(template_path, parts)
     values = st.sampled_from(gateway.values) | texts
     pairs = draw(st.lists(st.tuples(st.sampled_from(OAUTH_PARAMETERS) | texts, values), max_size=8))
@@ -202,7 +208,7 @@ def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
         pairs = list(complete.items()) + pairs[:2]
     query = urlencode(pairs)
     headers: list[tuple[str, str]] = []
-    valid = f"Bearer {gateway.token}"
+    valid = f"Bearer {gateway.virtual_token if on_toolbox else gateway.token}"
     authorization = draw(
         st.sampled_from(["", valid, valid, valid, "Bearer ", "Basic Og==", "bearer x.y.z"])
         | texts.map(lambda text: f"Bearer {text}")
