@@ -56,7 +56,9 @@ def _config(urls: Mapping[int, str]) -> dict[str, Any]:
 
 
 def _post(http: httpx.Client, url: str, token: str, message: dict[str, Any], session: str | None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}", "Accept": ACCEPT, "MCP-Protocol-Version": "2025-11-25"}
+    headers = {"Accept": ACCEPT, "MCP-Protocol-Version": "2025-11-25"}
+    if token:  # the upstreams directly take none
+        headers["Authorization"] = f"Bearer {token}"
     if session:
         headers["Mcp-Session-Id"] = session
     response = http.post(url, json=message, headers=headers)
@@ -83,7 +85,7 @@ def measure_virtual(template: dict[str, Any], env: Mapping[str, str], root: Path
             server_env = {**env, "GATEWAY_CONFIG": str(config_path)}
             server = start_dev_server(template, server_env)
             try:
-                runtime = Runtime.from_environment({**os.environ, **server_env, "GATEWAY_PUBLIC_BASE_URL": server.url})
+                runtime = Runtime.from_environment({**os.environ, **server_env})  # the same public base URL
                 tokens = {}
                 for name in ("virtual", "plain", "single"):
                     route = runtime.routes.get("bench", name)
