@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -377,3 +378,27 @@ def test_a_2026_07_28_client_reaches_upstreams_that_only_speak_older_revisions(u
     # an unknown method is HTTP 404 with -32601 for this revision
     unknown = _stateless(client, "nothing/here")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == -32601
+
+
+def test_a_merged_list_is_reused_for_the_configured_time_only(upstreams: Upstreams) -> None:
+    # Given a virtual route whose merged lists a warm container may reuse for 30 s, on a clock the test moves
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["toolbox"] = {
+        "list_cache_seconds": 30,
+        "upstreams": {"notes": {"url": upstreams.running["notes"].url}},
+    }
+    now = [time.time()]  # tokens are issued at the real time; the test moves this clock from there
+    runtime = memory_runtime(parse_config(data), clock=lambda: now[0])
+    client = Client(runtime)
+    client.initialize()
+
+    first = client.request("tools/list")["result"]
+    upstreams.notes.tools.append("added_later")
+    again = client.request("tools/list")["result"]
+    now[0] += 31
+    later = client.request("tools/list")["result"]
+
+    # Then the second list came from the cache (the upstream was asked once), the third from the upstream again
+    assert again == first
+    assert upstreams.notes.methods().count("tools/list") == 2
+    assert "notes_added_later" in [tool["name"] for tool in later["tools"]]
