@@ -291,6 +291,16 @@ class ConformanceReport:
         checks = {f"{result.name}:{check}" for check in result.failing_checks}
         return bool(checks) and checks <= set(self.expected_failures)
 
+    def regressions(self, direct: SuiteRun, other: SuiteRun) -> dict[str, tuple[str, ...]]:
+        """Scenarios that pass directly but not on ``other`` and are not listed as expected failures."""
+        return {
+            name: other.scenarios[name].problems if name in other.scenarios else (f"not run through {other.target}",)
+            for name, result in direct.scenarios.items()
+            if result.passed
+            and not (name in other.scenarios and other.scenarios[name].passed)
+            and not (name in other.scenarios and self.expected(other.scenarios[name]))
+        }
+
     def reason(self, result: ScenarioResult) -> str:
         reasons = [self.expected_failures.get(result.name)] + [
             self.expected_failures.get(f"{result.name}:{check}") for check in sorted(result.failing_checks)
@@ -440,13 +450,7 @@ def test_every_scenario_that_passes_directly_passes_through_the_gateway(
     direct, gateway = conformance.run("direct", suite), conformance.run("gateway", suite)
 
     # When the scenarios that pass directly are compared with their result through the gateway
-    regressions = {
-        name: gateway.scenarios[name].problems if name in gateway.scenarios else ("not run through the gateway",)
-        for name, result in direct.scenarios.items()
-        if result.passed
-        and not (name in gateway.scenarios and gateway.scenarios[name].passed)
-        and not (name in gateway.scenarios and conformance.expected(gateway.scenarios[name]))
-    }
+    regressions = conformance.regressions(direct, gateway)
 
     # Then each passes through the gateway too, unless it is a listed expected failure
     assert not regressions, f"passes directly but not through the gateway: {regressions}"
@@ -460,13 +464,7 @@ def test_every_scenario_that_passes_directly_passes_through_a_virtual_route(
     direct, virtual = conformance.run("direct", suite), conformance.run("virtual", suite)
 
     # When the scenarios that pass directly are compared with their result through the virtual route
-    regressions = {
-        name: virtual.scenarios[name].problems if name in virtual.scenarios else ("not run through the virtual route",)
-        for name, result in direct.scenarios.items()
-        if result.passed
-        and not (name in virtual.scenarios and virtual.scenarios[name].passed)
-        and not (name in virtual.scenarios and conformance.expected(virtual.scenarios[name]))
-    }
+    regressions = conformance.regressions(direct, virtual)
 
     # Then each passes there too, unless it is an expected failure of the buffered deployment
     assert not regressions, f"passes directly but not through the virtual route: {regressions}"

@@ -212,6 +212,7 @@ class VirtualServer:
         capabilities: dict[str, Any] = {}
         instructions: list[str] = []
         problems: list[str] = []
+        ready = []
         for member, answer in zip(members, answers, strict=True):
             name = member.member or member.key
             result = _result(answer)
@@ -225,11 +226,14 @@ class VirtualServer:
             if isinstance(result.get("instructions"), str) and result["instructions"].strip():
                 instructions.append(f"[{name}] {result['instructions'].strip()}")
             # MCP lifecycle: the client side of each upstream session says it is ready.
-            await call(
-                member, exchange.provider_for(member), exchange.user_id,
-                {"jsonrpc": "2.0", "method": "notifications/initialized"},
-                session_id=answer.session_id, protocol_version=str(negotiated), trace_headers=exchange.trace,
+            ready.append(
+                call(
+                    member, exchange.provider_for(member), exchange.user_id,
+                    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                    session_id=answer.session_id, protocol_version=str(negotiated), trace_headers=exchange.trace,
+                )
             )  # fmt: skip
+        await asyncio.gather(*ready)
         for problem in problems:
             logger.warning("virtual route %s: upstream left out at initialize: %s", exchange.route.key, problem)
         client_capabilities = params.get("capabilities")
