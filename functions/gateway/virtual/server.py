@@ -24,7 +24,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import safe_json
@@ -34,8 +33,18 @@ from gateway.proxy.jsonrpc import INTERNAL_ERROR, PARSE_ERROR, SESSION_NOT_FOUND
 from gateway.proxy.reconnect import reconnect_response
 from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
 from gateway.routes import Route
-from gateway.upstream.credentials import UpstreamCredentialProvider
 from gateway.virtual.catalog import Catalog, Member, is_hashed, members_of
+from gateway.virtual.merge import cache_directives, cause_of, merge_capabilities, response_error, result_of
+from gateway.virtual.sessions import (
+    LATEST_VERSION,
+    MAX_LATER_SESSIONS,
+    STATELESS_VERSION,
+    SUPPORTED_VERSIONS,
+    Exchange,
+    ProviderFor,
+    SessionEnded,
+    UpstreamSessions,
+)
 from gateway.virtual.state import BadCursor, UpstreamSession, VirtualState, decode_cursor, encode_cursor
 from gateway.virtual.upstream_call import Answer, UpstreamProblem, call, end_session
 
@@ -44,9 +53,6 @@ logger = logging.getLogger("gateway.virtual")
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INVALID_REQUEST = -32600
-SUPPORTED_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
-STATELESS_VERSION = "2026-07-28"  # no initialize and no session: each request carries the client's _meta
-LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 TRACE_HEADERS = ("traceparent", "tracestate")
 LISTS = {  # method -> (key of the items in the result, how the catalog shows them)
     "tools/list": "tools",
@@ -55,37 +61,6 @@ LISTS = {  # method -> (key of the items in the result, how the catalog shows th
     "resources/templates/list": "resourceTemplates",
 }
 BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
-
-MAX_LATER_SESSIONS = 10_000
-
-
-class SessionEnded(Exception):
-    """Every upstream session behind the client's is gone (it was deleted, or its only upstream forgot it): the
-    client gets 404 and starts a new session (MCP §Session Management)."""
-
-
-ProviderFor = Callable[[Route], UpstreamCredentialProvider]
-
-
-@dataclass(frozen=True, slots=True)
-class _Exchange:
-    """One client POST on a virtual route: who, where, and the upstream sessions behind the client's id."""
-
-    route: Route
-    user_id: str
-    provider_for: ProviderFor
-    state: VirtualState
-    client_version: str | None
-    trace: dict[str, str]
-    client_session: str | None = None
-    """The client's sealed session id, which keys the upstream sessions this container opened after it."""
-    streamed: list[dict[str, Any]] = field(default_factory=list)
-    """Notifications an upstream sent before its answer (progress, logging): relayed on an SSE answer."""
-
-    @property
-    def stateless(self) -> bool:
-        """The client speaks MCP 2026-07-28: no session, its requests go to each upstream as they are."""
-        return self.client_version == STATELESS_VERSION and self.client_session is None
 
 
 class VirtualServer:
@@ -96,13 +71,8 @@ class VirtualServer:
         self._provider_for = provider_for
         self._clock = clock
         self._lists: dict[tuple[str, str, str, str], tuple[float, dict[str, Any]]] = {}
-        # Upstream sessions opened after the client's initialize (an upstream that was down or not yet connected
-        # then, or that forgot its session): the client's id cannot change mid-session, so this container keeps
-        # them; another container opens its own.
-        self._later: dict[tuple[str, str], UpstreamSession] = {}
+        self._upstreams = UpstreamSessions()
         self._ended: set[str] = set()  # client sessions deleted through this container
-        self._legacy: dict[str, bool] = {}  # upstream key -> refuses 2026-07-28 requests (learnt on first use)
-        self._capabilities: dict[str, Any] = {}  # upstream key -> what its last initialize offered
 
     async def handle(
         self, route: Route, user_id: str, method: str, client_headers: Iterable[tuple[str, str]], body: bytes,
@@ -122,7 +92,7 @@ class VirtualServer:
             state, url_elicitation = decoded, session.url_elicitation
             if session_id in self._ended:
                 return _error(404, None, SESSION_NOT_FOUND, "this MCP session was ended: initialize a new one")
-        exchange = _Exchange(
+        exchange = Exchange(
             route, user_id, self._provider_for, state, headers.get("mcp-protocol-version"), trace, session_id
         )
         if method == "DELETE":
@@ -137,7 +107,7 @@ class VirtualServer:
         except SessionEnded:
             return _error(404, None, SESSION_NOT_FOUND, "unknown MCP session: initialize a new one")
 
-    async def _post(self, exchange: _Exchange, body: bytes, url_elicitation: bool) -> Relayed:
+    async def _post(self, exchange: Exchange, body: bytes, url_elicitation: bool) -> Relayed:
         inbound = inspect(body)
         if inbound.refused is not None:
             return _error(400, None, PARSE_ERROR, inbound.refused)
@@ -186,7 +156,7 @@ class VirtualServer:
     # --- initialize and sessions -----------------------------------------------------------------------------
 
     async def _initialize(
-        self, exchange: _Exchange, message: dict[str, Any]
+        self, exchange: Exchange, message: dict[str, Any]
     ) -> tuple[dict[str, Any], VirtualState, bool]:
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
         assert isinstance(params, dict)
@@ -215,14 +185,14 @@ class VirtualServer:
         ready = []
         for member, answer in zip(members, answers, strict=True):
             name = member.member or member.key
-            result = _result(answer)
+            result = result_of(answer)
             if result is None:
-                problems.append(f"{name}: {_cause(answer)}")
+                problems.append(f"{name}: {cause_of(answer)}")
                 continue
             negotiated = result.get("protocolVersion") if isinstance(result.get("protocolVersion"), str) else version
             assert isinstance(answer, Answer)
             sessions[name] = UpstreamSession(answer.session_id, str(negotiated))
-            _merge_capabilities(capabilities, result.get("capabilities"))
+            merge_capabilities(capabilities, result.get("capabilities"))
             if isinstance(result.get("instructions"), str) and result["instructions"].strip():
                 instructions.append(f"[{name}] {result['instructions'].strip()}")
             # MCP lifecycle: the client side of each upstream session says it is ready.
@@ -240,7 +210,7 @@ class VirtualServer:
         elicitation = client_capabilities.get("elicitation") if isinstance(client_capabilities, dict) else None
         url_elicitation = isinstance(elicitation, dict) and isinstance(elicitation.get("url"), dict)
         if not sessions:
-            response = _response_error(message.get("id"), INTERNAL_ERROR, "no upstream of this route answered", {
+            response = response_error(message.get("id"), INTERNAL_ERROR, "no upstream of this route answered", {
                 "upstreams": problems,
             })  # fmt: skip
             return response, VirtualState(), url_elicitation
@@ -253,7 +223,7 @@ class VirtualServer:
             result["instructions"] = "\n\n".join(instructions)
         return {"jsonrpc": "2.0", "id": message.get("id"), "result": result}, VirtualState(sessions), url_elicitation
 
-    async def _end_sessions(self, exchange: _Exchange) -> None:
+    async def _end_sessions(self, exchange: Exchange) -> None:
         """DELETE: end every upstream session behind the client's (MCP §Session Management); best effort."""
         ends = []
         for member in exchange.route.members():
@@ -267,92 +237,16 @@ class VirtualServer:
                 )  # fmt: skip
         await asyncio.gather(*ends)
 
-    async def _notify(self, exchange: _Exchange, message: dict[str, Any]) -> None:
-        await asyncio.gather(*(self._send(exchange, member, message) for member in self._members_in(exchange)))
+    async def _notify(self, exchange: Exchange, message: dict[str, Any]) -> None:
+        await asyncio.gather(
+            *(self._upstreams.send(exchange, member, message) for member in self._members_in(exchange))
+        )
 
-    def _members_in(self, exchange: _Exchange) -> list[Route]:
+    def _members_in(self, exchange: Exchange) -> list[Route]:
         """Every upstream of the route: one the client's session does not reach yet is initialized when used."""
         return exchange.route.members()
 
-    async def _send(self, exchange: _Exchange, member: Route, message: dict[str, Any]) -> Answer | UpstreamProblem:
-        """``message`` to one upstream in the client's session: an upstream session missing from it (the upstream
-        was down or not connected at initialize) is opened first, and one the upstream forgot is opened again.
-
-        A 2026-07-28 client has no session: an upstream that speaks that revision gets its requests as they are;
-        one that does not (it refuses them) gets them in a session of its own revision, opened by this container
-        for the user (each revision independently on each side)."""
-        name = member.member or ""
-        owner = exchange.client_session or (f"~{exchange.user_id}" if exchange.stateless else None)
-        later_key = (owner or "", name)
-        session = self._later.get(later_key) or exchange.state.upstreams.get(name)
-        if session is None and exchange.stateless and self._legacy.get(member.key) is not True:
-            answer = await self._call_in(exchange, member, message, None)
-            if not _refused_stateless(answer):
-                self._legacy[member.key] = False
-                return answer
-            if self._legacy.get(member.key) is False:
-                return answer  # it speaks the revision: the refusal is its answer
-            opened = await self._open_session(exchange, member)
-            if isinstance(opened, UpstreamProblem):
-                return answer  # not an older revision either: its refusal stands
-            self._legacy[member.key] = True
-            logger.info("upstream %s does not speak %s: using a session of its own", member.key, STATELESS_VERSION)
-            session = opened
-        if session is None and owner is not None:
-            opened = await self._open_session(exchange, member)
-            if isinstance(opened, UpstreamProblem):
-                return opened
-            session = opened
-        answer = await self._call_in(exchange, member, _for_session(message, session), session)
-        if isinstance(answer, UpstreamProblem) and answer.session_lost:
-            if set(exchange.state.upstreams) == {name} and later_key not in self._later:
-                raise SessionEnded  # its only upstream forgot it: as the upstream would, say the session is gone
-            reopened = await self._open_session(exchange, member)
-            if isinstance(reopened, UpstreamProblem):
-                return reopened
-            answer = await self._call_in(exchange, member, _for_session(message, reopened), reopened)
-        return answer
-
-    async def _call_in(
-        self, exchange: _Exchange, member: Route, message: dict[str, Any], session: UpstreamSession | None
-    ) -> Answer | UpstreamProblem:
-        return await call(
-            member, exchange.provider_for(member), exchange.user_id, message,
-            session_id=session.session_id if session is not None else None,
-            protocol_version=session.protocol_version if session is not None else exchange.client_version,
-            trace_headers=exchange.trace,
-        )  # fmt: skip
-
-    async def _open_session(self, exchange: _Exchange, member: Route) -> UpstreamSession | UpstreamProblem:
-        """Initialize one upstream for a client session that is already open (the client's own ``initialize``
-        params are not kept: the gateway introduces itself with the client's protocol version)."""
-        version = exchange.client_version if exchange.client_version in SUPPORTED_VERSIONS else LATEST_VERSION
-        params: dict[str, Any] = {
-            "protocolVersion": version,
-            "capabilities": {},
-            "clientInfo": {"name": "mcp-gateway", "version": "1"},
-        }
-        answer = await self._call_in(
-            exchange, member, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, None
-        )
-        result = _result(answer)
-        if result is None or not isinstance(answer, Answer):
-            return (
-                answer if isinstance(answer, UpstreamProblem) else UpstreamProblem(member.member or "", _cause(answer))
-            )
-        negotiated = result.get("protocolVersion")
-        session = UpstreamSession(answer.session_id, negotiated if isinstance(negotiated, str) else version)
-        await self._call_in(exchange, member, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
-        if len(self._later) >= MAX_LATER_SESSIONS:
-            self._later.clear()
-        owner = exchange.client_session or (f"~{exchange.user_id}" if exchange.stateless else "")
-        self._later[(owner, member.member or "")] = session
-        self._capabilities[member.key] = result.get("capabilities")
-        return session
-
-    # --- requests --------------------------------------------------------------------------------------------
-
-    async def _request(self, exchange: _Exchange, message: dict[str, Any], url_elicitation: bool) -> dict[str, Any]:
+    async def _request(self, exchange: Exchange, message: dict[str, Any], url_elicitation: bool) -> dict[str, Any]:
         method = str(message["method"])
         request_id = message.get("id")
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
@@ -366,13 +260,13 @@ class VirtualServer:
         if method in LISTS:
             return await self._list(exchange, catalog, method, request_id, params)
         if method == "logging/setLevel":
-            await asyncio.gather(*(self._send(exchange, m, message) for m in self._members_in(exchange)))
+            await asyncio.gather(*(self._upstreams.send(exchange, m, message) for m in self._members_in(exchange)))
             return {"jsonrpc": "2.0", "id": request_id, "result": empty}
         if method in ("tools/call", "prompts/get"):
             kind = "tool" if method == "tools/call" else "prompt"
             target = await self._target(exchange, catalog, kind, params.get("name"))
             if target is None:
-                return _response_error(request_id, INVALID_PARAMS, f"Unknown {kind}: {params.get('name')!r}")
+                return response_error(request_id, INVALID_PARAMS, f"Unknown {kind}: {params.get('name')!r}")
             member, original = target
             forwarded = {**message, "params": {**params, "name": original}}
             return await self._routed(exchange, member, forwarded, request_id, url_elicitation)
@@ -382,49 +276,50 @@ class VirtualServer:
             if ref.get("type") == "ref/prompt":
                 target = await self._target(exchange, catalog, "prompt", ref.get("name"))
                 if target is None:
-                    return _response_error(request_id, INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}")
+                    return response_error(request_id, INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}")
                 member, original = target
                 forwarded = {**message, "params": {**params, "ref": {**ref, "name": original}}}
                 return await self._routed(exchange, member, forwarded, request_id, url_elicitation)
             return await self._first_that_knows(exchange, message, request_id)
         if method in BY_URI:
             return await self._first_that_knows(exchange, message, request_id)
-        return _response_error(request_id, METHOD_NOT_FOUND, f"Method not found: {method}")
+        return response_error(request_id, METHOD_NOT_FOUND, f"Method not found: {method}")
 
-    async def _discover(self, exchange: _Exchange, message: dict[str, Any]) -> dict[str, Any]:
+    async def _discover(self, exchange: Exchange, message: dict[str, Any]) -> dict[str, Any]:
         """MCP 2026-07-28 ``server/discover``: what the upstreams that speak the stateless revision offer, merged."""
         members = self._members_in(exchange)
-        answers = await asyncio.gather(*(self._send(exchange, member, message) for member in members))
+        answers = await asyncio.gather(*(self._upstreams.send(exchange, member, message) for member in members))
         capabilities: dict[str, Any] = {}
         instructions: list[str] = []
         results = []
         for member, answer in zip(members, answers, strict=True):
-            result = _result(answer)
-            if self._legacy.get(member.key) and result is None and member.key in self._capabilities:
+            result = result_of(answer)
+            offered = self._upstreams.legacy_capabilities(member)
+            if result is None and offered is not None:
                 # an upstream of an older revision, reached through a session: what its initialize offered
-                _merge_capabilities(capabilities, self._capabilities[member.key])
+                merge_capabilities(capabilities, offered)
                 continue
             versions = result.get("supportedVersions") if result is not None else None
             if result is None or not isinstance(versions, list) or STATELESS_VERSION not in versions:
                 logger.warning("virtual route %s: %s left out of server/discover", exchange.route.key, member.member)
                 continue
             results.append(result)
-            _merge_capabilities(capabilities, result.get("capabilities"))
+            merge_capabilities(capabilities, result.get("capabilities"))
             if isinstance(result.get("instructions"), str) and result["instructions"].strip():
                 instructions.append(f"[{member.member}] {result['instructions'].strip()}")
         if not results and not capabilities:
-            return _response_error(message.get("id"), INTERNAL_ERROR, "no upstream of this route answered")
+            return response_error(message.get("id"), INTERNAL_ERROR, "no upstream of this route answered")
         discovered: dict[str, Any] = {
             "supportedVersions": [STATELESS_VERSION],
             "capabilities": capabilities,
-            **_cache_directives(results),
+            **cache_directives(results),
         }
         if instructions:
             discovered["instructions"] = "\n\n".join(instructions)
         return {"jsonrpc": "2.0", "id": message.get("id"), "result": discovered}
 
     async def _list(
-        self, exchange: _Exchange, catalog: Catalog, method: str, request_id: Any, params: dict[str, Any]
+        self, exchange: Exchange, catalog: Catalog, method: str, request_id: Any, params: dict[str, Any]
     ) -> dict[str, Any]:
         key = LISTS[method]
         members = self._members_in(exchange)
@@ -433,7 +328,7 @@ class VirtualServer:
             try:
                 positions = decode_cursor(params["cursor"], {member.member or "" for member in members})
             except BadCursor as bad:
-                return _response_error(request_id, INVALID_PARAMS, str(bad))
+                return response_error(request_id, INVALID_PARAMS, str(bad))
             members = [member for member in members if (member.member or "") in positions]
         cache_key = (exchange.route.key, exchange.user_id, method, str(params.get("cursor", "")))
         cached = self._lists.get(cache_key)
@@ -442,7 +337,7 @@ class VirtualServer:
         meta = {"_meta": params["_meta"]} if isinstance(params.get("_meta"), dict) else {}
         answers = await asyncio.gather(
             *(
-                self._send(
+                self._upstreams.send(
                     exchange, member,
                     {"jsonrpc": "2.0", "id": 0, "method": method,
                      "params": {**meta, "cursor": positions[member.member or ""]} if positions else meta},
@@ -455,12 +350,12 @@ class VirtualServer:
         results: list[dict[str, Any]] = []
         for member, answer in zip(members, answers, strict=True):
             name = member.member or ""
-            result = _result(answer)
+            result = result_of(answer)
             if result is not None:
                 results.append(result)
             if result is None:
                 logger.warning(
-                    "virtual route %s: %s left out of %s: %s", exchange.route.key, name, method, _cause(answer)
+                    "virtual route %s: %s left out of %s: %s", exchange.route.key, name, method, cause_of(answer)
                 )
                 continue
             listed = result.get(key) if isinstance(result.get(key), list) else []
@@ -478,7 +373,7 @@ class VirtualServer:
                 next_positions[name] = result["nextCursor"]
         merged: dict[str, Any] = {key: items}
         if exchange.stateless:
-            merged.update(_cache_directives(results))
+            merged.update(cache_directives(results))
         next_cursor = encode_cursor(next_positions)
         if next_cursor is not None:
             merged["nextCursor"] = next_cursor
@@ -488,7 +383,7 @@ class VirtualServer:
         return {"jsonrpc": "2.0", "id": request_id, "result": merged}
 
     async def _target(
-        self, exchange: _Exchange, catalog: Catalog, kind: str, exposed: object
+        self, exchange: Exchange, catalog: Catalog, kind: str, exposed: object
     ) -> tuple[Route, str] | None:
         """The upstream route and its own name for a tool or prompt name the client saw."""
         if not isinstance(exposed, str):
@@ -514,16 +409,18 @@ class VirtualServer:
         route = self._member_route(exchange, found[0].name)
         return None if route is None else (route, found[1])
 
-    def _member_route(self, exchange: _Exchange, name: str) -> Route | None:
+    def _member_route(self, exchange: Exchange, name: str) -> Route | None:
         return next((member for member in exchange.route.members() if member.member == name), None)
 
-    async def _all_items(self, exchange: _Exchange, member: Route, method: str) -> list[Any]:
+    async def _all_items(self, exchange: Exchange, member: Route, method: str) -> list[Any]:
         """Every page of one upstream's list (to look up a hashed name)."""
         key, items, cursor = LISTS[method], [], None
         for _ in range(20):
             params: dict[str, Any] = {} if cursor is None else {"cursor": cursor}
-            answer = await self._send(exchange, member, {"jsonrpc": "2.0", "id": 0, "method": method, "params": params})
-            result = _result(answer)
+            answer = await self._upstreams.send(
+                exchange, member, {"jsonrpc": "2.0", "id": 0, "method": method, "params": params}
+            )
+            result = result_of(answer)
             if result is None or not isinstance(result.get(key), list):
                 break
             items += result[key]
@@ -533,9 +430,9 @@ class VirtualServer:
         return items
 
     async def _routed(
-        self, exchange: _Exchange, member: Route, message: dict[str, Any], request_id: Any, url_elicitation: bool
+        self, exchange: Exchange, member: Route, message: dict[str, Any], request_id: Any, url_elicitation: bool
     ) -> dict[str, Any]:
-        answer = await self._send(exchange, member, message)
+        answer = await self._upstreams.send(exchange, member, message)
         if isinstance(answer, UpstreamProblem):
             if answer.reconnect is not None:
                 relayed = reconnect_response(
@@ -544,18 +441,18 @@ class VirtualServer:
                 response: dict[str, Any] = safe_json.loads(relayed.body)
                 response["id"] = request_id
                 return response
-            return _response_error(
+            return response_error(
                 request_id, INTERNAL_ERROR, f"upstream {answer.member!r} of {exchange.route.key!r} {answer.cause}",
                 {"upstream": answer.member, "cause": answer.cause},
             )  # fmt: skip
         exchange.streamed.extend(answer.notifications)
         return {**(answer.message or {}), "jsonrpc": "2.0", "id": request_id}
 
-    async def _first_that_knows(self, exchange: _Exchange, message: dict[str, Any], request_id: Any) -> dict[str, Any]:
+    async def _first_that_knows(self, exchange: Exchange, message: dict[str, Any], request_id: Any) -> dict[str, Any]:
         """Resources have no prefix (their URIs are the upstreams'): ask each upstream in turn."""
         last: dict[str, Any] | None = None
         for member in self._members_in(exchange):
-            answer = await self._send(exchange, member, message)
+            answer = await self._upstreams.send(exchange, member, message)
             if isinstance(answer, Answer) and answer.message is not None:
                 if "result" in answer.message:
                     exchange.streamed.extend(answer.notifications)
@@ -563,70 +460,11 @@ class VirtualServer:
                 last = answer.message
         if last is not None:
             return {**last, "jsonrpc": "2.0", "id": request_id}
-        return _response_error(request_id, INVALID_PARAMS, "no upstream of this route knows that resource")
-
-
-def _result(answer: Answer | UpstreamProblem) -> dict[str, Any] | None:
-    if isinstance(answer, UpstreamProblem) or answer.message is None:
-        return None
-    result = answer.message.get("result")
-    return result if isinstance(result, dict) else None
-
-
-def _cause(answer: Answer | UpstreamProblem) -> str:
-    if isinstance(answer, UpstreamProblem):
-        return answer.cause
-    error = (answer.message or {}).get("error")
-    return f"answered an error: {error.get('message') if isinstance(error, dict) else error}"
-
-
-def _refused_stateless(answer: Answer | UpstreamProblem) -> bool:
-    """Whether an upstream refused a 2026-07-28 request as one of an older revision does: an HTTP error (no
-    session, unknown version) or a JSON-RPC error about the request itself rather than its subject."""
-    if isinstance(answer, UpstreamProblem):
-        return answer.reconnect is None and answer.cause.startswith(("answered HTTP 4", "gave no JSON-RPC answer"))
-    error = (answer.message or {}).get("error")
-    return isinstance(error, dict) and error.get("code") in (-32600, -32022, -32000, -32001)
-
-
-def _for_session(message: dict[str, Any], session: UpstreamSession | None) -> dict[str, Any]:
-    """``server/discover`` does not exist before 2026-07-28: in a session it becomes a ``ping`` (its answer is not
-    used; the session's initialize told what the upstream offers)."""
-    if session is not None and message.get("method") == "server/discover":
-        return {"jsonrpc": "2.0", "id": message.get("id", 0), "method": "ping"}
-    return message
-
-
-def _cache_directives(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """MCP 2026-07-28 result caching for a merged result: the shortest ``ttlMs`` of its parts, and ``public`` only if
-    every part is."""
-    ttls = [result["ttlMs"] for result in results if isinstance(result.get("ttlMs"), int) and result["ttlMs"] >= 0]
-    public = bool(results) and all(result.get("cacheScope") == "public" for result in results)
-    return {"resultType": "complete", "ttlMs": min(ttls, default=0), "cacheScope": "public" if public else "private"}
-
-
-def _merge_capabilities(merged: dict[str, Any], capabilities: object) -> None:
-    """The union of what the upstreams offer. ``listChanged`` is not promised: a buffered route cannot push it."""
-    if not isinstance(capabilities, dict):
-        return
-    for name in ("tools", "prompts", "resources", "logging", "completions"):
-        offered = capabilities.get(name)
-        if not isinstance(offered, dict):
-            continue
-        entry = merged.setdefault(name, {})
-        if name == "resources" and offered.get("subscribe") is True:
-            entry["subscribe"] = True
-
-
-def _response_error(request_id: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+        return response_error(request_id, INVALID_PARAMS, "no upstream of this route knows that resource")
 
 
 def _error(status: int, request_id: Any, code: int, message: str) -> Relayed:
-    return Relayed(status, {"content-type": JSON}, safe_dumps(_response_error(request_id, code, message)))
+    return Relayed(status, {"content-type": JSON}, safe_dumps(response_error(request_id, code, message)))
 
 
 def safe_dumps(value: Any) -> bytes:
