@@ -33,6 +33,7 @@ from gateway.proxy.jsonrpc import INTERNAL_ERROR, PARSE_ERROR, SESSION_NOT_FOUND
 from gateway.proxy.reconnect import reconnect_response
 from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
 from gateway.routes import Route
+from gateway.virtual import modern
 from gateway.virtual.catalog import Catalog, Member, is_hashed, members_of
 from gateway.virtual.merge import cache_directives, cause_of, merge_capabilities, response_error, result_of
 from gateway.virtual.sessions import (
@@ -93,7 +94,7 @@ class VirtualServer:
             if session_id in self._ended:
                 return _error(404, None, SESSION_NOT_FOUND, "this MCP session was ended: initialize a new one")
         exchange = Exchange(
-            route, user_id, self._provider_for, state, headers.get("mcp-protocol-version"), trace, session_id
+            route, user_id, self._provider_for, state, headers.get("mcp-protocol-version"), trace, session_id, headers
         )
         if method == "DELETE":
             await self._end_sessions(exchange)
@@ -128,6 +129,13 @@ class VirtualServer:
             if "id" not in message:
                 await self._notify(exchange, message)
                 continue
+            if exchange.stateless:
+                refusal = modern.rejection(message, exchange.client_headers)
+                if refusal is None and method in modern.REMOVED_METHODS:
+                    refusal = {"code": METHOD_NOT_FOUND, "message": f"Method not found: {method}"}
+                if refusal is not None:
+                    responses.append({"jsonrpc": "2.0", "id": message.get("id"), "error": refusal})
+                    continue
             if method == "initialize":
                 response, new_state, url_elicitation = await self._initialize(exchange, message)
             else:
@@ -141,9 +149,9 @@ class VirtualServer:
             headers["mcp-session-id"] = self._codec.seal(
                 session, route_key=exchange.route.key, user_id=exchange.user_id
             )
-        if not batch and exchange.stateless and responses[0].get("error", {}).get("code") == METHOD_NOT_FOUND:
-            # MCP 2026-07-28 §Streamable HTTP (SEP-2575): an unknown method is HTTP 404 with -32601.
-            return Relayed(404, {"content-type": JSON}, safe_dumps(responses[0]))
+        if not batch and exchange.stateless and modern.http_status(responses[0]) != 200:
+            # MCP 2026-07-28 §Streamable HTTP: the error code decides the status (an unknown method is 404).
+            return Relayed(modern.http_status(responses[0]), {"content-type": JSON}, safe_dumps(responses[0]))
         if not batch and exchange.streamed:
             # MCP Streamable HTTP: a POST's answer may be an SSE stream whose last event is the response; the
             # upstream's notifications for this request (progress, logging) go first, as it sent them.
@@ -312,6 +320,7 @@ class VirtualServer:
         discovered: dict[str, Any] = {
             "supportedVersions": [STATELESS_VERSION],
             "capabilities": capabilities,
+            "_meta": {modern.SERVER_INFO_META: {"name": exchange.route.key, "version": "1.0.0"}},
             **cache_directives(results),
         }
         if instructions:

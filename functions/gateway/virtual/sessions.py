@@ -46,13 +46,20 @@ class Exchange:
     trace: dict[str, str]
     client_session: str | None = None
     """The client's sealed session id, which keys the upstream sessions this container opened after it."""
+    client_headers: dict[str, str] = field(default_factory=dict)
+    """The client's MCP transport headers (``upstream_request_headers``)."""
     streamed: list[dict[str, Any]] = field(default_factory=list)
     """Notifications an upstream sent before its answer (progress, logging): relayed on an SSE answer."""
 
     @property
     def stateless(self) -> bool:
-        """The client speaks MCP 2026-07-28: no session, its requests go to each upstream as they are."""
-        return self.client_version == STATELESS_VERSION and self.client_session is None
+        """The client speaks MCP 2026-07-28 or later: no session, and a protocol version of the stateless era (an
+        unsupported one is refused by :mod:`gateway.virtual.modern`); its requests go to each upstream as they are."""
+        return (
+            self.client_session is None
+            and self.client_version is not None
+            and self.client_version not in SUPPORTED_VERSIONS
+        )
 
 
 class UpstreamSessions:

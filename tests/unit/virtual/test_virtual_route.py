@@ -352,6 +352,8 @@ def _stateless(client: Client, method: str, params: dict[str, Any] | None = None
         "MCP-Protocol-Version": "2026-07-28",
         "Mcp-Method": method,
     }
+    if params and "name" in params:
+        headers["Mcp-Name"] = params["name"]
     message = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": meta}}
     return client.http.post(MCP, json=message, headers=headers)
 
@@ -402,3 +404,34 @@ def test_a_merged_list_is_reused_for_the_configured_time_only(upstreams: Upstrea
     assert again == first
     assert upstreams.notes.methods().count("tools/list") == 2
     assert "notes_added_later" in [tool["name"] for tool in later["tools"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"drop_meta": True}, 400, -32602),
+        ({"header": ("Mcp-Method", "tools/call")}, 400, -32020),
+        ({"header": ("MCP-Protocol-Version", "2099-01-01"), "version": "2099-01-01"}, 400, -32022),
+        ({"method": "ping"}, 404, -32601),
+    ],
+)
+def test_a_2026_07_28_request_that_fails_the_revisions_checks_is_refused_here(
+    upstreams: Upstreams, change: dict[str, Any], status: int, code: int
+) -> None:
+    client = Client(_runtime(upstreams))
+    version = change.get("version", "2026-07-28")
+    method = change.get("method", "tools/list")
+    meta = {"io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": {}}
+    params: dict[str, Any] = {} if change.get("drop_meta") else {"_meta": meta}
+    headers = {"Authorization": f"Bearer {client.token}", "Accept": ACCEPT, "MCP-Protocol-Version": version}
+    headers["Mcp-Method"] = method
+    if "header" in change:
+        name, value = change["header"]
+        headers[name] = value
+    message = {"jsonrpc": "2.0", "id": 9, "method": method, "params": params}
+
+    answer = client.http.post(MCP, json=message, headers=headers)
+
+    assert answer.status_code == status
+    assert answer.json()["error"]["code"] == code
+    assert all(server.seen == [] for server in upstreams.all().values())  # refused before any upstream
