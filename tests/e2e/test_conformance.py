@@ -7,8 +7,8 @@ upstream, :mod:`tests.fixtures.conformance_server`:
 - **through the gateway**: a dev server of its own (subprocess, its own moto) whose route ``demo/conformance`` fronts
   the fixture;
 - **through a virtual route** of the same dev server, ``demo/conformance-virtual``, whose only upstream is a third
-  instance of the fixture (no prefix): the gateway speaks MCP itself there (issue 10), so the active suites are run
-  and asserted against it too, with the same expected failures (the draft suite is reported).
+  instance of the fixture (no prefix): the gateway speaks MCP itself there (issue 10), so the asserted suites are
+  run and asserted against it too, with the same expected failures.
 
 The suite cannot send an Authorization header, so for each route a real token is obtained through the real OAuth
 flow (registration, authorization with PKCE, dev login, consent, code exchange) and a local forwarding proxy
@@ -456,11 +456,11 @@ def test_every_scenario_that_passes_directly_passes_through_the_gateway(
     assert not regressions, f"passes directly but not through the gateway: {regressions}"
 
 
-@pytest.mark.parametrize("suite", ["active", "active-2026-07-28"])
+@pytest.mark.parametrize("suite", ASSERTED)
 def test_every_scenario_that_passes_directly_passes_through_a_virtual_route(
     conformance: ConformanceReport, suite: Suite
 ) -> None:
-    # Given the active suites' results directly and through a virtual route whose only upstream is the fixture
+    # Given the suite's results directly and through a virtual route whose only upstream is the fixture
     direct, virtual = conformance.run("direct", suite), conformance.run("virtual", suite)
 
     # When the scenarios that pass directly are compared with their result through the virtual route
