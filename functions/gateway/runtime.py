@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
 
+    from gateway.audit import AuditTrail
     from gateway.aws.kms_keys import KmsPublicKeys
     from gateway.config import OidcProvider
     from gateway.identity.oidc import RelyingParty
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from gateway.proxy.sessions import SessionCodec
     from gateway.proxy.verified_tokens import VerifiedTokens
     from gateway.secrets import SecretResolver
-    from gateway.storage.ports import ClientStore, GrantStore, UpstreamTokenStore
+    from gateway.storage.ports import AuditLog, ClientStore, GrantStore, UpstreamTokenStore
     from gateway.tokens.access_token import AccessTokens
     from gateway.tokens.keys import PublicKeySource
     from gateway.upstream.cipher import TokenCipher
@@ -168,6 +169,24 @@ class Runtime:
         return DynamoUpstreamTokenStore(self.dynamodb, self.settings.upstream_tokens_table)
 
     @cached_property
+    def audit_log(self) -> AuditLog:
+        from gateway.aws.dynamodb_store import DynamoAuditLog
+
+        return DynamoAuditLog(self.dynamodb, self.settings.audit_table)
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        """The audit trail of this container: events to the audit table, a failed write never fails a request."""
+        from gateway.audit import AuditTrail
+
+        return AuditTrail(
+            self.audit_log,
+            self.settings.audit_retention_days,
+            clock=self.clock,
+            tool_calls=self.settings.audit_tool_calls,
+        )
+
+    @cached_property
     def shared_secret(self) -> bytes:
         """The deployment-wide symmetric secret (cookies, session ids, refresh-token derivation): one read of
         Secrets Manager per cold start."""
@@ -233,6 +252,7 @@ class Runtime:
             shared_secret=self.shared_secret,
             policy=self.config.oauth,
             access_token_ttl_seconds=self.settings.access_token_ttl_seconds,
+            audit=self.audit,
         )
 
     def relying_party(self, workspace_name: str, provider: OidcProvider) -> RelyingParty:

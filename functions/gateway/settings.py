@@ -32,6 +32,10 @@ class Settings:
     clients_table: str = "clients"
     grants_table: str = "grants"
     upstream_tokens_table: str = "upstream_tokens"
+    audit_table: str = "audit"
+    audit_retention_days: int = 90
+    audit_tool_calls: bool = True
+    """Record every ``tools/call`` in the audit trail (one DynamoDB write after the upstream answered)."""
     signing_key_id: str = "alias/mcp-gateway-signing"
     verify_key_ids: str = ""
     """Comma-separated extra KMS keys whose public keys stay in the JWKS and the verifier during a rotation."""
@@ -66,6 +70,8 @@ class Settings:
             raise SettingsError("GATEWAY_ACCESS_TOKEN_TTL_SECONDS must be between 60 and 86400")
         if not 0 <= self.grant_status_cache_seconds <= 300:
             raise SettingsError("GATEWAY_GRANT_STATUS_CACHE_SECONDS must be between 0 and 300")
+        if not 1 <= self.audit_retention_days <= 3650:
+            raise SettingsError("GATEWAY_AUDIT_RETENTION_DAYS must be between 1 and 3650")
         if not 0 <= self.upstream_token_cache_seconds <= 300:
             raise SettingsError("GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS must be between 0 and 300")
 
@@ -76,7 +82,11 @@ class Settings:
             raw = environ.get(PREFIX + field.name.upper())
             if raw is None:
                 continue
-            if field.type in ("int", "float"):
+            if field.type == "bool":
+                if raw.strip().lower() not in ("true", "false", "1", "0"):
+                    raise SettingsError(f"{PREFIX}{field.name.upper()} must be true or false, not {raw!r}")
+                values[field.name] = raw.strip().lower() in ("true", "1")
+            elif field.type in ("int", "float"):
                 try:
                     values[field.name] = int(raw) if field.type == "int" else float(raw)
                 except ValueError:

@@ -80,6 +80,7 @@ def test_refs_cover_every_stateful_resource(stack: Stack) -> None:
         "ClientsTable",
         "GrantsTable",
         "UpstreamTokensTable",
+        "AuditTable",
         "SigningKey",
         "SigningKeyAlias",
         "UpstreamTokenKey",

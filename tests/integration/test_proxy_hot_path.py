@@ -69,8 +69,9 @@ def env_with(gateway_env: dict[str, str]) -> Iterator[Any]:
 
 
 def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_period(env_with: Any) -> None:
-    # Given a warm proxy (keys fetched, grant status cached) whose operator opted into a 30 s grant-status cache
-    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="30")
+    # Given a warm proxy (keys fetched, grant status cached) whose operator opted into a 30 s grant-status cache and
+    # out of auditing tool calls
+    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="30", GATEWAY_AUDIT_TOOL_CALLS="false")
     event = _tools_call()
     for _ in range(3):
         assert _call(event, env)["statusCode"] == 200
@@ -87,8 +88,35 @@ def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_pe
     assert calls.count("secretsmanager") == 0
 
 
+def test_by_default_a_tool_call_makes_one_read_and_one_audit_write_and_no_kms_call(env_with: Any) -> None:
+    # Given a warm proxy with the defaults: no grant-status cache, tool calls audited
+    env = env_with()
+    event = _tools_call()
+    assert _call(event, env)["statusCode"] == 200
+    runtime = warm_runtime("proxy")
+    now = runtime.now()
+    before = len(runtime.audit_log.events("demo", since=now - 3600, until=now + 3600, limit=10_000))
+    calls = AwsCalls().watch(runtime.kms, runtime.dynamodb, runtime.secretsmanager)
+
+    # When it relays 30 tools/call requests
+    statuses = [_call(event, env)["statusCode"] for _ in range(REQUESTS)]
+
+    # Then each read the grant once and wrote its audit event once, and nothing called KMS
+    assert statuses == [200] * REQUESTS
+    assert calls.count("kms") == 0
+    assert calls.count("dynamodb", READS) == REQUESTS
+    assert calls.count("dynamodb", frozenset({"PutItem"})) == REQUESTS
+    assert calls.count("dynamodb") == 2 * REQUESTS
+    calls.calls.clear()
+    events = runtime.audit_log.events("demo", since=now - 3600, until=now + 3600, limit=10_000)
+    assert len(events) - before == REQUESTS
+    assert {(event.kind, event.detail["tool"], event.detail["outcome"]) for event in events[:REQUESTS]} == {
+        ("tool.called", "echo", "ok")
+    }
+
+
 def test_with_no_cache_each_request_reads_the_grant_once_and_never_calls_kms(env_with: Any) -> None:
-    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="0")
+    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="0", GATEWAY_AUDIT_TOOL_CALLS="false")
     event = _tools_call()
     assert _call(event, env)["statusCode"] == 200
     runtime = warm_runtime("proxy")

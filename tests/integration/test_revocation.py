@@ -6,108 +6,74 @@ against moto over HTTP and the demo upstream; the proxy container is warm and ha
 
 from __future__ import annotations
 
-import base64
 import json
-from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
-from infra import placeholders
-from infra.devserver import REPO_ROOT
-from infra.invoke import apply_environment, discard_containers, filler_runtime, invoke, warm_runtime
-
-EVENTS = REPO_ROOT / "events"
-CLIENT_ID = "local-invoke"  # the client the placeholders register, as the sample events name it
-
-
-def _event(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-    return event
-
-
-def _form_event(name: str, form: dict[str, str]) -> dict[str, Any]:
-    event = _event(name)
-    body = urlencode(form).encode()
-    event["body"] = base64.b64encode(body).decode("ascii")
-    event["headers"]["content-length"] = str(len(body))
-    return event
-
-
-def _token_exchange(event: dict[str, Any]) -> dict[str, Any]:
-    return invoke("token", event)
-
-
-def _mcp_call(access_token: str) -> int:
-    event = _event("proxy-tools-call.json")
-    event["headers"]["authorization"] = f"Bearer {access_token}"
-    return int(invoke("proxy", event)["statusCode"])
+from infra.invoke import invoke, warm_runtime
+from tests.support.invoke_flows import (
+    CLIENT_ID,
+    form_event,
+    issued_tokens,
+    mcp_call,
+    token_exchange,
+    with_default_settings,
+)
 
 
 @pytest.fixture
 def default_settings(gateway_env: dict[str, str]) -> dict[str, str]:
     """The functions' environment as the template's defaults set it (no grant-status cache opted into)."""
-    apply_environment(gateway_env)
-    discard_containers()
-    return gateway_env
-
-
-def _issued_tokens() -> tuple[dict[str, Any], dict[str, Any]]:
-    """A code exchanged at the token function: (its token response, the exchange event, to replay)."""
-    event = placeholders.fill(_event("token-authorization-code.json"), function="token", runtime=filler_runtime())
-    response = _token_exchange(event)
-    assert response["statusCode"] == 200, response.get("body")
-    tokens: dict[str, Any] = json.loads(response["body"])
-    return tokens, event
+    return with_default_settings(gateway_env)
 
 
 def test_an_access_token_revoked_at_revoke_is_refused_on_its_next_call(default_settings: dict[str, str]) -> None:
     # Given an access token that a warm proxy has just served (its grant status seen as active)
-    tokens, _ = _issued_tokens()
-    assert _mcp_call(tokens["access_token"]) == 200
-    assert _mcp_call(tokens["access_token"]) == 200
+    tokens, _ = issued_tokens()
+    assert mcp_call(tokens["access_token"]) == 200
+    assert mcp_call(tokens["access_token"]) == 200
 
     # When the client revokes that access token (RFC 7009)
-    revoke = _form_event(
+    revoke = form_event(
         "revoke-refresh-token.json",
         {"token": tokens["access_token"], "token_type_hint": "access_token", "client_id": CLIENT_ID},
     )
     assert invoke("token", revoke)["statusCode"] == 200
 
     # Then its very next call is refused, and so is its refresh token
-    assert _mcp_call(tokens["access_token"]) == 401
-    refresh = _form_event(
+    assert mcp_call(tokens["access_token"]) == 401
+    refresh = form_event(
         "token-refresh.json",
         {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": CLIENT_ID},
     )
-    refused = _token_exchange(refresh)
+    refused = token_exchange(refresh)
     assert refused["statusCode"] == 400
     assert json.loads(refused["body"])["error"] == "invalid_grant"
 
 
 def test_a_replayed_code_stops_the_access_token_issued_for_it(default_settings: dict[str, str]) -> None:
     # Given a code exchanged once, whose access token a warm proxy serves
-    tokens, exchange = _issued_tokens()
-    assert _mcp_call(tokens["access_token"]) == 200
+    tokens, exchange = issued_tokens()
+    assert mcp_call(tokens["access_token"]) == 200
 
     # When the same code is presented again (an attacker who intercepted it, RFC 6749 §4.1.2)
-    replay = _token_exchange(exchange)
+    replay = token_exchange(exchange)
     assert replay["statusCode"] == 400
     assert json.loads(replay["body"])["error"] == "invalid_grant"
 
     # Then the access token from the first exchange stops working at once, as does its refresh token
-    assert _mcp_call(tokens["access_token"]) == 401
-    refresh = _form_event(
+    assert mcp_call(tokens["access_token"]) == 401
+    refresh = form_event(
         "token-refresh.json",
         {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": CLIENT_ID},
     )
-    assert _token_exchange(refresh)["statusCode"] == 400
+    assert token_exchange(refresh)["statusCode"] == 400
 
 
 def test_a_revoked_grant_is_refused_on_the_next_call_without_a_cache_opt_in(default_settings: dict[str, str]) -> None:
     # Given a warm proxy serving a grant-backed token
-    tokens, _ = _issued_tokens()
-    assert _mcp_call(tokens["access_token"]) == 200
+    tokens, _ = issued_tokens()
+    assert mcp_call(tokens["access_token"]) == 200
     runtime = warm_runtime("proxy")
     route = runtime.routes.get("demo", "echo")
     assert route is not None
@@ -117,4 +83,4 @@ def test_a_revoked_grant_is_refused_on_the_next_call_without_a_cache_opt_in(defa
     runtime.grants.revoke_grant(grant_id, runtime.now(), "admin")
 
     # Then the next call is refused
-    assert _mcp_call(tokens["access_token"]) == 401
+    assert mcp_call(tokens["access_token"]) == 401

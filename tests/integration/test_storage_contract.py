@@ -11,10 +11,18 @@ from typing import Any
 import boto3
 import pytest
 
-from gateway.aws.dynamodb_store import DynamoClientStore, DynamoGrantStore, DynamoUpstreamTokenStore
-from gateway.storage.memory import MemoryClientStore, MemoryGrantStore, MemoryUpstreamTokenStore
-from gateway.storage.ports import AlreadyExists, ClientStore, CodeNotRedeemable, GrantStore, UpstreamTokenStore
+from gateway.aws.dynamodb_store import DynamoAuditLog, DynamoClientStore, DynamoGrantStore, DynamoUpstreamTokenStore
+from gateway.storage.memory import MemoryAuditLog, MemoryClientStore, MemoryGrantStore, MemoryUpstreamTokenStore
+from gateway.storage.ports import (
+    AlreadyExists,
+    AuditLog,
+    ClientStore,
+    CodeNotRedeemable,
+    GrantStore,
+    UpstreamTokenStore,
+)
 from gateway.storage.records import (
+    AuditEvent,
     AuthorizationCode,
     Consent,
     Grant,
@@ -221,3 +229,53 @@ def test_upstream_tokens_use_versions_and_a_single_refresh_lease(stores: Any, re
     assert (stored.ciphertext, stored.version, stored.lease_owner) == (b"new", 2, None)
     tokens.delete("demo/echo", subject)
     assert tokens.get("demo/echo", subject) is None
+
+
+# --- audit trail ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def audit_log(request: pytest.FixtureRequest) -> AuditLog:
+    if request.param == "memory":
+        return MemoryAuditLog()
+    client, refs = request.getfixturevalue("dynamodb")
+    return DynamoAuditLog(client, refs["AuditTable"])
+
+
+def _event(event_id: str, at: int, **changes: Any) -> AuditEvent:
+    values: dict[str, Any] = {
+        "event_id": event_id, "at": at, "kind": "tool.called", "workspace": "contract", "expires_at": at + 86400,
+        "route_key": "contract/echo", "user_id": "alice", "client_id": "c1", "detail": {"tool": "echo", "ok": True},
+    }  # fmt: skip
+    values.update(changes)
+    return AuditEvent(**values)
+
+
+def test_audit_events_come_back_newest_first_within_the_range_across_days(audit_log: AuditLog) -> None:
+    # Given events over three days (each day is a partition in DynamoDB)
+    day = 86400
+    for n, at in enumerate([NOW - 2 * day, NOW - day - 5, NOW - 10, NOW - 5, NOW]):
+        audit_log.append(_event(f"e{n}", at))
+    audit_log.append(_event("e1", NOW - day - 5))  # a repeated append changes nothing
+
+    # When the range covers the last two days (the upper bound is exclusive)
+    found = audit_log.events("contract", since=NOW - day - 10, until=NOW)
+
+    # Then they come newest first, within the range, with everything they were written with
+    assert [event.event_id for event in found] == ["e3", "e2", "e1"]
+    assert found[0] == _event("e3", NOW - 5)
+    assert audit_log.events("contract", since=NOW - 3 * day, until=NOW + 1, limit=2)[-1].event_id == "e3"
+
+
+def test_audit_events_are_filtered_by_route_user_and_client(audit_log: AuditLog) -> None:
+    audit_log.append(_event("a", NOW - 3, user_id="alice", client_id="c1"))
+    audit_log.append(_event("b", NOW - 2, user_id="bob", client_id="c1", kind="token.issued", detail={}))
+    audit_log.append(_event("c", NOW - 1, user_id="bob", client_id="c2", route_key="contract/other"))
+    since, until = NOW - 10, NOW
+
+    assert [e.event_id for e in audit_log.events("contract", since=since, until=until, user_id="bob")] == ["c", "b"]
+    both = audit_log.events("contract", since=since, until=until, client_id="c1", user_id="bob")
+    assert [e.event_id for e in both] == ["b"]
+    other = audit_log.events("contract", since=since, until=until, route_key="contract/other")
+    assert [e.event_id for e in other] == ["c"]
+    assert audit_log.events("elsewhere", since=since, until=until) == []

@@ -73,9 +73,13 @@ def _merge(*parts: dict[str, set[str]]) -> dict[str, set[str]]:
 
 
 # Every action each function's own policies allow, and on what (logical ids or the prefix markers above).
+AUDIT = {"dynamodb:PutItem": {"AuditTable"}}  # every function but metadata appends to the audit trail
 EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
     "MetadataFunction": {"kms:GetPublicKey": {"SigningKey"}},
-    "RegisterFunction": _grants(("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"ClientsTable"}),
+    "RegisterFunction": _merge(
+        _grants(("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"ClientsTable"}),
+        AUDIT,
+    ),
     "ProxyFunction": _merge(
         {"kms:GetPublicKey": {"SigningKey"}},
         _grants(
@@ -87,6 +91,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         _grants(("kms:GenerateDataKey", "kms:Decrypt"), {"UpstreamTokenKey"}),
         {"secretsmanager:GetSecretValue": {"SharedSecret", SECRETS_PREFIX}},
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
+        AUDIT,
     ),
     "AuthorizeFunction": _merge(
         _grants(("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"ClientsTable"}),
@@ -97,6 +102,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         _grants(("kms:GenerateDataKey", "kms:Decrypt"), {"UpstreamTokenKey"}),
         {"secretsmanager:GetSecretValue": {"SharedSecret", SECRETS_PREFIX}},
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
+        AUDIT,
     ),
     "TokenFunction": _merge(
         _grants(("dynamodb:GetItem", "dynamodb:UpdateItem"), {"ClientsTable"}),
@@ -104,6 +110,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         _grants(("kms:Sign", "kms:GetPublicKey"), {"SigningKey"}),
         {"secretsmanager:GetSecretValue": {"SharedSecret", SECRETS_PREFIX}},
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
+        AUDIT,
     ),
 }
 
@@ -282,6 +289,9 @@ def test_function_environment_names_every_setting_without_a_cycle(transformed: d
         "GATEWAY_CLIENTS_TABLE": "ClientsTable",
         "GATEWAY_GRANTS_TABLE": "GrantsTable",
         "GATEWAY_UPSTREAM_TOKENS_TABLE": "UpstreamTokensTable",
+        "GATEWAY_AUDIT_TABLE": "AuditTable",
+        "GATEWAY_AUDIT_RETENTION_DAYS": "AuditRetentionDays",
+        "GATEWAY_AUDIT_TOOL_CALLS": "AuditToolCalls",
         "GATEWAY_SIGNING_KEY_ID": "SigningKey",
         "GATEWAY_UPSTREAM_TOKEN_KEY_ID": "UpstreamTokenKey",
         "GATEWAY_SHARED_SECRET_ID": "SharedSecret",

@@ -16,7 +16,7 @@ import yaml
 from gateway.config import GatewayConfig, parse_config
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.storage.memory import MemoryClientStore, MemoryGrantStore, MemoryUpstreamTokenStore
+from gateway.storage.memory import MemoryAuditLog, MemoryClientStore, MemoryGrantStore, MemoryUpstreamTokenStore
 from gateway.tokens.access_token import AccessTokens
 from gateway.tokens.local_keys import LocalRsaKey
 from gateway.upstream.cipher import LocalTokenCipher
@@ -44,6 +44,7 @@ def memory_runtime(
         clients=MemoryClientStore(),
         grants=MemoryGrantStore(),
         upstream_tokens=MemoryUpstreamTokenStore(),
+        audit_log=MemoryAuditLog(),
         shared_secret=b"unit-test-shared-secret-0123456789abcdef",
         public_keys=key,
         access_tokens=AccessTokens(key, key, runtime.settings.access_token_ttl_seconds),

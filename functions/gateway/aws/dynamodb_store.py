@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, StorageError
 from gateway.storage.records import (
+    AuditEvent,
     AuthorizationCode,
     Consent,
     Grant,
@@ -417,3 +418,65 @@ class DynamoUpstreamTokenStore(_Table):
 
     def delete(self, route_key: str, subject: str) -> None:
         self._delete(*_upstream_key(route_key, subject))
+
+
+# --- audit trail ----------------------------------------------------------------------------------------------------
+
+DAY_SECONDS = 86400
+MAX_RETENTION_DAYS = 3660
+
+
+def _audit_partition(workspace: str, day: int) -> str:
+    """One partition per workspace and UTC day: writes spread over days, and a time range is a few queries."""
+    return f"AUDIT#{workspace}#{day}"
+
+
+class DynamoAuditLog(_Table):
+    def append(self, event: AuditEvent) -> None:
+        item = to_item(event, pk=_audit_partition(event.workspace, event.at // DAY_SECONDS))
+        item["sk"] = _s(f"{event.at:012d}#{event.event_id}")
+        self._put(item)
+
+    def events(
+        self,
+        workspace: str,
+        *,
+        since: int,
+        until: int,
+        route_key: str | None = None,
+        user_id: str | None = None,
+        client_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        filters = {"route_key": route_key, "user_id": user_id, "client_id": client_id}
+        wanted = {name: value for name, value in filters.items() if value is not None}
+        found: list[AuditEvent] = []
+        day = (until - 1) // DAY_SECONDS
+        # No event outlives the longest retention the template allows: older days hold nothing to query.
+        first_day = max(since, until - MAX_RETENTION_DAYS * DAY_SECONDS) // DAY_SECONDS
+        while day >= first_day and len(found) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+                "ExpressionAttributeValues": {
+                    ":pk": _s(_audit_partition(workspace, day)),
+                    ":low": _s(f"{since:012d}"),
+                    ":high": _s(f"{until - 1:012d}~"),  # "~" sorts after "#": every event of the last second
+                },
+                "ScanIndexForward": False,
+            }
+            if wanted:
+                kwargs["FilterExpression"] = " AND ".join(f"#{name} = :{name}" for name in wanted)
+                kwargs["ExpressionAttributeNames"] = {f"#{name}": name for name in wanted}
+                kwargs["ExpressionAttributeValues"].update({f":{name}": _s(value) for name, value in wanted.items()})
+            try:
+                while len(found) < limit:
+                    page = self._client.query(**kwargs)
+                    found.extend(from_item(AuditEvent, item) for item in page.get("Items", []))
+                    if "LastEvaluatedKey" not in page:
+                        break
+                    kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            except (ClientError, BotoCoreError) as error:
+                raise StorageError(f"DynamoDB query failed: {type(error).__name__}") from error
+            day -= 1
+        return found[:limit]

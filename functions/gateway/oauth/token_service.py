@@ -22,7 +22,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from jwt.exceptions import InvalidTokenError
@@ -34,9 +34,12 @@ from gateway.oauth.hashing import hash_secret
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
 from gateway.routes import OFFLINE_ACCESS, Route
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, GrantStore
-from gateway.storage.records import Consent, Grant
+from gateway.storage.records import AuditKind, Consent, Grant
 from gateway.tokens.access_token import TOKEN_TYPE, AccessTokens
 from gateway.tokens.keys import ALGORITHM, PublicKeySource
+
+if TYPE_CHECKING:
+    from gateway.audit import AuditTrail
 
 TOKEN_TYPE_BEARER = "Bearer"
 REFRESH_SALT_BYTES = 16
@@ -95,7 +98,9 @@ class TokenService:
         shared_secret: bytes,
         policy: OAuthPolicy,
         access_token_ttl_seconds: int,
+        audit: AuditTrail | None = None,
     ) -> None:
+        self._audit = audit
         self._grants = grants
         self._access_tokens = access_tokens
         self._public_keys = public_keys
@@ -104,6 +109,15 @@ class TokenService:
         self._ttl = access_token_ttl_seconds
 
     # --- helpers ----------------------------------------------------------------------------------------------
+
+    def _record(
+        self, kind: AuditKind, route: Route, user_id: str, client_id: str, grant_id: str, **detail: str
+    ) -> None:
+        if self._audit is not None:
+            self._audit.record(
+                kind, workspace=route.workspace_name, route_key=route.key, user_id=user_id, client_id=client_id,
+                grant_id=grant_id, **detail,
+            )  # fmt: skip
 
     def _sign(self, route: Route, grant: Grant, scopes: tuple[str, ...], now: int) -> str:
         return self._access_tokens.issue(
@@ -145,6 +159,9 @@ class TokenService:
         if code.redeemed_at is not None:
             # RFC 6749 §4.1.2 and §10.5: a code used twice is refused and what was issued from it revoked.
             self._grants.revoke_grant(code.grant_id, now, REASON_CODE_REPLAYED)
+            self._record(
+                "grant.revoked", route, code.user_id, code.client_id, code.grant_id, reason=REASON_CODE_REPLAYED
+            )
             raise _invalid_grant("the authorization code was already used; tokens issued from it are revoked")
         if code.expires_at <= now:
             raise _invalid_grant("the authorization code is unknown or has expired")
@@ -179,7 +196,12 @@ class TokenService:
         except CodeNotRedeemable as problem:
             if problem.replayed is not None:
                 # Lost a race with another redemption of the same code: that is a replay too (RFC 6749 §10.5).
-                self._grants.revoke_grant(problem.replayed.grant_id, now, REASON_CODE_REPLAYED)
+                replayed = problem.replayed
+                self._grants.revoke_grant(replayed.grant_id, now, REASON_CODE_REPLAYED)
+                self._record(
+                    "grant.revoked", route, replayed.user_id, replayed.client_id, replayed.grant_id,
+                    reason=REASON_CODE_REPLAYED,
+                )  # fmt: skip
                 raise _invalid_grant(
                     "the authorization code was already used; tokens issued from it are revoked"
                 ) from None
@@ -188,6 +210,10 @@ class TokenService:
             raise _invalid_grant("the authorization code was already used") from None
 
         issue_refresh = route.server.refresh_tokens and (client_supports_refresh or OFFLINE_ACCESS in code.scopes)
+        self._record(
+            "token.issued", route, grant.user_id, client_id, grant.grant_id,
+            grant_type="authorization_code", scope=" ".join(code.scopes),
+        )  # fmt: skip
         return TokenResponse(
             access_token=access_token,
             expires_in=self._ttl,
@@ -214,6 +240,7 @@ class TokenService:
             raise _invalid_grant("the refresh token has expired; sign in again")
         if not route.server.access.allows(grant.user_id, grant.user_groups):
             self._grants.revoke_grant(grant.grant_id, now, REASON_POLICY)
+            self._record("grant.revoked", route, grant.user_id, client_id, grant.grant_id, reason=REASON_POLICY)
             raise _invalid_grant("the user is no longer allowed to use this server")
         check_resource(route, request.resource)
         scopes = self._narrowed_scopes(grant, request.scope)
@@ -223,6 +250,7 @@ class TokenService:
             access_token = self._sign(route, grant, scopes, now)
             idle = self._idle_expiry(now, grant.absolute_expires_at)
             if self._grants.advance_refresh(grant.grant_id, current, now, idle):
+                self._record("token.refreshed", route, grant.user_id, client_id, grant.grant_id, scope=" ".join(scopes))
                 return self._response(access_token, scopes, self._refresh_token(grant, current + 1))
             # Another request rotated this generation concurrently: within the grace period both callers end
             # with the one successor, and nothing is revoked.
@@ -236,18 +264,19 @@ class TokenService:
                 return self._response(access_token, scopes, self._refresh_token(latest, current + 1))
             if latest is None or latest.status != "active":
                 raise _invalid_grant("the refresh token has been revoked")
-            return self._reuse(grant, now)
+            return self._reuse(route, grant, now)
         if ref.generation == current - 1 and self._within_grace(grant, now):
             # The just-replaced token again, within the grace period: the same successor, no write.
             access_token = self._sign(route, grant, scopes, now)
             return self._response(access_token, scopes, self._refresh_token(grant, current))
         if ref.generation < current:
-            return self._reuse(grant, now)
+            return self._reuse(route, grant, now)
         raise _invalid_grant("the refresh token is invalid")  # a future generation cannot be authentic
 
-    def _reuse(self, grant: Grant, now: int) -> TokenResponse:
+    def _reuse(self, route: Route, grant: Grant, now: int) -> TokenResponse:
         # OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: a replaced refresh token used again revokes the whole family.
         self._grants.revoke_grant(grant.grant_id, now, REASON_REFRESH_REUSED)
+        self._record("refresh.reuse_detected", route, grant.user_id, grant.client_id, grant.grant_id)
         raise _invalid_grant("the refresh token was already used; the grant is revoked, sign in again")
 
     def _narrowed_scopes(self, grant: Grant, scope: str | None) -> tuple[str, ...]:
@@ -275,8 +304,8 @@ class TokenService:
 
         RFC 7009 §2.2: invalid or unknown tokens get the same 200 as revoked ones, and a token of another client is
         left alone (§2.1: the server verifies the token was issued to the requesting client). The hint only orders
-        the search (§2.1). Revoking either kind revokes the grant: its refresh-token family and, once the proxy's
-        grant-status cache expires, its access tokens.
+        the search (§2.1). Revoking either kind revokes the grant: its refresh-token family and its access tokens,
+        which the proxy refuses from their next request (later only if a grant-status cache is opted into).
         """
         lookups = [self._grant_of_refresh_token, self._grant_of_access_token]
         if token_type_hint == "access_token":
@@ -285,6 +314,9 @@ class TokenService:
             grant_id = lookup(route, client_id, token)
             if grant_id is not None:
                 self._grants.revoke_grant(grant_id, now, REASON_CLIENT_REVOKED)
+                grant = self._grants.get_grant(grant_id) if self._audit is not None else None
+                user_id = grant.user_id if grant is not None else ""
+                self._record("token.revoked", route, user_id, client_id, grant_id, hint=token_type_hint or "none")
                 return
 
     def _grant_of_refresh_token(self, route: Route, client_id: str, token: str) -> str | None:

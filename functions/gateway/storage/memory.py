@@ -7,6 +7,7 @@ import threading
 
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable
 from gateway.storage.records import (
+    AuditEvent,
     AuthorizationCode,
     Consent,
     Grant,
@@ -146,3 +147,36 @@ class MemoryUpstreamTokenStore:
 
     def delete(self, route_key: str, subject: str) -> None:
         self._items.pop((route_key, subject), None)
+
+
+class MemoryAuditLog:
+    def __init__(self) -> None:
+        self._events: dict[str, AuditEvent] = {}
+        self._lock = threading.Lock()
+
+    def append(self, event: AuditEvent) -> None:
+        with self._lock:
+            self._events[event.event_id] = event
+
+    def events(
+        self,
+        workspace: str,
+        *,
+        since: int,
+        until: int,
+        route_key: str | None = None,
+        user_id: str | None = None,
+        client_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        with self._lock:
+            found = [
+                event
+                for event in self._events.values()
+                if event.workspace == workspace
+                and since <= event.at < until
+                and (route_key is None or event.route_key == route_key)
+                and (user_id is None or event.user_id == user_id)
+                and (client_id is None or event.client_id == client_id)
+            ]
+        return sorted(found, key=lambda event: (event.at, event.event_id), reverse=True)[:limit]

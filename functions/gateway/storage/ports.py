@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.storage.records import (
+    AuditEvent,
     AuthorizationCode,
     Consent,
     Grant,
@@ -110,3 +111,22 @@ class UpstreamTokenStore(Protocol):
 
     def delete(self, route_key: str, subject: str) -> None:
         """Forget the credential (idempotent)."""
+
+
+class AuditLog(Protocol):
+    def append(self, event: AuditEvent) -> None:
+        """Store an event. Events are never changed; ``event_id`` is unique (a repeated append is idempotent)."""
+
+    def events(
+        self,
+        workspace: str,
+        *,
+        since: int,
+        until: int,
+        route_key: str | None = None,
+        user_id: str | None = None,
+        client_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        """The workspace's events with ``since <= at < until`` that match every filter given, newest first, at most
+        ``limit``. Expired events (``expires_at <= until``) may or may not be returned."""

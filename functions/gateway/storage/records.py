@@ -142,3 +142,41 @@ class UpstreamToken:
     lease_owner: str | None = None
     lease_expires_at: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+AuditKind = Literal[
+    "client.registered",
+    "user.signed_in",
+    "consent.granted",
+    "consent.denied",
+    "token.issued",
+    "token.refreshed",
+    "token.revoked",
+    "grant.revoked",
+    "refresh.reuse_detected",
+    "upstream.connected",
+    "upstream.refreshed",
+    "upstream.failed",
+    "upstream.disconnected",
+    "tool.called",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the audit trail: who did what, with which client, on which route, when.
+
+    ``detail`` holds the kind's own facts (a tool's name, an outcome, a duration); never a token, code, secret or
+    cookie. ``expires_at`` is the retention (a TTL attribute: DynamoDB deletes the item some time after it).
+    """
+
+    event_id: str
+    at: int
+    kind: AuditKind
+    workspace: str
+    expires_at: int
+    route_key: str | None = None
+    user_id: str | None = None
+    client_id: str | None = None
+    grant_id: str | None = None
+    detail: dict[str, str | int | bool] = field(default_factory=dict)

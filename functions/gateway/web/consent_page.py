@@ -25,7 +25,7 @@ from gateway.oauth.authorize_request import AuthorizingClient, redirect_with
 from gateway.oauth.hashing import hash_secret, random_token
 from gateway.oauth.redirect_uris import is_loopback_redirect
 from gateway.routes import Route
-from gateway.storage.records import AuthorizationCode, ClientSource, PendingAuthorization
+from gateway.storage.records import AuditKind, AuthorizationCode, ClientSource, PendingAuthorization
 from gateway.web.pages import PageError, page, redirect
 from gateway.web.sign_in_flow import (
     EXPIRED,
@@ -53,6 +53,13 @@ SOURCE_LABELS: dict[ClientSource, str] = {
     "cimd": "Its client metadata document, published at its own URL",
     "preregistered": "Pre-registered by an administrator of this workspace",
 }
+
+
+def _record(ctx: Context, kind: AuditKind, route: Route, pending: PendingAuthorization, **detail: str) -> None:
+    ctx.services.audit.record(
+        kind, workspace=route.workspace_name, route_key=route.key, user_id=pending.user_id,
+        client_id=pending.client_id, **detail,
+    )  # fmt: skip
 
 
 def issue_code(ctx: Context, route: Route, pending: PendingAuthorization) -> Response:
@@ -227,12 +234,14 @@ async def consent(ctx: Context) -> Response:
         check_csrf(pending, form)
         decision = form.get("decision")
         if decision == "deny":
+            _record(ctx, "consent.denied", route, pending)
             url = error_url(route, pending, "access_denied", "the user denied the request")
             return finish(ctx, pending, redirect(url, redirect_uri=pending.redirect_uri))
         if decision != "approve":
             raise PageError(400, "Invalid request", "Choose Approve or Deny.")
         if accounts:
             raise PageError(400, "Accounts to connect", "Connect the listed accounts before approving.")
+        _record(ctx, "consent.granted", route, pending, scope=" ".join(pending.scopes))
         return issue_code(ctx, route, pending)
 
     return page(

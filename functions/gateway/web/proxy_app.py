@@ -9,6 +9,7 @@ by :func:`gateway.proxy.relay.relay` over the container's pooled HTTP client.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Protocol
 
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from starlette.routing import Route as Path
 
 from gateway.proxy.grant_status import GrantStatusCache
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
+from gateway.proxy.outcomes import called_tool, outcome
 from gateway.proxy.relay import relay
 from gateway.proxy.sessions import SessionCodec
 from gateway.proxy.verified_tokens import VerifiedTokens
@@ -33,6 +35,7 @@ from gateway.web.responses import error_response
 from gateway.web.services import GatewayState, LearnBaseUrl
 
 if TYPE_CHECKING:
+    from gateway.audit import AuditTrail
     from gateway.virtual.server import VirtualServer  # built on first use by a virtual route
 
 ALLOWED_METHODS = "POST, DELETE, OPTIONS"
@@ -56,6 +59,9 @@ class ProxyServices(GatewayState, Protocol):
 
     @property
     def virtual_server(self) -> VirtualServer: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
 
 async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
@@ -113,26 +119,30 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
     if request.method == "GET":
         # The buffered deployment cannot hold an SSE stream open; the transport lets servers answer 405.
         return Response(status_code=405, headers={**cors, "Allow": ALLOWED_METHODS})
+    body = await request.body()
+    started = time.perf_counter()
     if route.is_virtual:
         relayed = await runtime.virtual_server.handle(
+            route, claims.user_id, request.method, request.headers.items(), body, request.headers.get("mcp-session-id")
+        )
+    else:
+        relayed = await relay(
             route,
             claims.user_id,
             request.method,
             request.headers.items(),
-            await request.body(),
+            body,
+            runtime.session_codec,
             request.headers.get("mcp-session-id"),
+            runtime.credential_provider(route),
         )
-        return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
-    relayed = await relay(
-        route,
-        claims.user_id,
-        request.method,
-        request.headers.items(),
-        await request.body(),
-        runtime.session_codec,
-        request.headers.get("mcp-session-id"),
-        runtime.credential_provider(route),
-    )
+    tool = called_tool(body) if request.method == "POST" else None
+    if tool is not None:
+        runtime.audit.record(
+            "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
+            client_id=claims.client_id, grant_id=claims.grant_id, tool=tool, outcome=outcome(relayed),
+            duration_ms=round((time.perf_counter() - started) * 1000),
+        )  # fmt: skip
     return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
 
 

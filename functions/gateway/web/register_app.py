@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route as Path
 
 from gateway import safe_json
+from gateway.audit import AuditTrail
 from gateway.config import GatewayConfig
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.registration import new_registration, parse_registration, registration_response
@@ -51,6 +52,9 @@ class RegisterServices(GatewayState, Protocol):
 
     @property
     def clients(self) -> ClientStore: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
 
 async def _json_body(request: Request) -> object:
@@ -113,6 +117,10 @@ async def register(services: RegisterServices, request: Request) -> Response:
         issued.client.token_endpoint_auth_method,
         route.key,
     )
+    services.audit.record(
+        "client.registered", workspace=route.workspace_name, route_key=route.key, client_id=issued.client.client_id,
+        client_name=issued.client.client_name[:200], auth_method=issued.client.token_endpoint_auth_method,
+    )  # fmt: skip
     # RFC 7591 §3.2.1: 201 Created with the registered metadata; it holds a secret, so never cached.
     return json_response(registration_response(issued), 201, HEADERS)
 

@@ -22,6 +22,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.audit import AuditTrail
 from gateway.config import DevLoginProvider, GatewayConfig, OidcProvider, Workspace
 from gateway.identity import dev_login
 from gateway.oauth.authorize_request import AuthorizingClient, ClientLookup, RedirectableError, error_redirect
@@ -67,6 +68,9 @@ class AuthorizeServices(GatewayState, Protocol):
 
     @property
     def upstream_oauth(self) -> UpstreamOAuth: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
     def relying_party(self, workspace_name: str, provider: OidcProvider) -> RelyingParty:
         """Raises ``SecretUnavailableError`` when the provider's client secret cannot be read."""

@@ -38,6 +38,10 @@ logger = logging.getLogger("gateway.authorize")
 
 async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: SignedInUser) -> Response:
     route = route_of(ctx, pending)
+    ctx.services.audit.record(
+        "user.signed_in", workspace=route.workspace_name, route_key=route.route_key, user_id=user.id,
+        client_id=pending.client_id,
+    )  # fmt: skip
     if pending.client_id == CONNECT_CLIENT_ID:
         from gateway.web import upstream_connect  # upstream OAuth: loaded by the flows that use it
 

@@ -302,6 +302,10 @@ async def connect_callback(ctx: Context) -> Response:
             services.registrar.forget(route)
         return _done(ctx, flow, _failed_page(route, "The upstream service did not issue a credential.", problem))
     services.vault.save(route.key, flow.subject, tokens)
+    ctx.services.audit.record(
+        "upstream.connected", workspace=route.workspace_name, route_key=route.key, user_id=flow.user_id,
+        subject=flow.subject,
+    )  # fmt: skip
     logger.info("upstream account connected for route %s (%s)", route.key, "shared" if is_shared(route) else "user")
     return _done(ctx, flow, None)
 

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
+from gateway.audit import AuditTrail
 from gateway.config import GatewayConfig, OAuthPolicy, parse_config
 from gateway.oauth import pkce, refresh_tokens
 from gateway.oauth.errors import OAuthError
@@ -17,7 +18,7 @@ from gateway.oauth.hashing import hash_secret
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
 from gateway.oauth.token_service import TokenResponse, TokenService
 from gateway.routes import Route, RouteTable
-from gateway.storage.memory import MemoryGrantStore
+from gateway.storage.memory import MemoryAuditLog, MemoryGrantStore
 from gateway.storage.records import AuthorizationCode
 from gateway.tokens.access_token import AccessTokens
 from gateway.tokens.local_keys import LocalRsaKey
@@ -563,3 +564,23 @@ def test_unknown_tokens_are_silently_accepted(token: str) -> None:
     h.service.revoke(h.route, CLIENT, token, None, NOW)  # no exception: RFC 7009 §2.2 answers 200
 
     assert h.status(grant_id) == "active"
+
+
+def test_the_life_of_a_grant_is_in_the_audit_trail() -> None:
+    # Given a token service that records to an audit trail
+    h = Harness()
+    log = MemoryAuditLog()
+    h.service._audit = AuditTrail(log, retention_days=1, clock=lambda: NOW)
+
+    # When a code is exchanged, the refresh token used, used again after the grace period (reuse) and so revoked
+    first, grant_id = h.issued()
+    second = h.refresh(first.refresh_token or "", now=NOW + 60)
+    with pytest.raises(OAuthError):
+        h.refresh(first.refresh_token or "", now=NOW + 61 + GRACE)
+    assert second.refresh_token
+
+    # Then each step is an event naming the user, the client and the grant (and never a token)
+    events = log.events("demo", since=0, until=NOW + 10_000)
+    assert [event.kind for event in reversed(events)] == ["token.issued", "token.refreshed", "refresh.reuse_detected"]
+    assert {(event.user_id, event.client_id, event.grant_id) for event in events} == {("alice", CLIENT, grant_id)}
+    assert first.access_token not in repr(events) and (first.refresh_token or "x") not in repr(events)

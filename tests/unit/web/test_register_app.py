@@ -14,7 +14,7 @@ from gateway.config import parse_config
 from gateway.oauth.hashing import matches_hash
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.storage.memory import MemoryClientStore
+from gateway.storage.memory import MemoryAuditLog, MemoryClientStore
 from gateway.storage.ports import StorageError
 from gateway.storage.records import RegisteredClient
 from gateway.web.register_app import create_app
@@ -42,6 +42,7 @@ def runtime() -> Runtime:
     settings = Settings(config="unused.yaml", public_base_url="https://gw.example.com")
     runtime = Runtime(settings, parse_config(CONFIG))
     runtime.__dict__["clients"] = MemoryClientStore()
+    runtime.__dict__["audit_log"] = MemoryAuditLog()
     return runtime
 
 

@@ -1,0 +1,49 @@
+"""What the audit trail records of a proxied ``tools/call``: the tool's name and how the call ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway import safe_json
+from gateway.proxy import sse
+from gateway.proxy.forward import EVENT_STREAM, Relayed, media_type
+
+
+def called_tool(body: bytes) -> str | None:
+    """The tool a ``tools/call`` request names, else None (a single request only)."""
+    if b'"tools/call"' not in body:
+        return None
+    try:
+        message = safe_json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("method") != "tools/call":
+        return None
+    params = message.get("params")
+    name = params.get("name") if isinstance(params, dict) else None
+    return name[:200] if isinstance(name, str) else None
+
+
+def outcome(relayed: Relayed) -> str:
+    """``ok``, ``error`` (a JSON-RPC error or a tool's error result) or ``http_<status>``, from the answer the client
+    got (a JSON body, or the response inside an SSE stream)."""
+    if relayed.status_code != 200:
+        return f"http_{relayed.status_code}"
+    texts: list[str | bytes]
+    if media_type(relayed.headers.get("content-type")) == EVENT_STREAM:
+        try:
+            texts = [data for data in sse.parse(relayed.body.decode()).data if '"id"' in data]
+        except UnicodeDecodeError:
+            return "error"
+    else:
+        texts = [relayed.body]
+    for text in reversed(texts):
+        try:
+            message: Any = safe_json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and ("result" in message or "error" in message):
+            result = message.get("result")
+            failed = "error" in message or (isinstance(result, dict) and result.get("isError") is True)
+            return "error" if failed else "ok"
+    return "error"

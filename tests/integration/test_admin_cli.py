@@ -1,0 +1,106 @@
+"""``mcp-gateway admin`` against the tables of a local stack (moto over HTTP), after a client got a token through the
+token function and called a tool through the proxy (simulated Lambda containers, as ``make invoke`` runs them): the
+audit trail shows the issuance and the tool call, the grant and the client can be looked at (without secrets), and
+revoking the grant with the CLI makes the client's next MCP call 401 and its refresh fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.admin import main
+from tests.support.invoke_flows import CLIENT_ID, issued_tokens, mcp_call, refresh_status, with_default_settings
+
+
+def admin(capsys: pytest.CaptureFixture[str], env: dict[str, str], *argv: str) -> Any:
+    status = main(["admin", "--json", *argv], environ=env)
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)
+
+
+@pytest.fixture
+def env(gateway_env: dict[str, str]) -> dict[str, str]:
+    return with_default_settings(gateway_env)
+
+
+def test_the_audit_trail_shows_the_issuance_and_the_tool_call_and_a_revocation_bites(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a client that got a token and called a tool
+    tokens, _ = issued_tokens()
+    assert mcp_call(tokens["access_token"]) == 200
+
+    # When an operator looks at the audit trail
+    events = admin(capsys, env, "audit", "--workspace", "demo", "--client", CLIENT_ID, "--since", "1h")
+
+    # Then it shows the token issued for the grant and the tool call under it
+    kinds = [event["kind"] for event in events]
+    assert "token.issued" in kinds and "tool.called" in kinds
+    [issued] = [event for event in events if event["kind"] == "token.issued"][:1]
+    grant_id = issued["grant_id"]
+    [call] = [event for event in events if event["kind"] == "tool.called" and event["grant_id"] == grant_id][:1]
+    assert call["detail"]["tool"] == "echo" and call["detail"]["outcome"] == "ok"
+    assert tokens["access_token"] not in json.dumps(events) and tokens["refresh_token"] not in json.dumps(events)
+
+    # And the grant and the client, without their secrets
+    [grant] = admin(capsys, env, "grant", grant_id)
+    assert grant["status"] == "active" and grant["client_id"] == CLIENT_ID and "refresh_salt" not in grant
+    [client] = admin(capsys, env, "client", CLIENT_ID)
+    assert client["client_id"] == CLIENT_ID and "client_secret_hash" not in client
+    user_grants = admin(capsys, env, "grants", "--workspace", "demo", "--user", grant["user_id"])
+    assert grant_id in [row["grant_id"] for row in user_grants]
+
+    # When the operator revokes the grant
+    [revoked] = admin(capsys, env, "revoke-grant", grant_id)
+    assert revoked["revoked"] is True
+
+    # Then the client's next MCP call is 401, its refresh fails, and the revocation is in the trail
+    assert mcp_call(tokens["access_token"]) == 401
+    assert refresh_status(tokens["refresh_token"]) == 400
+    after = admin(capsys, env, "audit", "--workspace", "demo", "--since", "1h", "--limit", "500")
+    assert any(
+        e["kind"] == "grant.revoked" and e["grant_id"] == grant_id and e["detail"]["reason"] == "admin" for e in after
+    )
+
+
+def test_the_tables_are_printed_as_a_readable_table(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    issued_tokens()
+    assert main(["admin", "audit", "--workspace", "demo", "--since", "1h", "--limit", "3"], environ=env) == 0
+    output = capsys.readouterr().out
+    assert output.splitlines()[0].split()[:3] == ["event_id", "at", "kind"]
+    assert len(output.splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["audit", "--workspace", "demo"], {}, "say where the gateway is"),
+        (["--local", "audit", "--workspace", "demo"], {"DEV_STATE_FILE": "/nonexistent/state.json"}, "no running"),
+        (["audit", "--workspace", "demo", "--since", "yesterday"], None, "--since takes a duration"),
+        (["grant", "no-such-grant"], None, "no grant 'no-such-grant'"),
+    ],
+)
+def test_mistakes_are_explained(
+    env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    environ: dict[str, str] | None,
+    message: str,
+) -> None:
+    status = main(["admin", *argv], environ=env if environ is None else environ)
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_local_state_file_names_the_tables(
+    env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"pid": 1, "env": env}), encoding="utf-8")
+    assert main(["admin", "--local", "--json", "grants", "--workspace", "demo", "--user", "nobody"],
+                environ={"DEV_STATE_FILE": str(state)}) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out) == []
