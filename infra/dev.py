@@ -68,6 +68,7 @@ def gateway_environment(
         GATEWAY_STAGE="local",
         GATEWAY_CONFIG=str(config_path),
         GATEWAY_PUBLIC_BASE_URL=public_base_url,
+        GATEWAY_METRICS="false",  # no EMF document per request in the dev server's terminal (CloudWatch reads them)
     )
     return env
 

@@ -34,6 +34,9 @@ class Settings:
     upstream_tokens_table: str = "upstream_tokens"
     audit_table: str = "audit"
     audit_retention_days: int = 90
+    log_level: str = "INFO"
+    metrics: bool = True
+    """Write each request's CloudWatch EMF metrics to standard output (``make dev`` turns them off)."""
     audit_tool_calls: bool = True
     """Record every ``tools/call`` in the audit trail (one DynamoDB write after the upstream answered)."""
     signing_key_id: str = "alias/mcp-gateway-signing"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from mangum import Mangum
 
+from gateway.observability import ObserveRequests, configure_logging
 from gateway.runtime import Runtime
 from gateway.web.register_app import create_app
 
 runtime = Runtime.from_environment()  # the composition root: settings and configuration, once per cold start
+configure_logging("register", runtime.settings.log_level)
 app = create_app(runtime)
-handler = Mangum(app, lifespan="off")
+handler = Mangum(ObserveRequests(app, "register", sink=print if runtime.settings.metrics else None), lifespan="off")

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
+from gateway.observability import observation
 from gateway.proxy.grant_status import GrantStatusCache
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
 from gateway.proxy.outcomes import called_tool, outcome
@@ -137,6 +138,10 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
             runtime.credential_provider(route),
         )
     tool = called_tool(body) if request.method == "POST" else None
+    seen = observation(request.scope)
+    if seen is not None:
+        seen.upstream_ms = (time.perf_counter() - started) * 1000
+        seen.method = inspect(body).method if request.method == "POST" else request.method
     if tool is not None:
         runtime.audit.record(
             "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,

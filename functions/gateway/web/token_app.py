@@ -29,6 +29,7 @@ from gateway.oauth.token_requests import (
     parse_token_request,
 )
 from gateway.oauth.token_service import TokenService
+from gateway.observability import observation
 from gateway.routes import Route
 from gateway.storage.ports import StorageError
 from gateway.web.default_route import DefaultRouteAliases
@@ -188,10 +189,15 @@ class TokenEndpoints:
         grant_request = parse_token_request(form)
         client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
         service = self._services.token_service
+        seen = observation(request.scope)
         if isinstance(grant_request, AuthorizationCodeRequest):
             result = service.exchange_code(route, client.client_id, grant_request, now)
+            if seen is not None:
+                seen.count("TokensIssued")
         else:
             result = service.refresh(route, client.client_id, grant_request, now)
+            if seen is not None:
+                seen.count("TokensRefreshed")
         self.authenticator.note_use(client, now)
         return json_response(result.body(), 200, COMMON_HEADERS)
 

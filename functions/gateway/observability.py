@@ -1,0 +1,170 @@
+"""Structured logs and metrics for every function (Powertools Logger's JSON formatter, CloudWatch EMF).
+
+Each function's entry point calls :func:`configure_logging` once per cold start: every ``logging`` record of the
+gateway then leaves as one JSON line with the request's correlation id (API Gateway's ``requestId``) and the
+workspace and route when the path names them. Nothing logs a token, code, secret or cookie: the gateway's log calls
+name routes, clients and causes, never credentials (a test scans a whole flow's logs for every secret it used).
+
+:class:`ObserveRequests` (ASGI middleware) measures each request and writes one EMF document to standard output
+(CloudWatch turns it into metrics): ``Requests``, ``Errors`` by origin (``client`` for 4xx, ``upstream`` for the
+proxy's 502/504, ``gateway`` for other 5xx), ``Latency`` and, on the proxy, ``UpstreamLatency`` and
+``GatewayLatency`` (the request's time less the upstream's), per route and per MCP method; handlers add their own
+counts through :func:`observation` (tokens issued and refreshed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+NAMESPACE = "McpGateway"
+STATE_KEY = "observation"
+UPSTREAM_STATUSES = (502, 504)  # the proxy's answers for an upstream that failed or timed out
+
+
+@dataclass
+class Observation:
+    """One request's facts for its metrics; handlers fill in what only they know."""
+
+    route: str | None = None
+    method: str | None = None  # the MCP method (proxy) or grant type (token)
+    upstream_ms: float | None = None
+    counts: dict[str, float] = field(default_factory=dict)
+
+    def count(self, name: str, value: float = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+def observation(scope: Scope) -> Observation | None:
+    """The observation of the request in ``scope`` (None outside :class:`ObserveRequests`)."""
+    state = scope.get("state")
+    found = state.get(STATE_KEY) if isinstance(state, dict) else None
+    return found if isinstance(found, Observation) else None
+
+
+_formatter: Any = None
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """JSON logs for the process (once per cold start; a second call only changes the level)."""
+    global _formatter
+    root = logging.getLogger()
+    root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
+    if _formatter is not None:
+        return
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    _formatter = LambdaPowertoolsFormatter(service=service, utc=True)
+    handler = _StandardError()
+    handler.setFormatter(_formatter)
+    # The Lambda runtime's own plain-text handler is replaced; any other (a test's capture) is kept.
+    root.handlers = [h for h in root.handlers if "Lambda" not in type(h).__name__]
+    root.addHandler(handler)
+
+
+def reset_logging() -> None:
+    """Undo :func:`configure_logging` (a test that configured it leaves the process as it found it)."""
+    global _formatter
+    root = logging.getLogger()
+    root.handlers = [handler for handler in root.handlers if not isinstance(handler, _StandardError)]
+    _formatter = None
+
+
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is logged (a test runner replaces and closes its own)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _set_keys(**keys: str | None) -> None:
+    if _formatter is not None:
+        _formatter.thread_safe_clear_keys()
+        _formatter.thread_safe_append_keys(**{name: value for name, value in keys.items() if value})
+
+
+class ObserveRequests:
+    """ASGI middleware: correlation keys for the request's logs, and its EMF metrics when it ends."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: str,
+        sink: Callable[[str], None] | None = print,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """``sink`` takes each request's EMF document (None: no metrics, the logs' keys only)."""
+        self.app = app
+        self.service = service
+        self.sink = sink
+        self.clock = clock
+        self.cold = True  # the container's first request counts a cold start
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = self.clock()
+        event = scope.get("aws.event") or {}
+        context = event.get("requestContext") or {}
+        segments = [part for part in str(scope.get("path", "")).split("/") if part]
+        route = "/".join(segments[:2]) if len(segments) >= 3 else None
+        seen = Observation(route=route)
+        scope.setdefault("state", {})[STATE_KEY] = seen
+        _set_keys(correlation_id=context.get("requestId"), workspace=segments[0] if segments else None, route=route)
+        status = [500]
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            elapsed_ms = (self.clock() - started) * 1000
+            if self.sink is not None:
+                self.sink(json.dumps(self.metrics(seen, status[0], elapsed_ms), separators=(",", ":")))
+            _set_keys()
+
+    def metrics(self, seen: Observation, status: int, elapsed_ms: float) -> dict[str, Any]:
+        """The request's EMF document (CloudWatch Embedded Metric Format)."""
+        from aws_lambda_powertools.metrics import MetricUnit
+        from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+        emf = AmazonCloudWatchEMFProvider(
+            namespace=NAMESPACE, service=self.service, metric_set={}, dimension_set={}, metadata_set={}
+        )
+        emf.add_dimension("route", seen.route or "-")
+        emf.add_metric("Requests", MetricUnit.Count, 1)
+        emf.add_metric("Latency", MetricUnit.Milliseconds, round(elapsed_ms, 3))
+        if status >= 400:
+            origin = "client" if status < 500 else "upstream" if status in UPSTREAM_STATUSES else "gateway"
+            emf.add_metric(f"Errors{origin.capitalize()}", MetricUnit.Count, 1)
+        if seen.upstream_ms is not None:
+            emf.add_metric("UpstreamLatency", MetricUnit.Milliseconds, round(seen.upstream_ms, 3))
+            emf.add_metric("GatewayLatency", MetricUnit.Milliseconds, round(max(elapsed_ms - seen.upstream_ms, 0), 3))
+        for name, value in seen.counts.items():
+            emf.add_metric(name, MetricUnit.Count, value)
+        emf.add_metadata("status", status)
+        if seen.method:
+            emf.add_metadata("method", seen.method)
+        if self.cold:
+            emf.add_metric("ColdStart", MetricUnit.Count, 1)
+            self.cold = False
+        document: dict[str, Any] = dict(emf.serialize_metric_set())
+        # Two dimension sets (valid EMF): per route for the dashboard, per function for the alarms.
+        document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = [["service"], ["route", "service"]]
+        return document

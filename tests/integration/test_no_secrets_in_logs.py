@@ -1,0 +1,70 @@
+"""No secret reaches a log line: a whole client flow through the functions (registration with a client secret, a code
+exchanged, a refresh, tool calls, a revocation), logged at DEBUG as JSON, is scanned for every secret it used."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway.observability import configure_logging, reset_logging
+from infra.invoke import invoke
+from tests.support.invoke_flows import (
+    CLIENT_ID,
+    form_event,
+    issued_tokens,
+    mcp_call,
+    sample_event,
+    token_exchange,
+    with_default_settings,
+)
+
+
+@pytest.fixture
+def json_logs(gateway_env: dict[str, str]) -> Iterator[None]:
+    with_default_settings(gateway_env)
+    configure_logging("gateway", "DEBUG")
+    try:
+        yield
+    finally:
+        reset_logging()
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_a_whole_flow_logs_no_token_code_or_secret(
+    json_logs: None, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secrets: list[str] = []
+    # a confidential client registers: its secret
+    registered = invoke("register", sample_event("register-confidential-client.json"))
+    assert registered["statusCode"] == 201
+    secrets.append(json.loads(registered["body"])["client_secret"])
+    # a code is exchanged: the code, its verifier, the tokens
+    tokens, exchange = issued_tokens()
+    form = exchange["body"]
+    secrets += [tokens["access_token"], tokens["refresh_token"], form]
+    # tools are called, the token refreshed, then revoked
+    assert mcp_call(tokens["access_token"]) == 200
+    refreshed = token_exchange(
+        form_event(
+            "token-refresh.json",
+            {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": CLIENT_ID},
+        )
+    )
+    assert refreshed["statusCode"] == 200
+    later: dict[str, Any] = json.loads(refreshed["body"])
+    secrets += [later["access_token"], later["refresh_token"]]
+    revoke = form_event("revoke-refresh-token.json", {"token": later["refresh_token"], "client_id": CLIENT_ID})
+    assert invoke("token", revoke)["statusCode"] == 200
+    assert mcp_call(later["access_token"]) == 401
+
+    # Then the logs (JSON lines on stderr, and every record the process made) hold none of them
+    logged = capsys.readouterr().err + "\n" + caplog.text + "\n".join(str(record.args) for record in caplog.records)
+    assert len(caplog.records) > 5  # the flow did log
+    assert any(line.startswith("{") and "correlation_id" in line for line in logged.splitlines())
+    for secret in secrets:
+        assert secret and secret not in logged, f"a secret reached the logs: {secret[:12]}..."

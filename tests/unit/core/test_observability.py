@@ -1,0 +1,115 @@
+"""Each request's EMF metrics (valid Embedded Metric Format, errors by origin, the gateway/upstream latency split) and
+JSON logs that carry the request's correlation id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+from mangum import Mangum
+
+from gateway.config import parse_config
+from gateway.observability import ObserveRequests, configure_logging, reset_logging
+from gateway.web.proxy_app import create_app
+from infra.placeholders import grant_backed_token
+from tests.support.runtime import example_config_data, memory_runtime
+from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream
+
+
+@pytest.fixture
+def upstream() -> Iterator[ScriptedUpstream]:
+    with scripted_upstream() as running:
+        yield running
+
+
+def _gateway(upstream_url: str) -> tuple[Any, list[str], str]:
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream_url
+    runtime = memory_runtime(parse_config(data))
+    route = runtime.routes.get("demo", "echo")
+    assert route is not None
+    documents: list[str] = []
+    handler = Mangum(ObserveRequests(create_app(runtime), "proxy", sink=documents.append), lifespan="off")
+    return handler, documents, grant_backed_token(runtime, route, subject="alice")
+
+
+def _event(path: str, token: str, body: dict[str, Any], request_id: str = "req-123") -> dict[str, Any]:
+    return {
+        "version": "2.0", "routeKey": "ANY /{workspace}/{server}/mcp", "rawPath": path, "rawQueryString": "",
+        "headers": {"authorization": f"Bearer {token}", "content-type": "application/json",
+                    "accept": "application/json, text/event-stream", "host": "gw.example.com"},
+        "requestContext": {"http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9"},
+                           "requestId": request_id, "stage": "$default"},
+        "body": json.dumps(body), "isBase64Encoded": False,
+    }  # fmt: skip
+
+
+TOOLS_CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"t": "x"}}}
+
+
+def _metrics(document: str) -> dict[str, Any]:
+    emf: dict[str, Any] = json.loads(document)
+    directive = emf["_aws"]["CloudWatchMetrics"][0]
+    # EMF: every metric the directive names is a top-level member, every dimension too; a timestamp in ms
+    assert isinstance(emf["_aws"]["Timestamp"], int)
+    assert directive["Namespace"] == "McpGateway"
+    for dimension_set in directive["Dimensions"]:
+        assert all(name in emf for name in dimension_set)
+    return {metric["Name"]: emf[metric["Name"]] for metric in directive["Metrics"]} | {"route": emf["route"]}
+
+
+def test_a_proxied_call_emits_valid_emf_with_the_latency_split(upstream: ScriptedUpstream) -> None:
+    handler, documents, token = _gateway(upstream.url)
+    response = handler(_event("/demo/echo/mcp", token, TOOLS_CALL), cast(Any, None))
+    assert response["statusCode"] == 200
+    [document] = documents
+    metrics = _metrics(document)
+    assert metrics["route"] == "demo/echo" and metrics["Requests"] == [1.0]
+    latency, upstream_ms, gateway_ms = (
+        metrics["Latency"][0],
+        metrics["UpstreamLatency"][0],
+        metrics["GatewayLatency"][0],
+    )
+    assert upstream_ms > 0 and gateway_ms >= 0
+    assert abs(upstream_ms + gateway_ms - latency) < 0.01
+    assert not any(name.startswith("Errors") for name in metrics)
+    assert metrics["ColdStart"] == [1.0]  # the container's first request
+    assert json.loads(document)["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["route", "service"]]
+    assert json.loads(document)["method"] == "tools/call"
+
+
+@pytest.mark.parametrize(
+    ("path", "use_token", "metric"),
+    [("/demo/nowhere/mcp", True, "ErrorsClient"), ("/demo/echo/mcp", False, "ErrorsClient")],
+)
+def test_client_errors_are_counted_by_origin(
+    upstream: ScriptedUpstream, path: str, use_token: bool, metric: str
+) -> None:
+    handler, documents, token = _gateway(upstream.url)
+    handler(_event(path, token if use_token else "forged", TOOLS_CALL), cast(Any, None))
+    assert _metrics(documents[0])[metric] == [1.0]
+
+
+def test_an_upstream_that_is_down_counts_as_an_upstream_error() -> None:
+    handler, documents, token = _gateway("http://127.0.0.1:9/mcp")
+    assert handler(_event("/demo/echo/mcp", token, TOOLS_CALL), cast(Any, None))["statusCode"] == 502
+    metrics = _metrics(documents[0])
+    assert metrics["ErrorsUpstream"] == [1.0] and "ErrorsGateway" not in metrics
+
+
+def test_logs_are_json_lines_with_the_correlation_id(
+    upstream: ScriptedUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("proxy", "INFO")
+    try:
+        handler, _, token = _gateway("http://127.0.0.1:9/mcp")  # the upstream failure is logged
+        handler(_event("/demo/echo/mcp", token, TOOLS_CALL, request_id="req-corr-42"), cast(Any, None))
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        reset_logging()
+    logged = [line for line in lines if line.get("correlation_id") == "req-corr-42"]
+    assert logged, lines
+    assert all(line["route"] == "demo/echo" and line["workspace"] == "demo" for line in logged)
+    assert {"level", "message", "timestamp", "service"} <= set(logged[0])
