@@ -4,6 +4,7 @@
     mcp-gateway admin --stack mcp-gateway --region eu-west-1 grants --workspace acme --user alice
     mcp-gateway admin --local revoke-grant GRANT_ID
     mcp-gateway admin --local --json client CLIENT_ID
+    mcp-gateway admin routes --config my-gateway.yaml
 
 Where the tables are: ``--local`` reads the running ``make dev``'s ``.dev/state.json``; ``--stack NAME`` reads the
 deployed stack's outputs (``--region``, ``--profile``); otherwise the ``GATEWAY_*_TABLE`` and ``AWS_*`` variables of
@@ -127,6 +128,37 @@ def _seconds(duration: str) -> int:
     return int(match[1]) * UNITS[match[2]]
 
 
+def routes(config_path: str) -> list[dict[str, Any]]:
+    """The workspaces' routes as the configuration declares them (no table is read)."""
+    from gateway.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as problem:
+        raise AdminError(str(problem)) from None
+    rows = []
+    for workspace_name, workspace in config.workspaces.items():
+        for server_name, server in workspace.servers.items():
+            upstreams = (
+                {name: upstream.url for name, upstream in server.upstreams.items()}
+                if server.upstreams is not None
+                else {"": str(server.upstream)}
+            )
+            for name, url in upstreams.items():
+                auth = server.upstreams[name].auth if server.upstreams is not None else server.auth
+                rows.append(
+                    {
+                        "workspace": workspace_name,
+                        "route": f"{workspace_name}/{server_name}" + (f" [{name}]" if name else ""),
+                        "upstream": url,
+                        "auth": auth.type,
+                        "scopes": " ".join(server.scopes),
+                        "identity_provider": workspace.identity_provider.type,
+                    }
+                )
+    return rows
+
+
 def run(args: argparse.Namespace, stores: Stores, now: int) -> list[dict[str, Any]]:
     """The rows the command prints; a revocation also writes its audit event."""
     trail = AuditTrail(stores.audit_log, stores.retention_days, clock=lambda: now)
@@ -216,6 +248,8 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--profile")
     top.add_argument("--json", action="store_true", help="JSON instead of a table")
     commands = top.add_subparsers(dest="command", required=True)
+    listed = commands.add_parser("routes", help="the workspaces and routes of a configuration file")
+    listed.add_argument("--config", help="the gateway YAML (default: the running make dev's, or GATEWAY_CONFIG)")
     audit = commands.add_parser("audit", help="audit events, newest first")
     audit.add_argument("--workspace", required=True)
     audit.add_argument("--user")
@@ -250,11 +284,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         if args.local:
             env = local_environment(Path(environ.get("DEV_STATE_FILE") or STATE_FILE))
-        elif args.stack:
+        elif args.stack and args.command != "routes":
             env = stack_environment(args.stack, args.region, args.profile)
         else:
             env = dict(environ)
-        rows = run(args, open_stores(env), int(time.time()))
+        if args.command == "routes":
+            config_path = args.config or env.get("GATEWAY_CONFIG")
+            if not config_path:
+                raise AdminError("name the configuration: routes --config FILE (or --local, or set GATEWAY_CONFIG)")
+            rows = routes(config_path)
+        else:
+            rows = run(args, open_stores(env), int(time.time()))
     except AdminError as problem:
         print(f"mcp-gateway admin: {problem}", file=sys.stderr)
         return 2

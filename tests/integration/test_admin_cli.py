@@ -104,3 +104,12 @@ def test_a_local_state_file_names_the_tables(
     assert main(["admin", "--local", "--json", "grants", "--workspace", "demo", "--user", "nobody"],
                 environ={"DEV_STATE_FILE": str(state)}) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_routes_lists_every_route_and_every_upstream_of_a_virtual_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["admin", "--json", "routes", "--config", "examples/gateway.yaml"], environ={}) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["route"] for row in rows} == {"demo/echo", "demo/toolbox [demo]"}
+    assert all(row["identity_provider"] == "dev" and row["auth"] == "none" for row in rows)
+    assert main(["admin", "routes", "--config", "no-such.yaml"], environ={}) == 2
+    assert "no-such.yaml" in capsys.readouterr().err
