@@ -365,6 +365,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, response: HttpResponse, started: float, path: str, function_name: str) -> None:
+        elapsed = (time.perf_counter() - started) * 1000
+        # Logged before the answer leaves, so the line exists by the time the client has it. The path only: query
+        # strings may carry authorization codes, and headers carry tokens.
+        log.info("%s %s %d %.0fms %s", self.command, path, response.status, elapsed, function_name)
         self.send_response_only(response.status)
         self.send_header("date", formatdate(usegmt=True))
         self.send_header("content-length", str(len(response.body)))
@@ -377,9 +381,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and response.body:
             self._headers_buffer.append(response.body)
         self.flush_headers()
-        elapsed = (time.perf_counter() - started) * 1000
-        # The path only: query strings may carry authorization codes, and headers carry tokens.
-        log.info("%s %s %d %.0fms %s", self.command, path, response.status, elapsed, function_name)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence http.server's own access log; :meth:`_send` logs one line without query strings."""

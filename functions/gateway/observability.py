@@ -1,9 +1,10 @@
 """Structured logs and metrics for every function (Powertools Logger's JSON formatter, CloudWatch EMF).
 
 Each function's entry point calls :func:`configure_logging` once per cold start: every ``logging`` record of the
-gateway then leaves as one JSON line with the request's correlation id (API Gateway's ``requestId``) and the
-workspace and route when the path names them. Nothing logs a token, code, secret or cookie: the gateway's log calls
-name routes, clients and causes, never credentials (a test scans a whole flow's logs for every secret it used).
+gateway then leaves as one JSON line with the request's correlation id (API Gateway's ``requestId``), the
+workspace and route when the path names them, and the client and user once the handler knows them. Nothing logs a
+token, code, secret or cookie: the gateway's log calls name routes, clients and causes, never credentials (a test
+scans a whole flow's logs for every secret it used).
 
 :class:`ObserveRequests` (ASGI middleware) measures each request and writes one EMF document to standard output
 (CloudWatch turns it into metrics): ``Requests``, ``Errors`` by origin (``client`` for 4xx, ``upstream`` for the
@@ -36,6 +37,7 @@ class Observation:
     route: str | None = None
     method: str | None = None  # the MCP method (proxy) or grant type (token)
     upstream_ms: float | None = None
+    tool: str | None = None
     counts: dict[str, float] = field(default_factory=dict)
 
     def count(self, name: str, value: float = 1) -> None:
@@ -87,6 +89,12 @@ class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
+
+
+def add_log_keys(**keys: str | None) -> None:
+    """Add keys to this request's log lines once a handler knows them (the client, the user)."""
+    if _formatter is not None:
+        _formatter.thread_safe_append_keys(**{name: value for name, value in keys.items() if value})
 
 
 def _set_keys(**keys: str | None) -> None:
@@ -161,6 +169,8 @@ class ObserveRequests:
         emf.add_metadata("status", status)
         if seen.method:
             emf.add_metadata("method", seen.method)
+        if seen.tool:
+            emf.add_metadata("tool", seen.tool)
         if self.cold:
             emf.add_metric("ColdStart", MetricUnit.Count, 1)
             self.cold = False

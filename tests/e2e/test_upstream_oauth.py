@@ -649,3 +649,41 @@ def test_a_virtual_route_combines_everything_the_demo_and_an_oauth_upstream(stac
     assert degraded["results"]["demo_say"]["content"][0]["text"] == "hello"
     assert _whoami({"result": degraded["results"]["notes_whoami"]})["subject"] == "alice"
     assert "everything" in json.dumps(degraded["results"]["ev_echo"])
+
+
+# --- the end user's "My connections" page (issue 11) ------------------------------------------------------------
+
+
+async def _connections_in_chromium(stack: Stack) -> dict[str, Any]:
+    from tests.support.browser import artifact_dir, chromium
+
+    async with chromium(artifact_dir("my-connections")) as browser:
+        page = await browser.new_page()
+        await page.goto(f"{stack.gateway}/acme/connections")
+        await page.fill('input[name="username"]', "alice")
+        await page.fill('input[name="password"]', "alice-password")
+        await page.click('button[type="submit"]')
+        await page.wait_for_selector("text=Your connections")
+        await browser.screenshot(page, "connections")
+        before = await page.content()
+        revoke = page.locator('button[name="revoke"]').first
+        grant_id = await revoke.get_attribute("value")
+        await revoke.click()
+        await page.wait_for_selector("text=Your connections")
+        await page.locator('button[name="disconnect"][value="acme/toolbox/notes"]').click()
+        await page.wait_for_selector("text=Your connections")
+        await browser.screenshot(page, "after-revoke-and-disconnect")
+        return {"before": before, "after": await page.content(), "grant_id": grant_id}
+
+
+def test_my_connections_lists_and_revokes_in_chromium(stack: Stack) -> None:
+    # Given alice authorized clients and connected Notes and the toolbox's notes upstream (the tests above)
+    # When she opens her connections page in a browser, signs in, revokes an application and disconnects an account
+    seen = run_async(lambda: _connections_in_chromium(stack))
+
+    # Then the page listed her applications and accounts, and they are gone after the clicks
+    assert "Applications you authorized" in seen["before"] and "Upstream OAuth e2e" in seen["before"]
+    assert 'value="acme/notes"' in seen["before"] and 'value="acme/toolbox/notes"' in seen["before"]
+    assert seen["grant_id"] and f'value="{seen["grant_id"]}"' not in seen["after"]
+    assert 'value="acme/toolbox/notes"' not in seen["after"] and 'value="acme/notes"' in seen["after"]
+    assert _stored(stack, "alice") is not None  # the other account stays connected

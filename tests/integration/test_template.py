@@ -45,6 +45,7 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
         "GET /authorize",
         "ANY /{workspace}/{server}/consent",
         "ANY /{workspace}/login",
+        "ANY /{workspace}/connections",
         "GET /{workspace}/oidc/callback",
         "ANY /{workspace}/{server}/connect",
         "GET /{workspace}/connect/callback",

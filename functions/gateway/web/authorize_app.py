@@ -27,7 +27,7 @@ from starlette.routing import Route as Path
 from gateway.oauth.authorize_request import RedirectableError, UnsafeToRedirect, error_redirect, parse_authorize_request
 from gateway.oauth.hashing import random_token
 from gateway.storage.records import PendingAuthorization
-from gateway.web import consent_page, sign_in_pages
+from gateway.web import connections_page, consent_page, sign_in_pages
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.pages import PageError, page_exception_handlers, redirect
 from gateway.web.services import LearnBaseUrl
@@ -97,6 +97,7 @@ def create_app(services: AuthorizeServices) -> Starlette:
             Path("/{workspace}/oidc/callback", endpoint(sign_in_pages.oidc_callback), methods=["GET"]),
             Path("/{workspace}/{server}/connect", endpoint(_upstream_connect), methods=["GET"]),
             Path("/{workspace}/connect/callback", endpoint(_upstream_connect_callback), methods=["GET"]),
+            Path("/{workspace}/connections", endpoint(connections_page.connections), methods=["GET", "POST"]),
         ],
         middleware=[
             Middleware(LearnBaseUrl, state=services),

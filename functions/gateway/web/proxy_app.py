@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
-from gateway.observability import observation
+from gateway.observability import add_log_keys, observation
 from gateway.proxy.grant_status import GrantStatusCache
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
 from gateway.proxy.outcomes import called_tool, outcome
@@ -116,6 +116,7 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         return Response(body, 503, {**cors, "Retry-After": "1"}, media_type="application/json")
     if not active:
         return _invalid_token(route, "the access token's grant was revoked or has ended", cors)
+    add_log_keys(client_id=claims.client_id, user_id=claims.user_id)
 
     if request.method == "GET":
         # The buffered deployment cannot hold an SSE stream open; the transport lets servers answer 405.
@@ -142,6 +143,7 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
     if seen is not None:
         seen.upstream_ms = (time.perf_counter() - started) * 1000
         seen.method = inspect(body).method if request.method == "POST" else request.method
+        seen.tool = tool
     if tool is not None:
         runtime.audit.record(
             "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,

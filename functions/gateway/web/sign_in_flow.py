@@ -43,6 +43,7 @@ logger = logging.getLogger("gateway.authorize")
 
 # The client id of a pending authorization that is an upstream connect (a reconnect link's sign-in), not an MCP
 # client's /authorize: no code is ever issued for it (gateway.web.upstream_connect).
+MY_CONNECTIONS_CLIENT_ID = "urn:mcp-gateway:my-connections"  # the stand-in client of /{ws}/connections
 CONNECT_CLIENT_ID = "urn:mcp-gateway:upstream-connect"
 
 EXPIRED = (
@@ -160,6 +161,10 @@ async def client_of(ctx: Context, route: Route, client_id: str) -> AuthorizingCl
     """The client a pending authorization is for (or the connect flow's stand-in)."""
     if client_id == CONNECT_CLIENT_ID:
         return connect_client(route)
+    if client_id == MY_CONNECTIONS_CLIENT_ID:  # the user's own connections page (web/connections_page.py)
+        return ConnectClient(
+            client_id, "Your connections", "preregistered", (f"{route.base_url}/{route.workspace_name}/connections",)
+        )
     try:
         return await ctx.services.client_resolver.resolve(route, client_id, ctx.now())
     except OAuthError as error:

@@ -17,11 +17,12 @@ from gateway.config import DevLoginProvider, OidcProvider
 from gateway.identity import dev_login
 from gateway.identity.user import SignedInUser
 from gateway.storage.records import PendingAuthorization
-from gateway.web import consent_page, cookies
+from gateway.web import connections_page, consent_page, cookies
 from gateway.web.pages import PageError, page
 from gateway.web.sign_in_flow import (
     CONNECT_CLIENT_ID,
     EXPIRED,
+    MY_CONNECTIONS_CLIENT_ID,
     Context,
     check_csrf,
     client_of,
@@ -42,6 +43,8 @@ async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: Signe
         "user.signed_in", workspace=route.workspace_name, route_key=route.route_key, user_id=user.id,
         client_id=pending.client_id,
     )  # fmt: skip
+    if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
+        return connections_page.after_sign_in(ctx, route, pending, user.id)
     if pending.client_id == CONNECT_CLIENT_ID:
         from gateway.web import upstream_connect  # upstream OAuth: loaded by the flows that use it
 

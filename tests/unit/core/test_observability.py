@@ -77,7 +77,7 @@ def test_a_proxied_call_emits_valid_emf_with_the_latency_split(upstream: Scripte
     assert not any(name.startswith("Errors") for name in metrics)
     assert metrics["ColdStart"] == [1.0]  # the container's first request
     assert json.loads(document)["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["route", "service"]]
-    assert json.loads(document)["method"] == "tools/call"
+    assert json.loads(document)["method"] == "tools/call" and json.loads(document)["tool"] == "echo"
 
 
 @pytest.mark.parametrize(
@@ -112,4 +112,5 @@ def test_logs_are_json_lines_with_the_correlation_id(
     logged = [line for line in lines if line.get("correlation_id") == "req-corr-42"]
     assert logged, lines
     assert all(line["route"] == "demo/echo" and line["workspace"] == "demo" for line in logged)
+    assert all(line["user_id"] == "alice" for line in logged)  # known once the token is verified
     assert {"level", "message", "timestamp", "service"} <= set(logged[0])
