@@ -190,6 +190,18 @@ def run(args: argparse.Namespace, stores: Stores, now: int) -> list[dict[str, An
         if grant is None:
             raise AdminError(f"no grant {args.grant_id!r}")
         return [_revoke(stores, trail, grant, now)]
+    if args.command == "revoke-client":
+        client = stores.clients.get(args.client_id, now)
+        grants = [g for g in stores.grants.grants_of_client(args.client_id) if g.status == "active"]
+        if client is None and not grants:
+            raise AdminError(f"no client {args.client_id!r} with a registration or an active grant")
+        rows = [_revoke(stores, trail, grant, now) for grant in grants]
+        if client is not None:
+            # its registration ends now: it can neither start a sign-in nor refresh
+            stores.clients.touch(args.client_id, now, now)
+            workspace = client.route_key.split("/", 1)[0]
+            trail.record("client.revoked", workspace=workspace, route_key=client.route_key, client_id=client.client_id)
+        return rows or [{"client_id": args.client_id, "revoked": True, "grants": 0}]
     if args.command == "revoke-user":
         grants = [g for g in stores.grants.grants_of_user(args.workspace, args.user) if g.status == "active"]
         return [_revoke(stores, trail, grant, now) for grant in grants]
@@ -266,6 +278,9 @@ def parser() -> argparse.ArgumentParser:
     connection.add_argument("route_key", help="workspace/server, or workspace/server/upstream")
     connection.add_argument("subject", help="the user id, or 'shared'")
     commands.add_parser("revoke-grant", help="revoke one grant").add_argument("grant_id")
+    commands.add_parser(
+        "revoke-client", help="end a client's registration and revoke every grant it holds"
+    ).add_argument("client_id")
     revoke_user = commands.add_parser("revoke-user", help="revoke every active grant of a user")
     revoke_user.add_argument("--workspace", required=True)
     revoke_user.add_argument("user")

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 
 from gateway.admin import main
+from gateway.storage.records import RegisteredClient
+from infra.invoke import filler_runtime
+from infra.placeholders import grant_backed_token
 from tests.support.invoke_flows import CLIENT_ID, issued_tokens, mcp_call, refresh_status, with_default_settings
 
 
@@ -113,3 +116,33 @@ def test_routes_lists_every_route_and_every_upstream_of_a_virtual_one(capsys: py
     assert all(row["identity_provider"] == "dev" and row["auth"] == "none" for row in rows)
     assert main(["admin", "routes", "--config", "no-such.yaml"], environ={}) == 2
     assert "no-such.yaml" in capsys.readouterr().err
+
+
+def test_revoking_a_client_ends_its_registration_and_every_grant(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a client of its own (the sample events' client serves the other tests), with a grant and a token
+    runtime = filler_runtime()
+    route = runtime.routes.get("demo", "echo")
+    assert route is not None
+    now = runtime.now()
+    client_id = f"revoked-client-{now}"
+    runtime.clients.create(
+        RegisteredClient(
+            client_id=client_id, route_key=route.key, client_name="To revoke", redirect_uris=("http://127.0.0.1/cb",),
+            token_endpoint_auth_method="none", client_secret_hash=None, created_at=now, last_used_at=now,
+            expires_at=None,
+        )
+    )  # fmt: skip
+    token = grant_backed_token(runtime, route, subject="carol", client_id=client_id)
+    assert mcp_call(token, env) == 200
+
+    # When an operator revokes the client
+    rows = admin(capsys, env, "revoke-client", client_id)
+
+    # Then its grant is revoked (its next call is 401) and its registration is gone
+    assert rows and all(row["revoked"] for row in rows)
+    assert mcp_call(token, env) == 401
+    assert main(["admin", "client", client_id], environ=env) == 2
+    events = admin(capsys, env, "audit", "--workspace", "demo", "--client", client_id, "--since", "1h")
+    assert {"client.revoked", "grant.revoked"} <= {event["kind"] for event in events}

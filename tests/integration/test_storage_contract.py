@@ -279,3 +279,18 @@ def test_audit_events_are_filtered_by_route_user_and_client(audit_log: AuditLog)
     other = audit_log.events("contract", since=since, until=until, route_key="contract/other")
     assert [e.event_id for e in other] == ["c"]
     assert audit_log.events("elsewhere", since=since, until=until) == []
+
+
+def test_grants_of_a_client_are_found_in_any_status(stores: tuple[ClientStore, GrantStore, UpstreamTokenStore]) -> None:
+    _, grants, _ = stores
+    wanted = "client-of-grants-" + str(id(grants))
+    for n, client in enumerate([wanted, wanted, "someone-else"]):
+        grant = _grant(f"grant-cg-{n}-{id(grants)}", client_id=client)
+        code = _code(f"code-cg-{n}-{id(grants)}", grant.grant_id, client_id=client)
+        grants.put_code(code)
+        grants.redeem_code(code.code_hash, grant, None, NOW)
+    grants.revoke_grant(f"grant-cg-1-{id(grants)}", NOW, "test")
+
+    found = sorted((grant.grant_id, grant.status) for grant in grants.grants_of_client(wanted))
+
+    assert found == [(f"grant-cg-0-{id(grants)}", "active"), (f"grant-cg-1-{id(grants)}", "revoked")]

@@ -34,11 +34,12 @@ def token_exchange(event: dict[str, Any]) -> dict[str, Any]:
     return invoke("token", event)
 
 
-def mcp_call(access_token: str) -> int:
-    """A ``tools/call`` (echo) with ``access_token`` through the proxy function: its HTTP status."""
+def mcp_call(access_token: str, env: dict[str, str] | None = None) -> int:
+    """A ``tools/call`` (echo) with ``access_token`` through the proxy function: its HTTP status. ``env`` names the
+    public base URL as a token minted in this process (not by the token function) expects."""
     event = sample_event("proxy-tools-call.json")
     event["headers"]["authorization"] = f"Bearer {access_token}"
-    return int(invoke("proxy", event)["statusCode"])
+    return int(invoke("proxy", event, env=env)["statusCode"])
 
 
 def refresh_status(refresh_token: str) -> int:

@@ -381,6 +381,24 @@ class DynamoGrantStore(_Table):
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"DynamoDB query failed: {type(error).__name__}") from error
 
+    def grants_of_client(self, client_id: str) -> list[Grant]:
+        grants: list[Grant] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "begins_with(pk, :grant) AND client_id = :client",
+            "ExpressionAttributeValues": {":grant": _s("GRANT#"), ":client": _s(client_id)},
+            "ConsistentRead": True,
+        }
+        try:
+            while True:
+                page = self._client.scan(**kwargs)
+                grants.extend(from_item(Grant, item) for item in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    return grants
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"DynamoDB scan failed: {type(error).__name__}") from error
+
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         item = self._get(*_consent_key(route_key, client_id, user_id))
         return None if item is None else from_item(Consent, item)

@@ -113,6 +113,9 @@ class MemoryGrantStore:
     def grants_of_user(self, workspace: str, user_id: str) -> list[Grant]:
         return [g for g in self._grants.values() if g.workspace == workspace and g.user_id == user_id]
 
+    def grants_of_client(self, client_id: str) -> list[Grant]:
+        return [g for g in self._grants.values() if g.client_id == client_id]
+
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         return self._consents.get(_consent_key(route_key, client_id, user_id))
 

@@ -90,6 +90,9 @@ class GrantStore(Protocol):
     def grants_of_user(self, workspace: str, user_id: str) -> list[Grant]:
         """Every grant of a user in a workspace, in any status."""
 
+    def grants_of_client(self, client_id: str) -> list[Grant]:
+        """Every grant of a client, in any status. For administration: it may read the whole table."""
+
     # consent ------------------------------------------------------------------------------------------------------
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         """The remembered approval, or None."""

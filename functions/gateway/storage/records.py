@@ -146,6 +146,7 @@ class UpstreamToken:
 
 AuditKind = Literal[
     "client.registered",
+    "client.revoked",
     "user.signed_in",
     "consent.granted",
     "consent.denied",
