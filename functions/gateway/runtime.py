@@ -285,6 +285,7 @@ class Runtime:
             dev_allow_private=self.config.oauth.cimd_allow_private_addresses,
             cache_seconds=self.settings.upstream_token_cache_seconds,
             clock=self.clock,
+            audit=self.audit,
         )
 
     @cached_property

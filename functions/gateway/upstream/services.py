@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from gateway.audit import AuditTrail
 from gateway.net.ssrf import SafeFetcher
 from gateway.storage.ports import UpstreamTokenStore
 from gateway.upstream import oauth_flow
@@ -41,13 +42,19 @@ def build_upstream_oauth(
     cache_seconds: float,
     clock: Callable[[], float] = time.time,
     fetcher: SafeFetcher | None = None,
+    audit: AuditTrail | None = None,
 ) -> UpstreamOAuth:
     if fetcher is None:
         fetcher = SafeFetcher(
             allow_private=dev_allow_private, allow_http=dev_allow_private, timeout_seconds=FETCH_TIMEOUT_SECONDS
         )
     vault = UpstreamVault(
-        store, cipher, partial(oauth_flow.refresh, fetcher, clock=clock), cache_seconds=cache_seconds, clock=clock
+        store,
+        cipher,
+        partial(oauth_flow.refresh, fetcher, clock=clock),
+        cache_seconds=cache_seconds,
+        clock=clock,
+        audit=audit,
     )
     registrar = ClientRegistrar(fetcher, store, cipher, secrets, clock=clock)
     return UpstreamOAuth(fetcher, Discovery(fetcher, clock=clock), registrar, vault)

@@ -28,13 +28,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from gateway.oauth.hashing import random_token
 from gateway.storage.ports import UpstreamTokenStore
-from gateway.storage.records import UpstreamToken
+from gateway.storage.records import AuditKind, UpstreamToken
 from gateway.upstream.cipher import DecryptionFailed, TokenCipher, encryption_context
 from gateway.upstream.oauth_flow import TokenEndpointError
 from gateway.upstream.token_set import TokenSet
+
+if TYPE_CHECKING:
+    from gateway.audit import AuditTrail
 
 logger = logging.getLogger("gateway.upstream.vault")
 
@@ -75,7 +79,9 @@ class UpstreamVault:
         lease_seconds: int = 20,
         wait_seconds: float = 8.0,
         poll_seconds: float = 0.1,
+        audit: AuditTrail | None = None,
     ) -> None:
+        self._audit = audit
         self._store = store
         self._cipher = cipher
         self._refresher = refresher
@@ -220,17 +226,29 @@ class UpstreamVault:
             if error.needs_reconnect:
                 logger.info("upstream refused to refresh the credential of %s (%s): deleted", route_key, error.error)
                 self.delete(route_key, subject)
+                self._record("upstream.failed", route_key, subject, error=error.error or "refused", deleted=True)
                 raise CredentialRevoked(
                     f"the upstream authorization server refused the refresh: {error.error}"
                 ) from None
             logger.warning("refreshing the upstream credential of %s failed: %s", route_key, error)
+            self._record("upstream.failed", route_key, subject, error="unreachable", deleted=False)
             return self._give_up(tokens, str(error))
         if self._write(route_key, subject, newer, row.version + 1, row.version):
             logger.info("upstream credential of %s refreshed", route_key)
+            self._record("upstream.refreshed", route_key, subject)
             return newer
         # Someone else wrote meanwhile (a reconnect): theirs is newer than ours.
         _, latest = self._load(route_key, subject)
         return latest
+
+    def _record(
+        self, kind: AuditKind, route_key: str, subject: str, *, error: str | None = None, deleted: bool | None = None
+    ) -> None:
+        if self._audit is not None:
+            workspace = route_key.split("/", 1)[0]
+            self._audit.record(
+                kind, workspace=workspace, route_key=route_key, user_id=subject, error=error, deleted=deleted
+            )
 
     def _give_up(self, tokens: TokenSet, reason: str) -> TokenSet:
         """Keep using a token that has not expired yet; an expired one is a transient failure."""

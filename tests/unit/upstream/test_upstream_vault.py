@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from gateway.storage.memory import MemoryUpstreamTokenStore
+from gateway.audit import AuditTrail
+from gateway.storage.memory import MemoryAuditLog, MemoryUpstreamTokenStore
 from gateway.upstream.cipher import LocalTokenCipher
 from gateway.upstream.oauth_flow import TokenEndpointError
 from gateway.upstream.token_set import TokenSet
@@ -161,3 +162,28 @@ def test_after_unauthorized_refreshes_the_rejected_token_or_returns_a_newer_one(
         asyncio.run(vault(store, cipher, refresher=refresher).after_unauthorized(ROUTE, "alice", rejected)) == renewed
     )
     assert refresher.calls == 1
+
+
+def test_refreshes_and_refused_refreshes_are_in_the_audit_trail() -> None:
+    # Given a vault that records to an audit trail
+    log = MemoryAuditLog()
+    clock = Clock(1000 + 3590)
+    store = MemoryUpstreamTokenStore()
+    trail = AuditTrail(log, retention_days=1, clock=clock)
+    refreshing = UpstreamVault(store, LocalTokenCipher(), Refresher(), clock=clock, sleep=clock.sleep, audit=trail)
+    refreshing.save(ROUTE, "alice", token_set())
+    refusing = UpstreamVault(
+        store, LocalTokenCipher(), Refresher("invalid_grant"), clock=clock, sleep=clock.sleep, audit=trail
+    )
+    refusing.save(ROUTE, "bob", token_set())
+
+    # When alice's credential is refreshed and bob's refresh is refused
+    asyncio.run(refreshing.current(ROUTE, "alice"))
+    with pytest.raises(CredentialRevoked):
+        asyncio.run(refusing.current(ROUTE, "bob"))
+
+    # Then both are events of the route, naming the user (never a token)
+    events = {(event.kind, event.user_id): event for event in log.events("acme", since=0, until=10**9)}
+    assert set(events) == {("upstream.refreshed", "alice"), ("upstream.failed", "bob")}
+    assert events[("upstream.failed", "bob")].detail == {"error": "invalid_grant", "deleted": True}
+    assert "access-" not in repr(events)
