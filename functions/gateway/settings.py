@@ -35,6 +35,8 @@ class Settings:
     audit_table: str = "audit"
     audit_retention_days: int = 90
     log_level: str = "INFO"
+    tracing: bool = False
+    """X-Ray tracing through the Powertools Tracer (template ``Tracing``): off by default, for the cold start."""
     metrics: bool = True
     """Write each request's CloudWatch EMF metrics to standard output (``make dev`` turns them off)."""
     audit_tool_calls: bool = True

@@ -10,5 +10,9 @@ from gateway.web.proxy_app import create_app
 
 runtime = Runtime.from_environment()  # the composition root: settings and configuration, once per cold start
 configure_logging("proxy", runtime.settings.log_level)
+if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start time
+    from aws_lambda_powertools import Tracer
+
+    Tracer(service="proxy")  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
 app = create_app(runtime)
 handler = Mangum(ObserveRequests(app, "proxy", sink=print if runtime.settings.metrics else None), lifespan="off")

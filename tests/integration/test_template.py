@@ -116,6 +116,9 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
 }
 
 
+XRAY_WRITE_ONLY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+
+
 class _FakeManagedPolicyLoader:
     """Stands in for the IAM lookup of AWS managed policy ARNs, which would need credentials and network."""
 
@@ -314,7 +317,9 @@ def test_each_function_has_exactly_its_permissions(transformed: dict[str, Any], 
 
     # Then it may do exactly what the contract lists, on exactly those resources, plus writing its own logs
     assert permissions == EXPECTED_PERMISSIONS[function_id]
-    assert managed == [BASIC_EXECUTION_ROLE]
+    # SAM attaches X-Ray's write-only policy whenever Tracing is configured (an opt-in parameter, off by default):
+    # it allows writing trace segments and nothing else.
+    assert managed == [BASIC_EXECUTION_ROLE, XRAY_WRITE_ONLY]
 
 
 def test_no_inline_policy_uses_wildcard_actions_or_resources(transformed: dict[str, Any]) -> None:
