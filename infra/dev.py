@@ -69,6 +69,7 @@ def gateway_environment(
         GATEWAY_CONFIG=str(config_path),
         GATEWAY_PUBLIC_BASE_URL=public_base_url,
         GATEWAY_METRICS="false",  # no EMF document per request in the dev server's terminal (CloudWatch reads them)
+        GATEWAY_LOG_FORMAT="text",  # the dev server's readable lines, not a JSON line per record as well
     )
     return env
 

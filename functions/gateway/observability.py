@@ -54,12 +54,15 @@ def observation(scope: Scope) -> Observation | None:
 _formatter: Any = None
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """JSON logs for the process (once per cold start; a second call only changes the level)."""
+def configure_logging(service: str, level: str = "INFO", *, json_lines: bool = True) -> None:
+    """JSON logs for the process (once per cold start; a second call only changes the level). ``json_lines=False``
+    (``GATEWAY_LOG_FORMAT=text``, what ``make dev`` sets) keeps the process's own handlers: the dev server prints
+    readable lines for all its functions at once."""
     global _formatter
     root = logging.getLogger()
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
-    if _formatter is not None:
+    logging.getLogger("mangum").setLevel(logging.WARNING)  # a line per request: the API's access log has them
+    if _formatter is not None or not json_lines:
         return
     from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
@@ -128,6 +131,8 @@ class ObserveRequests:
         event = scope.get("aws.event") or {}
         context = event.get("requestContext") or {}
         segments = [part for part in str(scope.get("path", "")).split("/") if part]
+        if segments and segments[0].startswith("."):
+            segments = []  # a well-known URL names no workspace in its first segments
         route = "/".join(segments[:2]) if len(segments) >= 3 else None
         seen = Observation(route=route)
         scope.setdefault("state", {})[STATE_KEY] = seen

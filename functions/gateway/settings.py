@@ -35,6 +35,8 @@ class Settings:
     audit_table: str = "audit"
     audit_retention_days: int = 90
     log_level: str = "INFO"
+    log_format: str = "json"
+    """``json`` (one JSON line per record, for CloudWatch) or ``text`` (the process's own format: ``make dev``)."""
     tracing: bool = False
     """X-Ray tracing through the Powertools Tracer (template ``Tracing``): off by default, for the cold start."""
     metrics: bool = True
@@ -75,6 +77,8 @@ class Settings:
             raise SettingsError("GATEWAY_ACCESS_TOKEN_TTL_SECONDS must be between 60 and 86400")
         if not 0 <= self.grant_status_cache_seconds <= 300:
             raise SettingsError("GATEWAY_GRANT_STATUS_CACHE_SECONDS must be between 0 and 300")
+        if self.log_format not in ("json", "text"):
+            raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, not {self.log_format!r}")
         if not 1 <= self.audit_retention_days <= 3650:
             raise SettingsError("GATEWAY_AUDIT_RETENTION_DAYS must be between 1 and 3650")
         if not 0 <= self.upstream_token_cache_seconds <= 300:

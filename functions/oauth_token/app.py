@@ -9,7 +9,7 @@ from gateway.runtime import Runtime
 from gateway.web.token_app import create_app
 
 runtime = Runtime.from_environment()  # the composition root: settings and configuration, once per cold start
-configure_logging("token", runtime.settings.log_level)
+configure_logging("token", runtime.settings.log_level, json_lines=runtime.settings.log_format == "json")
 if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start time
     from aws_lambda_powertools import Tracer
 

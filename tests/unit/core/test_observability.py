@@ -114,3 +114,17 @@ def test_logs_are_json_lines_with_the_correlation_id(
     assert all(line["route"] == "demo/echo" and line["workspace"] == "demo" for line in logged)
     assert all(line["user_id"] == "alice" for line in logged)  # known once the token is verified
     assert {"level", "message", "timestamp", "service"} <= set(logged[0])
+
+
+def test_a_well_known_url_names_no_route() -> None:
+    documents: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    handler = Mangum(ObserveRequests(app, "metadata", sink=documents.append), lifespan="off")
+    event = _event("/.well-known/oauth-protected-resource/demo/echo/mcp", "x", {})
+    event["requestContext"]["http"]["method"] = "GET"
+    handler(event, cast(Any, None))
+    assert json.loads(documents[0])["route"] == "-"
