@@ -34,6 +34,8 @@ class Inbound:
     batch: bool = False
     parsed: bool = True
     declares_url_elicitation: bool | None = None  # None: this message does not say (not initialize, no _meta)
+    tool: str | None = None
+    """The tool a single ``tools/call`` request names (for the audit trail and the metrics)."""
     refused: str | None = None
     """Why the gateway answers this body itself (400, parse error) instead of forwarding it: JSON nested deeper
     than any MCP message (``safe_json.MAX_DEPTH``), which could exhaust a parser upstream as it would ours.
@@ -78,7 +80,14 @@ def inspect(body: bytes) -> Inbound:
         method=method,
         batch=batch,
         declares_url_elicitation=_url_elicitation(first),
+        tool=None if batch or method != "tools/call" else _tool_name(first),
     )
+
+
+def _tool_name(message: dict[str, Any]) -> str | None:
+    params = message.get("params")
+    name = params.get("name") if isinstance(params, dict) else None
+    return name[:200] if isinstance(name, str) else None
 
 
 def _url_elicitation(message: dict[str, Any]) -> bool | None:

@@ -1,4 +1,4 @@
-"""What the audit trail records of a proxied ``tools/call``: the tool's name and how the call ended."""
+"""How a proxied ``tools/call`` ended, as the audit trail records it (its tool's name is ``Inbound.tool``)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,6 @@ from typing import Any
 from gateway import safe_json
 from gateway.proxy import sse
 from gateway.proxy.forward import EVENT_STREAM, Relayed, media_type
-
-
-def called_tool(body: bytes) -> str | None:
-    """The tool a ``tools/call`` request names, else None (a single request only)."""
-    if b'"tools/call"' not in body:
-        return None
-    try:
-        message = safe_json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or message.get("method") != "tools/call":
-        return None
-    params = message.get("params")
-    name = params.get("name") if isinstance(params, dict) else None
-    return name[:200] if isinstance(name, str) else None
 
 
 def outcome(relayed: Relayed) -> str:

@@ -34,6 +34,11 @@ logger = logging.getLogger("gateway.proxy")
 NO_MESSAGE = Inbound()  # a DELETE carries no JSON-RPC message
 
 
+def inbound_of(method: str, body: bytes) -> Inbound:
+    """What the proxy reads of a request's body (parsed once per request)."""
+    return inspect(body) if method == "POST" else NO_MESSAGE
+
+
 def jsonrpc_error(
     status: int, inbound: Inbound, code: int, message: str, data: dict[str, str] | None = None
 ) -> Relayed:
@@ -61,9 +66,11 @@ async def relay(
     codec: SessionCodec,
     session_id: str | None,
     provider: UpstreamCredentialProvider,
+    inbound: Inbound | None = None,
 ) -> Relayed:
-    """``provider`` is the credential provider of the route's ``auth`` kind (chosen by the composition root)."""
-    inbound = inspect(body) if method == "POST" else NO_MESSAGE
+    """``provider`` is the credential provider of the route's ``auth`` kind (chosen by the composition root);
+    ``inbound`` is :func:`inbound_of` the request, when the caller has it already."""
+    inbound = inbound_of(method, body) if inbound is None else inbound
     if inbound.refused is not None:
         return jsonrpc_error(400, inbound, PARSE_ERROR, inbound.refused)
     session: Session | None = None

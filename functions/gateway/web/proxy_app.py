@@ -21,8 +21,8 @@ from starlette.routing import Route as Path
 from gateway.observability import add_log_keys, observation
 from gateway.proxy.grant_status import GrantStatusCache
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
-from gateway.proxy.outcomes import called_tool, outcome
-from gateway.proxy.relay import relay
+from gateway.proxy.outcomes import outcome
+from gateway.proxy.relay import inbound_of, relay
 from gateway.proxy.sessions import SessionCodec
 from gateway.proxy.verified_tokens import VerifiedTokens
 from gateway.routes import Route
@@ -122,6 +122,7 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         # The buffered deployment cannot hold an SSE stream open; the transport lets servers answer 405.
         return Response(status_code=405, headers={**cors, "Allow": ALLOWED_METHODS})
     body = await request.body()
+    inbound = inbound_of(request.method, body)
     started = time.perf_counter()
     if route.is_virtual:
         relayed = await runtime.virtual_server.handle(
@@ -137,17 +138,17 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
             runtime.session_codec,
             request.headers.get("mcp-session-id"),
             runtime.credential_provider(route),
+            inbound,
         )
-    tool = called_tool(body) if request.method == "POST" else None
     seen = observation(request.scope)
     if seen is not None:
         seen.upstream_ms = (time.perf_counter() - started) * 1000
-        seen.method = inspect(body).method if request.method == "POST" else request.method
-        seen.tool = tool
-    if tool is not None:
+        seen.method = inbound.method if request.method == "POST" else request.method
+        seen.tool = inbound.tool
+    if inbound.tool is not None:
         runtime.audit.record(
             "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
-            client_id=claims.client_id, grant_id=claims.grant_id, tool=tool, outcome=outcome(relayed),
+            client_id=claims.client_id, grant_id=claims.grant_id, tool=inbound.tool, outcome=outcome(relayed),
             duration_ms=round((time.perf_counter() - started) * 1000),
         )  # fmt: skip
     return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})

@@ -75,3 +75,13 @@ def test_errors_answer_each_request_of_a_batch() -> None:
 )
 def test_a_json_rpc_error_response_is_recognised(raw: bytes, expected: bool) -> None:
     assert is_error_response(raw) is expected
+
+
+def test_a_single_tools_call_names_its_tool_for_the_audit_trail() -> None:
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}
+    assert inspect(json.dumps(call).encode()).tool == "echo"
+    assert inspect(json.dumps([call]).encode()).tool is None  # a batch: no single tool
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"name": "echo"}}
+    assert inspect(json.dumps(listing).encode()).tool is None
+    nameless = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 3}}
+    assert inspect(json.dumps(nameless).encode()).tool is None
