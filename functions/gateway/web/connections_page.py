@@ -2,10 +2,10 @@
 connected, each with Revoke / Disconnect.
 
 The user signs in through the workspace's identity provider, as for consent (a pending authorization of the stand-in
-client ``#my-connections``); the page then keeps a signed, ``__Host-`` cookie naming the user for
-:data:`SESSION_SECONDS`. Revoking and disconnecting are POSTs carrying a CSRF token bound to the user and workspace;
-the page has the consent page's security headers (CSP, no framing, no caching). Each action is written to the audit
-trail. A revoked grant's tokens are refused from their next request.
+client :data:`~gateway.web.sign_in_flow.MY_CONNECTIONS_CLIENT_ID`); the page then keeps a signed, ``__Host-``
+cookie naming the user for :data:`SESSION_SECONDS`. Revoking and disconnecting are POSTs carrying a CSRF token
+bound to the user and workspace; the page has the consent page's security headers (CSP, no framing, no caching).
+Each action is written to the audit trail. A revoked grant's tokens are refused from their next request.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from starlette.responses import Response
 
 from gateway.config import OAuthUpstreamAuth
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import random_token
 from gateway.routes import Route
 from gateway.storage.ports import StorageError
 from gateway.storage.records import PendingAuthorization
+from gateway.upstream.subjects import is_shared
 from gateway.web import cookies
 from gateway.web.pages import PageError, page, redirect
-from gateway.web.sign_in_flow import MY_CONNECTIONS_CLIENT_ID, Context, start_sign_in, workspace_of
+from gateway.web.sign_in_flow import MY_CONNECTIONS_CLIENT_ID, Context, stand_in_pending, start_sign_in, workspace_of
 
 SESSION_SECONDS = 900
 _COOKIE = "mcpgw-connections"
@@ -55,13 +55,13 @@ def _csrf(ctx: Context, workspace_name: str, user_id: str) -> str:
     return hmac.new(ctx.secret, message, hashlib.sha256).hexdigest()
 
 
-def _routes(ctx: Context, workspace_name: str) -> list[Route]:
-    """The workspace's routes, and each upstream of its virtual routes."""
+def _per_user_oauth_routes(ctx: Context, workspace_name: str) -> list[Route]:
+    """The workspace's routes (each upstream of its virtual routes) whose upstream each user connects."""
     found = []
     for route in ctx.services.routes.all():
         if route.workspace_name == workspace_name:
             found += route.members() if route.is_virtual else [route]
-    return found
+    return [route for route in found if isinstance(route.server.auth, OAuthUpstreamAuth) and not is_shared(route)]
 
 
 async def connections(ctx: Context) -> Response:
@@ -80,25 +80,11 @@ async def connections(ctx: Context) -> Response:
 
 
 async def _sign_in(ctx: Context, workspace_name: str) -> Response:
-    routes = _routes(ctx, workspace_name)
-    if not routes:
+    # The sign-in is the workspace's; a pending authorization names a route, so it carries the workspace's first.
+    route = next((r for r in ctx.services.routes.all() if r.workspace_name == workspace_name), None)
+    if route is None:
         raise PageError(404, "Not found", "This workspace has no MCP server.")
-    route = next(r for r in ctx.services.routes.all() if r.workspace_name == workspace_name)
-    now = ctx.now()
-    pending = PendingAuthorization(
-        pending_id=random_token(32),
-        route_key=route.key,
-        client_id=MY_CONNECTIONS_CLIENT_ID,
-        client_source="preregistered",
-        redirect_uri=_url(ctx, workspace_name),
-        state=None,
-        code_challenge="",
-        scopes=(),
-        resource=route.resource,
-        created_at=now,
-        expires_at=now + ctx.services.config.oauth.pending_authorization_ttl_seconds,
-        csrf_token=random_token(32),
-    )
+    pending = stand_in_pending(ctx, route, MY_CONNECTIONS_CLIENT_ID, _url(ctx, workspace_name))
     return await start_sign_in(ctx, route, pending, "Your connections")
 
 
@@ -144,11 +130,12 @@ async def _show(ctx: Context, workspace_name: str, user_id: str) -> Response:
                 "scopes": " ".join(grant.scopes),
             }
         )
-    vault = ctx.services.upstream_oauth.vault if any(_per_user_oauth(r) for r in _routes(ctx, workspace_name)) else None
+    connectable = _per_user_oauth_routes(ctx, workspace_name)
+    vault = ctx.services.upstream_oauth.vault if connectable else None  # upstream OAuth: loaded only when used
     accounts = [
         {"route_key": route.key, "title": _title(ctx, route), "server": route.server_name}
-        for route in _routes(ctx, workspace_name)
-        if _per_user_oauth(route) and vault is not None and vault.is_connected(route.key, user_id)
+        for route in connectable
+        if vault is not None and vault.is_connected(route.key, user_id)
     ]
     return page(
         "connections.html",
@@ -174,11 +161,6 @@ def _title(ctx: Context, route: Route) -> str:
     return f"{parent.title if parent is not None else route.server_name} · {route.member}"
 
 
-def _per_user_oauth(route: Route) -> bool:
-    auth = route.server.auth
-    return isinstance(auth, OAuthUpstreamAuth) and auth.mode == "per_user"
-
-
 async def _act(ctx: Context, workspace_name: str, user_id: str) -> Response:
     form = await ctx.request.form()
     presented = form.get("csrf")
@@ -197,7 +179,7 @@ async def _act(ctx: Context, workspace_name: str, user_id: str) -> Response:
             client_id=grant.client_id, grant_id=grant_id, reason="user",
         )  # fmt: skip
     elif isinstance(route_key, str):
-        route = next((r for r in _routes(ctx, workspace_name) if r.key == route_key and _per_user_oauth(r)), None)
+        route = next((r for r in _per_user_oauth_routes(ctx, workspace_name) if r.key == route_key), None)
         if route is None:
             raise PageError(404, "Not found", "That account is not one of this workspace's.")
         ctx.services.upstream_oauth.vault.delete(route.key, user_id)

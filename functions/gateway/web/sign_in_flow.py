@@ -27,6 +27,7 @@ from gateway.config import DevLoginProvider, GatewayConfig, OidcProvider, Worksp
 from gateway.identity import dev_login
 from gateway.oauth.authorize_request import AuthorizingClient, ClientLookup, RedirectableError, error_redirect
 from gateway.oauth.errors import ErrorCode, OAuthError
+from gateway.oauth.hashing import random_token
 from gateway.routes import Route
 from gateway.settings import Settings
 from gateway.storage.ports import GrantStore
@@ -205,6 +206,28 @@ def idp_unavailable(reason: str) -> PageError:
         "Sign-in failed",
         "The workspace's identity provider could not complete the sign-in.",
         hint=f"Details for your administrator: {reason}",
+    )
+
+
+def stand_in_pending(
+    ctx: Context, route: Route, client_id: str, redirect_uri: str, state: str | None = None
+) -> PendingAuthorization:
+    """A pending authorization for one of the gateway's own stand-in clients (connecting an upstream account, the
+    user's connections page): the workspace's sign-in, with no OAuth client behind it."""
+    now = ctx.now()
+    return PendingAuthorization(
+        pending_id=random_token(32),
+        route_key=route.key,
+        client_id=client_id,
+        client_source="preregistered",
+        redirect_uri=redirect_uri,
+        state=state,
+        code_challenge="",
+        scopes=(),
+        resource=route.resource,
+        created_at=now,
+        expires_at=now + ctx.services.config.oauth.pending_authorization_ttl_seconds,
+        csrf_token=random_token(32),
     )
 
 

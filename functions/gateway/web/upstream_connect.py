@@ -33,7 +33,6 @@ from starlette.responses import Response
 
 from gateway.config import OAuthUpstreamAuth
 from gateway.identity.user import SignedInUser
-from gateway.oauth.hashing import random_token
 from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
 from gateway.upstream import oauth_flow
@@ -48,7 +47,14 @@ from gateway.upstream.token_set import UpstreamClient
 from gateway.upstream.vault import UpstreamVault
 from gateway.web import cookies
 from gateway.web.pages import PageError, page, redirect
-from gateway.web.sign_in_flow import CONNECT_CLIENT_ID, Context, connect_client, held_pending, start_sign_in
+from gateway.web.sign_in_flow import (
+    CONNECT_CLIENT_ID,
+    Context,
+    connect_client,
+    held_pending,
+    stand_in_pending,
+    start_sign_in,
+)
 
 logger = logging.getLogger("gateway.upstream.connect")
 
@@ -122,21 +128,7 @@ async def connect(ctx: Context) -> Response:
             )
     elif not is_shared(route):
         raise PageError(400, "Invalid link", "This connect address is incomplete. Use the link you were given.")
-    now = ctx.now()
-    pending = PendingAuthorization(
-        pending_id=random_token(32),
-        route_key=route.key,
-        client_id=CONNECT_CLIENT_ID,
-        client_source="preregistered",
-        redirect_uri=route.connect_endpoint({}),
-        state=token,
-        code_challenge="",
-        scopes=(),
-        resource=route.resource,
-        created_at=now,
-        expires_at=now + ctx.services.config.oauth.pending_authorization_ttl_seconds,
-        csrf_token=random_token(32),
-    )
+    pending = stand_in_pending(ctx, route, CONNECT_CLIENT_ID, route.connect_endpoint({}), token)
     return await start_sign_in(ctx, route, pending, connect_client(route).client_name)
 
 
