@@ -175,6 +175,19 @@ class _Table:
             kwargs["ExpressionAttributeNames"] = names
         return self._conditional(self._client.update_item, kwargs)
 
+    def _every_item(self, operation: Callable[..., Any], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a query or scan, page after page."""
+        items: list[dict[str, Any]] = []
+        try:
+            while True:
+                page = operation(**kwargs)
+                items.extend(page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    return items
+                kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"DynamoDB read failed: {type(error).__name__}") from error
+
     def _delete(self, pk: str, sk: str, condition: str | None = None, values: dict[str, Any] | None = None) -> None:
         kwargs: dict[str, Any] = {"TableName": self._table, "Key": {"pk": _s(pk), "sk": _s(sk)}}
         if condition:
@@ -364,40 +377,28 @@ class DynamoGrantStore(_Table):
             )
 
     def grants_of_user(self, workspace: str, user_id: str) -> list[Grant]:
-        grants: list[Grant] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "by_user",
-            "KeyConditionExpression": "gsi1pk = :user",
-            "ExpressionAttributeValues": {":user": _s(_user_index_key(workspace, user_id))},
-        }
-        try:
-            while True:
-                page = self._client.query(**kwargs)
-                grants.extend(from_item(Grant, item) for item in page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    return grants
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except (ClientError, BotoCoreError) as error:
-            raise StorageError(f"DynamoDB query failed: {type(error).__name__}") from error
+        items = self._every_item(
+            self._client.query,
+            {
+                "TableName": self._table,
+                "IndexName": "by_user",
+                "KeyConditionExpression": "gsi1pk = :user",
+                "ExpressionAttributeValues": {":user": _s(_user_index_key(workspace, user_id))},
+            },
+        )
+        return [from_item(Grant, item) for item in items]
 
     def grants_of_client(self, client_id: str) -> list[Grant]:
-        grants: list[Grant] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "FilterExpression": "begins_with(pk, :grant) AND client_id = :client",
-            "ExpressionAttributeValues": {":grant": _s("GRANT#"), ":client": _s(client_id)},
-            "ConsistentRead": True,
-        }
-        try:
-            while True:
-                page = self._client.scan(**kwargs)
-                grants.extend(from_item(Grant, item) for item in page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    return grants
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except (ClientError, BotoCoreError) as error:
-            raise StorageError(f"DynamoDB scan failed: {type(error).__name__}") from error
+        items = self._every_item(
+            self._client.scan,
+            {
+                "TableName": self._table,
+                "FilterExpression": "begins_with(pk, :grant) AND client_id = :client",
+                "ExpressionAttributeValues": {":grant": _s("GRANT#"), ":client": _s(client_id)},
+                "ConsistentRead": True,
+            },
+        )
+        return [from_item(Grant, item) for item in items]
 
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         item = self._get(*_consent_key(route_key, client_id, user_id))
