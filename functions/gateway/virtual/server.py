@@ -29,7 +29,7 @@ from typing import Any
 from gateway import safe_json
 from gateway.proxy.forward import EVENT_STREAM, JSON, Relayed
 from gateway.proxy.headers import upstream_request_headers
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, PARSE_ERROR, SESSION_NOT_FOUND, inspect
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, PARSE_ERROR, SESSION_NOT_FOUND, Inbound
 from gateway.proxy.reconnect import reconnect_response
 from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
 from gateway.routes import Route
@@ -50,6 +50,8 @@ from gateway.virtual.state import BadCursor, UpstreamSession, VirtualState, deco
 from gateway.virtual.upstream_call import Answer, UpstreamProblem, call, end_session
 
 logger = logging.getLogger("gateway.virtual")
+
+ONE_REQUEST = Inbound(request_ids=(0,))  # a single request, as the reconnect answer is built for
 
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
@@ -109,11 +111,8 @@ class VirtualServer:
             return _error(404, None, SESSION_NOT_FOUND, "unknown MCP session: initialize a new one")
 
     async def _post(self, exchange: Exchange, body: bytes, url_elicitation: bool) -> Relayed:
-        inbound = inspect(body)
-        if inbound.refused is not None:
-            return _error(400, None, PARSE_ERROR, inbound.refused)
         try:
-            decoded = safe_json.loads(body)
+            decoded = safe_json.loads(body)  # too deep, or not JSON: answered here (nothing is forwarded)
         except ValueError as problem:
             return _error(400, None, PARSE_ERROR, f"Parse error: {problem}")
         batch = isinstance(decoded, list)
@@ -444,9 +443,8 @@ class VirtualServer:
         answer = await self._upstreams.send(exchange, member, message)
         if isinstance(answer, UpstreamProblem):
             if answer.reconnect is not None:
-                relayed = reconnect_response(
-                    member, inspect(safe_dumps(message)), answer.reconnect, url_elicitation=url_elicitation
-                )
+                # the single-upstream proxy's answer for one request, then given the client's id
+                relayed = reconnect_response(member, ONE_REQUEST, answer.reconnect, url_elicitation=url_elicitation)
                 response: dict[str, Any] = safe_json.loads(relayed.body)
                 response["id"] = request_id
                 return response
