@@ -73,6 +73,10 @@ class Route:
         self._members[(id(self.server), self.base_url)] = (self.server, found)
         return found
 
+    def member_named(self, name: str) -> Route | None:
+        """One upstream of a virtual route, by its name in ``upstreams``."""
+        return next((member for member in self.members() if member.member == name), None)
+
     # Built once per route (the configuration is fixed for a container's life); the server object is kept beside
     # its id so that a reused id never returns another configuration's members.
     _members: ClassVar[dict[tuple[int, str], tuple[Server, list[Route]]]] = {}
@@ -152,7 +156,7 @@ class RouteTable:
         route = self.get(workspace_name, server_name)
         if route is None or member is None:
             return route
-        return next((found for found in route.members() if found.member == member), None)
+        return route.member_named(member)
 
     def by_key(self, key: str) -> Route | None:
         """The route (or one upstream of a virtual route) whose :attr:`Route.key` is ``key``."""

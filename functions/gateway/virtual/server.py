@@ -245,13 +245,7 @@ class VirtualServer:
         await asyncio.gather(*ends)
 
     async def _notify(self, exchange: Exchange, message: dict[str, Any]) -> None:
-        await asyncio.gather(
-            *(self._upstreams.send(exchange, member, message) for member in self._members_in(exchange))
-        )
-
-    def _members_in(self, exchange: Exchange) -> list[Route]:
-        """Every upstream of the route: one the client's session does not reach yet is initialized when used."""
-        return exchange.route.members()
+        await asyncio.gather(*(self._upstreams.send(exchange, member, message) for member in exchange.route.members()))
 
     async def _request(self, exchange: Exchange, message: dict[str, Any], url_elicitation: bool) -> dict[str, Any]:
         method = str(message["method"])
@@ -267,7 +261,7 @@ class VirtualServer:
         if method in LISTS:
             return await self._list(exchange, catalog, method, request_id, params)
         if method == "logging/setLevel":
-            await asyncio.gather(*(self._upstreams.send(exchange, m, message) for m in self._members_in(exchange)))
+            await asyncio.gather(*(self._upstreams.send(exchange, m, message) for m in exchange.route.members()))
             return {"jsonrpc": "2.0", "id": request_id, "result": empty}
         if method in ("tools/call", "prompts/get"):
             kind = "tool" if method == "tools/call" else "prompt"
@@ -294,7 +288,7 @@ class VirtualServer:
 
     async def _discover(self, exchange: Exchange, message: dict[str, Any]) -> dict[str, Any]:
         """MCP 2026-07-28 ``server/discover``: what the upstreams that speak the stateless revision offer, merged."""
-        members = self._members_in(exchange)
+        members = exchange.route.members()
         answers = await asyncio.gather(*(self._upstreams.send(exchange, member, message) for member in members))
         capabilities: dict[str, Any] = {}
         instructions: list[str] = []
@@ -330,7 +324,7 @@ class VirtualServer:
         self, exchange: Exchange, catalog: Catalog, method: str, request_id: Any, params: dict[str, Any]
     ) -> dict[str, Any]:
         key = LISTS[method]
-        members = self._members_in(exchange)
+        members = exchange.route.members()
         positions: dict[str, str] | None = None
         if "cursor" in params:
             try:
@@ -402,7 +396,7 @@ class VirtualServer:
             member = catalog.member_of(exposed)
             if member is None:
                 return None
-            route = self._member_route(exchange, member.name)
+            route = exchange.route.member_named(member.name)
             if route is None:
                 return None
             listed = await self._all_items(exchange, route, "tools/list" if kind == "tool" else "prompts/list")
@@ -414,11 +408,8 @@ class VirtualServer:
             found = None if original is None else (member, original)
         if found is None:
             return None
-        route = self._member_route(exchange, found[0].name)
+        route = exchange.route.member_named(found[0].name)
         return None if route is None else (route, found[1])
-
-    def _member_route(self, exchange: Exchange, name: str) -> Route | None:
-        return next((member for member in exchange.route.members() if member.member == name), None)
 
     async def _all_items(self, exchange: Exchange, member: Route, method: str) -> list[Any]:
         """Every page of one upstream's list (to look up a hashed name)."""
@@ -458,7 +449,7 @@ class VirtualServer:
     async def _first_that_knows(self, exchange: Exchange, message: dict[str, Any], request_id: Any) -> dict[str, Any]:
         """Resources have no prefix (their URIs are the upstreams'): ask each upstream in turn."""
         last: dict[str, Any] | None = None
-        for member in self._members_in(exchange):
+        for member in exchange.route.members():
             answer = await self._upstreams.send(exchange, member, message)
             if isinstance(answer, Answer) and answer.message is not None:
                 if "result" in answer.message:
