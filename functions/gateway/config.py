@@ -201,7 +201,7 @@ class VirtualUpstream(_Model):
     projections: dict[str, ToolProjection] = Field(
         default_factory=dict, description="Keyed by the upstream's own tool name."
     )
-    timeout_seconds: float | None = Field(default=None, gt=0, le=29, description="Default: the route's.")
+    timeout_seconds: float | None = Field(default=None, gt=0, le=900, description="Default: the route's.")
 
 
 class Server(_Model):
@@ -219,7 +219,15 @@ class Server(_Model):
     refresh_tokens: bool = True
     auth: UpstreamAuth = Field(default_factory=NoUpstreamAuth)
     access: AccessPolicy = Field(default_factory=AccessPolicy)
-    timeout_seconds: float = Field(default=25.0, gt=0, le=29, description="Below the HTTP API's 30 s limit.")
+    timeout_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        le=900,
+        description=(
+            "How long a call may take. At most 29 in the buffered deployment (the HTTP API's 30 s limit); up to 900 "
+            "(15 minutes) in the streaming deployment."
+        ),
+    )
     list_cache_seconds: float = Field(
         default=0,
         ge=0,
@@ -499,6 +507,37 @@ def check_stage(config: GatewayConfig, stage: str) -> list[DevSwitch]:
     for switch in found:
         logger.warning("development setting in the %r stage: %s", stage, switch)
     return found
+
+
+BUFFERED_TIMEOUT_LIMIT_SECONDS = 29.0  # the HTTP API's integration timeout is 30 s
+
+
+class TimeoutTooLong(ConfigError):
+    """A route's timeout exceeds what the deployment's front door allows."""
+
+
+def check_timeouts(config: GatewayConfig, *, streaming: bool) -> None:
+    """What a Runtime checks at cold start: in the buffered deployment no route or upstream may take longer than
+    the HTTP API waits (its 504 would reach the client instead of the gateway's own error). Raises
+    :class:`TimeoutTooLong` naming each one."""
+    if streaming:
+        return
+    limit = BUFFERED_TIMEOUT_LIMIT_SECONDS
+    too_long = []
+    for workspace_name, workspace in config.workspaces.items():
+        for server_name, server in workspace.servers.items():
+            key = f"{workspace_name}/{server_name}"
+            if server.timeout_seconds > limit:
+                too_long.append(f"{key}: timeout_seconds {server.timeout_seconds:g}")
+            for upstream_name, upstream in (server.upstreams or {}).items():
+                if upstream.timeout_seconds is not None and upstream.timeout_seconds > limit:
+                    too_long.append(f"{key} upstream {upstream_name}: timeout_seconds {upstream.timeout_seconds:g}")
+    if too_long:
+        lines = "\n".join(f"  {line}" for line in too_long)
+        raise TimeoutTooLong(
+            f"timeouts above {limit:g} s need the streaming deployment (template parameter "
+            f"ProxyResponseMode=streaming); the buffered HTTP API stops waiting at 30 s:\n{lines}"
+        )
 
 
 def json_schema() -> dict[str, object]:

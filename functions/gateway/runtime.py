@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from gateway.config import GatewayConfig, check_stage, load_config
+from gateway.config import GatewayConfig, check_stage, check_timeouts, load_config
 from gateway.routes import Route, RouteTable
 from gateway.settings import Settings
 
@@ -78,6 +78,7 @@ class Runtime:
         region: str | None = None,
     ) -> None:
         check_stage(config, settings.stage)  # outside the local stage: refuses dev switches, warns about opt-ins
+        check_timeouts(config, streaming=settings.response_streaming)
         self.settings = settings
         self.config = config
         self.clock = clock
@@ -97,6 +98,11 @@ class Runtime:
 
     def now(self) -> int:
         return int(self.clock())
+
+    @property
+    def streams_responses(self) -> bool:
+        """The streaming deployment: event streams relayed as they arrive, ``GET`` streams served."""
+        return self.settings.response_streaming
 
     # --- URLs and routes ------------------------------------------------------------------------------------
 

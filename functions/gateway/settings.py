@@ -54,6 +54,10 @@ class Settings:
     """How long a warm proxy trusts a grant's "active" status without reading it again. 0 (the default): every
     request reads it, so a revocation bites on the next call; more is an opt-in that lets a revoked token work that
     much longer (docs/deploy.md)."""
+    response_streaming: bool = False
+    """The streaming deployment (template ``ProxyResponseMode=streaming``): the proxy runs under an ASGI server
+    behind the Lambda Web Adapter and relays event streams as they arrive, and serves ``GET`` streams. Off: every
+    answer is whole (Mangum behind the HTTP API)."""
     upstream_token_cache_seconds: float = 30.0
     """How long a warm container uses a decrypted upstream credential without reading its row again. It bounds how
     soon a change made elsewhere (another container's refresh, a disconnect) is seen, not revocation: a request

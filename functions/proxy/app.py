@@ -15,4 +15,6 @@ if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start 
 
     Tracer(service="proxy")  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
 app = create_app(runtime)
-handler = Mangum(ObserveRequests(app, "proxy", sink=print if runtime.settings.metrics else None), lifespan="off")
+asgi_app = ObserveRequests(app, "proxy", sink=print if runtime.settings.metrics else None)
+"""What the streaming deployment serves (``proxy/serve.py`` under the Lambda Web Adapter, the dev server)."""
+handler = Mangum(asgi_app, lifespan="off")  # the buffered deployment: one API Gateway event, one whole answer

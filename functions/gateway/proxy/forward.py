@@ -59,19 +59,19 @@ class Relayed:
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
+class UpstreamTarget:
     route: Route
     origin: Origin
 
 
-_targets: dict[int, _Target] = {}
+_targets: dict[int, UpstreamTarget] = {}
 
 
-def _target(route: Route) -> _Target:
+def upstream_target(route: Route) -> UpstreamTarget:
     """The parsed upstream URL of a route, made once per route object (not per request)."""
     target = _targets.get(id(route))
     if target is None or target.route is not route:
-        target = _Target(route, Origin.parse(str(route.server.upstream)))
+        target = UpstreamTarget(route, Origin.parse(str(route.server.upstream)))
         _targets[id(route)] = target
     return target
 
@@ -93,7 +93,7 @@ def encoded_size(body: bytes, content_type: str) -> int:
 
 
 @contextmanager
-def _upstream_errors() -> Iterator[None]:
+def upstream_errors() -> Iterator[None]:
     """The HTTP client's failures as what the client gets (502 naming the cause)."""
     try:
         yield
@@ -105,11 +105,11 @@ def _upstream_errors() -> Iterator[None]:
         raise UpstreamFailure(502, f"broke the exchange: {error}") from None
 
 
-async def _send(target: _Target, method: str, headers: dict[str, str], body: bytes) -> UpstreamResponse:
+async def _send(target: UpstreamTarget, method: str, headers: dict[str, str], body: bytes) -> UpstreamResponse:
     """Send one request and read the whole answer, refusing to buffer more than the response budget. The caller
     bounds the whole exchange with the route's timeout (:func:`gateway.proxy.relay.relay`)."""
     seconds = target.route.server.timeout_seconds
-    with _upstream_errors():
+    with upstream_errors():
         return await upstream_pool().request(
             target.origin,
             method,
@@ -132,23 +132,40 @@ async def exchange(
     body: bytes,
     inbound: Inbound,
 ) -> Relayed:
-    """Forward a POST or DELETE and return what the client should get. A 401 is returned as is (the caller owns the
-    credential retry); the other answers are checked (MCP 2025-11-25 §Streamable HTTP "Sending Messages")."""
-    target = _target(route)
+    """Forward a POST or DELETE and return what the client should get, whole (the buffered deployment). A 401 is
+    returned as is (the caller owns the credential retry); the other answers are checked (MCP 2025-11-25
+    §Streamable HTTP "Sending Messages"). An SSE answer the upstream closed before answering is completed here."""
+    target = upstream_target(route)
     response = await _send(target, method, {**forwarded, **credentials}, body)
-    status, content = response.status, response.body
+    content_type = media_type(response.headers.get("content-type"))
+    if response.status == 200 and method == "POST" and inbound.expects_response and content_type == EVENT_STREAM:
+        content = await _complete_stream(target, response.body, forwarded, credentials, inbound)
+        if encoded_size(content, content_type) > BODY_BUDGET_BYTES:
+            raise UpstreamFailure(502, _too_large())
+        return Relayed(200, client_response_headers(response.headers), content)
+    return checked_answer(route, method, response.status, response.headers, response.body, inbound, forwarded)
+
+
+def checked_answer(
+    route: Route,
+    method: str,
+    status: int,
+    upstream_headers: dict[str, str],
+    content: bytes,
+    inbound: Inbound,
+    forwarded: dict[str, str],
+) -> Relayed:
+    """A whole answer (not an event stream to relay) as the client should get it, or :class:`UpstreamFailure`."""
     if status == 401:
         return Relayed(401, {}, b"")
     if status >= 500:
         raise UpstreamFailure(502, f"answered HTTP {status}")
     if 300 <= status < 400:
         raise UpstreamFailure(502, f"answered with a redirect (HTTP {status}), which the gateway does not follow")
-    content_type = media_type(response.headers.get("content-type"))
-    headers = client_response_headers(response.headers)
+    content_type = media_type(upstream_headers.get("content-type"))
+    headers = client_response_headers(upstream_headers)
     if status == 200 and method == "POST" and inbound.expects_response:
-        if content_type == EVENT_STREAM:
-            content = await _complete_stream(target, content, forwarded, credentials, inbound)
-        elif content_type != JSON:
+        if content_type != JSON:
             shown = content_type or "none"
             raise UpstreamFailure(502, f"answered with non-MCP content (content type {shown})")
     elif status == 404 and "mcp-session-id" not in forwarded and not is_error_response(content):
@@ -169,7 +186,7 @@ async def exchange(
 
 
 async def _complete_stream(
-    target: _Target, first: bytes, forwarded: dict[str, str], credentials: dict[str, str], inbound: Inbound
+    target: UpstreamTarget, first: bytes, forwarded: dict[str, str], credentials: dict[str, str], inbound: Inbound
 ) -> bytes:
     """The SSE body holding the answer to every request of ``inbound``, resuming the stream upstream as needed.
 
@@ -216,7 +233,7 @@ class _Resumed:
     retry_ms: int | None
 
 
-async def _resume(target: _Target, headers: dict[str, str], pending: set[RequestId], size: int) -> _Resumed:
+async def _resume(target: UpstreamTarget, headers: dict[str, str], pending: set[RequestId], size: int) -> _Resumed:
     """One resumed stream (``GET`` + ``Last-Event-ID``), read as its events arrive until the responses to every
     ``pending`` request are in it or the upstream ends it. The server may keep a resumed stream open after it
     replayed what the client missed (MCP 2025-11-25 §Streamable HTTP "Resumability and Redelivery": it is a GET
@@ -227,7 +244,7 @@ async def _resume(target: _Target, headers: dict[str, str], pending: set[Request
     retry_ms: int | None = None
     parser = sse.IncrementalParser()
     seconds = target.route.server.timeout_seconds
-    with _upstream_errors():
+    with upstream_errors():
         async with upstream_pool().stream(
             target.origin,
             "GET",

@@ -27,8 +27,17 @@ def outcome(relayed: Relayed) -> str:
             message: Any = safe_json.loads(text)
         except ValueError:
             continue
-        if isinstance(message, dict) and ("result" in message or "error" in message):
-            result = message.get("result")
-            failed = "error" in message or (isinstance(result, dict) and result.get("isError") is True)
-            return "error" if failed else "ok"
+        found = message_outcome(message)
+        if found is not None:
+            return found
     return "error"
+
+
+def message_outcome(message: Any) -> str | None:
+    """``ok`` or ``error`` for a JSON-RPC response (an error, or a tool's result with ``isError``); None for any
+    other message."""
+    if isinstance(message, dict) and ("result" in message or "error" in message):
+        result = message.get("result")
+        failed = "error" in message or (isinstance(result, dict) and result.get("isError") is True)
+        return "error" if failed else "ok"
+    return None

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from typing import TypeVar
 
 from gateway.proxy.forward import JSON, Relayed, UpstreamFailure, exchange
 from gateway.proxy.headers import upstream_request_headers
 from gateway.proxy.jsonrpc import INTERNAL_ERROR, PARSE_ERROR, SESSION_NOT_FOUND, Inbound, error_body, inspect
 from gateway.proxy.reconnect import reconnect_response
 from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
+from gateway.proxy.streaming import Streamed, open_stream
 from gateway.routes import Route
 from gateway.secrets import SecretUnavailableError
 from gateway.storage.ports import StorageError
@@ -31,7 +34,8 @@ from gateway.upstream.credentials import ReconnectRequired, UpstreamAuthUnavaila
 
 logger = logging.getLogger("gateway.proxy")
 
-NO_MESSAGE = Inbound()  # a DELETE carries no JSON-RPC message
+NO_MESSAGE = Inbound()
+Answer = TypeVar("Answer", Relayed, Relayed | Streamed)  # a DELETE carries no JSON-RPC message
 
 
 def inbound_of(method: str, body: bytes) -> Inbound:
@@ -67,9 +71,13 @@ async def relay(
     session_id: str | None,
     provider: UpstreamCredentialProvider,
     inbound: Inbound | None = None,
-) -> Relayed:
+    *,
+    streaming: bool = False,
+) -> Relayed | Streamed:
     """``provider`` is the credential provider of the route's ``auth`` kind (chosen by the composition root);
-    ``inbound`` is :func:`inbound_of` the request, when the caller has it already."""
+    ``inbound`` is :func:`inbound_of` the request, when the caller has it already. ``streaming`` (the streaming
+    deployment): an event stream is returned as a :class:`Streamed` relayed as it arrives, and ``GET`` is relayed;
+    otherwise every answer is whole."""
     inbound = inbound_of(method, body) if inbound is None else inbound
     if inbound.refused is not None:
         return jsonrpc_error(400, inbound, PARSE_ERROR, inbound.refused)
@@ -86,16 +94,49 @@ async def relay(
     if url_elicitation is None:
         url_elicitation = session is not None and session.url_elicitation
 
+    exits = AsyncExitStack() if streaming else None
+    relayed = await _exchange_or_failure(
+        provider, route, user_id, method, forwarded, body, inbound, exits, url_elicitation=url_elicitation
+    )
+    if exits is not None and not isinstance(relayed, Streamed):
+        await exits.aclose()  # a whole answer was read: the upstream connection is done (a stream closes its own)
+    upstream_session_id = relayed.headers.get("mcp-session-id")
+    if upstream_session_id:
+        sealed = codec.seal(Session(upstream_session_id, url_elicitation), route_key=route.key, user_id=user_id)
+        relayed.headers["mcp-session-id"] = sealed
+    return relayed
+
+
+async def _exchange_or_failure(
+    provider: UpstreamCredentialProvider,
+    route: Route,
+    user_id: str,
+    method: str,
+    forwarded: dict[str, str],
+    body: bytes,
+    inbound: Inbound,
+    exits: AsyncExitStack | None,
+    *,
+    url_elicitation: bool,
+) -> Relayed | Streamed:
+    """The exchange within the route's timeout (a stream's body has its own deadline), or the answer that names
+    why it failed. ``exits`` (streaming) holds the upstream connection."""
+    seconds = route.server.timeout_seconds
     try:
-        async with asyncio.timeout(route.server.timeout_seconds):
-            relayed = await exchange_with_credentials(provider, route, user_id, method, forwarded, body, inbound)
+        async with asyncio.timeout(seconds):
+            deadline = asyncio.get_running_loop().time() + seconds
+            if exits is None:
+                return await exchange_with_credentials(provider, route, user_id, method, forwarded, body, inbound)
+            return await stream_with_credentials(
+                provider, route, user_id, method, forwarded, body, inbound, exits=exits, deadline=deadline
+            )
     except ReconnectRequired as required:
         logger.info("upstream %s needs the user to reconnect: %s", route.key, required.reason)
         return reconnect_response(route, inbound, required, url_elicitation=url_elicitation)
     except UpstreamFailure as failure:
         return upstream_failure(route, inbound, failure.status, failure.cause)
     except TimeoutError:
-        return upstream_failure(route, inbound, 504, f"did not answer within {route.server.timeout_seconds:g} s")
+        return upstream_failure(route, inbound, 504, f"did not answer within {seconds:g} s")
     except StorageError:
         logger.exception("credential store failed for upstream %s", route.key)
         return jsonrpc_error(503, inbound, INTERNAL_ERROR, "the gateway's credential store is unavailable; retry later")
@@ -109,12 +150,10 @@ async def relay(
         return upstream_failure(
             route, inbound, 502, "cannot be called now: its expired credential could not be refreshed; retry later"
         )
-
-    upstream_session_id = relayed.headers.get("mcp-session-id")
-    if upstream_session_id:
-        sealed = codec.seal(Session(upstream_session_id, url_elicitation), route_key=route.key, user_id=user_id)
-        relayed.headers["mcp-session-id"] = sealed
-    return relayed
+    except BaseException:
+        if exits is not None:
+            await exits.aclose()
+        raise
 
 
 async def exchange_with_credentials(
@@ -126,10 +165,44 @@ async def exchange_with_credentials(
     body: bytes,
     inbound: Inbound,
 ) -> Relayed:
-    """One exchange with ``route``'s upstream under the user's credential, renewed once after an upstream 401.
-    Raises what the credential provider raises, or :class:`UpstreamFailure`."""
+    """One exchange with ``route``'s upstream under the user's credential, renewed once after an upstream 401,
+    read whole. Raises what the credential provider raises, or :class:`UpstreamFailure`."""
+
+    async def attempt(credentials: dict[str, str]) -> Relayed:
+        return await exchange(route, method, forwarded, credentials, body, inbound)
+
+    return await _with_renewal(provider, route, user_id, attempt)
+
+
+async def stream_with_credentials(
+    provider: UpstreamCredentialProvider,
+    route: Route,
+    user_id: str,
+    method: str,
+    forwarded: dict[str, str],
+    body: bytes,
+    inbound: Inbound,
+    *,
+    exits: AsyncExitStack,
+    deadline: float,
+) -> Relayed | Streamed:
+    """As :func:`exchange_with_credentials`, but an event stream comes back as a :class:`Streamed` read until
+    ``deadline`` (the streaming deployment); ``exits`` holds the upstream connections."""
+
+    async def attempt(credentials: dict[str, str]) -> Relayed | Streamed:
+        return await open_stream(route, method, forwarded, credentials, body, inbound, exits=exits, deadline=deadline)
+
+    return await _with_renewal(provider, route, user_id, attempt)
+
+
+async def _with_renewal(
+    provider: UpstreamCredentialProvider,
+    route: Route,
+    user_id: str,
+    attempt: Callable[[dict[str, str]], Awaitable[Answer]],
+) -> Answer:
     credentials = await provider.headers(route, user_id)
-    relayed = await exchange(route, method, forwarded, credentials, body, inbound)
+    relayed = await attempt(credentials)
     if relayed.status_code != 401:
         return relayed
     # The upstream refused the credential: renew it once (refresh, re-read a rotated secret), then give up.
@@ -138,7 +211,7 @@ async def exchange_with_credentials(
         raise UpstreamFailure(502, "requires authorization, but the route is configured to send no credentials")
     if renewed == credentials:
         raise UpstreamFailure(502, "refused the gateway's credentials (HTTP 401)")
-    relayed = await exchange(route, method, forwarded, renewed, body, inbound)
+    relayed = await attempt(renewed)
     if relayed.status_code == 401:
         raise UpstreamFailure(502, "refused the gateway's credentials (HTTP 401), also after renewing them")
     return relayed

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as Path
 
 from gateway.observability import add_log_keys, observation
+from gateway.proxy.forward import Relayed
 from gateway.proxy.grant_status import GrantStatusCache
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, error_body, inspect
 from gateway.proxy.outcomes import outcome
 from gateway.proxy.relay import inbound_of, relay
 from gateway.proxy.sessions import SessionCodec
+from gateway.proxy.streaming import Streamed
 from gateway.proxy.verified_tokens import VerifiedTokens
 from gateway.routes import Route
 from gateway.storage.ports import StorageError
@@ -39,9 +42,22 @@ if TYPE_CHECKING:
     from gateway.audit import AuditTrail
     from gateway.virtual.server import VirtualServer  # built on first use by a virtual route
 
-ALLOWED_METHODS = "POST, DELETE, OPTIONS"
+ALLOWED_METHODS = "POST, DELETE, OPTIONS"  # and GET in the streaming deployment, on a plain route
 
 logger = logging.getLogger("gateway.proxy")
+
+
+class Caller(Protocol):
+    """Who a proxied request acts for, as the audit trail records it."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def grant_id(self) -> str: ...
 
 
 class ProxyServices(GatewayState, Protocol):
@@ -63,6 +79,9 @@ class ProxyServices(GatewayState, Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
+
+    @property
+    def streams_responses(self) -> bool: ...
 
 
 async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
@@ -118,12 +137,15 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         return _invalid_token(route, "the access token's grant was revoked or has ended", cors)
     add_log_keys(client_id=claims.client_id, user_id=claims.user_id)
 
-    if request.method == "GET":
-        # The buffered deployment cannot hold an SSE stream open; the transport lets servers answer 405.
+    streaming = runtime.streams_responses and not route.is_virtual
+    if request.method == "GET" and not streaming:
+        # A buffered response cannot hold an SSE stream open (nor can a virtual route merge several): the transport
+        # lets servers answer 405.
         return Response(status_code=405, headers={**cors, "Allow": ALLOWED_METHODS})
     body = await request.body()
     inbound = inbound_of(request.method, body)
     started = time.perf_counter()
+    relayed: Relayed | Streamed
     if route.is_virtual:
         relayed = await runtime.virtual_server.handle(
             route, claims.user_id, request.method, request.headers.items(), body, request.headers.get("mcp-session-id")
@@ -139,12 +161,15 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
             request.headers.get("mcp-session-id"),
             runtime.credential_provider(route),
             inbound,
+            streaming=streaming,
         )
     seen = observation(request.scope)
     if seen is not None:
         seen.upstream_ms = (time.perf_counter() - started) * 1000
         seen.method = inbound.method if request.method == "POST" else request.method
         seen.tool = inbound.tool
+    if isinstance(relayed, Streamed):
+        return _streamed_response(runtime, route, claims, inbound, relayed, started, request, cors)
     if inbound.tool is not None:
         runtime.audit.record(
             "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
@@ -152,6 +177,39 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
             duration_ms=round((time.perf_counter() - started) * 1000),
         )  # fmt: skip
     return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
+
+
+def _streamed_response(
+    runtime: ProxyServices,
+    route: Route,
+    claims: Caller,
+    inbound: Inbound,
+    streamed: Streamed,
+    started: float,
+    request: Request,
+    cors: dict[str, str],
+) -> StreamingResponse:
+    """The upstream's event stream relayed as it arrives; its upstream time and the tool call's audit event are
+    recorded when it ends."""
+    seen = observation(request.scope)
+
+    async def relayed_body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in streamed.body:
+                yield chunk
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if seen is not None:
+                seen.upstream_ms = elapsed_ms
+            if inbound.tool is not None:
+                runtime.audit.record(
+                    "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
+                    client_id=claims.client_id, grant_id=claims.grant_id, tool=inbound.tool,
+                    outcome=streamed.watch.outcome, duration_ms=round(elapsed_ms),
+                )  # fmt: skip
+
+    headers = {**streamed.headers, **cors, "cache-control": "no-cache", "x-accel-buffering": "no"}
+    return StreamingResponse(relayed_body(), status_code=streamed.status_code, headers=headers)
 
 
 def _invalid_token(route: Route, description: str, cors: dict[str, str]) -> Response:

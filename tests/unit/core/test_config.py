@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, json_schema, load_config, parse_config
+from gateway.config import ConfigError, TimeoutTooLong, check_timeouts, json_schema, load_config, parse_config
 from tests.support.runtime import EXAMPLE_CONFIG, example_config_data
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,7 +32,7 @@ def _with(data: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
     ("path", "value", "expected"),
     [
         (["workspaces", "demo", "servers", "echo", "upstream"], "not a url", "workspaces.demo.servers.echo.upstream"),
-        (["workspaces", "demo", "servers", "echo", "timeout_seconds"], 45, "less than or equal to 29"),
+        (["workspaces", "demo", "servers", "echo", "timeout_seconds"], 1000, "less than or equal to 900"),
         (["workspaces", "demo", "identity_provider", "type"], "saml", "identity_provider"),
         (["default_route"], "demo/nope", "default_route 'demo/nope' names no configured server"),
         (["workspaces", "demo", "servers", "echo", "colour"], "blue", "workspaces.demo.servers.echo.colour"),
@@ -134,3 +134,14 @@ def test_a_bad_virtual_route_is_refused_with_a_message(server: dict[str, Any], e
     with pytest.raises(ConfigError, match=r"workspaces\.demo\.servers\.toolbox") as raised:
         parse_config(_virtual(**server))
     assert expected in str(raised.value)
+
+
+def test_a_timeout_beyond_the_http_apis_limit_needs_the_streaming_deployment() -> None:
+    data = _with(example_config_data(), ["workspaces", "demo", "servers", "echo", "timeout_seconds"], 120)
+    config = parse_config(data)
+    with pytest.raises(TimeoutTooLong) as refused:
+        check_timeouts(config, streaming=False)
+    assert "demo/echo: timeout_seconds 120" in str(refused.value)
+    assert "ProxyResponseMode=streaming" in str(refused.value)
+    check_timeouts(config, streaming=True)  # 15 minutes is the streaming front door's limit: accepted
+    check_timeouts(parse_config(example_config_data()), streaming=False)  # the example's 25 s fits both
