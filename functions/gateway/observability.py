@@ -25,6 +25,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import safe_json
+
 NAMESPACE = "McpGateway"
 STATE_KEY = "observation"
 UPSTREAM_STATUSES = (502, 504)  # the proxy's answers for an upstream that failed or timed out
