@@ -140,6 +140,10 @@ class FunctionSpec:
     environment: dict[str, Any]  # merged Globals + function; intrinsics unresolved
     timeout: int
     memory_size: int
+    streams: bool = False
+    """Answers through Lambda response streaming behind the Lambda Web Adapter (``AWS_LWA_INVOKE_MODE``)."""
+    asgi_app: str | None = None
+    """``Metadata.AsgiApp``: the ASGI app the adapter serves (``module.attribute``), for a streaming function."""
 
 
 # SAM's defaults when neither the function nor Globals set them.
@@ -162,8 +166,15 @@ def _function_properties(template: Mapping[str, Any], properties: Mapping[str, A
     return merged
 
 
-def functions(template: dict[str, Any]) -> list[FunctionSpec]:
-    """Every ``AWS::Serverless::Function`` of the template, in template order."""
+def functions(template: dict[str, Any], parameters: Mapping[str, str] | None = None) -> list[FunctionSpec]:
+    """Every ``AWS::Serverless::Function`` of the template, in template order, as deployed with ``parameters``
+    (the defaults when None): a ``Handler`` or ``Timeout`` chosen by a condition is resolved."""
+    values = parameter_values(template, parameters)
+    conditions = template.get("Conditions", {})
+
+    def resolved(node: Any) -> Any:
+        return resolve(node, refs={}, parameters=values, conditions=conditions)
+
     specs = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
@@ -175,18 +186,26 @@ def functions(template: dict[str, Any]) -> list[FunctionSpec]:
             if event.get("Type") == "HttpApi" and "Path" in event.get("Properties", {})
         )
         code_uri = props.get("CodeUri")
-        handler = props.get("Handler")
+        handler = resolved(props.get("Handler"))
         if not isinstance(code_uri, str) or not isinstance(handler, str):
-            raise TemplateError(f"{logical_id}: CodeUri and Handler must be plain strings")
+            raise TemplateError(f"{logical_id}: CodeUri and Handler must be strings")
+        environment = dict(props.get("Environment", {}).get("Variables", {}))
+        invoke_mode = resolved({"mode": environment.get("AWS_LWA_INVOKE_MODE", {"Ref": "AWS::NoValue"})})
+        asgi_app = resource.get("Metadata", {}).get("AsgiApp")
+        streams = invoke_mode.get("mode") == "response_stream"
+        if streams and not isinstance(asgi_app, str):
+            raise TemplateError(f"{logical_id}: a streaming function names its ASGI app in Metadata.AsgiApp")
         specs.append(
             FunctionSpec(
                 logical_id=logical_id,
                 handler=handler,
                 code_uri=code_uri,
                 routes=routes,
-                environment=dict(props.get("Environment", {}).get("Variables", {})),
-                timeout=int(props.get("Timeout", _SAM_DEFAULT_TIMEOUT)),
+                environment=environment,
+                timeout=int(resolved(props.get("Timeout", _SAM_DEFAULT_TIMEOUT))),
                 memory_size=int(props.get("MemorySize", _SAM_DEFAULT_MEMORY)),
+                streams=streams,
+                asgi_app=asgi_app if isinstance(asgi_app, str) else None,
             )
         )
     return specs

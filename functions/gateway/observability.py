@@ -108,7 +108,7 @@ def _set_keys(**keys: str | None) -> None:
         _formatter.thread_safe_append_keys(**{name: value for name, value in keys.items() if value})
 
 
-def _adapter_request_context(scope: Scope) -> dict[str, Any]:
+def adapter_request_context(scope: Scope) -> dict[str, Any]:
     """The API Gateway request context the Lambda Web Adapter passes as a header (the streaming deployment, where
     no event reaches the app); empty when there is none or it is not a JSON object."""
     for name, value in scope.get("headers") or ():
@@ -144,7 +144,7 @@ class ObserveRequests:
             return
         started = self.clock()
         event = scope.get("aws.event") or {}
-        context = event.get("requestContext") or _adapter_request_context(scope)
+        context = event.get("requestContext") or adapter_request_context(scope)
         segments = [part for part in str(scope.get("path", "")).split("/") if part]
         if segments and segments[0].startswith("."):
             segments = []  # a well-known URL names no workspace in its first segments

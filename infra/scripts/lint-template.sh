@@ -44,10 +44,29 @@ export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export SAM_CLI_TELEMETRY=0
 
-echo "==> cfn-lint $TEMPLATE"
-.venv/bin/cfn-lint "$TEMPLATE"
+lint() {
+  echo "==> cfn-lint $1"
+  .venv/bin/cfn-lint "$1"
+  echo "==> sam validate --lint $1"
+  "$SAM_VENV/bin/sam" validate --lint --region us-east-1 --template-file "$1"
+}
 
-echo "==> sam validate --lint $TEMPLATE"
-"$SAM_VENV/bin/sam" validate --lint --region us-east-1 --template-file "$TEMPLATE"
+lint "$TEMPLATE"
 
-echo "==> lint-template: $TEMPLATE is clean"
+# The streaming deployment (ProxyResponseMode=streaming, with the optional WAF) as its own template: the same file
+# with those parameters' defaults switched, so both modes' resources and conditions are checked as deployed.
+STREAMING_TEMPLATE="$(mktemp --suffix=.yaml "$(dirname "$TEMPLATE")/.template-streaming-XXXXXX")"
+trap 'rm -f "$STREAMING_TEMPLATE"' EXIT
+.venv/bin/python - "$TEMPLATE" "$STREAMING_TEMPLATE" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+for name, old, new in (("ProxyResponseMode", "buffered", "streaming"), ("WafRequestsPerFiveMinutes", "0", "1000")):
+    pattern = rf"(\n  {name}:\n(?:    .*\n)*?    Default: ){re.escape(old)}\n"
+    text, count = re.subn(pattern, rf"\g<1>{new}\n", text)
+    if count != 1:
+        sys.exit(f"lint-template: parameter {name} with default {old} not found")
+open(sys.argv[2], "w", encoding="utf-8").write(text)
+PY
+lint "$STREAMING_TEMPLATE"
+
+echo "==> lint-template: $TEMPLATE is clean in both deployment modes"

@@ -238,11 +238,116 @@ def test_custom_domain_resources_exist_only_with_the_condition(transformed: dict
     # Given the custom-domain resources
     resources = transformed["Resources"]
 
-    # Then they are conditional, and the mapping targets the API's $default stage
+    # Then they are conditional, and the mapping targets the front door of the deployment mode: the HTTP API's
+    # $default stage, or the streaming mode's REST API stage
     assert resources["CustomDomain"]["Condition"] == "HasCustomDomain"
     assert resources["CustomDomainMapping"]["Condition"] == "HasCustomDomain"
-    assert resources["CustomDomainMapping"]["Properties"]["ApiId"] == {"Ref": "HttpApi"}
-    assert resources["CustomDomainMapping"]["Properties"]["Stage"] == {"Ref": "HttpApiApiGatewayDefaultStage"}
+    mapping = resources["CustomDomainMapping"]["Properties"]
+    assert mapping["ApiId"] == {"Fn::If": ["IsStreaming", {"Ref": "StreamApi"}, {"Ref": "HttpApi"}]}
+    assert mapping["Stage"] == {
+        "Fn::If": ["IsStreaming", {"Ref": "StreamApiliveStage"}, {"Ref": "HttpApiApiGatewayDefaultStage"}]
+    }
+
+
+# --- the streaming deployment (ProxyResponseMode=streaming) ---------------------------------------------------
+
+
+def _stream_api_routes(transformed: dict[str, Any]) -> dict[str, set[str]]:
+    """The REST API's operations grouped by the function they invoke, as ``METHOD /path`` (ANY for any-method)."""
+    body = transformed["Resources"]["StreamApi"]["Properties"]["Body"]
+    routes: dict[str, set[str]] = {}
+    for path, operations in body["paths"].items():
+        for key, operation in operations.items():
+            method = "ANY" if key == "x-amazon-apigateway-any-method" else key.upper()
+            uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            function_id = re.search(r"\$\{(\w+)\.Arn\}", uri)
+            assert function_id is not None, uri
+            routes.setdefault(function_id.group(1), set()).add(f"{method} {path}")
+    return routes
+
+
+def test_the_streaming_front_door_serves_exactly_the_http_apis_routes(transformed: dict[str, Any]) -> None:
+    # Given the REST API of the streaming mode
+    api = transformed["Resources"]["StreamApi"]
+
+    # Then it exists only in that mode, and every route goes to the same function as on the HTTP API
+    assert api["Condition"] == "IsStreaming"
+    assert _stream_api_routes(transformed) == EXPECTED_ROUTES
+
+
+def test_only_the_mcp_route_streams_for_up_to_fifteen_minutes(transformed: dict[str, Any]) -> None:
+    # Given the REST API's integrations
+    paths = transformed["Resources"]["StreamApi"]["Properties"]["Body"]["paths"]
+    integrations = {
+        (path, key): operation["x-amazon-apigateway-integration"]
+        for path, operations in paths.items()
+        for key, operation in operations.items()
+    }
+
+    # Then the MCP route invokes the proxy with response streaming and the front door's longest timeout
+    mcp = integrations.pop(("/{workspace}/{server}/mcp", "x-amazon-apigateway-any-method"))
+    assert mcp["type"] == "aws_proxy"
+    assert mcp["responseTransferMode"] == "STREAM"
+    assert mcp["timeoutInMillis"] == 900_000
+    assert mcp["uri"]["Fn::Sub"].endswith("/2021-11-15/functions/${ProxyFunction.Arn}/response-streaming-invocations")
+    # and every other route is a plain (buffered) Lambda proxy integration
+    for integration in integrations.values():
+        assert integration["type"] == "aws_proxy"
+        assert "responseTransferMode" not in integration
+        assert integration["uri"]["Fn::Sub"].endswith("/invocations")
+
+
+def test_the_streaming_proxy_runs_under_the_web_adapter(template: dict[str, Any]) -> None:
+    # Given the proxy function as each mode deploys it
+    buffered = {spec.logical_id: spec for spec in functions(template)}["ProxyFunction"]
+    streaming = {spec.logical_id: spec for spec in functions(template, {"ProxyResponseMode": "streaming"})}
+    proxy = streaming["ProxyFunction"]
+
+    # Then buffered is Mangum's handler within the HTTP API's 30 s, streaming the adapter's script for 15 minutes
+    assert (buffered.handler, buffered.timeout, buffered.streams) == ("proxy.app.handler", 29, False)
+    assert (proxy.handler, proxy.timeout, proxy.streams) == ("proxy/run.sh", 900, True)
+    assert proxy.asgi_app == "proxy.app.asgi_app"
+    assert (ROOT / "functions" / proxy.handler).stat().st_mode & 0o111, "run.sh must be executable"
+    assert not any(spec.streams for name, spec in streaming.items() if name != "ProxyFunction")
+    # and the adapter layer, its wrapper and invoke mode are set only in streaming mode
+    props = template["Resources"]["ProxyFunction"]["Properties"]
+    assert props["Layers"]["Fn::If"][0] == "IsStreaming"
+    env = props["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == {"Fn::If": ["IsStreaming", "/opt/bootstrap", {"Ref": "AWS::NoValue"}]}
+    assert env["AWS_LWA_INVOKE_MODE"] == {"Fn::If": ["IsStreaming", "response_stream", {"Ref": "AWS::NoValue"}]}
+
+
+def test_api_gateway_may_invoke_each_function_only_from_the_streaming_api(transformed: dict[str, Any]) -> None:
+    # Given the Lambda permissions of the REST API
+    permissions = {
+        logical_id: resource
+        for logical_id, resource in _resources_of_type(transformed, "AWS::Lambda::Permission").items()
+        if "StreamApi" in repr(resource["Properties"]["SourceArn"])
+    }
+
+    # Then each function the REST API invokes has one, conditional, scoped to that API
+    invoked = {permission["Properties"]["FunctionName"]["Ref"] for permission in permissions.values()}
+    assert invoked == set(EXPECTED_ROUTES)
+    for permission in permissions.values():
+        assert permission["Condition"] == "IsStreaming"
+        assert permission["Properties"]["Action"] == "lambda:InvokeFunction"
+
+
+def test_the_waf_is_optional_and_only_on_the_rest_api(template: dict[str, Any]) -> None:
+    # Given the WAF resources
+    resources = template["Resources"]
+
+    # Then they exist only with a limit in streaming mode, with rate-based rules, attached to the REST API's stage
+    assert resources["StreamApiWebAcl"]["Condition"] == "HasWaf"
+    assert resources["StreamApiWebAclAssociation"]["Condition"] == "HasWaf"
+    rules = resources["StreamApiWebAcl"]["Properties"]["Rules"]
+    assert all("RateBasedStatement" in rule["Statement"] for rule in rules)
+    assert "StreamApi" in repr(resources["StreamApiWebAclAssociation"]["Properties"]["ResourceArn"])
+    for mode, limit, expected in (("buffered", "1000", False), ("streaming", "0", False), ("streaming", "1000", True)):
+        parameters = parameter_values(template, {"ProxyResponseMode": mode, "WafRequestsPerFiveMinutes": limit})
+        has_waf = resolve({"Fn::If": ["HasWaf", True, False]}, refs={}, parameters=parameters,
+                          conditions=template["Conditions"])  # fmt: skip
+        assert has_waf is expected
 
 
 # --- functions -----------------------------------------------------------------------------------------------
@@ -255,11 +360,16 @@ def test_custom_domain_resources_exist_only_with_the_condition(transformed: dict
         ("RegisterFunction", "register.app.handler", 512, 10),
         ("AuthorizeFunction", "authorize.app.handler", 512, 10),
         ("TokenFunction", "oauth_token.app.handler", 512, 10),
-        ("ProxyFunction", "proxy.app.handler", 1024, 29),
+        (
+            "ProxyFunction",
+            {"Fn::If": ["IsStreaming", "proxy/run.sh", "proxy.app.handler"]},
+            1024,
+            {"Fn::If": ["IsStreaming", 900, 29]},
+        ),
     ],
 )
 def test_function_runtime_settings(
-    transformed: dict[str, Any], function_id: str, handler: str, memory: int, timeout: int
+    transformed: dict[str, Any], function_id: str, handler: Any, memory: int, timeout: Any
 ) -> None:
     # Given a generated Lambda function
     props = transformed["Resources"][function_id]["Properties"]
@@ -305,6 +415,8 @@ def test_function_environment_names_every_setting_without_a_cycle(transformed: d
     }.items():
         assert variables[name] == {"Ref": logical_id}
     assert "HttpApi" not in repr(variables)
+    assert "StreamApi" not in repr(variables)  # the REST API's integrations refer to the functions
+    assert variables["GATEWAY_RESPONSE_STREAMING"] == {"Fn::If": ["IsStreaming", "true", "false"]}
 
 
 # --- IAM -----------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.observability import adapter_request_context
 from gateway.routes import RouteTable
 
 
@@ -35,7 +36,8 @@ class GatewayState(Protocol):
 
 
 class LearnBaseUrl:
-    """ASGI middleware: show the container each API Gateway event (Mangum puts it in ``scope["aws.event"]``)."""
+    """ASGI middleware: show the container each API Gateway event (Mangum puts it in ``scope["aws.event"]``; the
+    Lambda Web Adapter of the streaming deployment passes the event's request context as a header)."""
 
     def __init__(self, app: ASGIApp, state: GatewayState) -> None:
         self.app = app
@@ -43,5 +45,8 @@ class LearnBaseUrl:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            self.state.observe_event(scope.get("aws.event"))
+            event = scope.get("aws.event")
+            if event is None and (context := adapter_request_context(scope)):
+                event = {"requestContext": context}
+            self.state.observe_event(event)
         await self.app(scope, receive, send)
