@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install dependencies
 
-dev: $(STAMP) ## run the gateway on http://127.0.0.1:9000 (CONFIG=my-gateway.yaml; default examples/gateway.yaml)
-	$(PY) -m infra.dev $(if $(CONFIG),--config "$(CONFIG)")
+dev: $(STAMP) ## run the gateway on http://127.0.0.1:9000 (CONFIG=my-gateway.yaml; MODE=streaming)
+	$(PY) -m infra.dev $(if $(CONFIG),--config "$(CONFIG)") $(if $(MODE),--mode "$(MODE)")
 
 test: $(STAMP) ## set everything up and run all checks and tests
 	bash infra/scripts/test.sh

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -59,10 +60,12 @@ def gateway_environment(
     refs: dict[str, str],
     public_base_url: str,
     config_path: Path = EXAMPLE_CONFIG,
+    parameters: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment every function gets locally: what the template gives it (with the provisioned table,
-    key and secret ids), the SDK pointed at the stand-in, and the local stage, config and base URL."""
-    env = function_environment(template, refs=refs)
+    """The environment every function gets locally: what the template gives it with ``parameters`` (with the
+    provisioned table, key and secret ids), the SDK pointed at the stand-in, and the local stage, config and base
+    URL."""
+    env = function_environment(template, refs=refs, parameters=parameters)
     env.update(local_environment(endpoint_url))
     env.update(
         GATEWAY_STAGE="local",
@@ -132,11 +135,12 @@ def start_stack(
     upstream_port: int | None = 0,
     aws_port: int = 0,
     config_path: Path = EXAMPLE_CONFIG,
+    parameters: Mapping[str, str] | None = None,
 ) -> Stack:
     """Start moto, provision the template, start the demo upstream (``upstream_port`` None: none) and compute
     the functions' environment for ``config_path``: examples/gateway.yaml pointed at the demo upstream's actual
-    port (:func:`config_for_upstream`), any other configuration as written. Raises ``OSError`` when a port is
-    taken."""
+    port (:func:`config_for_upstream`), any other configuration as written; ``parameters`` are template parameters
+    (``ProxyResponseMode``). Raises ``OSError`` when a port is taken."""
     upstream = start_demo_upstream(upstream_port) if upstream_port is not None else None
     try:
         aws = start_local_aws(aws_port)
@@ -157,6 +161,7 @@ def start_stack(
             refs=refs,
             public_base_url=public_base_url,
             config_path=served,
+            parameters=parameters,
         )
     except BaseException:
         aws.stop()
@@ -252,6 +257,12 @@ def banner(server: DevServer, stack: Stack) -> str:
         f"  dev server     {server.url}  ({len(server.routes)} routes of {len(server.functions)} functions"
         " from template.yaml)",
         f"  local AWS      {stack.endpoint_url}  (moto: DynamoDB, KMS, Secrets Manager, SSM)",
+        "  mode           "
+        + (
+            "streaming (the proxy under uvicorn, answers streamed as written: ProxyResponseMode=streaming)"
+            if server.streaming
+            else "buffered (every answer whole, as the HTTP API and Mangum; make dev MODE=streaming to stream)"
+        ),
     ]
     source = _relative(stack.config_source)
     if stack.upstream is not None:
@@ -306,6 +317,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="FILE",
         help=f"the gateway configuration to serve (default: {_relative(EXAMPLE_CONFIG)}; make dev CONFIG=FILE)",
     )
+    parser.add_argument(
+        "--mode",
+        choices=("buffered", "streaming"),
+        default="buffered",
+        help="the deployment mode (template parameter ProxyResponseMode; make dev MODE=streaming)",
+    )
     return parser.parse_args(argv)
 
 
@@ -328,10 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     upstream_port = _port("UPSTREAM_PORT", DEFAULT_UPSTREAM_PORT)
     state_path = state_file()
     template = load_template(TEMPLATE_PATH)
+    parameters = {"ProxyResponseMode": arguments.mode}
 
     # Bind the dev server's port first: a taken port fails before anything else starts.
     try:
-        server = DevServer(template, host=HOST, port=dev_port)
+        server = DevServer(template, host=HOST, port=dev_port, parameters=parameters)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise _port_taken("dev server", dev_port, "DEV_PORT") from None
@@ -342,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             public_base_url=f"http://{HOST}:{server.port}",
             upstream_port=upstream_port,
             config_path=config_path,
+            parameters=parameters,
         )
     except OSError as error:
         server.stop()

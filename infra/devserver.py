@@ -34,6 +34,7 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
+from infra.dev_streaming import StreamingFunction
 from infra.lambda_event import (
     PAYLOAD_LIMIT_BYTES,
     HttpRequest,
@@ -219,7 +220,15 @@ class LambdaFunction:
     def _load_handler(self) -> Handler:
         """A fresh instance of the handler's module (``proxy.app`` of ``proxy.app.handler``), as a new container's
         init phase runs it; the shared core it imports is loaded once per process, like a layer."""
-        module_name, _, attribute = self.spec.handler.rpartition(".")
+        handler = self.load(self.spec.handler)
+        if not callable(handler):
+            raise FunctionFailed(f"{self.spec.handler} is not callable")
+        loaded: Handler = handler
+        return loaded
+
+    def load(self, dotted: str) -> Any:
+        """``module.attribute`` from a fresh instance of the module in the function's code directory."""
+        module_name, _, attribute = dotted.rpartition(".")
         code_dir = (self.root / self.spec.code_uri).resolve()
         if str(code_dir) not in sys.path:
             sys.path.insert(0, str(code_dir))
@@ -229,13 +238,12 @@ class LambdaFunction:
             raise FunctionFailed(f"{self.spec.logical_id}: no module {module_name} in {code_dir}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        handler = getattr(module, attribute, None)
-        if not callable(handler):
-            raise FunctionFailed(f"{module_name} has no callable {attribute!r}")
+        value = getattr(module, attribute, None)
+        if value is None:
+            raise FunctionFailed(f"{module_name} has no {attribute!r}")
         with self._lock:
             self._modules.append(module)
-        loaded: Handler = handler
-        return loaded
+        return value
 
 
 _container_numbers = itertools.count(1)
@@ -330,6 +338,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             protocol=self.request_version,
         )
         match = dev.match(request.method, request.raw_path)
+        streaming = None if match is None else dev.streaming.get(match.target.spec.logical_id)
+        if streaming is not None:
+            self._stream(streaming, request, started, raw_path)
+            return
         if match is None:
             response = not_found()
         else:
@@ -337,6 +349,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
             event = build_event(request, match, server_port=dev.port)
             response = dev.call(match.target, event)
         self._send(response, started, raw_path, function_name)
+
+    def _stream(self, function: StreamingFunction, request: HttpRequest, started: float, path: str) -> None:
+        """A streaming function's answer, relayed as it is written (the REST API's response streaming)."""
+        name = function.spec.logical_id
+        try:
+            status = function.forward(request, self, self._write_and_flush)
+        except (ConnectionError, TimeoutError) as problem:
+            log.warning("%s %s: stream ended early: %s", self.command, path, type(problem).__name__)
+            self.close_connection = True
+            return
+        except Exception:
+            log.exception("%s failed", name)
+            self._send(internal_error(), started, path, name)
+            return
+        log.info(
+            "%s %s %d %.0fms %s (streamed)", self.command, path, status, (time.perf_counter() - started) * 1000, name
+        )
+
+    def _write_and_flush(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.wfile.flush()
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
@@ -411,13 +444,19 @@ class DevServer:
         root: Path = REPO_ROOT,
         integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
         max_containers: int = DEFAULT_MAX_CONTAINERS,
+        parameters: Mapping[str, str] | None = None,
     ) -> None:
+        """``parameters``: the template parameters the functions are deployed with (``ProxyResponseMode``...)."""
         self.integration_timeout = integration_timeout
         self.functions: dict[str, LambdaFunction] = {}
+        self.streaming: dict[str, StreamingFunction] = {}
+        """The functions the template runs under the Lambda Web Adapter (response streaming), by logical id."""
         self.routes: RouteTable[LambdaFunction] = RouteTable()
-        for spec in functions(dict(template)):
+        for spec in functions(dict(template), parameters):
             function = LambdaFunction(spec, root=root, max_containers=max_containers)
             self.functions[spec.logical_id] = function
+            if spec.streams:
+                self.streaming[spec.logical_id] = StreamingFunction(function)
             for route in spec.routes:
                 self.routes.add(route.method, route.path, function)
         self._httpd = _Server((host, port), _RequestHandler)
@@ -493,6 +532,8 @@ class DevServer:
         self._httpd.server_close()
         for function in self.functions.values():
             function.close()
+        for streaming in self.streaming.values():
+            streaming.stop()
         if self._environ is not None:
             self._environ.__exit__(None, None, None)
             self._environ = None
@@ -517,5 +558,6 @@ def start_dev_server(
 ) -> DevServer:
     """Serve ``template``'s routes on ``host:port`` (0: a free port) with ``env`` applied to ``os.environ`` until
     :meth:`DevServer.stop`. ``GATEWAY_PUBLIC_BASE_URL`` defaults to the server's own URL. ``options``:
-    ``root`` (where CodeUri is relative to), ``integration_timeout``, ``max_containers``."""
+    ``root`` (where CodeUri is relative to), ``integration_timeout``, ``max_containers``, ``parameters`` (the
+    template parameters that choose the functions' form, e.g. ``{"ProxyResponseMode": "streaming"}``)."""
     return DevServer(template, host=host, port=port, **options).start(env, default_base_url=default_base_url)

@@ -181,9 +181,11 @@ def isolated_config(upstream_url: str, idp_issuer: str) -> dict[str, object]:
     return config
 
 
-def serve_gateway(config_path: str, port: str) -> None:
+def serve_gateway(config_path: str, port: str, mode: str = "buffered") -> None:
     """Entry point of the gateway subprocess: moto with the template's resources, and the dev server on ``port``
-    serving ``config_path``, until stdin closes."""
+    serving ``config_path`` in deployment ``mode`` (``ProxyResponseMode``: buffered or streaming), until stdin
+    closes."""
+    parameters = {"ProxyResponseMode": mode}
     logging.basicConfig(level=logging.WARNING)
     template = load_template(TEMPLATE_PATH)
     aws = start_local_aws()
@@ -195,8 +197,9 @@ def serve_gateway(config_path: str, port: str) -> None:
             refs=refs,
             public_base_url=f"http://{HOST}:{port}",
             config_path=Path(config_path),
+            parameters=parameters,
         )
-        server = start_dev_server(template, env, host=HOST, port=int(port))
+        server = start_dev_server(template, env, host=HOST, port=int(port), parameters=parameters)
         try:
             print(f"ready {server.url}", flush=True)
             sys.stdin.read()
