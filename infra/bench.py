@@ -924,12 +924,30 @@ def counting_dynamodb_reads() -> Iterator[Callable[[], int]]:
         client_class._make_api_call = original
 
 
-# The proxy as deployed by default (revocation bites on the next request: one grant read per call), and with the
-# opt-in grant-status cache that saves the read at the price of a revocation delay.
-PROXY_VARIANTS: tuple[tuple[str, dict[str, str]], ...] = (
-    ("gateway", {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "0"}),
-    ("gateway, grant cache 30 s", {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "30"}),
+# The proxy as deployed by default (revocation bites on the next request: one grant read per call), with the
+# opt-in grant-status cache that saves the read at the price of a revocation delay, and in the streaming deployment
+# (template parameters, then environment).
+PROXY_VARIANTS: tuple[tuple[str, dict[str, str], dict[str, str]], ...] = (
+    ("gateway", {"ProxyResponseMode": "buffered"}, {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "0"}),
+    ("gateway, grant cache 30 s", {"ProxyResponseMode": "buffered"}, {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "30"}),
+    (
+        "gateway, streaming mode",
+        {"ProxyResponseMode": "streaming"},
+        {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "0", "GATEWAY_RESPONSE_STREAMING": "true"},
+    ),
 )
+
+# List prices (us-east-1, first tier) for the cost estimate of docs/performance.md: per million requests, and per
+# GB-second of an arm64 function. The proxy bills its whole wall time (the upstream's included) at 1 GB.
+PRICE_PER_MILLION = {"http_api": 1.00, "rest_api": 3.50, "lambda_requests": 0.20}
+PRICE_PER_GB_SECOND_ARM64 = 0.0000133334
+PROXY_MEMORY_GB = 1.0
+
+
+def cost_per_million_calls(front_door: str, wall_ms: float) -> float:
+    """API Gateway + Lambda requests + Lambda duration for a million proxied calls of ``wall_ms`` each."""
+    duration = wall_ms / 1000 * PROXY_MEMORY_GB * PRICE_PER_GB_SECOND_ARM64 * 1_000_000
+    return PRICE_PER_MILLION[front_door] + PRICE_PER_MILLION["lambda_requests"] + duration
 
 
 def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Sequence[int]) -> str:
@@ -956,8 +974,8 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
         measured: dict[str, dict[str, Any]] = {}
         say(f"  direct, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
         measured["direct"] = run_load(stack.upstream_url, concurrency, requests, seconds)
-        for label, settings in PROXY_VARIANTS:
-            server = start_dev_server(stack.template, {**stack.env, **settings})
+        for label, parameters, settings in PROXY_VARIANTS:
+            server = start_dev_server(stack.template, {**stack.env, **settings}, parameters=parameters)
             try:
                 variants = [(label, False)] if already_off else [(label, False), (f"{label}, TCP_NODELAY", True)]
                 for name, nodelay in variants:
@@ -983,7 +1001,10 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
         direct = measured["direct"]
         for label, result in measured.items():
             comparison = ""
+            cost = "—"
             if label != "direct":
+                front_door = "rest_api" if "streaming" in label else "http_api"
+                cost = f"{cost_per_million_calls(front_door, result['p50_ms'] - direct['p50_ms'] + 1.0):.2f}"
                 added_p50 = result["p50_ms"] - direct["p50_ms"]
                 ratio = result["throughput"] / direct["throughput"] if direct["throughput"] else math.nan
                 comparison = (
@@ -1002,6 +1023,7 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
                     "—" if label == "direct" else f"{result['gateway_cpu_ms']:.2f}",
                     "—" if label == "direct" else f"{result['reads_per_call']:.2f}",
                     comparison,
+                    cost,
                 ]
             )
     return (
@@ -1010,7 +1032,10 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
         "upstream (uvicorn, its own process), gateway = the dev server in front of it (same proxy handler code "
         "as Lambda, payload-2.0 events, Mangum) with the deployment's default settings (the grant's status read "
         "on every request, so a revocation bites on the next call); `grant cache 30 s` = the same with the opt-in "
-        "`GATEWAY_GRANT_STATUS_CACHE_SECONDS=30`; measured back to back in one run"
+        "`GATEWAY_GRANT_STATUS_CACHE_SECONDS=30`; `streaming mode` = the streaming deployment "
+        "(`ProxyResponseMode=streaming`: the dev server forwards to the proxy's ASGI app under uvicorn and streams "
+        "its answer back, as API Gateway's response streaming and the Lambda Web Adapter do); measured back to back "
+        "in one run"
         + (
             ""
             if already_off
@@ -1021,7 +1046,11 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
         "proxy handler), less noisy on a shared machine than latency; `DynamoDB reads/call` counts the reads the "
         "proxy made, warm-up included. One grant read (`GetItem`, strongly consistent) against the local stand-in "
         f"(moto, in this process) takes {get_item_ms:.2f} ms here, best of 3 batches: most of the difference between "
-        "the two gateway rows; on AWS it is a network round trip to DynamoDB instead.\n\n"
+        "the first two gateway rows; on AWS it is a network round trip to DynamoDB instead. `$/M calls` estimates "
+        "what a million calls cost on AWS at list prices (us-east-1): the front door's requests (HTTP API $1.00, "
+        "REST API $3.50 per million), Lambda's requests ($0.20 per million) and its duration at 1 GB arm64, taking "
+        "the gateway's added p50 plus 1 ms of upstream time as the billed time (an upstream that takes longer is "
+        "billed in both modes alike; Lambda's streaming charge applies only beyond 6 MB per response).\n\n"
         + markdown_table(
             [
                 "concurrency",
@@ -1034,6 +1063,7 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
                 "gateway CPU ms/req",
                 "DynamoDB reads/call",
                 "vs direct",
+                "$/M calls",
             ],
             rows,
         )

@@ -274,22 +274,57 @@ def gateway_front(
             gateway.stop()
 
 
+@pytest.fixture(scope="module")
+def streaming_front(
+    conformance_upstream: ConformanceServer, virtual_upstream: ConformanceServer, free_port: Callable[[], int]
+) -> Iterator[GatewayFront]:
+    """The same routes on a dev server in the streaming deployment (``ProxyResponseMode=streaming``: the proxy's ASGI
+    app under uvicorn, answers streamed as written), with a token and a forwarding proxy of its own."""
+    port, proxy_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="conformance-streaming-") as directory:
+        config_path = Path(directory) / "gateway.yaml"
+        origin = f"http://{HOST}:{proxy_port}"
+        config = conformance_config(conformance_upstream.url, origin, virtual_upstream.url, origin)
+        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("GATEWAY_", "AWS_"))}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "functions"), str(REPO_ROOT)])
+        runner = "import sys; from tests.e2e.conftest import serve_gateway; serve_gateway(*sys.argv[1:])"
+        args = [sys.executable, "-c", runner, str(config_path), str(port), "streaming"]
+        gateway = _Process(args, cwd=REPO_ROOT, env=env)
+        try:
+            url = gateway.wait_for("ready ", "the streaming conformance gateway")
+            tokens = obtain_token(url, WORKSPACE, ROUTE, client_name="MCP conformance suite (streaming deployment)")
+            with ForwardingProxy(url, tokens.access_token, port=proxy_port) as proxy:
+                yield GatewayFront(url, proxy, proxy)
+        finally:
+            gateway.stop()
+
+
+TARGETS_OF_LIST = {"gateway": "gateway", "virtual": "gateway", "streaming": "streaming"}
+"""Which list of expected failures (a section of the file) applies to each target."""
+
+
 @dataclass
 class ConformanceReport:
     runs: dict[tuple[str, Suite], SuiteRun]
-    expected_failures: dict[str, str]
+    expected_failures: dict[str, dict[str, str]]  # by section: "gateway" (buffered), "streaming"
     node: str
     package: str
 
     def run(self, target: str, suite: Suite) -> SuiteRun:
         return self.runs[(target, suite)]
 
-    def expected(self, result: ScenarioResult) -> bool:
-        """Whether a failure is listed: the whole scenario, or each of its failing checks (``scenario:check``)."""
-        if result.name in self.expected_failures:
+    def listed(self, target: str) -> dict[str, str]:
+        return self.expected_failures[TARGETS_OF_LIST[target]]
+
+    def expected(self, result: ScenarioResult, target: str = "gateway") -> bool:
+        """Whether a failure is listed for ``target``: the whole scenario, or each of its failing checks
+        (``scenario:check``)."""
+        listed = self.listed(target)
+        if result.name in listed:
             return True
         checks = {f"{result.name}:{check}" for check in result.failing_checks}
-        return bool(checks) and checks <= set(self.expected_failures)
+        return bool(checks) and checks <= set(listed)
 
     def regressions(self, direct: SuiteRun, other: SuiteRun) -> dict[str, tuple[str, ...]]:
         """Scenarios that pass directly but not on ``other`` and are not listed as expected failures."""
@@ -298,21 +333,23 @@ class ConformanceReport:
             for name, result in direct.scenarios.items()
             if result.passed
             and not (name in other.scenarios and other.scenarios[name].passed)
-            and not (name in other.scenarios and self.expected(other.scenarios[name]))
+            and not (name in other.scenarios and self.expected(other.scenarios[name], other.target))
         }
 
-    def reason(self, result: ScenarioResult) -> str:
-        reasons = [self.expected_failures.get(result.name)] + [
-            self.expected_failures.get(f"{result.name}:{check}") for check in sorted(result.failing_checks)
+    def reason(self, result: ScenarioResult, target: str = "gateway") -> str:
+        listed = self.listed(target)
+        reasons = [listed.get(result.name)] + [
+            listed.get(f"{result.name}:{check}") for check in sorted(result.failing_checks)
         ]
         return " / ".join(dict.fromkeys(reason for reason in reasons if reason)) or "; ".join(result.problems)
 
 
-def load_expected_failures() -> dict[str, str]:
-    """``scenario: reason`` for each scenario known not to pass through the gateway."""
+def load_expected_failures(section: str) -> dict[str, str]:
+    """``scenario: reason`` for each scenario known not to pass through the gateway in one deployment mode (the
+    file's ``gateway`` section: buffered; ``streaming``)."""
     data = yaml.safe_load(EXPECTED_FAILURES_FILE.read_text(encoding="utf-8")) or {}
-    entries = data.get("gateway", {}) or {}
-    assert isinstance(entries, dict), f"{EXPECTED_FAILURES_FILE}: 'gateway' must map scenario names to reasons"
+    entries = data.get(section, {}) or {}
+    assert isinstance(entries, dict), f"{EXPECTED_FAILURES_FILE}: {section!r} must map scenario names to reasons"
     for name, reason in entries.items():
         assert isinstance(reason, str) and reason.strip(), f"{EXPECTED_FAILURES_FILE}: {name} needs a reason"
     return {str(name): str(reason).strip() for name, reason in entries.items()}
@@ -320,7 +357,10 @@ def load_expected_failures() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def conformance(
-    direct_upstream: ConformanceServer, gateway_front: GatewayFront, tmp_path_factory: pytest.TempPathFactory
+    direct_upstream: ConformanceServer,
+    gateway_front: GatewayFront,
+    streaming_front: GatewayFront,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> ConformanceReport:
     """Both suites, directly and through the gateway, once per module. The direct and the gateway runs go in
     parallel (separate servers, one shared upstream that keeps sessions apart)."""
@@ -340,6 +380,7 @@ def conformance(
         threading.Thread(target=run_target, args=("direct", direct_upstream.url)),
         threading.Thread(target=run_target, args=("gateway", gateway_front.mcp_url)),
         threading.Thread(target=run_target, args=("virtual", gateway_front.virtual_mcp_url, VIRTUAL_SUITES)),
+        threading.Thread(target=run_target, args=("streaming", streaming_front.mcp_url, ASSERTED)),
     ]
     for thread in threads:
         thread.start()
@@ -348,7 +389,8 @@ def conformance(
     if errors:
         raise errors[0]
     package = json.loads((CONFORMANCE_CLI.parents[1] / "package.json").read_text(encoding="utf-8"))["version"]
-    report = ConformanceReport(runs, load_expected_failures(), node22_version(), str(package))
+    expected = {section: load_expected_failures(section) for section in ("gateway", "streaming")}
+    report = ConformanceReport(runs, expected, node22_version(), str(package))
     write_artifacts(report, out)
     print_report(report)
     return report
@@ -364,15 +406,19 @@ def results_markdown(report: ConformanceReport) -> str:
         "again at 2026-07-28 (stateless: no initialize, no session), and the draft suite (scenarios new in "
         "2026-07-28).",
         "",
-        "| suite | directly against the fixture | through the gateway | through a virtual route |",
-        "|---|---|---|---|",
+        "| suite | directly against the fixture | through the gateway (buffered) | through the gateway (streaming) "
+        "| through a virtual route |",
+        "|---|---|---|---|---|",
     ]
     for suite in SUITES:
         direct, gateway = report.run("direct", suite), report.run("gateway", suite)
-        virtual = report.runs.get(("virtual", suite))
-        shown = virtual.summary if virtual is not None else "not run"
+        shown = {
+            target: run.summary if (run := report.runs.get((target, suite))) is not None else "not run"
+            for target in ("streaming", "virtual")
+        }
         lines.append(
-            f"| `{suite}` ({len(direct.scenarios)} scenarios) | {direct.summary} | {gateway.summary} | {shown} |"
+            f"| `{suite}` ({len(direct.scenarios)} scenarios) | {direct.summary} | {gateway.summary} "
+            f"| {shown['streaming']} | {shown['virtual']} |"
         )
     for suite in SUITES:
         direct, gateway = report.run("direct", suite), report.run("gateway", suite)
@@ -419,6 +465,8 @@ def print_report(report: ConformanceReport) -> None:
                 print(f"  {'':<18}   {name}: {result.outcome} through the gateway only ({why[:120]})")
     for suite in VIRTUAL_SUITES:
         print(f"  {suite:<18} virtual: {report.run('virtual', suite).summary}")
+    for suite in ASSERTED:
+        print(f"  {suite:<18} streaming: {report.run('streaming', suite).summary}")
     print(f"  details: {ARTIFACTS.relative_to(REPO_ROOT)}/results.md")
 
 
@@ -470,19 +518,39 @@ def test_every_scenario_that_passes_directly_passes_through_a_virtual_route(
     assert not regressions, f"passes directly but not through the virtual route: {regressions}"
 
 
-def test_expected_failures_are_current(conformance: ConformanceReport) -> None:
-    # Given the expected failures, each with its reason
-    runs = [conformance.run("gateway", suite).scenarios for suite in SUITES]
+@pytest.mark.parametrize("suite", ASSERTED)
+def test_every_scenario_that_passes_directly_passes_through_the_streaming_deployment(
+    conformance: ConformanceReport, suite: Suite
+) -> None:
+    # Given the suite's results directly and through the gateway in the streaming deployment
+    direct, streaming = conformance.run("direct", suite), conformance.run("streaming", suite)
+
+    # When the scenarios that pass directly are compared with their result there
+    regressions = conformance.regressions(direct, streaming)
+
+    # Then each passes there too (mid-call sampling and elicitation included), unless it is listed for streaming
+    assert not regressions, f"passes directly but not through the streaming deployment: {regressions}"
+
+
+@pytest.mark.parametrize(
+    ("section", "target", "suites"), [("gateway", "gateway", SUITES), ("streaming", "streaming", ASSERTED)]
+)
+def test_expected_failures_are_current(
+    conformance: ConformanceReport, section: str, target: str, suites: tuple[Suite, ...]
+) -> None:
+    # Given the expected failures of one deployment mode, each with its reason
+    runs = [conformance.run(target, suite).scenarios for suite in suites]
 
     # When they are compared with what actually failed through the gateway
     def still_fails(entry: str, result: ScenarioResult) -> bool:
         _, _, check = entry.partition(":")
         return check in result.failing_checks if check else not result.passed
 
-    unknown = sorted(e for e in conformance.expected_failures if not any(e.partition(":")[0] in r for r in runs))
+    listed = conformance.expected_failures[section]
+    unknown = sorted(e for e in listed if not any(e.partition(":")[0] in r for r in runs))
     stale = sorted(
         entry
-        for entry in conformance.expected_failures
+        for entry in listed
         if any(not still_fails(entry, run[name]) for run in runs if (name := entry.partition(":")[0]) in run)
     )
 
