@@ -286,7 +286,7 @@ def cases(template: dict[str, Any]) -> list[Case]:
             specs["ProxyFunction"],
             "tools/call, valid token, demo upstream answers (events/proxy-tools-call.json)",
             frozenset({200}),
-            350.0,
+            300.0,
             _sample_event("proxy-tools-call.json"),
         ),
         Case(

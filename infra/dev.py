@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -64,7 +65,9 @@ def gateway_environment(
 ) -> dict[str, str]:
     """The environment every function gets locally: what the template gives it with ``parameters`` (with the
     provisioned table, key and secret ids), the SDK pointed at the stand-in, and the local stage, config and base
-    URL."""
+    URL. The config's validated form is written beside it (:func:`compile_config`), so the functions load it as they
+    do deployed."""
+    compile_config(config_path)
     env = function_environment(template, refs=refs, parameters=parameters)
     env.update(local_environment(endpoint_url))
     env.update(
@@ -75,6 +78,18 @@ def gateway_environment(
         GATEWAY_LOG_FORMAT="text",  # the dev server's readable lines, not a JSON line per record as well
     )
     return env
+
+
+def compile_config(config_path: Path) -> None:
+    """Validate the configuration and write its validated form beside it, as ``make build`` does for the deployed
+    one (the same command, on this checkout's functions/). A file that cannot be validated (or a directory that
+    cannot be written) is left as it is: the functions then validate the file themselves and report what is wrong
+    with it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "functions")}
+    command = [sys.executable, "-m", "gateway.config", "compile", str(config_path)]
+    completed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        log.debug("no validated form of %s: %s", config_path, completed.stderr.strip())
 
 
 def config_for_upstream(upstream_url: str, directory: Path, config_path: Path = EXAMPLE_CONFIG) -> Path:

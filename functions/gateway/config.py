@@ -4,6 +4,12 @@ Loaded once per cold start from the YAML file named by ``GATEWAY_CONFIG`` and va
 fails with :class:`ConfigError`, whose message names each offending key (``workspaces.demo.servers.echo.upstream``)
 and what is wrong with it. ``python -m gateway.config schema`` prints the JSON Schema for editors.
 
+Validating costs a cold start more than anything else it does (importing PyYAML and building the models'
+validators), so ``make build`` validates the file once and ships the result beside it (``python -m gateway.config
+compile FILE`` writes :func:`validated_path`; the local stack does the same): :func:`load_config` takes that
+validated form when it was made from the same file by the same models, and rebuilds the models from it without
+validating again; otherwise it validates the file itself.
+
 Some settings exist for local development only (:func:`development_switches`; the table in docs/deploy.md lists
 them all): outside the local stage a Runtime refuses to start with one that could open the gateway to its own network,
 and warns about the others. ``python -m gateway.config check FILE --stage prod`` applies the same judgement before a
@@ -12,15 +18,17 @@ deployment (``make build`` runs it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 logger = logging.getLogger("gateway.config")
@@ -60,7 +68,9 @@ SecretRef = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validators are built on the first validation (a build, the local stack, a test), not when a
+    # cold start imports this module to read an already validated configuration.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # --- identity providers -------------------------------------------------------------------------------------
@@ -367,16 +377,113 @@ def parse_config(data: object, source: str = "<config>") -> GatewayConfig:
 
 
 def load_config(path: str | Path) -> GatewayConfig:
+    """The configuration in the YAML file at ``path``: from its validated form (:func:`validated_path`) when that
+    was made from this very file by these models, else validated here."""
     path = Path(path)
+    text = _read(path)
+    return _validated_form(path, _fingerprint(text)) or _validate_yaml(text, path)
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read gateway configuration {path}: {error.strerror}") from None
+
+
+def _validate_yaml(text: str, path: Path) -> GatewayConfig:
+    import yaml
+
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
         raise ConfigError(f"gateway configuration {path} is not valid YAML: {error}") from None
     return parse_config(data, str(path))
+
+
+# --- the validated form shipped beside the file -------------------------------------------------------------
+
+VALIDATED_SUFFIX = ".validated.json"
+
+
+def validated_path(path: str | Path) -> Path:
+    """Where the validated form of the configuration file ``path`` is kept: ``gateway.yaml.validated.json``."""
+    path = Path(path)
+    return path.with_name(path.name + VALIDATED_SUFFIX)
+
+
+def _fingerprint(text: str) -> str | None:
+    """What a validated form must have been made from: this text and this module's source (the models). None when
+    the source cannot be read (then nothing validated earlier is trusted)."""
+    try:
+        models = Path(__file__).read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(models + b"\0" + text.encode()).hexdigest()
+
+
+def compile_config(path: str | Path) -> Path:
+    """Validate the file at ``path`` and write its validated form beside it (:func:`validated_path`, replaced
+    atomically); returns where. Raises :class:`ConfigError` for a bad file."""
+    path = Path(path)
+    text = _read(path)
+    config = _validate_yaml(text, path)
+    document = {"fingerprint": _fingerprint(text), "config": config.model_dump(mode="json", exclude_unset=True)}
+    target = validated_path(path)
+    temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
+def _validated_form(path: Path, fingerprint: str | None) -> GatewayConfig | None:
+    if fingerprint is None:
+        return None
+    try:
+        document = json.loads(validated_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("fingerprint") != fingerprint:
+        return None
+    config: GatewayConfig = _rebuild(GatewayConfig, document["config"])
+    return config
+
+
+def _rebuild(annotation: Any, value: Any) -> Any:
+    """``value`` (a part of ``model_dump(mode="json", exclude_unset=True)`` of a valid configuration) as the
+    ``annotation`` it was dumped from: the same models with the same fields set, built without validating."""
+    if not isinstance(value, (dict, list)):
+        return value
+    origin, arguments = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _rebuild(arguments[0], value)
+    if origin is Union or origin is types.UnionType:
+        return _rebuild(_member_for(arguments, value), value)
+    if origin is list and isinstance(value, list):
+        return [_rebuild(arguments[0], item) for item in value]
+    if origin is dict and isinstance(value, dict):
+        return {key: _rebuild(arguments[1], item) for key, item in value.items()}
+    if isinstance(annotation, type) and issubclass(annotation, _Model) and isinstance(value, dict):
+        fields = annotation.model_fields
+        values = {name: _rebuild(fields[name].annotation, item) for name, item in value.items()}
+        for name, field in fields.items():
+            factory = field.default_factory
+            if name not in values and isinstance(factory, type) and issubclass(factory, _Model):
+                values[name] = _rebuild(factory, {})  # calling the factory would validate (and build a validator)
+        return annotation.model_construct(set(value), **values)
+    raise TypeError(f"cannot rebuild {annotation!r} from {type(value).__name__}")
+
+
+def _member_for(members: tuple[Any, ...], value: dict[str, Any] | list[Any]) -> Any:
+    """The member of a union that ``value`` was dumped from: the one that is not None, or among models the one
+    whose ``type`` (the discriminator of every union of models here) is ``value``'s."""
+    options = [member for member in members if member is not type(None)]
+    if len(options) == 1:
+        return options[0]
+    for option in options:
+        if isinstance(value, dict) and value.get("type") in get_args(option.model_fields["type"].annotation):
+            return option
+    raise TypeError(f"no member of {members!r} fits the value")
 
 
 # --- development switches -----------------------------------------------------------------------------------
@@ -576,11 +683,27 @@ def check_command(arguments: list[str]) -> int:
     return 0
 
 
+def compile_command(arguments: list[str]) -> int:
+    """``compile FILE``: validate the file and write its validated form beside it. Returns the exit status."""
+    if len(arguments) != 1:
+        print("usage: python -m gateway.config compile FILE", file=sys.stderr)
+        return 2
+    try:
+        target = compile_config(arguments[0])
+    except ConfigError as problem:
+        print(problem, file=sys.stderr)
+        return 1
+    print(f"{arguments[0]}: ok, validated form in {target}")
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover - command-line helper
     if sys.argv[1:] == ["schema"]:
         print(json.dumps(json_schema(), indent=2, sort_keys=True))
     elif sys.argv[1:2] == ["check"]:
         sys.exit(check_command(sys.argv[2:]))
+    elif sys.argv[1:2] == ["compile"]:
+        sys.exit(compile_command(sys.argv[2:]))
     else:
-        print("usage: python -m gateway.config schema | check FILE [--stage STAGE]", file=sys.stderr)
+        print("usage: python -m gateway.config schema | check FILE [--stage STAGE] | compile FILE", file=sys.stderr)
         sys.exit(2)

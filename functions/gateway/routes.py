@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from gateway.config import GatewayConfig, Server, Workspace
+from gateway.config import AccessPolicy, GatewayConfig, Server, Workspace
 
 OFFLINE_ACCESS = "offline_access"
 
@@ -60,11 +60,14 @@ class Route:
                 self.workspace_name,
                 self.server_name,
                 self.workspace,
-                Server(
+                # Parts of a validated configuration, not validated again (that would first build the models'
+                # validators: tens of milliseconds of a virtual route's first request); access: the default.
+                Server.model_construct(
                     upstream=upstream.url,
                     title=name,
                     auth=upstream.auth,
                     timeout_seconds=upstream.timeout_seconds or self.server.timeout_seconds,
+                    access=AccessPolicy.model_construct(),
                 ),
                 member=name,
             )

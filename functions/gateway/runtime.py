@@ -322,10 +322,11 @@ class Runtime:
 
     @cached_property
     def session_codec(self) -> SessionCodec:
-        """The key is derived once from the shared secret (one Secrets Manager read per cold start)."""
+        """The key is derived once from the shared secret, when a session id is first sealed or opened (at most one
+        Secrets Manager read per cold start, none for a container that never sees a session)."""
         from gateway.proxy.sessions import SessionCodec
 
-        return SessionCodec.from_shared_secret(self.shared_secret)
+        return SessionCodec.from_shared_secret(lambda: self.shared_secret)
 
     @cached_property
     def grant_status(self) -> GrantStatusCache:

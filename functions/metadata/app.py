@@ -5,6 +5,8 @@ PRM and AS metadata are served without importing the AWS SDK; only the JWKS read
 
 from __future__ import annotations
 
+import gc
+
 from mangum import Mangum
 
 from gateway.observability import ObserveRequests, configure_logging
@@ -19,3 +21,6 @@ if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start 
     Tracer(service="metadata")  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
 app = create_app(runtime)
 handler = Mangum(ObserveRequests(app, "metadata", sink=print if runtime.settings.metrics else None), lifespan="off")
+# What init built lives as long as the container: no later collection needs to examine it again (the first
+# event's would have to walk all of it).
+gc.freeze()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from mangum import Mangum
 
 from gateway.observability import ObserveRequests, configure_logging
@@ -18,3 +20,6 @@ app = create_app(runtime)
 asgi_app = ObserveRequests(app, "proxy", sink=print if runtime.settings.metrics else None)
 """What the streaming deployment serves (``proxy/serve.py`` under the Lambda Web Adapter, the dev server)."""
 handler = Mangum(asgi_app, lifespan="off")  # the buffered deployment: one API Gateway event, one whole answer
+# What init built lives as long as the container: no later collection needs to examine it again (the first
+# event's would have to walk all of it).
+gc.freeze()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from mangum import Mangum
 
 from gateway.observability import ObserveRequests, configure_logging
@@ -16,3 +18,6 @@ if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start 
     Tracer(service="register")  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
 app = create_app(runtime)
 handler = Mangum(ObserveRequests(app, "register", sink=print if runtime.settings.metrics else None), lifespan="off")
+# What init built lives as long as the container: no later collection needs to examine it again (the first
+# event's would have to walk all of it).
+gc.freeze()

@@ -2,7 +2,8 @@
 # Build the Lambda artifacts: `make build CONFIG=path/to/gateway.yaml` (default: examples/gateway.yaml).
 #
 # 1. validates the gateway config and ships it inside the build as deploy_config/gateway.yaml (the functions read
-#    /var/task/deploy_config/gateway.yaml: no network call and no AWS SDK import at cold start to get it);
+#    /var/task/deploy_config/gateway.yaml: no network call and no AWS SDK import at cold start to get it), with its
+#    validated form deploy_config/gateway.yaml.validated.json (no validation at cold start);
 # 2. lints template.yaml (which also installs aws-sam-cli into .venv-sam on first use);
 # 3. runs `sam build` without a container (needs a python3.12 interpreter, the Lambda runtime's version);
 # 4. compiles every module to .pyc for python3.12 with unchecked-hash invalidation: Lambda's filesystem is read-only,
@@ -51,9 +52,12 @@ install one (e.g. 'pyenv install 3.12' or your OS package) and retry"
 export PATH="$PY312_DIR:$PATH"
 say "using $PY312_DIR/python3.12 ($(python3.12 -V))"
 
-say "shipping $CONFIG as $DEPLOY_CONFIG_DIR/gateway.yaml"
+say "shipping $CONFIG as $DEPLOY_CONFIG_DIR/gateway.yaml, with its validated form beside it"
 mkdir -p "$DEPLOY_CONFIG_DIR"
 cp "$CONFIG" "$DEPLOY_CONFIG_DIR/gateway.yaml"
+# gateway.yaml.validated.json: the functions rebuild the configuration from it instead of validating the YAML at
+# every cold start (importing PyYAML and building the validators); they still validate the YAML if it differs.
+PYTHONPATH=functions .venv/bin/python -m gateway.config compile "$DEPLOY_CONFIG_DIR/gateway.yaml"
 
 bash infra/scripts/lint-template.sh
 

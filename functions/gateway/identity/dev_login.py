@@ -12,8 +12,9 @@ from gateway.config import DevLoginProvider, DevUser
 from gateway.identity.user import SignedInUser
 from gateway.settings import Settings
 
-# Compared against when the username is unknown, so a wrong username costs the same as a wrong password.
-_NO_USER = DevUser(id="\x00", password="\x00" * 32)
+# Compared against when the username is unknown, so a wrong username costs the same as a wrong password. Constructed,
+# not validated: validating would build DevUser's validator at import, in every cold start of the authorize function.
+_NO_USER = DevUser.model_construct(id="\x00", password="\x00" * 32)
 
 
 def is_allowed(provider: DevLoginProvider, settings: Settings) -> bool:

@@ -5,7 +5,8 @@ MCP Streamable HTTP (2025-03-26 and later, §Session Management) lets the server
 ``g1.`` + base64url(nonce ‖ AES-GCM(upstream session id, flags)), where
 
 - the key is derived with HKDF-SHA256 from the deployment's shared secret (every container derives the same key,
-  with no table and no KMS call);
+  with no table and no KMS call), on first use: a container whose requests carry no session id to upstreams that
+  assign none never reads the secret;
 - the associated data is the route key and the user id, so the id only opens for the user and route it was issued
   to: another user, another route, a tampered or a foreign id all fail the same way, and the proxy answers 404 as the
   spec requires for a session id the server does not know;
@@ -21,12 +22,12 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PREFIX = "g1."
 NONCE_BYTES = 12
@@ -47,16 +48,34 @@ class Session:
 
 
 def derive_key(shared_secret: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(shared_secret)
 
 
 class SessionCodec:
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+    def __init__(self, key: bytes | Callable[[], bytes]) -> None:
+        """``key``: the key, or how to get it when a session id is first sealed or opened."""
+        self._key = key
+        self._cipher: AESGCM | None = None
 
     @classmethod
-    def from_shared_secret(cls, shared_secret: bytes) -> SessionCodec:
+    def from_shared_secret(cls, shared_secret: bytes | Callable[[], bytes]) -> SessionCodec:
+        """``shared_secret``: the secret, or how to read it (then only when a session id is first sealed or
+        opened)."""
+        if callable(shared_secret):
+            read = shared_secret
+            return cls(lambda: derive_key(read()))
         return cls(derive_key(shared_secret))
+
+    @property
+    def _aead(self) -> AESGCM:
+        if self._cipher is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._cipher = AESGCM(self._key() if callable(self._key) else self._key)
+        return self._cipher
 
     def seal(self, session: Session, *, route_key: str, user_id: str) -> str:
         flags = FLAG_URL_ELICITATION if session.url_elicitation else 0
@@ -76,10 +95,11 @@ class SessionCodec:
             raise UnknownSession from None
         if len(sealed) <= NONCE_BYTES + 16:
             raise UnknownSession
+        from cryptography.exceptions import InvalidTag
+
+        aead = self._aead
         try:
-            plaintext = self._aead.decrypt(
-                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _associated_data(route_key, user_id)
-            )
+            plaintext = aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _associated_data(route_key, user_id))
         except InvalidTag:
             raise UnknownSession from None
         try:

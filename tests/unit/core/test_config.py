@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, TimeoutTooLong, check_timeouts, json_schema, load_config, parse_config
+from gateway.config import (
+    ConfigError,
+    TimeoutTooLong,
+    check_timeouts,
+    compile_config,
+    json_schema,
+    load_config,
+    parse_config,
+    validated_path,
+)
 from tests.support.runtime import EXAMPLE_CONFIG, example_config_data
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -145,3 +157,99 @@ def test_a_timeout_beyond_the_http_apis_limit_needs_the_streaming_deployment() -
     assert "ProxyResponseMode=streaming" in str(refused.value)
     check_timeouts(config, streaming=True)  # 15 minutes is the streaming front door's limit: accepted
     check_timeouts(parse_config(example_config_data()), streaming=False)  # the example's 25 s fits both
+
+
+# --- the validated form (make build ships it beside the file; load_config rebuilds the models from it) -----------
+
+RICH_CONFIG = """
+workspaces:
+  corp:
+    identity_provider:
+      type: oidc
+      issuer: https://idp.example.com
+      client_id: gw
+      client_secret: secretsmanager:idp
+      extra_authorize_params: {prompt: login}
+    clients:
+      - client_id: desktop
+        client_name: Desktop
+        redirect_uris: [http://127.0.0.1:5000/callback]
+        servers: [github]
+    servers:
+      github:
+        upstream: https://mcp.github.example/mcp
+        auth: {type: oauth, registration: preregistered, client_id: gh, client_secret: "env:GH_SECRET"}
+        access: {groups: [eng]}
+      search:
+        upstream: https://search.example/mcp
+        auth: {type: headers, headers: {X-Api-Key: "ssm:/search/key"}}
+        timeout_seconds: 10
+      combined:
+        upstreams:
+          one:
+            url: https://one.example/mcp
+            auth: {type: none}
+            tools: {allow: ["list_*"], deny: [list_secrets]}
+            projections: {list_items: {name: items, annotations: {readOnlyHint: true}}}
+          two: {url: https://two.example/mcp, prefix: second, timeout_seconds: 5}
+        list_cache_seconds: 30
+oauth:
+  authorization_code_ttl_seconds: 120
+"""
+
+
+@pytest.mark.parametrize("text", [EXAMPLE_CONFIG.read_text(encoding="utf-8"), RICH_CONFIG], ids=["example", "rich"])
+def test_the_validated_form_rebuilds_the_same_configuration(tmp_path: Path, text: str) -> None:
+    # Given a configuration file and its validated form beside it
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text, encoding="utf-8")
+    validated = load_config(path)
+    assert compile_config(path) == validated_path(path) == tmp_path / "gateway.yaml.validated.json"
+    # When it is loaded again, Then the same models come back, with the same fields set
+    rebuilt = load_config(path)
+    assert json.loads(validated_path(path).read_text(encoding="utf-8"))["config"] == validated.model_dump(
+        mode="json", exclude_unset=True
+    )
+    assert rebuilt == validated
+    assert rebuilt.model_dump(exclude_unset=True) == validated.model_dump(exclude_unset=True)
+    assert repr(rebuilt) == repr(validated)
+
+
+def test_a_validated_form_of_another_text_is_ignored(tmp_path: Path) -> None:
+    # Given a validated form, and the file edited afterwards
+    path = tmp_path / "gateway.yaml"
+    path.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    compile_config(path)
+    path.write_text(path.read_text(encoding="utf-8").replace("title: Demo workspace", "title: Edited"))
+    # When it is loaded, Then the file as it is now counts
+    assert load_config(path).workspaces["demo"].title == "Edited"
+    # And a file broken since is still refused, validated form or not
+    path.write_text(path.read_text(encoding="utf-8").replace("http://127.0.0.1:9001/mcp", "not a url"))
+    with pytest.raises(ConfigError, match="upstream"):
+        load_config(path)
+
+
+def test_a_bad_file_gets_no_validated_form(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("workspaces: {}")
+    with pytest.raises(ConfigError, match="workspaces"):
+        compile_config(broken)
+    assert not validated_path(broken).exists()
+
+
+def test_loading_the_validated_form_needs_no_yaml_and_builds_no_validator(tmp_path: Path) -> None:
+    # Given the example's validated form, When a fresh interpreter loads the configuration (as a cold start does),
+    # Then PyYAML was not imported and no model built its validator.
+    path = tmp_path / "gateway.yaml"
+    path.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    compile_config(path)
+    script = (
+        "import sys;"
+        "from gateway.config import GatewayConfig, load_config;"
+        f"config = load_config({str(path)!r});"
+        "assert 'demo' in config.workspaces;"
+        "print('yaml' in sys.modules, GatewayConfig.__pydantic_complete__)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert output.stdout.split() == ["False", "False"]

@@ -29,6 +29,23 @@ def test_another_deployments_secret_cannot_open_it() -> None:
         SessionCodec.from_shared_secret(b"another secret").open(sealed, route_key="demo/echo", user_id="alice")
 
 
+def test_the_shared_secret_is_read_when_a_session_is_first_sealed_or_opened() -> None:
+    # Given a codec that reads the shared secret on demand
+    reads: list[int] = []
+
+    def read_secret() -> bytes:
+        reads.append(1)
+        return b"unit-test-shared-secret"
+
+    codec = SessionCodec.from_shared_secret(read_secret)
+    assert reads == []  # not when it is built
+    # When it seals and opens session ids, Then the secret was read once, and the ids are the eager codec's
+    sealed = codec.seal(Session("abc"), route_key="demo/echo", user_id="alice")
+    assert codec.open(sealed, route_key="demo/echo", user_id="alice") == Session("abc")
+    assert CODEC.open(sealed, route_key="demo/echo", user_id="alice") == Session("abc")
+    assert reads == [1]
+
+
 @pytest.mark.parametrize("garbage", ["", "g1.", "g1.!!!!", "abc", "g1." + "A" * 40, "g1." + "A" * 2000])
 def test_garbage_is_unknown(garbage: str) -> None:
     with pytest.raises(UnknownSession):
