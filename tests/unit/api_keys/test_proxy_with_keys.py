@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -33,7 +34,7 @@ def upstream() -> Iterator[tuple[str, Recorded]]:
         yield running
 
 
-def _gateway(upstream_url: str, **settings: object) -> tuple[TestClient, Runtime]:
+def _gateway(upstream_url: str, **settings: Any) -> tuple[TestClient, Runtime]:
     data = example_config_data()
     data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream_url
     runtime = memory_runtime(parse_config(data), clock=lambda: NOW, **settings)
