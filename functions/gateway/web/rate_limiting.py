@@ -11,12 +11,14 @@ its polling interval, which a token or registration request has none of.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.rate_limits import Verdict
+from gateway.rate_limits import RateLimit, RateLimits, Verdict
+from gateway.settings import Settings
 from gateway.web.responses import error_response
 
 RATE_LIMIT_ERROR = "temporarily_unavailable"
@@ -40,3 +42,24 @@ def too_many_requests(verdict: Verdict, headers: Mapping[str, str] | None = None
         f"too many requests; retry after {verdict.retry_after} seconds",
         {**(headers or {}), "Retry-After": str(verdict.retry_after)},
     )
+
+
+class RateLimitedServices(Protocol):
+    """What an app needs to apply the rate limits: the settings (the limits) and the shared counters."""
+
+    settings: Settings
+
+    @property
+    def rate_limits(self) -> RateLimits: ...
+
+
+def first_refusal(services: RateLimitedServices, checks: Iterable[tuple[RateLimit, str | None]]) -> Verdict | None:
+    """Count the request against each (limit, subject) in turn (a missing subject is skipped); the first refusal
+    stops there, so a refused request counts against nothing after it."""
+    for limit, subject in checks:
+        if subject is None:
+            continue
+        verdict = services.rate_limits.check(limit, subject)
+        if not verdict.allowed:
+            return verdict
+    return None

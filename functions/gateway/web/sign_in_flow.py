@@ -34,6 +34,7 @@ from gateway.storage.ports import GrantStore
 from gateway.storage.records import ClientSource, PendingAuthorization
 from gateway.web import cookies
 from gateway.web.pages import PageError, redirect
+from gateway.web.rate_limiting import RateLimitedServices
 from gateway.web.services import GatewayState
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ EXPIRED = (
 )
 
 
-class AuthorizeServices(GatewayState, Protocol):
+class AuthorizeServices(GatewayState, RateLimitedServices, Protocol):
     """What the authorize function needs of its container."""
 
     config: GatewayConfig
