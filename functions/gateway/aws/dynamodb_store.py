@@ -342,6 +342,10 @@ class DynamoGrantStore(_Table):
         item = self._get(*_grant_key(grant_id))
         return None if item is None else from_item(Grant, item)
 
+    def create_grant(self, grant: Grant) -> None:
+        if not self._put(self._grant_item(grant), "attribute_not_exists(pk)"):
+            raise AlreadyExists(grant.grant_id)
+
     def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
         pk, sk = _grant_key(grant_id)
         return self._update(

@@ -87,6 +87,12 @@ class MemoryGrantStore:
     def get_grant(self, grant_id: str) -> Grant | None:
         return self._grants.get(grant_id)
 
+    def create_grant(self, grant: Grant) -> None:
+        with self._lock:
+            if grant.grant_id in self._grants:
+                raise AlreadyExists(grant.grant_id)
+            self._grants[grant.grant_id] = grant
+
     def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
         with self._lock:
             grant = self._grants.get(grant_id)

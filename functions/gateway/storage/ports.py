@@ -78,6 +78,10 @@ class GrantStore(Protocol):
     def get_grant(self, grant_id: str) -> Grant | None:
         """The grant in any status, or None."""
 
+    def create_grant(self, grant: Grant) -> None:
+        """Store a grant made without a code (``client_credentials``). MUST raise :class:`AlreadyExists` if the
+        ``grant_id`` is taken (conditional)."""
+
     def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
         """Move the grant's refresh generation from ``from_generation`` to ``from_generation + 1``.
 

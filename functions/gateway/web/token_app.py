@@ -24,6 +24,7 @@ from starlette.routing import Route as Path
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.token_requests import (
     AuthorizationCodeRequest,
+    ClientCredentialsRequest,
     parse_form,
     parse_revocation_request,
     parse_token_request,
@@ -212,7 +213,14 @@ class TokenEndpoints:
         client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
         service = self._services.token_service
         seen = observation(request.scope)
-        if isinstance(grant_request, AuthorizationCodeRequest):
+        if isinstance(grant_request, ClientCredentialsRequest):
+            # RFC 6749 §4.4: confidential clients only; here, those an administrator bound to a service identity.
+            if client.service_identity is None or not client.has_secret:
+                raise OAuthError("unauthorized_client", "this client may not use the client_credentials grant")
+            result = service.client_credentials(route, client.client_id, client.service_identity, grant_request, now)
+            if seen is not None:
+                seen.count("TokensIssued")
+        elif isinstance(grant_request, AuthorizationCodeRequest):
             result = service.exchange_code(route, client.client_id, grant_request, now)
             if seen is not None:
                 seen.count("TokensIssued")
