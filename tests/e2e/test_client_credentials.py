@@ -27,7 +27,11 @@ CLIENT_ID, CLIENT_SECRET = "demo-ci", "demo-ci-secret"  # examples/gateway.yaml
 
 async def list_and_call(url: str, storage: MemoryStorage) -> tuple[list[str], list[str]]:
     provider = ClientCredentialsOAuthProvider(
-        server_url=url, storage=storage, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+        server_url=url,
+        storage=storage,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        issuer=url.removesuffix("/mcp"),  # the route's own authorization server
     )
     async with (
         httpx2.AsyncClient(auth=provider, timeout=30) as http,
