@@ -1,7 +1,7 @@
 """``client_credentials`` end to end: the official Python SDK's client-credentials provider, given the demo CI
-client of examples/gateway.yaml (bound to the service identity ``svc-ci``), discovers the route's authorization
-server, gets a token with no browser and lists and calls tools; the token cannot be refreshed, is bound to its
-route, and ``mcp-gateway admin revoke-client`` makes the next call 401."""
+client of the session's configuration (tests/conftest.py, bound to the service identity ``svc-ci``), discovers the
+route's authorization server, gets a token with no browser and lists and calls tools; the token cannot be refreshed,
+is bound to its route, and ``mcp-gateway admin revoke-client`` makes its next call 401."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.support.mcp_client import MemoryStorage, run_async
 
 pytestmark = [pytest.mark.e2e]
 
-CLIENT_ID, CLIENT_SECRET = "demo-ci", "demo-ci-secret"  # examples/gateway.yaml
+CLIENT_ID, CLIENT_SECRET = "demo-ci", "demo-ci-secret"  # tests/conftest.py
 
 
 async def list_and_call(url: str, storage: MemoryStorage) -> tuple[list[str], list[str]]:
@@ -116,3 +116,23 @@ def test_a_client_without_a_service_identity_may_not_use_client_credentials(dev_
 
     # Then it is refused
     assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
+
+
+def test_revoke_client_makes_the_next_call_of_its_tokens_401(
+    dev_server: DevServer, gateway_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a client_credentials token that works at its route
+    url = f"{dev_server.url}/demo/echo/mcp"
+    token = token_request(dev_server, grant_type="client_credentials").json()["access_token"]
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    assert httpx.post(url, json=ping, headers=headers, timeout=30).status_code != 401
+
+    # When an administrator revokes the client
+    assert main(["admin", "revoke-client", CLIENT_ID], environ=gateway_env) == 0
+    capsys.readouterr()
+
+    # Then the token's next call is 401, and a new token can be had (the client stays in the configuration)
+    refused = httpx.post(url, json=ping, headers=headers, timeout=30)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_token"
+    assert token_request(dev_server, grant_type="client_credentials").status_code == 200

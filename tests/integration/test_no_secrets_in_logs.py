@@ -64,6 +64,7 @@ def test_a_whole_flow_logs_no_token_code_or_secret(
     revoke = form_event("revoke-refresh-token.json", {"token": later["refresh_token"], "client_id": CLIENT_ID})
     assert invoke("token", revoke)["statusCode"] == 200
     assert mcp_call(later["access_token"]) == 401
+    # (against the session's stack, where the configuration has the service client demo-ci)
     # a gateway API key is made, used in either place, and revoked
     assert main(["admin", "--json", "create-key", "--workspace", "demo", "--user", "alice", "--name", "logs",
                  "--server", "echo"], environ=gateway_env) == 0  # fmt: skip
@@ -71,20 +72,20 @@ def test_a_whole_flow_logs_no_token_code_or_secret(
     [created] = json.loads(captured.out)
     key = created["key"]
     secrets.append(key)
-    assert mcp_call(key) == 200
+    assert mcp_call(key, gateway_env) == 200
     event = sample_event("proxy-tools-call.json")
     event["headers"]["x-gateway-key"] = key
-    assert invoke("proxy", event)["statusCode"] == 200
+    assert invoke("proxy", event, env=gateway_env)["statusCode"] == 200
     assert main(["admin", "revoke-key", created["key_id"]], environ=gateway_env) == 0
-    assert mcp_call(key) == 401
+    assert mcp_call(key, gateway_env) == 401
     # a service client gets a client_credentials token with its secret and calls a tool
     service = form_event("token-refresh.json", {"grant_type": "client_credentials"})
     service["headers"]["authorization"] = "Basic " + base64.b64encode(b"demo-ci:demo-ci-secret").decode()
-    issued = token_exchange(service)
+    issued = invoke("token", service, env=gateway_env)
     assert issued["statusCode"] == 200, issued["body"]
     service_token = json.loads(issued["body"])["access_token"]
     secrets += ["demo-ci-secret", service["headers"]["authorization"], service_token]
-    assert mcp_call(service_token) == 200
+    assert mcp_call(service_token, gateway_env) == 200
 
     # Then the logs (JSON lines on stderr, and every record the process made) hold none of them
     logged = (
