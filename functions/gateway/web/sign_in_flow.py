@@ -30,7 +30,7 @@ from gateway.oauth.errors import ErrorCode, OAuthError
 from gateway.oauth.hashing import random_token
 from gateway.routes import Route
 from gateway.settings import Settings
-from gateway.storage.ports import GrantStore
+from gateway.storage.ports import ApiKeyStore, GrantStore
 from gateway.storage.records import ClientSource, PendingAuthorization
 from gateway.web import cookies
 from gateway.web.pages import PageError, redirect
@@ -62,6 +62,9 @@ class AuthorizeServices(GatewayState, RateLimitedServices, Protocol):
 
     @property
     def grants(self) -> GrantStore: ...
+
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
 
     @property
     def shared_secret(self) -> bytes: ...
