@@ -65,12 +65,13 @@ def test_the_address_is_api_gateways_source_ip_not_x_forwarded_for() -> None:
     # Given a limit of 1 registration a minute per address, behind API Gateway (Mangum)
     runtime = _runtime(rate_limit_register_per_ip=1)
     handler = Mangum(register_app.create_app(runtime), lifespan="off")
+    context: Any = None  # Mangum reads nothing of it for an HTTP API event
 
     # When one source address sends two registrations claiming different X-Forwarded-For addresses
-    first = handler(_register_event("203.0.113.9", "198.51.100.1"), None)
-    second = handler(_register_event("203.0.113.9", "198.51.100.2"), None)
+    first = handler(_register_event("203.0.113.9", "198.51.100.1"), context)
+    second = handler(_register_event("203.0.113.9", "198.51.100.2"), context)
     # and another source address sends one
-    other = handler(_register_event("203.0.113.10", "198.51.100.1"), None)
+    other = handler(_register_event("203.0.113.10", "198.51.100.1"), context)
 
     # Then the second is refused (the claimed addresses do not matter), the other address is not
     assert (first["statusCode"], second["statusCode"], other["statusCode"]) == (201, 429, 201)
