@@ -1,6 +1,7 @@
 """Rate limits at the web edge: who the client is (its address, from API Gateway) and the ``429`` answers.
 
-The address is API Gateway's ``requestContext.http.sourceIp`` (Mangum puts the event in ``scope["aws.event"]``),
+The address is API Gateway's ``requestContext.http.sourceIp`` (``requestContext.identity.sourceIp`` from a REST API;
+Mangum puts the event in ``scope["aws.event"]``),
 falling back to the ASGI peer address (the dev server), and never a client-supplied ``X-Forwarded-For``.
 
 OAuth endpoints answer ``429`` with ``Retry-After`` and the error ``temporarily_unavailable`` (RFC 6749
@@ -27,9 +28,12 @@ RATE_LIMIT_ERROR = "temporarily_unavailable"
 def client_address(request: Request) -> str:
     event = request.scope.get("aws.event")
     if isinstance(event, Mapping):
-        source = ((event.get("requestContext") or {}).get("http") or {}).get("sourceIp")
-        if isinstance(source, str) and source:
-            return source
+        context = event.get("requestContext") or {}
+        # HTTP API (payload 2.0): requestContext.http.sourceIp; REST API (1.0): requestContext.identity.sourceIp
+        for part in ("http", "identity"):
+            source = (context.get(part) or {}).get("sourceIp")
+            if isinstance(source, str) and source:
+                return source
     client = request.client
     return client.host if client is not None else "unknown"
 

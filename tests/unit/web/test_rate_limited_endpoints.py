@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from mangum import Mangum
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from gateway.runtime import Runtime
 from gateway.storage.memory import MemoryClientStore
 from gateway.web import authorize_app, register_app, token_app
+from gateway.web.rate_limiting import client_address
 from tests.support.runtime import memory_runtime
 
 NOW = 1_800_000_045  # 45 s into a minute: the window ends in 15 s
@@ -110,3 +112,13 @@ def test_authorize_and_sign_in_are_limited_per_address() -> None:
     _assert_oauth_429(authorize[2])
     assert logins[0].status_code != 429
     _assert_oauth_429(logins[1])
+
+
+def test_a_rest_api_event_names_the_address_in_its_identity() -> None:
+    # Given a request whose event is a REST API one (payload 1.0), and one with no event (the dev server's peer)
+    rest = Request({"type": "http", "aws.event": {"requestContext": {"identity": {"sourceIp": "192.0.2.8"}}}})
+    peer = Request({"type": "http", "client": ("127.0.0.1", 5000)})
+
+    # Then the address is API Gateway's, or else the peer's
+    assert client_address(rest) == "192.0.2.8"
+    assert client_address(peer) == "127.0.0.1"
