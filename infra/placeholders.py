@@ -265,6 +265,20 @@ def _access_token(context: PlaceholderContext) -> str:
     return grant_backed_token(context.runtime, context.route())
 
 
+@placeholder("API_KEY")
+def _api_key(context: PlaceholderContext) -> str:
+    """A gateway API key of the dev user for the event's route (docs/non-interactive.md), made as
+    ``mcp-gateway admin create-key`` makes one."""
+    from gateway.api_keys.issuing import KeyRequest, create_key
+
+    runtime, route = context.runtime, context.route()
+    request = KeyRequest(
+        workspace=route.workspace_name, user_id=LOCAL_SUBJECT, name="sample event", servers=(route.server_name,)
+    )
+    _, value = create_key(runtime.api_keys, runtime.audit, runtime.config, request, runtime.now())
+    return value
+
+
 @placeholder("EXPIRED_ACCESS_TOKEN")
 def _expired_access_token(context: PlaceholderContext) -> str:
     """A correctly signed access token for the event's route that expired a minute ago."""

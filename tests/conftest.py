@@ -4,7 +4,8 @@
 functions' environment applied to ``os.environ``) and ``dev_server`` (the template's HTTP API on a free port) are
 each started once per session. The configuration also has route ``demo/everything`` in front of
 ``127.0.0.1:{everything_port}``, where the e2e tests start ``@modelcontextprotocol/server-everything`` when they need
-it (the functions read one configuration per process, so the route must exist from the start).
+it (the functions read one configuration per process, so the route must exist from the start), and the
+pre-registered client ``demo-ci`` (``client_credentials`` as the service identity ``svc-ci``).
 
 ``gateway_env`` uses the dev server's URL as the public base URL, so a token made in-process (``make invoke``,
 placeholders) is valid at the dev server and vice versa.
@@ -102,6 +103,16 @@ def _with_everything_route(config_path: Path, directory: Path, port: int) -> Pat
         "upstream": f"http://{HOST}:{port}/mcp",
         "scopes": ["mcp"],
     }
+    # A CI job's client for route echo, bound to the service identity svc-ci (client_credentials).
+    config["workspaces"]["demo"]["clients"] = [
+        {
+            "client_id": "demo-ci",
+            "client_name": "Demo CI job",
+            "client_secret": "plain:demo-ci-secret",
+            "servers": ["echo"],
+            "service_identity": "svc-ci",
+        }
+    ]
     copy = directory / "gateway-with-everything.yaml"
     copy.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return copy
@@ -128,6 +139,9 @@ def gateway_env(
         public_base_url=f"http://{HOST}:{dev_server_port}",
         config_path=config_path,
     )
+    # The session's tests share one client address (127.0.0.1): limits far above what they send, so the counters
+    # are kept (and exercised) without refusing anything; tests of the limits run a gateway of their own.
+    env.update({name: "100000" for name in env if name.startswith("GATEWAY_RATE_LIMIT_")})
     with patched_environ(env):
         yield env
 

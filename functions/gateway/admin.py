@@ -5,12 +5,14 @@
     mcp-gateway admin --local revoke-grant GRANT_ID
     mcp-gateway admin --local --json client CLIENT_ID
     mcp-gateway admin routes --config my-gateway.yaml
+    mcp-gateway admin --local create-key --workspace demo --user alice --name ci --server echo --expires-in 90d
 
 Where the tables are: ``--local`` reads the running ``make dev``'s ``.dev/state.json``; ``--stack NAME`` reads the
 deployed stack's outputs (``--region``, ``--profile``); otherwise the ``GATEWAY_*_TABLE`` and ``AWS_*`` variables of
 the environment, as the functions read them. Every revocation bites on the client's next call (the proxy reads the
 grant's status per request) and is itself written to the audit trail. Output is a table, or JSON with ``--json``.
-Nothing here prints a secret: clients show no secret hash, grants no refresh salt, connections no token.
+Nothing here prints a secret: clients show no secret hash, grants no refresh salt, connections no token, keys no
+hash. ``create-key`` prints the new key's value once; it is stored only as a hash and cannot be shown again.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit import AuditTrail
-from gateway.storage.ports import AuditLog, ClientStore, GrantStore, StorageError, UpstreamTokenStore
+from gateway.storage.ports import ApiKeyStore, AuditLog, ClientStore, GrantStore, StorageError, UpstreamTokenStore
 
 STATE_FILE = Path(".dev/state.json")
 OUTPUTS = {
@@ -36,7 +38,7 @@ OUTPUTS = {
     "GATEWAY_UPSTREAM_TOKENS_TABLE": "UpstreamTokensTableName",
     "GATEWAY_AUDIT_TABLE": "AuditTableName",
 }
-HIDDEN = {"client_secret_hash", "refresh_salt", "ciphertext"}  # never printed
+HIDDEN = {"client_secret_hash", "refresh_salt", "ciphertext", "secret_hash"}  # never printed
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -51,7 +53,9 @@ class Stores:
     grants: GrantStore
     upstream_tokens: UpstreamTokenStore
     audit_log: AuditLog
+    api_keys: ApiKeyStore
     retention_days: int = 90
+    config_path: str | None = None
 
 
 # --- where the tables are ---------------------------------------------------------------------------------------
@@ -91,7 +95,13 @@ def stack_environment(stack: str, region: str | None, profile: str | None) -> di
 def open_stores(env: Mapping[str, str]) -> Stores:
     import boto3
 
-    from gateway.aws.dynamodb_store import DynamoAuditLog, DynamoClientStore, DynamoGrantStore, DynamoUpstreamTokenStore
+    from gateway.aws.dynamodb_store import (
+        DynamoApiKeyStore,
+        DynamoAuditLog,
+        DynamoClientStore,
+        DynamoGrantStore,
+        DynamoUpstreamTokenStore,
+    )
 
     missing = [variable for variable in OUTPUTS if not env.get(variable)]
     if missing:
@@ -108,7 +118,9 @@ def open_stores(env: Mapping[str, str]) -> Stores:
         DynamoGrantStore(dynamodb, env["GATEWAY_GRANTS_TABLE"]),
         DynamoUpstreamTokenStore(dynamodb, env["GATEWAY_UPSTREAM_TOKENS_TABLE"]),
         DynamoAuditLog(dynamodb, env["GATEWAY_AUDIT_TABLE"]),
+        DynamoApiKeyStore(dynamodb, env["GATEWAY_GRANTS_TABLE"]),  # keys are items of the grants table
         int(env.get("GATEWAY_AUDIT_RETENTION_DAYS") or 90),
+        env.get("GATEWAY_CONFIG") or None,
     )
 
 
@@ -121,10 +133,10 @@ def _row(record: Any) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key not in HIDDEN}
 
 
-def _seconds(duration: str) -> int:
+def _seconds(duration: str, option: str = "--since") -> int:
     match = DURATION.match(duration)
     if match is None:
-        raise AdminError(f"--since takes a duration such as 30m, 24h or 7d, not {duration!r}")
+        raise AdminError(f"{option} takes a duration such as 30m, 24h or 7d, not {duration!r}")
     return int(match[1]) * UNITS[match[2]]
 
 
@@ -205,6 +217,8 @@ def run(args: argparse.Namespace, stores: Stores, now: int) -> list[dict[str, An
     if args.command == "revoke-user":
         grants = [g for g in stores.grants.grants_of_user(args.workspace, args.user) if g.status == "active"]
         return [_revoke(stores, trail, grant, now) for grant in grants]
+    if args.command in ("create-key", "keys", "revoke-key"):
+        return api_key_command(args, stores, trail, now)
     if args.command == "disconnect":
         if stores.upstream_tokens.get(args.route_key, args.subject) is None:
             raise AdminError(f"no upstream connection of {args.subject!r} at {args.route_key!r}")
@@ -215,6 +229,46 @@ def run(args: argparse.Namespace, stores: Stores, now: int) -> list[dict[str, An
         )
         return [{"route_key": args.route_key, "subject": args.subject, "disconnected": True}]
     raise AdminError(f"unknown command {args.command!r}")
+
+
+def api_key_command(args: argparse.Namespace, stores: Stores, trail: AuditTrail, now: int) -> list[dict[str, Any]]:
+    from gateway.api_keys.issuing import KeyRefused, KeyRequest, create_key, revoke_key
+
+    if args.command == "keys":
+        if args.user:
+            keys = stores.api_keys.keys_of_user(args.workspace, args.user)
+        else:
+            keys = stores.api_keys.keys_of_workspace(args.workspace)
+        return [_row(key) for key in sorted(keys, key=lambda key: key.created_at)]
+    if args.command == "revoke-key":
+        key = stores.api_keys.get_key(args.key_id)
+        if key is None:
+            raise AdminError(f"no key {args.key_id!r}")
+        revoke_key(stores.api_keys, trail, key, now, by="admin")
+        return [{"key_id": key.key_id, "workspace": key.workspace, "user_id": key.user_id, "revoked": True}]
+    config = _load_config(args.config or stores.config_path)
+    request = KeyRequest(
+        workspace=args.workspace, user_id=args.user, name=args.name, servers=tuple(args.server),
+        tools=tuple(args.tool or ()), user_groups=tuple(args.group or ()),
+        expires_at=None if args.expires_in == "never" else now + _seconds(args.expires_in, "--expires-in"),
+        created_by="admin",
+    )  # fmt: skip
+    try:
+        key, value = create_key(stores.api_keys, trail, config, request, now)
+    except KeyRefused as problem:
+        raise AdminError(str(problem)) from None
+    return [{**_row(key), "key": value}]
+
+
+def _load_config(path: str | None) -> Any:
+    from gateway.config import ConfigError, load_config
+
+    if not path:
+        raise AdminError("name the configuration: --config FILE (or --local, or set GATEWAY_CONFIG)")
+    try:
+        return load_config(path)
+    except ConfigError as problem:
+        raise AdminError(str(problem)) from None
 
 
 def _revoke(stores: Stores, trail: AuditTrail, grant: Any, now: int) -> dict[str, Any]:
@@ -284,6 +338,21 @@ def parser() -> argparse.ArgumentParser:
     revoke_user = commands.add_parser("revoke-user", help="revoke every active grant of a user")
     revoke_user.add_argument("--workspace", required=True)
     revoke_user.add_argument("user")
+    create_key = commands.add_parser(
+        "create-key", help="a gateway API key for a user or service identity (its value is printed once)"
+    )
+    create_key.add_argument("--workspace", required=True)
+    create_key.add_argument("--user", required=True, help="the owner: a user id, or a service identity")
+    create_key.add_argument("--name", required=True, help="a label, e.g. the CI job that uses it")
+    create_key.add_argument("--server", action="append", required=True, help="a route it may call (repeat)")
+    create_key.add_argument("--tool", action="append", help="a tool it may call (repeat; default: every tool)")
+    create_key.add_argument("--group", action="append", help="a group of the owner, for access policies (repeat)")
+    create_key.add_argument("--expires-in", default="90d", help="30m, 24h, 90d, or 'never' (default 90d)")
+    create_key.add_argument("--config", help="the gateway YAML (default: the running make dev's, or GATEWAY_CONFIG)")
+    keys = commands.add_parser("keys", help="the API keys of a workspace, or of one user (never their values)")
+    keys.add_argument("--workspace", required=True)
+    keys.add_argument("--user")
+    commands.add_parser("revoke-key", help="revoke an API key: its next call is 401").add_argument("key_id")
     disconnect = commands.add_parser("disconnect", help="forget an upstream connection (the user connects again)")
     disconnect.add_argument("route_key")
     disconnect.add_argument("subject")

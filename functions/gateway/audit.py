@@ -21,7 +21,7 @@ logger = logging.getLogger("gateway.audit")
 
 DAY_SECONDS = 86400
 _sequence = itertools.count()
-_SECRET_SHAPES = ("eyJ",)  # a JWT's header: never an audit detail
+_SECRET_SHAPES = ("eyJ", "mcpgw_")  # a JWT's header, a gateway API key: never an audit detail
 
 
 class AuditTrail:

@@ -296,8 +296,26 @@ class PreRegisteredClient(_Model):
     client_id: str = Field(min_length=1, max_length=255)
     client_secret: SecretRef | None = Field(default=None, description="None for a public client.")
     client_name: str = Field(min_length=1)
-    redirect_uris: list[str] = Field(min_length=1)
+    redirect_uris: list[str] = Field(
+        default_factory=list, description="Required, unless the client only uses client_credentials."
+    )
     servers: list[Slug] = Field(default_factory=list, description="Routes it may use; empty means all.")
+    service_identity: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$",
+        description=(
+            "Lets this confidential client use grant_type=client_credentials (docs/non-interactive.md): its tokens "
+            "act as this identity (the user id the routes' access policies, upstream credentials and audit see)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _service_identity_needs_a_secret(self) -> PreRegisteredClient:
+        if self.service_identity is not None and self.client_secret is None:
+            raise ValueError(f"client {self.client_id!r}: a service_identity needs a client_secret (confidential)")
+        if self.service_identity is None and not self.redirect_uris:
+            raise ValueError(f"client {self.client_id!r}: redirect_uris needs at least one URI")
+        return self
 
 
 class Workspace(_Model):

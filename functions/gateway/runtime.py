@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
 
+    from gateway.api_keys.verifier import ApiKeyVerifier
     from gateway.audit import AuditTrail
     from gateway.aws.kms_keys import KmsPublicKeys
     from gateway.config import OidcProvider
@@ -38,8 +39,16 @@ if TYPE_CHECKING:
     from gateway.proxy.grant_status import GrantStatusCache
     from gateway.proxy.sessions import SessionCodec
     from gateway.proxy.verified_tokens import VerifiedTokens
+    from gateway.rate_limits import RateLimits
     from gateway.secrets import SecretResolver
-    from gateway.storage.ports import AuditLog, ClientStore, GrantStore, UpstreamTokenStore
+    from gateway.storage.ports import (
+        ApiKeyStore,
+        AuditLog,
+        ClientStore,
+        GrantStore,
+        RateLimiter,
+        UpstreamTokenStore,
+    )
     from gateway.tokens.access_token import AccessTokens
     from gateway.tokens.keys import PublicKeySource
     from gateway.upstream.cipher import TokenCipher
@@ -179,6 +188,26 @@ class Runtime:
         from gateway.aws.dynamodb_store import DynamoAuditLog
 
         return DynamoAuditLog(self.dynamodb, self.settings.audit_table)
+
+    @cached_property
+    def api_keys(self) -> ApiKeyStore:
+        """Gateway API keys: items of the grants table (docs/storage.md)."""
+        from gateway.aws.dynamodb_store import DynamoApiKeyStore
+
+        return DynamoApiKeyStore(self.dynamodb, self.settings.grants_table)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        from gateway.aws.dynamodb_store import DynamoRateLimiter
+
+        return DynamoRateLimiter(self.dynamodb, self.settings.rate_limits_table)
+
+    @cached_property
+    def rate_limits(self) -> RateLimits:
+        """The public endpoints' rate limits (counters in the rate_limits table; fail open)."""
+        from gateway.rate_limits import RateLimits
+
+        return RateLimits(self.rate_limiter, self.clock)
 
     @cached_property
     def audit(self) -> AuditTrail:
@@ -339,6 +368,13 @@ class Runtime:
         from gateway.virtual.server import VirtualServer
 
         return VirtualServer(self.session_codec, self.credential_provider, clock=self.clock)
+
+    @cached_property
+    def api_key_verifier(self) -> ApiKeyVerifier:
+        """Keys are read per call, or trusted as long as grants are (``GATEWAY_GRANT_STATUS_CACHE_SECONDS``)."""
+        from gateway.api_keys.verifier import ApiKeyVerifier
+
+        return ApiKeyVerifier(self.api_keys, self.settings.grant_status_cache_seconds)
 
     @cached_property
     def verified_tokens(self) -> VerifiedTokens:

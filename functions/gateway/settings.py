@@ -7,6 +7,7 @@ more than a tenth of the metadata function's cold start to read a dozen strings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Literal
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 Stage = Literal["local", "dev", "staging", "prod"]
 STAGES: tuple[Stage, ...] = ("local", "dev", "staging", "prod")
 PREFIX = "GATEWAY_"
+HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+RESERVED_HEADERS = frozenset({"authorization", "cookie", "content-type", "accept", "mcp-session-id", "host"})
 
 
 class SettingsError(ValueError):
@@ -33,6 +36,7 @@ class Settings:
     grants_table: str = "grants"
     upstream_tokens_table: str = "upstream_tokens"
     audit_table: str = "audit"
+    rate_limits_table: str = "rate_limits"
     audit_retention_days: int = 90
     log_level: str = "INFO"
     log_format: str = "json"
@@ -62,6 +66,18 @@ class Settings:
     """How long a warm container uses a decrypted upstream credential without reading its row again. It bounds how
     soon a change made elsewhere (another container's refresh, a disconnect) is seen, not revocation: a request
     whose grant is revoked never reaches the upstream credential."""
+    api_key_header: str = "X-Gateway-Key"
+    """The header that carries a gateway API key besides ``Authorization: Bearer`` (template ``ApiKeyHeader``), so
+    ``Authorization`` can carry something else. Never forwarded upstream."""
+    rate_limit_register_per_ip: int = 20
+    """Requests per minute; 0 turns a limit off (docs/non-interactive.md, "Rate limits")."""
+    rate_limit_token_per_ip: int = 60
+    rate_limit_token_per_client: int = 60
+    rate_limit_authorize_per_ip: int = 60
+    rate_limit_sign_in_per_ip: int = 30
+    rate_limit_proxy_per_caller: int = 0
+    """MCP requests per minute and API key or user; 0 (the default) = none. An opt-in: each counted request is a
+    DynamoDB write on the proxy's hot path, which otherwise makes one read per call."""
 
     def __post_init__(self) -> None:
         if not self.config:
@@ -87,6 +103,14 @@ class Settings:
             raise SettingsError("GATEWAY_AUDIT_RETENTION_DAYS must be between 1 and 3650")
         if not 0 <= self.upstream_token_cache_seconds <= 300:
             raise SettingsError("GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS must be between 0 and 300")
+        if not HEADER_NAME.match(self.api_key_header) or self.api_key_header.lower() in RESERVED_HEADERS:
+            raise SettingsError(
+                f"GATEWAY_API_KEY_HEADER must be a header name other than {', '.join(sorted(RESERVED_HEADERS))}, "
+                f"not {self.api_key_header!r}"
+            )
+        for field in fields(self):
+            if field.name.startswith("rate_limit_") and not 0 <= getattr(self, field.name) <= 1_000_000:
+                raise SettingsError(f"{PREFIX}{field.name.upper()} must be between 0 (off) and 1000000 per minute")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

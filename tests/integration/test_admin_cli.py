@@ -78,6 +78,9 @@ def test_the_tables_are_printed_as_a_readable_table(env: dict[str, str], capsys:
     assert len(output.splitlines()) == 4
 
 
+_KEY = ["create-key", "--workspace", "demo", "--user", "alice", "--name", "ci"]
+
+
 @pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
@@ -85,6 +88,10 @@ def test_the_tables_are_printed_as_a_readable_table(env: dict[str, str], capsys:
         (["--local", "audit", "--workspace", "demo"], {"DEV_STATE_FILE": "/nonexistent/state.json"}, "no running"),
         (["audit", "--workspace", "demo", "--since", "yesterday"], None, "--since takes a duration"),
         (["grant", "no-such-grant"], None, "no grant 'no-such-grant'"),
+        ([*_KEY, "--server", "nowhere"], None, "no server 'nowhere' in workspace 'demo'"),
+        ([*_KEY, "--server", "echo", "--expires-in", "soon"], None, "--expires-in takes a duration"),
+        (["create-key", "--workspace", "acme", "--user", "a", "--name", "n", "--server", "echo"], None, "no workspace"),
+        (["revoke-key", "no-such-key"], None, "no key 'no-such-key'"),
     ],
 )
 def test_mistakes_are_explained(
@@ -146,3 +153,21 @@ def test_revoking_a_client_ends_its_registration_and_every_grant(
     assert main(["admin", "client", client_id], environ=env) == 2
     events = admin(capsys, env, "audit", "--workspace", "demo", "--client", client_id, "--since", "1h")
     assert {"client.revoked", "grant.revoked"} <= {event["kind"] for event in events}
+
+
+def test_keys_are_listed_without_values_or_hashes_and_a_key_without_expiry_says_so(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a key made to last until revoked
+    [made] = admin(capsys, env, *_KEY, "--server", "echo", "--expires-in", "never", "--tool", "echo")
+    assert made["key"].startswith("mcpgw_") and made["expires_at"] is None and made["tools"] == ["echo"]
+
+    # When the workspace's keys are listed, as JSON and as a table
+    listed = admin(capsys, env, "keys", "--workspace", "demo")
+    assert main(["admin", "keys", "--workspace", "demo"], environ=env) == 0
+    table = capsys.readouterr().out
+
+    # Then the key is there by id, and neither its value nor its hash is printed
+    [row] = [row for row in listed if row["key_id"] == made["key_id"]]
+    assert "secret_hash" not in row and "key" not in row
+    assert made["key_id"] in table and made["key"] not in table and made["key"] not in json.dumps(listed)

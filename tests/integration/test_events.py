@@ -221,6 +221,8 @@ EXPECTED: dict[str, Expected] = {
     "proxy-initialize.json": Expected("proxy", 200, initialized),
     "proxy-tools-list.json": Expected("proxy", 200, lists_echo),
     "proxy-tools-call.json": Expected("proxy", 200, echoed),
+    "proxy-api-key-tools-call.json": Expected("proxy", 200, echoed),
+    "proxy-unknown-api-key.json": Expected("proxy", 401, invalid_token),
     "proxy-notification.json": Expected("proxy", 202, no_body),
     "proxy-virtual-tools-list.json": Expected("proxy", 200, lists_the_virtual_say),
     "proxy-virtual-tools-call.json": Expected("proxy", 200, said_back),

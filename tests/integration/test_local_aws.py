@@ -81,6 +81,7 @@ def test_refs_cover_every_stateful_resource(stack: Stack) -> None:
         "GrantsTable",
         "UpstreamTokensTable",
         "AuditTable",
+        "RateLimitsTable",
         "SigningKey",
         "SigningKeyAlias",
         "UpstreamTokenKey",

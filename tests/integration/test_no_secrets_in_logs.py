@@ -1,8 +1,10 @@
 """No secret reaches a log line: a whole client flow through the functions (registration with a client secret, a code
-exchanged, a refresh, tool calls, a revocation), logged at DEBUG as JSON, is scanned for every secret it used."""
+exchanged, a refresh, tool calls, a revocation, an API key made, used and revoked, a client_credentials token),
+logged at DEBUG as JSON, is scanned for every secret it used."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from gateway.admin import main
 from gateway.observability import configure_logging, reset_logging
 from infra.invoke import invoke
 from tests.support.invoke_flows import (
@@ -35,7 +38,7 @@ def json_logs(gateway_env: dict[str, str]) -> Iterator[None]:
 
 
 def test_a_whole_flow_logs_no_token_code_or_secret(
-    json_logs: None, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    json_logs: None, gateway_env: dict[str, str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secrets: list[str] = []
@@ -61,9 +64,37 @@ def test_a_whole_flow_logs_no_token_code_or_secret(
     revoke = form_event("revoke-refresh-token.json", {"token": later["refresh_token"], "client_id": CLIENT_ID})
     assert invoke("token", revoke)["statusCode"] == 200
     assert mcp_call(later["access_token"]) == 401
+    # (against the session's stack, where the configuration has the service client demo-ci)
+    # a gateway API key is made, used in either place, and revoked
+    assert main(["admin", "--json", "create-key", "--workspace", "demo", "--user", "alice", "--name", "logs",
+                 "--server", "echo"], environ=gateway_env) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    [created] = json.loads(captured.out)
+    key = created["key"]
+    secrets.append(key)
+    assert mcp_call(key, gateway_env) == 200
+    event = sample_event("proxy-tools-call.json")
+    event["headers"]["x-gateway-key"] = key
+    assert invoke("proxy", event, env=gateway_env)["statusCode"] == 200
+    assert main(["admin", "revoke-key", created["key_id"]], environ=gateway_env) == 0
+    assert mcp_call(key, gateway_env) == 401
+    # a service client gets a client_credentials token with its secret and calls a tool
+    service = form_event("token-refresh.json", {"grant_type": "client_credentials"})
+    service["headers"]["authorization"] = "Basic " + base64.b64encode(b"demo-ci:demo-ci-secret").decode()
+    issued = invoke("token", service, env=gateway_env)
+    assert issued["statusCode"] == 200, issued["body"]
+    service_token = json.loads(issued["body"])["access_token"]
+    secrets += ["demo-ci-secret", service["headers"]["authorization"], service_token]
+    assert mcp_call(service_token, gateway_env) == 200
 
     # Then the logs (JSON lines on stderr, and every record the process made) hold none of them
-    logged = capsys.readouterr().err + "\n" + caplog.text + "\n".join(str(record.args) for record in caplog.records)
+    logged = (
+        captured.err
+        + capsys.readouterr().err
+        + "\n"
+        + caplog.text
+        + "\n".join(str(record.args) for record in caplog.records)
+    )
     assert len(caplog.records) > 5  # the flow did log
     assert any(line.startswith("{") and "correlation_id" in line for line in logged.splitlines())
     for secret in secrets:

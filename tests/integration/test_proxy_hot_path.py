@@ -1,5 +1,6 @@
 """The proxy's hot path on a warm container, counted rather than assumed: zero KMS calls and at most one DynamoDB
-read per proxied request (design brief §4), against moto over HTTP and the demo upstream, with the proxy handler
+read per proxied request (design brief §4), plus one conditional write per request when the per-caller rate limit
+is opted into (docs/non-interactive.md), against moto over HTTP and the demo upstream, with the proxy handler
 run as ``make invoke`` runs it (a simulated Lambda container). Also: with a grant-status cache opted into, revocation
 bites after the cache period (tests/integration/test_revocation.py: by default it bites on the next request).
 """
@@ -14,11 +15,14 @@ from typing import Any
 
 import pytest
 
+from gateway.api_keys.issuing import KeyRequest, create_key
+from gateway.runtime import Runtime
 from infra import placeholders
 from infra.devserver import REPO_ROOT
 from infra.invoke import apply_environment, discard_containers, filler_runtime, invoke, warm_runtime
 
 REQUESTS = 30
+NO_PROXY_LIMIT = {"GATEWAY_RATE_LIMIT_PROXY_PER_CALLER": "0"}
 READS = frozenset({"GetItem", "Query", "BatchGetItem", "Scan", "TransactGetItems"})
 
 
@@ -70,8 +74,12 @@ def env_with(gateway_env: dict[str, str]) -> Iterator[Any]:
 
 def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_period(env_with: Any) -> None:
     # Given a warm proxy (keys fetched, grant status cached) whose operator opted into a 30 s grant-status cache and
-    # out of auditing tool calls
-    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="30", GATEWAY_AUDIT_TOOL_CALLS="false")
+    # out of auditing tool calls and the proxy's rate limit
+    env = env_with(
+        GATEWAY_GRANT_STATUS_CACHE_SECONDS="30",
+        GATEWAY_AUDIT_TOOL_CALLS="false",
+        GATEWAY_RATE_LIMIT_PROXY_PER_CALLER="0",
+    )
     event = _tools_call()
     for _ in range(3):
         assert _call(event, env)["statusCode"] == 200
@@ -88,6 +96,29 @@ def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_pe
     assert calls.count("secretsmanager") == 0
 
 
+def test_with_the_rate_limit_on_the_cached_path_makes_one_counter_write_per_request(env_with: Any) -> None:
+    # Given a warm proxy with a grant-status cache, no tool-call audit, and the proxy's opt-in rate limit on
+    env = env_with(
+        GATEWAY_GRANT_STATUS_CACHE_SECONDS="30",
+        GATEWAY_AUDIT_TOOL_CALLS="false",
+        GATEWAY_RATE_LIMIT_PROXY_PER_CALLER="600",
+    )
+    event = _tools_call()
+    for _ in range(3):
+        assert _call(event, env)["statusCode"] == 200
+    runtime = warm_runtime("proxy")
+    calls = AwsCalls().watch(runtime.kms, runtime.dynamodb, runtime.secretsmanager)
+
+    # When it relays 30 tools/call requests
+    statuses = [_call(event, env)["statusCode"] for _ in range(REQUESTS)]
+
+    # Then each made exactly one DynamoDB call, the rate-limit counter's conditional UpdateItem, and no read
+    assert statuses == [200] * REQUESTS
+    assert calls.count("kms") == 0
+    assert calls.count("dynamodb", frozenset({"UpdateItem"})) == REQUESTS
+    assert calls.count("dynamodb") == REQUESTS
+
+
 def test_by_default_a_tool_call_makes_one_read_and_one_audit_write_and_no_kms_call(env_with: Any) -> None:
     # Given a warm proxy with the defaults: no grant-status cache, tool calls audited
     env = env_with()
@@ -101,10 +132,12 @@ def test_by_default_a_tool_call_makes_one_read_and_one_audit_write_and_no_kms_ca
     # When it relays 30 tools/call requests
     statuses = [_call(event, env)["statusCode"] for _ in range(REQUESTS)]
 
-    # Then each read the grant once and wrote its audit event once, and nothing called KMS
+    # Then each read the grant once and wrote its audit event once (no rate-limit counter: an opt-in), and nothing
+    # called KMS
     assert statuses == [200] * REQUESTS
     assert calls.count("kms") == 0
     assert calls.count("dynamodb", READS) == REQUESTS
+    assert calls.count("dynamodb", frozenset({"UpdateItem"})) == 0
     assert calls.count("dynamodb", frozenset({"PutItem"})) == REQUESTS
     assert calls.count("dynamodb") == 2 * REQUESTS
     calls.calls.clear()
@@ -116,7 +149,11 @@ def test_by_default_a_tool_call_makes_one_read_and_one_audit_write_and_no_kms_ca
 
 
 def test_with_no_cache_each_request_reads_the_grant_once_and_never_calls_kms(env_with: Any) -> None:
-    env = env_with(GATEWAY_GRANT_STATUS_CACHE_SECONDS="0", GATEWAY_AUDIT_TOOL_CALLS="false")
+    env = env_with(
+        GATEWAY_GRANT_STATUS_CACHE_SECONDS="0",
+        GATEWAY_AUDIT_TOOL_CALLS="false",
+        GATEWAY_RATE_LIMIT_PROXY_PER_CALLER="0",
+    )
     event = _tools_call()
     assert _call(event, env)["statusCode"] == 200
     runtime = warm_runtime("proxy")
@@ -127,6 +164,36 @@ def test_with_no_cache_each_request_reads_the_grant_once_and_never_calls_kms(env
     assert statuses == [200] * REQUESTS
     assert calls.count("kms") == 0
     assert calls.count("dynamodb", READS) == REQUESTS  # exactly one read per request: the grant's status
+    assert calls.count("dynamodb") == REQUESTS
+
+
+def test_with_an_api_key_each_request_reads_the_key_once_and_never_calls_kms(
+    env_with: Any, gateway_runtime: Runtime
+) -> None:
+    # Given a warm proxy with no cache, no tool-call audit, no proxy rate limit, and a key for demo/echo
+    env = env_with(
+        GATEWAY_GRANT_STATUS_CACHE_SECONDS="0",
+        GATEWAY_AUDIT_TOOL_CALLS="false",
+        GATEWAY_RATE_LIMIT_PROXY_PER_CALLER="0",
+    )
+    request = KeyRequest(workspace="demo", user_id="alice", name="hot path", servers=("echo",))
+    _, key = create_key(
+        gateway_runtime.api_keys, gateway_runtime.audit, gateway_runtime.config, request, int(time.time())
+    )
+    event = _tools_call()
+    del event["headers"]["authorization"]
+    event["headers"]["x-gateway-key"] = key
+    assert _call(event, env)["statusCode"] == 200
+    runtime = warm_runtime("proxy")
+    calls = AwsCalls().watch(runtime.kms, runtime.dynamodb, runtime.secretsmanager)
+
+    # When it relays 30 tools/call requests with the key
+    statuses = [_call(event, env)["statusCode"] for _ in range(REQUESTS)]
+
+    # Then each read the key's record once (a GetItem) and nothing else
+    assert statuses == [200] * REQUESTS
+    assert calls.count("kms") == 0
+    assert calls.count("dynamodb", frozenset({"GetItem"})) == REQUESTS
     assert calls.count("dynamodb") == REQUESTS
 
 

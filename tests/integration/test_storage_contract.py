@@ -4,6 +4,7 @@ the tables of template.yaml). Concurrency guarantees are exercised with real par
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,17 +12,34 @@ from typing import Any
 import boto3
 import pytest
 
-from gateway.aws.dynamodb_store import DynamoAuditLog, DynamoClientStore, DynamoGrantStore, DynamoUpstreamTokenStore
-from gateway.storage.memory import MemoryAuditLog, MemoryClientStore, MemoryGrantStore, MemoryUpstreamTokenStore
+from gateway.aws.dynamodb_store import (
+    DynamoApiKeyStore,
+    DynamoAuditLog,
+    DynamoClientStore,
+    DynamoGrantStore,
+    DynamoRateLimiter,
+    DynamoUpstreamTokenStore,
+)
+from gateway.storage.memory import (
+    MemoryApiKeyStore,
+    MemoryAuditLog,
+    MemoryClientStore,
+    MemoryGrantStore,
+    MemoryRateLimiter,
+    MemoryUpstreamTokenStore,
+)
 from gateway.storage.ports import (
     AlreadyExists,
+    ApiKeyStore,
     AuditLog,
     ClientStore,
     CodeNotRedeemable,
     GrantStore,
+    RateLimiter,
     UpstreamTokenStore,
 )
 from gateway.storage.records import (
+    ApiKey,
     AuditEvent,
     AuthorizationCode,
     Consent,
@@ -294,3 +312,83 @@ def test_grants_of_a_client_are_found_in_any_status(stores: tuple[ClientStore, G
     found = sorted((grant.grant_id, grant.status) for grant in grants.grants_of_client(wanted))
 
     assert found == [(f"grant-cg-0-{id(grants)}", "active"), (f"grant-cg-1-{id(grants)}", "revoked")]
+
+
+# --- API keys and rate limits ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def api_keys(request: pytest.FixtureRequest) -> ApiKeyStore:
+    if request.param == "memory":
+        return MemoryApiKeyStore()
+    client, refs = request.getfixturevalue("dynamodb")
+    return DynamoApiKeyStore(client, refs["GrantsTable"])
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def rate_limiter(request: pytest.FixtureRequest) -> RateLimiter:
+    if request.param == "memory":
+        return MemoryRateLimiter()
+    client, refs = request.getfixturevalue("dynamodb")
+    return DynamoRateLimiter(client, refs["RateLimitsTable"])
+
+
+def _api_key(key_id: str, **changes: Any) -> ApiKey:
+    key = ApiKey(
+        key_id=key_id, workspace="demo", user_id="alice", name="ci", secret_hash="ab" * 32,
+        servers=("echo", "toolbox"), created_at=NOW, expires_at=NOW + 3600, tools=("echo",),
+    )  # fmt: skip
+    return dataclasses.replace(key, **changes)
+
+
+def test_api_keys_are_created_once_read_by_id_and_revoked_idempotently(api_keys: ApiKeyStore) -> None:
+    # Given a stored key
+    key = _api_key(f"k{uuid.uuid4().hex[:15]}")
+    api_keys.create_key(key)
+
+    # Then it reads back whole, and its id cannot be taken again
+    assert api_keys.get_key(key.key_id) == key
+    with pytest.raises(AlreadyExists):
+        api_keys.create_key(_api_key(key.key_id, user_id="mallory"))
+    assert api_keys.get_key("unknown-key-id") is None
+
+    # When it is revoked twice
+    api_keys.revoke_key(key.key_id, NOW + 10)
+    api_keys.revoke_key(key.key_id, NOW + 20)
+
+    # Then it keeps the first revocation time, and revoking an unknown key does nothing
+    revoked = api_keys.get_key(key.key_id)
+    assert revoked is not None and revoked.status == "revoked" and revoked.revoked_at == NOW + 10
+    api_keys.revoke_key("unknown-key-id", NOW)
+    assert api_keys.get_key("unknown-key-id") is None
+
+
+def test_api_keys_are_listed_by_owner_and_by_workspace(api_keys: ApiKeyStore) -> None:
+    # Given keys of two users of one workspace and of another workspace
+    owner = f"user-{uuid.uuid4().hex[:8]}"
+    mine = [_api_key(f"m{uuid.uuid4().hex[:15]}", user_id=owner, created_at=NOW + i) for i in range(2)]
+    other = _api_key(f"o{uuid.uuid4().hex[:15]}", user_id="bob")
+    elsewhere = _api_key(f"e{uuid.uuid4().hex[:15]}", user_id=owner, workspace="acme")
+    for key in [*mine, other, elsewhere]:
+        api_keys.create_key(key)
+    api_keys.revoke_key(mine[0].key_id, NOW)
+
+    # Then the owner's keys in any status are theirs in that workspace only; the workspace lists all of its own
+    assert sorted(k.key_id for k in api_keys.keys_of_user("demo", owner)) == sorted(k.key_id for k in mine)
+    in_workspace = {k.key_id for k in api_keys.keys_of_workspace("demo")}
+    assert {mine[0].key_id, mine[1].key_id, other.key_id} <= in_workspace
+    assert elsewhere.key_id not in in_workspace
+
+
+def test_a_rate_limit_bucket_admits_exactly_its_limit_under_concurrency(rate_limiter: RateLimiter) -> None:
+    # Given an empty bucket of limit 5
+    bucket = f"register#203.0.113.7#{uuid.uuid4().hex}"
+
+    # When 12 requests race for it
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: rate_limiter.take(bucket, 5, NOW + 60), range(12)))
+
+    # Then exactly 5 were counted, and the bucket stays full; another bucket is independent
+    assert results.count(True) == 5
+    assert rate_limiter.take(bucket, 5, NOW + 60) is False
+    assert rate_limiter.take(bucket + "-next-window", 5, NOW + 120) is True

@@ -75,11 +75,15 @@ def _merge(*parts: dict[str, set[str]]) -> dict[str, set[str]]:
 
 # Every action each function's own policies allow, and on what (logical ids or the prefix markers above).
 AUDIT = {"dynamodb:PutItem": {"AuditTable"}}  # every function but metadata appends to the audit trail
+# Rate limits (docs/non-interactive.md): one conditional UpdateItem per counted request, nothing else.
+RATE_LIMITS = {"dynamodb:UpdateItem": {"RateLimitsTable"}}
+
 EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
     "MetadataFunction": {"kms:GetPublicKey": {"SigningKey"}},
     "RegisterFunction": _merge(
         _grants(("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"ClientsTable"}),
         AUDIT,
+        RATE_LIMITS,
     ),
     "ProxyFunction": _merge(
         {"kms:GetPublicKey": {"SigningKey"}},
@@ -93,6 +97,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         {"secretsmanager:GetSecretValue": {"SharedSecret", SECRETS_PREFIX}},
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
         AUDIT,
+        RATE_LIMITS,
     ),
     "AuthorizeFunction": _merge(
         _grants(("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), {"ClientsTable"}),
@@ -104,6 +109,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         {"secretsmanager:GetSecretValue": {"SharedSecret", SECRETS_PREFIX}},
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
         AUDIT,
+        RATE_LIMITS,
     ),
     "TokenFunction": _merge(
         _grants(("dynamodb:GetItem", "dynamodb:UpdateItem"), {"ClientsTable"}),
@@ -112,6 +118,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         {"secretsmanager:GetSecretValue": {"SharedSecret", SECRETS_PREFIX}},
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
         AUDIT,
+        RATE_LIMITS,
     ),
 }
 
@@ -412,6 +419,14 @@ def test_function_environment_names_every_setting_without_a_cycle(transformed: d
         "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "AccessTokenTtlSeconds",
         "GATEWAY_GRANT_STATUS_CACHE_SECONDS": "GrantStatusCacheSeconds",
         "GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS": "UpstreamTokenCacheSeconds",
+        "GATEWAY_RATE_LIMITS_TABLE": "RateLimitsTable",
+        "GATEWAY_API_KEY_HEADER": "ApiKeyHeader",
+        "GATEWAY_RATE_LIMIT_REGISTER_PER_IP": "RateLimitRegisterPerIp",
+        "GATEWAY_RATE_LIMIT_TOKEN_PER_IP": "RateLimitTokenPerIp",
+        "GATEWAY_RATE_LIMIT_TOKEN_PER_CLIENT": "RateLimitTokenPerClient",
+        "GATEWAY_RATE_LIMIT_AUTHORIZE_PER_IP": "RateLimitAuthorizePerIp",
+        "GATEWAY_RATE_LIMIT_SIGN_IN_PER_IP": "RateLimitSignInPerIp",
+        "GATEWAY_RATE_LIMIT_PROXY_PER_CALLER": "RateLimitProxyPerCaller",
     }.items():
         assert variables[name] == {"Ref": logical_id}
     assert "HttpApi" not in repr(variables)
@@ -488,6 +503,24 @@ def test_tables_are_on_demand_with_ttl_pitr_protection_and_encryption(template: 
     assert props["DeletionProtectionEnabled"] is True
     assert props["SSESpecification"] == {"SSEEnabled": True}
     assert "TableName" not in props  # CloudFormation names them, so two stacks can share an account
+
+
+def test_rate_limits_table_is_on_demand_with_ttl_and_disposable(template: dict[str, Any]) -> None:
+    # Given the rate limits' counters table
+    resource = template["Resources"]["RateLimitsTable"]
+    props = resource["Properties"]
+
+    # Then it has the shared key schema, TTL on expires_at (counters outlive their minute by nothing), encryption,
+    # and neither retention nor backups: its items are worth nothing after their window
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert "DeletionPolicy" not in resource and "PointInTimeRecoverySpecification" not in props
+    assert "TableName" not in props
 
 
 def test_grants_table_has_the_by_user_index(template: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from gateway.oauth.token_service import TokenResponse, TokenService
 from gateway.routes import Route, RouteTable
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.storage.memory import MemoryAuditLog
+from gateway.storage.memory import MemoryAuditLog, MemoryRateLimiter
 from gateway.storage.records import AuthorizationCode, RegisteredClient
 from gateway.tokens.access_token import AccessTokens
 from gateway.web.token_app import create_app
@@ -240,6 +240,7 @@ def _runtime(stack: Stack) -> Runtime:
         public_keys=stack.public_keys,
         access_tokens=stack.access_tokens,
         audit_log=MemoryAuditLog(),  # the grants and clients tables are what this test counts
+        rate_limiter=MemoryRateLimiter(),  # (the rate limits' counters are docs/non-interactive.md's)
     )
     return runtime
 

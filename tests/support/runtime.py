@@ -16,7 +16,14 @@ import yaml
 from gateway.config import GatewayConfig, parse_config
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.storage.memory import MemoryAuditLog, MemoryClientStore, MemoryGrantStore, MemoryUpstreamTokenStore
+from gateway.storage.memory import (
+    MemoryApiKeyStore,
+    MemoryAuditLog,
+    MemoryClientStore,
+    MemoryGrantStore,
+    MemoryRateLimiter,
+    MemoryUpstreamTokenStore,
+)
 from gateway.tokens.access_token import AccessTokens
 from gateway.tokens.local_keys import LocalRsaKey
 from gateway.upstream.cipher import LocalTokenCipher
@@ -45,6 +52,8 @@ def memory_runtime(
         grants=MemoryGrantStore(),
         upstream_tokens=MemoryUpstreamTokenStore(),
         audit_log=MemoryAuditLog(),
+        api_keys=MemoryApiKeyStore(),
+        rate_limiter=MemoryRateLimiter(),
         shared_secret=b"unit-test-shared-secret-0123456789abcdef",
         public_keys=key,
         access_tokens=AccessTokens(key, key, runtime.settings.access_token_ttl_seconds),

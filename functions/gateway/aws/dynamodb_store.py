@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, StorageError
 from gateway.storage.records import (
+    ApiKey,
     AuditEvent,
     AuthorizationCode,
     Consent,
@@ -341,6 +342,10 @@ class DynamoGrantStore(_Table):
         item = self._get(*_grant_key(grant_id))
         return None if item is None else from_item(Grant, item)
 
+    def create_grant(self, grant: Grant) -> None:
+        if not self._put(self._grant_item(grant), "attribute_not_exists(pk)"):
+            raise AlreadyExists(grant.grant_id)
+
     def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
         pk, sk = _grant_key(grant_id)
         return self._update(
@@ -403,6 +408,92 @@ class DynamoGrantStore(_Table):
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         item = self._get(*_consent_key(route_key, client_id, user_id))
         return None if item is None else from_item(Consent, item)
+
+
+# --- API keys (in the grants table: authorization state, read by the proxy like a grant) -------------------------
+
+
+def _api_key_key(key_id: str) -> tuple[str, str]:
+    return f"APIKEY#{key_id}", "APIKEY"
+
+
+def _key_owner_index_key(workspace: str, user_id: str) -> str:
+    return f"APIKEYS#{workspace}#{user_id}"
+
+
+class DynamoApiKeyStore(_Table):
+    """Keys live in the grants table, beside the grants (``docs/storage.md``); the ``by_user`` index lists a
+    user's keys under its own partition (``APIKEYS#...``), apart from their grants."""
+
+    def create_key(self, key: ApiKey) -> None:
+        pk, sk = _api_key_key(key.key_id)
+        item = to_item(
+            key,
+            pk=pk,
+            sk=sk,
+            gsi1pk=_key_owner_index_key(key.workspace, key.user_id),
+            gsi1sk=f"APIKEY#{key.created_at:012d}#{key.key_id}",
+        )
+        # ``expires_at`` is the table's TTL attribute: an expired key is deleted some time after its expiry, a
+        # revoked one is kept (its TTL, if any, still applies); reads check both anyway.
+        if not self._put(item, "attribute_not_exists(pk)"):
+            raise AlreadyExists(key.key_id)
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        item = self._get(*_api_key_key(key_id))
+        return None if item is None else from_item(ApiKey, item)
+
+    def revoke_key(self, key_id: str, now: int) -> None:
+        pk, sk = _api_key_key(key_id)
+        self._update(
+            pk,
+            sk,
+            "SET #status = :revoked, revoked_at = :now",
+            "#status = :active",
+            {":revoked": _s("revoked"), ":active": _s("active"), ":now": _n(now)},
+            {"#status": "status"},
+        )
+
+    def keys_of_user(self, workspace: str, user_id: str) -> list[ApiKey]:
+        items = self._every_item(
+            self._client.query,
+            {
+                "TableName": self._table,
+                "IndexName": "by_user",
+                "KeyConditionExpression": "gsi1pk = :owner",
+                "ExpressionAttributeValues": {":owner": _s(_key_owner_index_key(workspace, user_id))},
+            },
+        )
+        return [from_item(ApiKey, item) for item in items]
+
+    def keys_of_workspace(self, workspace: str) -> list[ApiKey]:
+        items = self._every_item(
+            self._client.scan,
+            {
+                "TableName": self._table,
+                "FilterExpression": "begins_with(pk, :key) AND workspace = :ws",
+                "ExpressionAttributeValues": {":key": _s("APIKEY#"), ":ws": _s(workspace)},
+                "ConsistentRead": True,
+            },
+        )
+        return [from_item(ApiKey, item) for item in items]
+
+
+# --- rate limits ----------------------------------------------------------------------------------------------------
+
+
+class DynamoRateLimiter(_Table):
+    """One item per bucket: ``ADD hits :one`` under the condition that the count is below the limit, so the
+    check and the count are one atomic ``UpdateItem`` and a full bucket is never written again."""
+
+    def take(self, bucket: str, limit: int, window_ends_at: int) -> bool:
+        return self._update(
+            f"RATE#{bucket}",
+            "RATE",
+            "ADD hits :one SET expires_at = if_not_exists(expires_at, :ends)",
+            "attribute_not_exists(hits) OR hits < :limit",
+            {":one": _n(1), ":limit": _n(limit), ":ends": _n(window_ends_at)},
+        )
 
 
 # --- upstream tokens ------------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class ClientInfo:
     logo_uri: str | None
     secret_hash: str | None  # dcr: SHA-256 of the issued secret
     secret_ref: str | None  # preregistered: where the secret is read
+    service_identity: str | None = None  # preregistered: may use client_credentials, acting as this identity
 
     @property
     def has_secret(self) -> bool:
@@ -115,6 +116,7 @@ class ClientResolver:
                 logo_uri=None,
                 secret_hash=None,
                 secret_ref=client.client_secret,
+                service_identity=client.service_identity,
             )
         return None
 

@@ -30,6 +30,18 @@ def protected_resource_metadata(route: Route) -> dict[str, Any]:
     }
 
 
+def grant_types(route: Route) -> list[str]:
+    """What the route's token endpoint accepts: ``client_credentials`` only where a pre-registered client bound to
+    a service identity may use the route."""
+    supported = GRANT_TYPES if route.server.refresh_tokens else GRANT_TYPES[:1]
+    if any(
+        client.service_identity and (not client.servers or route.server_name in client.servers)
+        for client in route.workspace.clients
+    ):
+        supported = [*supported, "client_credentials"]
+    return supported
+
+
 def authorization_server_metadata(route: Route, *, openid_form: bool = False) -> dict[str, Any]:
     """RFC 8414 §2. ``issuer`` equals the route's issuer exactly (no trailing slash), as §3.3 requires."""
     metadata: dict[str, Any] = {
@@ -42,7 +54,7 @@ def authorization_server_metadata(route: Route, *, openid_form: bool = False) ->
         "scopes_supported": route.scopes_supported,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": GRANT_TYPES if route.server.refresh_tokens else GRANT_TYPES[:1],
+        "grant_types_supported": grant_types(route),
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],

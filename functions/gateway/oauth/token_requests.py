@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from gateway.oauth.errors import OAuthError
 
 MAX_FIELDS = 50
-GRANT_TYPES = ("authorization_code", "refresh_token")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 # Generous bounds: they only keep absurd values out of hashing and storage keys.
 Short = Annotated[str, Field(min_length=1, max_length=2048)]
@@ -49,8 +49,18 @@ class RefreshTokenRequest(_Form):
     resource: Short | None = None
 
 
-TokenRequest = Annotated[AuthorizationCodeRequest | RefreshTokenRequest, Field(discriminator="grant_type")]
-_token_request: TypeAdapter[AuthorizationCodeRequest | RefreshTokenRequest] = TypeAdapter(TokenRequest)
+class ClientCredentialsRequest(_Form):
+    """RFC 6749 §4.4.2, with a resource indicator (RFC 8707 §2)."""
+
+    grant_type: Literal["client_credentials"]
+    scope: Short | None = None
+    client_id: Short | None = None
+    resource: Short | None = None
+
+
+AnyTokenRequest = AuthorizationCodeRequest | RefreshTokenRequest | ClientCredentialsRequest
+TokenRequest = Annotated[AnyTokenRequest, Field(discriminator="grant_type")]
+_token_request: TypeAdapter[AnyTokenRequest] = TypeAdapter(TokenRequest)
 
 
 class RevocationRequest(_Form):
@@ -92,7 +102,7 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts) or "the request is malformed"
 
 
-def parse_token_request(form: Mapping[str, str]) -> AuthorizationCodeRequest | RefreshTokenRequest:
+def parse_token_request(form: Mapping[str, str]) -> AnyTokenRequest:
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise OAuthError("invalid_request", "missing parameter(s): grant_type")

@@ -31,7 +31,7 @@ from gateway.config import OAuthPolicy
 from gateway.oauth import pkce, refresh_tokens
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import hash_secret
-from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
+from gateway.oauth.token_requests import AuthorizationCodeRequest, ClientCredentialsRequest, RefreshTokenRequest
 from gateway.routes import OFFLINE_ACCESS, Route
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, GrantStore
 from gateway.storage.records import AuditKind, Consent, Grant
@@ -220,6 +220,50 @@ class TokenService:
             scope=_access_scopes(code.scopes),
             refresh_token=self._refresh_token(grant, 0) if issue_refresh else None,
         )
+
+    # --- client_credentials (RFC 6749 §4.4) --------------------------------------------------------------------------
+
+    def client_credentials(
+        self, route: Route, client_id: str, service_identity: str, request: ClientCredentialsRequest, now: int
+    ) -> TokenResponse:
+        """An access token for a confidential pre-registered client acting as its service identity.
+
+        The token is the same audience-bound JWT as any other. It rests on a grant of its own (user = the service
+        identity), living as long as the token, so the proxy's grant check, ``revoke-client`` and ``revoke-user``
+        bite on it like on any grant. No refresh token (RFC 6749 §4.4.3): the client asks again.
+        """
+        check_resource(route, request.resource)
+        if not route.server.access.allows(service_identity, ()):
+            raise OAuthError("unauthorized_client", f"the service identity may not use {route.key} (access policy)")
+        supported = [scope for scope in route.scopes_supported if scope != OFFLINE_ACCESS]
+        if request.scope is None:
+            scopes = tuple(route.default_scopes)
+        else:
+            scopes = tuple(dict.fromkeys(request.scope.split()))
+            unknown = [scope for scope in scopes if scope not in supported]
+            if unknown:
+                raise OAuthError("invalid_scope", f"unsupported scope(s): {' '.join(unknown)}")
+        grant = Grant(
+            grant_id=secrets.token_urlsafe(18),
+            route_key=route.key,
+            workspace=route.workspace_name,
+            user_id=service_identity,
+            user_name=None,
+            user_groups=(),
+            client_id=client_id,
+            scopes=scopes,
+            created_at=now,
+            absolute_expires_at=now + self._ttl,
+            idle_expires_at=now + self._ttl,
+            refresh_salt=secrets.token_urlsafe(REFRESH_SALT_BYTES),  # never used: no refresh token is derived
+        )
+        access_token = self._sign(route, grant, scopes, now)  # sign first: see the module docstring
+        self._grants.create_grant(grant)
+        self._record(
+            "token.issued", route, service_identity, client_id, grant.grant_id,
+            grant_type="client_credentials", scope=" ".join(scopes),
+        )  # fmt: skip
+        return TokenResponse(access_token=access_token, expires_in=self._ttl, scope=_access_scopes(scopes))
 
     # --- refresh_token (RFC 6749 §6, OAuth 2.1 §4.3.1, RFC 9700 §4.14.2) -------------------------------------------
 

@@ -7,6 +7,7 @@ import threading
 
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable
 from gateway.storage.records import (
+    ApiKey,
     AuditEvent,
     AuthorizationCode,
     Consent,
@@ -86,6 +87,12 @@ class MemoryGrantStore:
     def get_grant(self, grant_id: str) -> Grant | None:
         return self._grants.get(grant_id)
 
+    def create_grant(self, grant: Grant) -> None:
+        with self._lock:
+            if grant.grant_id in self._grants:
+                raise AlreadyExists(grant.grant_id)
+            self._grants[grant.grant_id] = grant
+
     def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
         with self._lock:
             grant = self._grants.get(grant_id)
@@ -118,6 +125,47 @@ class MemoryGrantStore:
 
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         return self._consents.get(_consent_key(route_key, client_id, user_id))
+
+
+class MemoryApiKeyStore:
+    def __init__(self) -> None:
+        self._keys: dict[str, ApiKey] = {}
+        self._lock = threading.Lock()
+
+    def create_key(self, key: ApiKey) -> None:
+        with self._lock:
+            if key.key_id in self._keys:
+                raise AlreadyExists(key.key_id)
+            self._keys[key.key_id] = key
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        return self._keys.get(key_id)
+
+    def revoke_key(self, key_id: str, now: int) -> None:
+        with self._lock:
+            key = self._keys.get(key_id)
+            if key is not None and key.status == "active":
+                self._keys[key_id] = dataclasses.replace(key, status="revoked", revoked_at=now)
+
+    def keys_of_user(self, workspace: str, user_id: str) -> list[ApiKey]:
+        return [k for k in self._keys.values() if k.workspace == workspace and k.user_id == user_id]
+
+    def keys_of_workspace(self, workspace: str) -> list[ApiKey]:
+        return [k for k in self._keys.values() if k.workspace == workspace]
+
+
+class MemoryRateLimiter:
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, bucket: str, limit: int, window_ends_at: int) -> bool:
+        with self._lock:
+            count = self._counts.get(bucket, 0)
+            if count >= limit:
+                return False
+            self._counts[bucket] = count + 1
+            return True
 
 
 class MemoryUpstreamTokenStore:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.storage.records import (
+    ApiKey,
     AuditEvent,
     AuthorizationCode,
     Consent,
@@ -77,6 +78,10 @@ class GrantStore(Protocol):
     def get_grant(self, grant_id: str) -> Grant | None:
         """The grant in any status, or None."""
 
+    def create_grant(self, grant: Grant) -> None:
+        """Store a grant made without a code (``client_credentials``). MUST raise :class:`AlreadyExists` if the
+        ``grant_id`` is taken (conditional)."""
+
     def advance_refresh(self, grant_id: str, from_generation: int, rotated_at: int, idle_expires_at: int) -> bool:
         """Move the grant's refresh generation from ``from_generation`` to ``from_generation + 1``.
 
@@ -96,6 +101,37 @@ class GrantStore(Protocol):
     # consent ------------------------------------------------------------------------------------------------------
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         """The remembered approval, or None."""
+
+
+class ApiKeyStore(Protocol):
+    """Gateway API keys, looked up by key id (the secret's hash is in the record; callers compare it)."""
+
+    def create_key(self, key: ApiKey) -> None:
+        """Store a new key. MUST raise :class:`AlreadyExists` if the ``key_id`` is taken (conditional)."""
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        """The key in any status (expired and revoked ones too), or None. One strongly consistent read."""
+
+    def revoke_key(self, key_id: str, now: int) -> None:
+        """Mark the key revoked (idempotent: an earlier ``revoked_at`` stays). No-op for an unknown key."""
+
+    def keys_of_user(self, workspace: str, user_id: str) -> list[ApiKey]:
+        """Every key a user owns in a workspace, in any status."""
+
+    def keys_of_workspace(self, workspace: str) -> list[ApiKey]:
+        """Every key of a workspace, in any status. For administration: it may read the whole table."""
+
+
+class RateLimiter(Protocol):
+    """Fixed-window request counters shared by every container (docs/non-interactive.md, "Rate limits")."""
+
+    def take(self, bucket: str, limit: int, window_ends_at: int) -> bool:
+        """Count one request in ``bucket`` (a name for the limit, the caller and the window) unless it already
+        holds ``limit``; the counter may be forgotten after ``window_ends_at`` (TTL).
+
+        MUST be atomic across containers: of N concurrent calls on a bucket holding ``limit - k``, exactly ``k``
+        return True. Returns False, and counts nothing, when the bucket is full.
+        """
 
 
 class UpstreamTokenStore(Protocol):

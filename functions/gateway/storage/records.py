@@ -144,6 +144,37 @@ class UpstreamToken:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+KeyStatus = Literal["active", "revoked"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A gateway API key (docs/non-interactive.md): a non-interactive caller acting as its owner on some routes.
+
+    Only the SHA-256 of the key's secret part is stored. ``user_id`` is the owner (a user of the workspace's
+    identity provider, or a service identity), whose access policy, upstream credentials and audit trail the key
+    shares; ``user_groups`` are the groups the administrator vouched for (the routes' access policies read them).
+    ``tools`` empty means every tool of the allowed routes.
+    """
+
+    key_id: str
+    workspace: str
+    user_id: str
+    name: str
+    secret_hash: str
+    servers: tuple[str, ...]
+    created_at: int
+    expires_at: int | None  # None: until revoked
+    user_groups: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    status: KeyStatus = "active"
+    revoked_at: int | None = None
+    created_by: str | None = None
+
+    def is_usable(self, now: int) -> bool:
+        return self.status == "active" and (self.expires_at is None or now < self.expires_at)
+
+
 AuditKind = Literal[
     "client.registered",
     "client.revoked",
@@ -160,6 +191,8 @@ AuditKind = Literal[
     "upstream.failed",
     "upstream.disconnected",
     "tool.called",
+    "key.created",
+    "key.revoked",
 ]
 
 

@@ -26,10 +26,13 @@ from starlette.routing import Route as Path
 
 from gateway.oauth.authorize_request import RedirectableError, UnsafeToRedirect, error_redirect, parse_authorize_request
 from gateway.oauth.hashing import random_token
+from gateway.rate_limits import RateLimit
 from gateway.storage.records import PendingAuthorization
 from gateway.web import connections_page, consent_page, sign_in_pages
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.pages import PageError, page_exception_handlers, redirect
+from gateway.web.rate_limiting import client_address, first_refusal, too_many_requests
+from gateway.web.responses import NO_STORE
 from gateway.web.services import LearnBaseUrl
 from gateway.web.sign_in_flow import AuthorizeServices, Context, start_sign_in
 
@@ -42,6 +45,16 @@ async def authorize(ctx: Context) -> Response:
     route = ctx.services.routes.get(workspace_name, server_name)
     if route is None:
         raise PageError(404, "Not found", f"There is no MCP server {server_name!r} in workspace {workspace_name!r}.")
+    limit = ctx.services.settings.rate_limit_authorize_per_ip
+    refused = first_refusal(
+        ctx.services,
+        [
+            (RateLimit("authorize-ip", limit), client_address(request)),
+            (RateLimit("authorize-client", limit), request.query_params.get("client_id")),
+        ],
+    )
+    if refused is not None:
+        return too_many_requests(refused, NO_STORE)
     now = ctx.now()
     try:
         parsed = await parse_authorize_request(

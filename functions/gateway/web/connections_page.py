@@ -1,11 +1,12 @@
-"""``/{workspace}/connections``: a user's own page of the applications they authorized and the upstream accounts they
-connected, each with Revoke / Disconnect.
+"""``/{workspace}/connections``: a user's own page of the applications they authorized, the upstream accounts they
+connected and the gateway API keys they own (docs/non-interactive.md), each with Revoke / Disconnect.
 
 The user signs in through the workspace's identity provider, as for consent (a pending authorization of the stand-in
 client :data:`~gateway.web.sign_in_flow.MY_CONNECTIONS_CLIENT_ID`); the page then keeps a signed, ``__Host-``
 cookie naming the user for :data:`SESSION_SECONDS`. Revoking and disconnecting are POSTs carrying a CSRF token
 bound to the user and workspace; the page has the consent page's security headers (CSP, no framing, no caching).
-Each action is written to the audit trail. A revoked grant's tokens are refused from their next request.
+Each action is written to the audit trail. A revoked grant's tokens, and a revoked key, are refused from their next
+request. Keys are made by an administrator (``mcp-gateway admin create-key``); this page never shows a key's value.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from gateway.api_keys.issuing import revoke_key
 from gateway.config import OAuthUpstreamAuth
 from gateway.oauth.errors import OAuthError
 from gateway.routes import Route
@@ -137,6 +139,18 @@ async def _show(ctx: Context, workspace_name: str, user_id: str) -> Response:
         for route in connectable
         if vault is not None and vault.is_connected(route.key, user_id)
     ]
+    keys = [
+        {
+            "key_id": key.key_id,
+            "name": key.name,
+            "routes": ", ".join(key.servers),
+            "tools": ", ".join(key.tools),
+            "created": _when(key.created_at),
+            "expires": _when(key.expires_at) if key.expires_at is not None else "never",
+        }
+        for key in sorted(ctx.services.api_keys.keys_of_user(workspace_name, user_id), key=lambda k: k.created_at)
+        if key.is_usable(now)
+    ]
     return page(
         "connections.html",
         page_title="Your connections",
@@ -146,6 +160,7 @@ async def _show(ctx: Context, workspace_name: str, user_id: str) -> Response:
         csrf=_csrf(ctx, workspace_name, user_id),
         applications=applications,
         accounts=accounts,
+        keys=keys,
     )
 
 
@@ -167,7 +182,7 @@ async def _act(ctx: Context, workspace_name: str, user_id: str) -> Response:
     expected = _csrf(ctx, workspace_name, user_id)
     if not isinstance(presented, str) or not hmac.compare_digest(presented.encode(), expected.encode()):
         raise PageError(400, "Request refused", "The form could not be verified (CSRF check failed). Reload the page.")
-    grant_id, route_key = form.get("revoke"), form.get("disconnect")
+    grant_id, route_key, key_id = form.get("revoke"), form.get("disconnect"), form.get("revoke_key")
     audit = ctx.services.audit
     if isinstance(grant_id, str):
         grant = ctx.grants.get_grant(grant_id)
@@ -184,6 +199,11 @@ async def _act(ctx: Context, workspace_name: str, user_id: str) -> Response:
             raise PageError(404, "Not found", "That account is not one of this workspace's.")
         ctx.services.upstream_oauth.vault.delete(route.key, user_id)
         audit.record("upstream.disconnected", workspace=workspace_name, route_key=route.key, user_id=user_id, by="user")
+    elif isinstance(key_id, str):
+        key = ctx.services.api_keys.get_key(key_id)
+        if key is None or key.user_id != user_id or key.workspace != workspace_name:
+            raise PageError(404, "Not found", "That key is not one of yours.")
+        revoke_key(ctx.services.api_keys, audit, key, ctx.now(), by="user")
     else:
         raise PageError(400, "Invalid request", "Choose an application to revoke or an account to disconnect.")
     return redirect(_url(ctx, workspace_name))

@@ -21,22 +21,18 @@ from starlette.routing import Route as Path
 
 from gateway.observability import add_log_keys, observation
 from gateway.proxy.forward import Relayed
-from gateway.proxy.grant_status import GrantStatusCache
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, error_body, inspect
+from gateway.proxy.jsonrpc import Inbound
 from gateway.proxy.outcomes import outcome
 from gateway.proxy.relay import inbound_of, relay
 from gateway.proxy.sessions import SessionCodec
 from gateway.proxy.streaming import Streamed
-from gateway.proxy.verified_tokens import VerifiedTokens
 from gateway.routes import Route
-from gateway.storage.ports import StorageError
-from gateway.tokens.access_token import InvalidAccessToken
 from gateway.upstream.credentials import UpstreamCredentialProvider
-from gateway.web.bearer import bearer_token, challenge
 from gateway.web.cors import mcp_cors_headers, origin_allowed
 from gateway.web.errors import exception_handlers
+from gateway.web.proxy_caller import Caller, CallerServices, authenticate
 from gateway.web.responses import error_response
-from gateway.web.services import GatewayState, LearnBaseUrl
+from gateway.web.services import LearnBaseUrl
 
 if TYPE_CHECKING:
     from gateway.audit import AuditTrail
@@ -47,27 +43,8 @@ ALLOWED_METHODS = "POST, DELETE, OPTIONS"  # and GET in the streaming deployment
 logger = logging.getLogger("gateway.proxy")
 
 
-class Caller(Protocol):
-    """Who a proxied request acts for, as the audit trail records it."""
-
-    @property
-    def user_id(self) -> str: ...
-
-    @property
-    def client_id(self) -> str: ...
-
-    @property
-    def grant_id(self) -> str: ...
-
-
-class ProxyServices(GatewayState, Protocol):
+class ProxyServices(CallerServices, Protocol):
     """What the proxy needs of its container, each built once per cold start."""
-
-    @property
-    def verified_tokens(self) -> VerifiedTokens: ...
-
-    @property
-    def grant_status(self) -> GrantStatusCache: ...
 
     @property
     def session_codec(self) -> SessionCodec: ...
@@ -102,39 +79,10 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         return Response(status_code=204, headers=mcp_cors_headers(origin, allowed_origins, preflight=True))
     cors = mcp_cors_headers(origin, allowed_origins)
 
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        return error_response(
-            401,
-            "invalid_request",
-            "this MCP server requires an access token",
-            {**cors, "WWW-Authenticate": challenge(route)},
-        )
-    try:
-        claims = runtime.verified_tokens.verify(token, route)
-    except InvalidAccessToken as problem:
-        return _invalid_token(route, str(problem), cors)
-    missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
-    if missing:
-        description = f"the access token lacks the scope {' '.join(missing)}"
-        return error_response(
-            403,
-            "insufficient_scope",
-            description,
-            {
-                **cors,
-                "WWW-Authenticate": challenge(route, error="insufficient_scope", description=description),
-            },
-        )
-    # A self-contained token outlives a revocation; its grant's status bounds that (design brief, "Revocation").
-    try:
-        active = bool(claims.grant_id) and runtime.grant_status.is_active(claims.grant_id, runtime.now())
-    except StorageError:
-        logger.exception("grant status lookup failed")
-        body = error_body(inspect(await request.body()), INTERNAL_ERROR, "the gateway's grant store is unavailable")
-        return Response(body, 503, {**cors, "Retry-After": "1"}, media_type="application/json")
-    if not active:
-        return _invalid_token(route, "the access token's grant was revoked or has ended", cors)
+    # Who calls: an access token or a gateway API key (gateway.web.proxy_caller), or the answer instead.
+    claims = await authenticate(runtime, request, route, cors)
+    if isinstance(claims, Response):
+        return claims
     add_log_keys(client_id=claims.client_id, user_id=claims.user_id)
 
     streaming = runtime.streams_responses and not route.is_virtual
@@ -210,15 +158,6 @@ def _streamed_response(
 
     headers = {**streamed.headers, **cors, "cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(relayed_body(), status_code=streamed.status_code, headers=headers)
-
-
-def _invalid_token(route: Route, description: str, cors: dict[str, str]) -> Response:
-    return error_response(
-        401,
-        "invalid_token",
-        description,
-        {**cors, "WWW-Authenticate": challenge(route, error="invalid_token", description=description)},
-    )
 
 
 def create_app(services: ProxyServices) -> Starlette:

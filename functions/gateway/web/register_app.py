@@ -21,9 +21,11 @@ from gateway.audit import AuditTrail
 from gateway.config import GatewayConfig
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.registration import new_registration, parse_registration, registration_response
+from gateway.rate_limits import RateLimit
 from gateway.storage.ports import AlreadyExists, ClientStore, StorageError
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.errors import exception_handlers
+from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
 from gateway.web.responses import NO_STORE, error_response, json_response
 from gateway.web.services import GatewayState, LearnBaseUrl
 
@@ -45,7 +47,7 @@ def _error(problem: OAuthError) -> Response:
     return error_response(problem.status_code, problem.error, problem.description, HEADERS)
 
 
-class RegisterServices(GatewayState, Protocol):
+class RegisterServices(GatewayState, RateLimitedServices, Protocol):
     """What the register function needs: the configuration (the unused-registration lifetime) and the store."""
 
     config: GatewayConfig
@@ -91,6 +93,11 @@ async def register(services: RegisterServices, request: Request) -> Response:
         return error_response(
             405, "method_not_allowed", "register a client with POST", {**HEADERS, "Allow": "POST, OPTIONS"}
         )
+    # Counted before anything is parsed or stored: past the limit, a flood stores nothing.
+    limit = RateLimit("register-ip", services.settings.rate_limit_register_per_ip)
+    refused = first_refusal(services, [(limit, client_address(request))])
+    if refused is not None:
+        return too_many_requests(refused, HEADERS)
     try:
         metadata = parse_registration(await _json_body(request))
         now = services.now()

@@ -30,10 +30,11 @@ from gateway.oauth.errors import ErrorCode, OAuthError
 from gateway.oauth.hashing import random_token
 from gateway.routes import Route
 from gateway.settings import Settings
-from gateway.storage.ports import GrantStore
+from gateway.storage.ports import ApiKeyStore, GrantStore
 from gateway.storage.records import ClientSource, PendingAuthorization
 from gateway.web import cookies
 from gateway.web.pages import PageError, redirect
+from gateway.web.rate_limiting import RateLimitedServices
 from gateway.web.services import GatewayState
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ EXPIRED = (
 )
 
 
-class AuthorizeServices(GatewayState, Protocol):
+class AuthorizeServices(GatewayState, RateLimitedServices, Protocol):
     """What the authorize function needs of its container."""
 
     config: GatewayConfig
@@ -61,6 +62,9 @@ class AuthorizeServices(GatewayState, Protocol):
 
     @property
     def grants(self) -> GrantStore: ...
+
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
 
     @property
     def shared_secret(self) -> bytes: ...

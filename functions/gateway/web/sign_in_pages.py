@@ -16,9 +16,12 @@ from starlette.responses import Response
 from gateway.config import DevLoginProvider, OidcProvider
 from gateway.identity import dev_login
 from gateway.identity.user import SignedInUser
+from gateway.rate_limits import RateLimit
 from gateway.storage.records import PendingAuthorization
 from gateway.web import connections_page, consent_page, cookies
 from gateway.web.pages import PageError, page
+from gateway.web.rate_limiting import client_address, first_refusal, too_many_requests
+from gateway.web.responses import NO_STORE
 from gateway.web.sign_in_flow import (
     CONNECT_CLIENT_ID,
     EXPIRED,
@@ -52,9 +55,20 @@ async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: Signe
     return await consent_page.after_sign_in(ctx, route, pending, user)
 
 
+def sign_in_refused(ctx: Context) -> Response | None:
+    """429 once the client's address has reached the sign-in limit (the IdP callback, dev-login passwords)."""
+    limit = RateLimit("sign-in-ip", ctx.services.settings.rate_limit_sign_in_per_ip)
+    refused = first_refusal(ctx.services, [(limit, client_address(ctx.request))])
+    return None if refused is None else too_many_requests(refused, NO_STORE)
+
+
 async def login(ctx: Context) -> Response:
     """The built-in dev login of a workspace (GET shows the form, POST checks the password)."""
     request = ctx.request
+    if request.method == "POST":
+        refused = sign_in_refused(ctx)
+        if refused is not None:
+            return refused
     workspace_name = request.path_params["workspace"]
     workspace = workspace_of(ctx, workspace_name)
     provider = workspace.identity_provider
@@ -98,6 +112,9 @@ async def oidc_callback(ctx: Context) -> Response:
     from gateway.identity.oidc import LoginSecrets, OidcError
 
     request = ctx.request
+    refused = sign_in_refused(ctx)
+    if refused is not None:
+        return refused
     workspace_name = request.path_params["workspace"]
     workspace = workspace_of(ctx, workspace_name)
     provider = workspace.identity_provider

@@ -24,16 +24,19 @@ from starlette.routing import Route as Path
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.token_requests import (
     AuthorizationCodeRequest,
+    ClientCredentialsRequest,
     parse_form,
     parse_revocation_request,
     parse_token_request,
 )
 from gateway.oauth.token_service import TokenService
 from gateway.observability import observation
+from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.storage.ports import StorageError
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.errors import exception_handlers
+from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
 from gateway.web.responses import NO_STORE, error_response, json_response
 from gateway.web.services import GatewayState, LearnBaseUrl
 
@@ -67,7 +70,7 @@ class ClientAuthenticator(Protocol):
     def note_use(self, client: ClientInfo, now: int) -> None: ...
 
 
-class TokenServices(GatewayState, Protocol):
+class TokenServices(GatewayState, RateLimitedServices, Protocol):
     """What the token function needs of its container."""
 
     @property
@@ -118,6 +121,15 @@ def _unavailable() -> Response:
         "the authorization server is temporarily unavailable; nothing was changed, please retry",
         {**COMMON_HEADERS, "Retry-After": "1"},
     )
+
+
+def _named_client(form: Mapping[str, str], authorization: str | None) -> str | None:
+    """The client a request names (not yet authenticated): its per-client rate limit is counted before any
+    secret is checked, so a flood of bad secrets is refused as early as good ones."""
+    from gateway.oauth.client_auth import parse_basic
+
+    basic = parse_basic(authorization)
+    return form.get("client_id") or (basic.client_id if basic is not None else None)
 
 
 def _uses_basic(authorization: str | None) -> bool:
@@ -171,8 +183,19 @@ class TokenEndpoints:
                 404, "not_found", f"no MCP server {server_name!r} in workspace {workspace_name!r}", COMMON_HEADERS
             )
         authorization = request.headers.get("authorization")
+        settings = self._services.settings
+        by_address = RateLimit("token-ip", settings.rate_limit_token_per_ip)
+        refused = first_refusal(self._services, [(by_address, client_address(request))])
+        if refused is not None:
+            return too_many_requests(refused, COMMON_HEADERS)
         try:
             form = await _read_form(request)
+            named = _named_client(form, authorization)
+            refused = first_refusal(
+                self._services, [(RateLimit("token-client", settings.rate_limit_token_per_client), named)]
+            )
+            if refused is not None:
+                return too_many_requests(refused, COMMON_HEADERS)
             return await action(request, route, form, self._services.now())
         except OAuthError as problem:
             return _error(problem, basic_realm=route.issuer if _uses_basic(authorization) else None)
@@ -190,7 +213,14 @@ class TokenEndpoints:
         client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
         service = self._services.token_service
         seen = observation(request.scope)
-        if isinstance(grant_request, AuthorizationCodeRequest):
+        if isinstance(grant_request, ClientCredentialsRequest):
+            # RFC 6749 §4.4: confidential clients only; here, those an administrator bound to a service identity.
+            if client.service_identity is None or not client.has_secret:
+                raise OAuthError("unauthorized_client", "this client may not use the client_credentials grant")
+            result = service.client_credentials(route, client.client_id, client.service_identity, grant_request, now)
+            if seen is not None:
+                seen.count("TokensIssued")
+        elif isinstance(grant_request, AuthorizationCodeRequest):
             result = service.exchange_code(route, client.client_id, grant_request, now)
             if seen is not None:
                 seen.count("TokensIssued")

@@ -55,3 +55,30 @@ def test_an_empty_base_url_means_derive_it_from_the_event() -> None:
 def test_a_bad_value_names_its_variable(environ: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
         Settings.from_environ(environ)
+
+
+def test_api_keys_and_rate_limits_have_their_defaults_and_are_read_from_the_environment() -> None:
+    # Given no setting, Then the key header and the limits are the documented defaults (docs/non-interactive.md)
+    default = Settings.from_environ({"GATEWAY_CONFIG": "c.yaml"})
+    assert default.api_key_header == "X-Gateway-Key"
+    assert (default.rate_limit_register_per_ip, default.rate_limit_proxy_per_caller) == (20, 0)
+    assert default.rate_limits_table == "rate_limits"
+
+    # Given the template's variables, Then they are read and typed
+    changed = Settings.from_environ(
+        {"GATEWAY_CONFIG": "c.yaml", "GATEWAY_API_KEY_HEADER": "X-Ci-Key", "GATEWAY_RATE_LIMIT_TOKEN_PER_IP": "0"}
+    )
+    assert changed.api_key_header == "X-Ci-Key" and changed.rate_limit_token_per_ip == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GATEWAY_API_KEY_HEADER", "Authorization"),  # the key header must leave Authorization to something else
+        ("GATEWAY_API_KEY_HEADER", "X Key"),
+        ("GATEWAY_RATE_LIMIT_REGISTER_PER_IP", "-1"),
+    ],
+)
+def test_a_reserved_key_header_or_a_negative_limit_is_refused(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_environ({"GATEWAY_CONFIG": "c.yaml", variable: value})

@@ -77,7 +77,9 @@ def test_missing_grant_type_is_invalid_request() -> None:
     assert "grant_type" in excinfo.value.description
 
 
-@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit", "AUTHORIZATION_CODE"])
+@pytest.mark.parametrize(
+    "grant_type", ["password", "implicit", "AUTHORIZATION_CODE", "urn:ietf:params:oauth:grant-type:device_code"]
+)
 def test_other_grant_types_are_unsupported(grant_type: str) -> None:
     with pytest.raises(OAuthError) as excinfo:
         parse_token_request({"grant_type": grant_type})

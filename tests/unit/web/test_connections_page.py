@@ -1,6 +1,7 @@
 """The end user's "My connections" page (``/{workspace}/connections``): signed in through the workspace's sign-in, it
 lists the applications the user authorized and the upstream accounts they connected, and revokes or disconnects
-them (CSRF-protected, the consent page's security headers); nobody else's."""
+them, and the gateway API keys they own, which they revoke (CSRF-protected, the consent page's security headers);
+nobody else's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from gateway.api_keys.issuing import KeyRequest, create_key
 from gateway.config import parse_config
 from gateway.runtime import Runtime
 from gateway.storage.memory import MemoryAuditLog
@@ -111,3 +113,43 @@ def test_without_a_session_a_post_is_refused_and_a_forged_cookie_is_ignored(brow
     browser.cookies.set("__Host-mcpgw-connections-demo", "alice|9999999999.forged")
     assert browser.post(PAGE, data={"csrf": "x", "revoke": "g"}).status_code == 400
     assert browser.get(PAGE).status_code == 303  # back to sign-in
+
+
+def _key(runtime: Runtime, user: str, name: str) -> str:
+    request = KeyRequest(workspace="demo", user_id=user, name=name, servers=("echo",))
+    key, _ = create_key(runtime.api_keys, runtime.audit, runtime.config, request, runtime.now())
+    return key.key_id
+
+
+def test_the_page_lists_the_users_own_keys_and_revokes_them_with_a_csrf_token(
+    runtime: Runtime, browser: TestClient
+) -> None:
+    # Given alice owns a key, bob owns another
+    alice_key, bob_key = _key(runtime, "alice", "alice's CI"), _key(runtime, "bob", "bob's agent")
+
+    # When she opens the page
+    page = signed_in(browser, "alice")
+
+    # Then she sees her key (by name and id, never a value or hash), not bob's
+    assert f'name="revoke_key" value="{alice_key}"' in page.text and "alice&#39;s CI" in page.text
+    assert bob_key not in page.text and "mcpgw_" not in page.text
+    csrf = csrf_of(page.text)
+
+    # When she posts without the CSRF token, or names bob's key, nothing happens
+    assert browser.post(PAGE, data={"revoke_key": alice_key}).status_code == 400
+    assert browser.post(PAGE, data={"csrf": csrf, "revoke_key": bob_key}).status_code == 404
+    bobs = runtime.api_keys.get_key(bob_key)
+    assert bobs is not None and bobs.status == "active"
+
+    # When she revokes her own key
+    revoked = browser.post(PAGE, data={"csrf": csrf, "revoke_key": alice_key})
+
+    # Then it is revoked, audited as hers, and gone from the page
+    assert revoked.status_code == 303
+    record = runtime.api_keys.get_key(alice_key)
+    assert record is not None and record.status == "revoked"
+    log = runtime.audit_log
+    assert isinstance(log, MemoryAuditLog)
+    events = log.events("demo", since=0, until=runtime.now() + 1)
+    assert any(e.kind == "key.revoked" and e.client_id == alice_key and e.detail["by"] == "user" for e in events)
+    assert alice_key not in browser.get(PAGE).text

@@ -14,7 +14,7 @@ from gateway.config import parse_config
 from gateway.oauth.hashing import matches_hash
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.storage.memory import MemoryAuditLog, MemoryClientStore
+from gateway.storage.memory import MemoryAuditLog, MemoryClientStore, MemoryRateLimiter
 from gateway.storage.ports import StorageError
 from gateway.storage.records import RegisteredClient
 from gateway.web.register_app import create_app
@@ -43,6 +43,7 @@ def runtime() -> Runtime:
     runtime = Runtime(settings, parse_config(CONFIG))
     runtime.__dict__["clients"] = MemoryClientStore()
     runtime.__dict__["audit_log"] = MemoryAuditLog()
+    runtime.__dict__["rate_limiter"] = MemoryRateLimiter()
     return runtime
 
 

@@ -1,0 +1,1 @@
+"""Gateway API keys: non-interactive callers acting as a user (or a service identity) on some routes."""

@@ -1,0 +1,168 @@
+"""Who is calling the MCP endpoint: a signed-in user's access token, or a gateway API key acting as its owner.
+
+:func:`authenticate` answers the proxy's question before anything is relayed, with either the caller or the
+response to send instead (401 and a ``WWW-Authenticate`` challenge, 403 for a missing scope, 429 over the rate
+limit, 503 when a store fails, or a JSON-RPC error for a tool outside a key's allow-list).
+
+- An access token (``Authorization: Bearer <JWT>``) is verified locally and its grant's status read
+  (:mod:`gateway.proxy.grant_status`).
+- An API key arrives in the configured header (``GATEWAY_API_KEY_HEADER``, default ``X-Gateway-Key``: then
+  ``Authorization`` is left to carry something else and is ignored) or as ``Authorization: Bearer mcpgw_...``. Its
+  record is read by id (:mod:`gateway.api_keys.verifier`); its owner then goes through the proxy exactly like a
+  signed-in user: same upstream credentials, same audit events (with the key's id as the client).
+
+A key at a route it does not name gets the same ``401 invalid_token`` as a bad token. Neither header is ever
+forwarded upstream (:mod:`gateway.proxy.headers` carries only the transport's own headers).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api_keys.key_format import looks_like_key
+from gateway.api_keys.tool_scope import refused_tool
+from gateway.api_keys.verifier import ApiKeyVerifier, InvalidApiKey
+from gateway.proxy.grant_status import GrantStatusCache
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
+from gateway.proxy.verified_tokens import VerifiedTokens
+from gateway.rate_limits import RateLimit, RateLimits, Verdict
+from gateway.routes import Route
+from gateway.settings import Settings
+from gateway.storage.ports import StorageError
+from gateway.tokens.access_token import InvalidAccessToken
+from gateway.web.bearer import bearer_token, challenge
+from gateway.web.responses import error_response
+from gateway.web.services import GatewayState
+
+logger = logging.getLogger("gateway.proxy")
+
+INVALID_PARAMS = -32602  # JSON-RPC 2.0 §5.1; MCP servers answer an unknown tool with it too
+RATE_LIMITED = -32000  # implementation-defined server error (JSON-RPC 2.0 §5.1), with HTTP 429
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The identity a proxied request acts as (the names match the access token's claims)."""
+
+    user_id: str
+    client_id: str
+    """The OAuth client, or the API key's id."""
+    grant_id: str | None
+    tools: tuple[str, ...] = ()
+    """A key's tool allow-list; empty means every tool of the route."""
+    is_key: bool = False
+
+
+class CallerServices(GatewayState, Protocol):
+    settings: Settings
+
+    @property
+    def verified_tokens(self) -> VerifiedTokens: ...
+
+    @property
+    def grant_status(self) -> GrantStatusCache: ...
+
+    @property
+    def api_key_verifier(self) -> ApiKeyVerifier: ...
+
+    @property
+    def rate_limits(self) -> RateLimits: ...
+
+
+async def authenticate(
+    services: CallerServices, request: Request, route: Route, cors: dict[str, str]
+) -> Caller | Response:
+    key = request.headers.get(services.settings.api_key_header)
+    token = bearer_token(request.headers.get("authorization"))
+    if key is None and token is not None and looks_like_key(token):
+        key = token
+    if key is not None:
+        found = await _key_caller(services, request, route, key, cors)
+    elif token is not None:
+        found = await _token_caller(services, request, route, token, cors)
+    else:
+        return error_response(
+            401,
+            "invalid_request",
+            "this MCP server requires an access token",
+            {**cors, "WWW-Authenticate": challenge(route)},
+        )
+    if isinstance(found, Response):
+        return found
+    limit = RateLimit("proxy", services.settings.rate_limit_proxy_per_caller)
+    subject = f"key:{found.client_id}" if found.is_key else f"user:{route.workspace_name}/{found.user_id}"
+    verdict = services.rate_limits.check(limit, subject)
+    if not verdict.allowed:
+        return await _rate_limited(request, verdict, cors)
+    if found.tools and request.method == "POST":
+        tool = refused_tool(await request.body(), found.tools)
+        if tool is not None:
+            message = f"this API key may not call the tool {tool!r}"
+            body = error_body(inspect(await request.body()), INVALID_PARAMS, message)
+            return Response(body, 200, cors, media_type="application/json")
+    return found
+
+
+async def _token_caller(
+    services: CallerServices, request: Request, route: Route, token: str, cors: dict[str, str]
+) -> Caller | Response:
+    try:
+        claims = services.verified_tokens.verify(token, route)
+    except InvalidAccessToken as problem:
+        return invalid_token(route, str(problem), cors)
+    missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
+    if missing:
+        description = f"the access token lacks the scope {' '.join(missing)}"
+        return error_response(
+            403,
+            "insufficient_scope",
+            description,
+            {**cors, "WWW-Authenticate": challenge(route, error="insufficient_scope", description=description)},
+        )
+    # A self-contained token outlives a revocation; its grant's status bounds that (design brief, "Revocation").
+    try:
+        active = bool(claims.grant_id) and services.grant_status.is_active(claims.grant_id, services.now())
+    except StorageError:
+        logger.exception("grant status lookup failed")
+        return await _unavailable(request, "the gateway's grant store is unavailable", cors)
+    if not active:
+        return invalid_token(route, "the access token's grant was revoked or has ended", cors)
+    return Caller(user_id=claims.user_id, client_id=claims.client_id, grant_id=claims.grant_id)
+
+
+async def _key_caller(
+    services: CallerServices, request: Request, route: Route, key: str, cors: dict[str, str]
+) -> Caller | Response:
+    try:
+        record = services.api_key_verifier.verify(key, route, services.now())
+    except InvalidApiKey as problem:
+        return invalid_token(route, str(problem), cors)
+    except StorageError:
+        logger.exception("API key lookup failed")
+        return await _unavailable(request, "the gateway's key store is unavailable", cors)
+    return Caller(user_id=record.user_id, client_id=record.key_id, grant_id=None, tools=record.tools, is_key=True)
+
+
+def invalid_token(route: Route, description: str, cors: dict[str, str]) -> Response:
+    return error_response(
+        401,
+        "invalid_token",
+        description,
+        {**cors, "WWW-Authenticate": challenge(route, error="invalid_token", description=description)},
+    )
+
+
+async def _unavailable(request: Request, message: str, cors: dict[str, str]) -> Response:
+    body = error_body(inspect(await request.body()), INTERNAL_ERROR, message)
+    return Response(body, 503, {**cors, "Retry-After": "1"}, media_type="application/json")
+
+
+async def _rate_limited(request: Request, verdict: Verdict, cors: dict[str, str]) -> Response:
+    message = f"rate limit reached; retry after {verdict.retry_after} seconds"
+    body = error_body(inspect(await request.body()), RATE_LIMITED, message, {"retry_after": verdict.retry_after})
+    return Response(body, 429, {**cors, "Retry-After": str(verdict.retry_after)}, media_type="application/json")

@@ -1,0 +1,124 @@
+"""Rate limits at the OAuth endpoints (in-memory counters, a fixed clock): /register, /token, /authorize and the
+sign-in answer 429 with Retry-After and an OAuth error once the limit is reached, before storing anything; the
+client address comes from API Gateway's event, never from X-Forwarded-For."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mangum import Mangum
+from starlette.requests import Request
+from starlette.testclient import TestClient
+
+from gateway.runtime import Runtime
+from gateway.storage.memory import MemoryClientStore
+from gateway.web import authorize_app, register_app, token_app
+from gateway.web.rate_limiting import client_address
+from tests.support.runtime import memory_runtime
+
+NOW = 1_800_000_045  # 45 s into a minute: the window ends in 15 s
+REGISTRATION = {"client_name": "flood", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}
+
+
+def _runtime(**settings: Any) -> Runtime:
+    return memory_runtime(clock=lambda: NOW, **settings)
+
+
+def _assert_oauth_429(response: Any) -> None:
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "15"
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "retry after 15 seconds" in response.json()["error_description"]
+
+
+def test_a_registration_flood_is_refused_past_the_limit_and_stores_nothing_more() -> None:
+    # Given a limit of 3 registrations a minute per address
+    runtime = _runtime(rate_limit_register_per_ip=3)
+    client = TestClient(register_app.create_app(runtime))
+
+    # When one address registers 5 times
+    responses = [client.post("/demo/echo/register", json=REGISTRATION) for _ in range(5)]
+
+    # Then 3 are registered, 2 refused, and the store holds exactly 3 clients
+    assert [r.status_code for r in responses] == [201, 201, 201, 429, 429]
+    _assert_oauth_429(responses[3])
+    assert responses[3].headers["cache-control"] == "no-store"
+    store = runtime.clients
+    assert isinstance(store, MemoryClientStore)
+    assert len(store._items) == 3
+
+
+def _register_event(source_ip: str, forwarded_for: str) -> dict[str, Any]:
+    body = '{"client_name": "x", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}'
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/demo/echo/register", "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-forwarded-for": forwarded_for, "host": "gw.example.com"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "gw.example.com", "stage": "$default",
+            "requestId": "r", "routeKey": "$default", "time": "04/Dec/2026:00:00:00 +0000", "timeEpoch": 0,
+            "http": {"method": "POST", "path": "/demo/echo/register", "protocol": "HTTP/1.1",
+                     "sourceIp": source_ip, "userAgent": "test"},
+        },
+        "body": body, "isBase64Encoded": False,
+    }  # fmt: skip
+
+
+def test_the_address_is_api_gateways_source_ip_not_x_forwarded_for() -> None:
+    # Given a limit of 1 registration a minute per address, behind API Gateway (Mangum)
+    runtime = _runtime(rate_limit_register_per_ip=1)
+    handler = Mangum(register_app.create_app(runtime), lifespan="off")
+    context: Any = None  # Mangum reads nothing of it for an HTTP API event
+
+    # When one source address sends two registrations claiming different X-Forwarded-For addresses
+    first = handler(_register_event("203.0.113.9", "198.51.100.1"), context)
+    second = handler(_register_event("203.0.113.9", "198.51.100.2"), context)
+    # and another source address sends one
+    other = handler(_register_event("203.0.113.10", "198.51.100.1"), context)
+
+    # Then the second is refused (the claimed addresses do not matter), the other address is not
+    assert (first["statusCode"], second["statusCode"], other["statusCode"]) == (201, 429, 201)
+
+
+def test_token_requests_are_limited_per_address_and_per_named_client() -> None:
+    # Given limits of 2 token requests a minute per client, and 4 per address
+    runtime = _runtime(rate_limit_token_per_client=2, rate_limit_token_per_ip=4)
+    client = TestClient(token_app.create_app(runtime))
+    form = {"grant_type": "refresh_token", "refresh_token": "unknown"}
+
+    # When client A asks 3 times, then client B twice, then A with Basic credentials
+    a = [client.post("/demo/echo/token", data={**form, "client_id": "A"}) for _ in range(3)]
+    b = [client.post("/demo/echo/token", data={**form, "client_id": "B"}) for _ in range(2)]
+    basic = client.post("/demo/echo/token", data=form, auth=("A", "secret"))
+
+    # Then A's third is refused per client (before its client is even looked up), B's first goes on, B's second is
+    # the address's fifth and refused, and the Basic one is refused too
+    assert [r.status_code for r in a][:2] == [401, 401] and a[2].status_code == 429
+    _assert_oauth_429(a[2])
+    assert b[0].status_code == 401 and b[1].status_code == 429
+    assert basic.status_code == 429
+
+
+def test_authorize_and_sign_in_are_limited_per_address() -> None:
+    # Given limits of 2 authorization requests and 1 sign-in a minute
+    runtime = _runtime(rate_limit_authorize_per_ip=2, rate_limit_sign_in_per_ip=1)
+    browser = TestClient(authorize_app.create_app(runtime), follow_redirects=False)
+
+    # When one address sends 3 authorization requests and 2 dev-login attempts
+    authorize = [browser.get("/demo/echo/authorize", params={"client_id": f"c{i}"}) for i in range(3)]
+    logins = [browser.post("/demo/login", data={"username": "alice", "password": "wrong"}) for _ in range(2)]
+
+    # Then the third authorization and the second login get 429 (an OAuth error, no page)
+    assert authorize[0].status_code != 429 and authorize[1].status_code != 429
+    _assert_oauth_429(authorize[2])
+    assert logins[0].status_code != 429
+    _assert_oauth_429(logins[1])
+
+
+def test_a_rest_api_event_names_the_address_in_its_identity() -> None:
+    # Given a request whose event is a REST API one (payload 1.0), and one with no event (the dev server's peer)
+    rest = Request({"type": "http", "aws.event": {"requestContext": {"identity": {"sourceIp": "192.0.2.8"}}}})
+    peer = Request({"type": "http", "client": ("127.0.0.1", 5000)})
+
+    # Then the address is API Gateway's, or else the peer's
+    assert client_address(rest) == "192.0.2.8"
+    assert client_address(peer) == "127.0.0.1"
