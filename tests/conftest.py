@@ -140,8 +140,11 @@ def gateway_env(
         config_path=config_path,
     )
     # The session's tests share one client address (127.0.0.1): limits far above what they send, so the counters
-    # are kept (and exercised) without refusing anything; tests of the limits run a gateway of their own.
-    env.update({name: "100000" for name in env if name.startswith("GATEWAY_RATE_LIMIT_")})
+    # are kept (and exercised) without refusing anything; tests of the limits run a gateway of their own. The
+    # proxy's per-caller limit stays as deployed by default (off): the hot-path tests count the default's calls.
+    env.update(
+        {name: "100000" for name, value in env.items() if name.startswith("GATEWAY_RATE_LIMIT_") and value != "0"}
+    )
     with patched_environ(env):
         yield env
 
