@@ -1129,6 +1129,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = measure_cold_starts(prepared, stack, args.runs)
             problems.extend(report.problems)
             sections["coldstart"] = report.table()
+            proxy_event = next((item.event_path for item in prepared if item.case.name == "proxy"), None)
+            if proxy_event is not None:
+                from infra.bench_support import streaming_start
+
+                say("  the streaming deployment's proxy: spawn, port open, first answer")
+                try:
+                    streaming = streaming_start.measure(FUNCTIONS_DIR, child_environment(stack), proxy_event, args.runs)
+                except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+                    streaming = f"The streaming deployment's proxy start was not measured: {error}"
+                    problems.append(streaming)
+                sections["coldstart"] += "\n\n" + streaming
             say("\nCold start (ms)\n\n" + sections["coldstart"] + "\n")
             blocks = [f"**{name}**\n\n{table}" for name, table in report.imports.items()]
             sections["imports"] = "\n\n".join(blocks) if blocks else "No function could be measured."

@@ -24,12 +24,19 @@ def port(environ: dict[str, str] | os._Environ[str]) -> int:
 
 def main() -> None:
     # One request at a time per container (Lambda's model): no access log (the function logs each request itself),
-    # no lifespan (the app builds its runtime at import, as the buffered handler does).
+    # no lifespan (the app builds its runtime at import, as the buffered handler does). Every implementation named
+    # rather than "auto", so nothing optional is probed on a cold start (uvloop, httptools, a websockets library),
+    # and no proxy headers: the adapter on localhost is the only client, and addresses come from API Gateway.
     uvicorn.run(
         "proxy.app:asgi_app",
         host="127.0.0.1",
         port=port(os.environ),
+        loop="asyncio",
+        http="h11",
+        ws="none",
+        interface="asgi3",
         lifespan="off",
+        proxy_headers=False,
         access_log=False,
         log_level="warning",
         timeout_keep_alive=75,

@@ -42,3 +42,8 @@ def test_coldstart_table_lists_every_existing_function() -> None:
         median = rows[name][2]  # columns: event, status, median ms, ...
         assert re.fullmatch(r"\d+", median), f"{name}: no number in the median column ({median!r})"
     assert "Import breakdown" in output
+    # and the streaming deployment's proxy started as the Lambda Web Adapter starts it, its first answer a 200
+    assert "streaming deployment's proxy (`python -m proxy.serve`" in output
+    assert "(status 200)" in output
+    for phase in ("spawn → port open (imports, runtime, uvicorn)", "port open → first answer read", "total"):
+        assert re.fullmatch(r"\d+", rows[phase][0]), f"{phase}: no median ({rows[phase]!r})"
