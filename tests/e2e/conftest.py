@@ -209,6 +209,26 @@ def serve_gateway(config_path: str, port: str, mode: str = "buffered") -> None:
         aws.stop()
 
 
+def gateway_process(
+    config: dict[str, object],
+    directory: Path,
+    port: int,
+    *,
+    mode: str = "buffered",
+    env: dict[str, str] | None = None,
+) -> _Process:
+    """A gateway of its own in a subprocess (:func:`serve_gateway`): ``config`` written to ``directory``, served on
+    ``port`` in deployment ``mode``, with this process's environment (without gateway or AWS settings) plus ``env``.
+    Wait for it with ``wait_for("ready ", ...)``; stop it with ``stop()``."""
+    config_path = directory / "gateway.yaml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("GATEWAY_", "AWS_"))}
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "functions"), str(REPO_ROOT)])
+    environment.update(env or {})
+    runner = "import sys; from tests.e2e.conftest import serve_gateway; serve_gateway(*sys.argv[1:])"
+    return _Process([sys.executable, "-c", runner, str(config_path), str(port), mode], cwd=REPO_ROOT, env=environment)
+
+
 @pytest.fixture(scope="module")
 def isolated_gateway(
     demo_upstream: DemoUpstream, cimd_host: CimdHost, free_port: Callable[[], int]
@@ -221,15 +241,9 @@ def isolated_gateway(
     idp_process, idp = _start_oidc_provider(free_port(), f"http://{HOST}:{port}/{OIDC_WORKSPACE}/oidc/callback")
     try:
         with tempfile.TemporaryDirectory(prefix="e2e-gateway-") as directory:
-            config_path = Path(directory) / "gateway.yaml"
-            config_path.write_text(yaml.safe_dump(isolated_config(demo_upstream.url, idp.issuer)), encoding="utf-8")
-            env = {key: value for key, value in os.environ.items() if not key.startswith(("GATEWAY_", "AWS_"))}
-            env.update(
-                PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "functions"), str(REPO_ROOT)]),
-                SSL_CERT_FILE=str(cimd_host.ca_bundle),
-            )
-            runner = "import sys; from tests.e2e.conftest import serve_gateway; serve_gateway(*sys.argv[1:])"
-            gateway = _Process([sys.executable, "-c", runner, str(config_path), str(port)], cwd=REPO_ROOT, env=env)
+            config = isolated_config(demo_upstream.url, idp.issuer)
+            certificates = {"SSL_CERT_FILE": str(cimd_host.ca_bundle)}
+            gateway = gateway_process(config, Path(directory), port, env=certificates)
             try:
                 url = gateway.wait_for("ready ", "the second dev server")
                 yield IsolatedGateway(url, idp, cimd_host)

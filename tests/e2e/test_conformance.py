@@ -28,7 +28,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,7 +43,7 @@ import yaml
 
 from infra.dev import EXAMPLE_CONFIG
 from infra.devserver import REPO_ROOT, DevServer
-from tests.e2e.conftest import _Process
+from tests.e2e.conftest import gateway_process
 from tests.fixtures.conformance_server import ConformanceServer, start_conformance_server
 from tests.support.browser import ARTIFACTS_ROOT
 from tests.support.forwarding_proxy import ForwardingProxy
@@ -249,18 +248,13 @@ def gateway_front(
     demo/conformance-virtual, a token for each from the real OAuth flow, and the forwarding proxies that add them."""
     port, proxy_port, virtual_port = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="conformance-gateway-") as directory:
-        config_path = Path(directory) / "gateway.yaml"
         config = conformance_config(
             conformance_upstream.url,
             f"http://{HOST}:{proxy_port}",
             virtual_upstream.url,
             f"http://{HOST}:{virtual_port}",
         )
-        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("GATEWAY_", "AWS_"))}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "functions"), str(REPO_ROOT)])
-        runner = "import sys; from tests.e2e.conftest import serve_gateway; serve_gateway(*sys.argv[1:])"
-        gateway = _Process([sys.executable, "-c", runner, str(config_path), str(port)], cwd=REPO_ROOT, env=env)
+        gateway = gateway_process(config, Path(directory), port)
         try:
             url = gateway.wait_for("ready ", "the conformance gateway")
             tokens = obtain_token(url, WORKSPACE, ROUTE, client_name="MCP conformance suite (via forwarding proxy)")
@@ -282,15 +276,9 @@ def streaming_front(
     app under uvicorn, answers streamed as written), with a token and a forwarding proxy of its own."""
     port, proxy_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="conformance-streaming-") as directory:
-        config_path = Path(directory) / "gateway.yaml"
         origin = f"http://{HOST}:{proxy_port}"
         config = conformance_config(conformance_upstream.url, origin, virtual_upstream.url, origin)
-        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("GATEWAY_", "AWS_"))}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "functions"), str(REPO_ROOT)])
-        runner = "import sys; from tests.e2e.conftest import serve_gateway; serve_gateway(*sys.argv[1:])"
-        args = [sys.executable, "-c", runner, str(config_path), str(port), "streaming"]
-        gateway = _Process(args, cwd=REPO_ROOT, env=env)
+        gateway = gateway_process(config, Path(directory), port, mode="streaming")
         try:
             url = gateway.wait_for("ready ", "the streaming conformance gateway")
             tokens = obtain_token(url, WORKSPACE, ROUTE, client_name="MCP conformance suite (streaming deployment)")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitResult, TextContent
 
 from infra.dev import EXAMPLE_CONFIG
-from infra.devserver import REPO_ROOT
-from tests.e2e.conftest import _Process
+from tests.e2e.conftest import gateway_process
 from tests.fixtures.long_call_server import LongCallServer, start_long_call_server
 from tests.support.oauth_http import obtain_token
 
@@ -79,13 +76,8 @@ def streaming_config(upstream_url: str) -> dict[str, Any]:
 def streaming_gateway(long_call_upstream: LongCallServer, free_port: Callable[[], int]) -> Iterator[StreamingGateway]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="streaming-gateway-") as directory:
-        config_path = Path(directory) / "gateway.yaml"
-        config_path.write_text(yaml.safe_dump(streaming_config(long_call_upstream.url)), encoding="utf-8")
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("GATEWAY_", "AWS_"))}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "functions"), str(REPO_ROOT)])
-        runner = "import sys; from tests.e2e.conftest import serve_gateway; serve_gateway(*sys.argv[1:])"
-        args = [sys.executable, "-c", runner, str(config_path), str(port), "streaming"]
-        gateway = _Process(args, cwd=REPO_ROOT, env=env)
+        config = streaming_config(long_call_upstream.url)
+        gateway = gateway_process(config, Path(directory), port, mode="streaming")
         try:
             url = gateway.wait_for("ready ", "the streaming gateway")
             token = obtain_token(url, WORKSPACE, ROUTE, client_name="streaming e2e").access_token
