@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from infra import placeholders
 from infra.dev import DEFAULT_DEV_PORT, DEFAULT_UPSTREAM_PORT, HOST, TEMPLATE_PATH, Stack, read_live_state, start_stack
 from infra.devserver import LambdaFunction
+from infra.lambda_event import rest_api_event
 from infra.template import FunctionSpec, functions, load_template
 
 if TYPE_CHECKING:
@@ -147,16 +148,21 @@ def invoke(
     *,
     env: Mapping[str, str] | None = None,
     template: dict[str, Any] | None = None,
+    rest_api: bool = False,
 ) -> dict[str, Any]:
     """Run ``function``'s handler on ``event`` (placeholders filled) and return the Lambda response.
 
     ``env`` is the functions' environment; by default that of the running ``make dev`` or of an ephemeral stack.
-    A result without ``statusCode`` is returned as ``{"result": ...}``. The handler's exceptions propagate.
+    ``rest_api``: deliver the (payload-2.0) event as the streaming deployment's REST API does, in payload format 1.0
+    (:func:`infra.lambda_event.rest_api_event`). A result without ``statusCode`` is returned as
+    ``{"result": ...}``. The handler's exceptions propagate.
     """
     template = load_template(TEMPLATE_PATH) if template is None else template
     spec = function_spec(function, template)
     apply_environment(default_environment(template) if env is None else env)
     filled = placeholders.fill(event, function=function, runtime=filler_runtime())
+    if rest_api:
+        filled = rest_api_event(filled)
     container = _functions.get(spec.logical_id)
     if container is None or container.spec != spec:
         container = _functions[spec.logical_id] = LambdaFunction(spec, max_containers=1)

@@ -280,6 +280,52 @@ def build_event(
     return event
 
 
+REST_STAGE = "live"  # the streaming deployment's REST API stage (template.yaml, StreamApi)
+
+
+def rest_api_event(event: Mapping[str, Any], *, stage: str = REST_STAGE) -> dict[str, Any]:
+    """The Lambda proxy event (payload format 1.0) the streaming deployment's REST API sends for the request that
+    the HTTP API delivered as the payload-2.0 ``event``: the same route (REST resources mirror the HTTP API's
+    routes), headers, cookies folded back into ``Cookie``, multi-value query parameters, and the caller's address in
+    ``identity``."""
+    context = event["requestContext"]
+    method = str(context["http"]["method"])
+    resource = str(event.get("routeKey", f"{method} {event['rawPath']}")).partition(" ")[2]
+    headers = dict(event.get("headers") or {})
+    if event.get("cookies"):
+        headers["cookie"] = "; ".join(event["cookies"])
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(str(event.get("rawQueryString") or ""), keep_blank_values=True):
+        query.setdefault(name, []).append(value)
+    path = str(event["rawPath"])
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": {name: values[-1] for name, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": event.get("pathParameters") or None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": context.get("accountId", ACCOUNT_ID),
+            "apiId": context.get("apiId", API_ID),
+            "domainName": context.get("domainName", "localhost"),
+            "httpMethod": method,
+            "identity": {"sourceIp": context["http"]["sourceIp"], "userAgent": context["http"].get("userAgent", "")},
+            "path": f"/{stage}{path}",
+            "protocol": context["http"].get("protocol", "HTTP/1.1"),
+            "requestId": context.get("requestId", _request_id()),
+            "requestTimeEpoch": context.get("timeEpoch", int(time.time() * 1000)),
+            "resourcePath": resource,
+            "stage": stage,
+        },
+        "body": event.get("body"),
+        "isBase64Encoded": bool(event.get("isBase64Encoded")),
+    }
+
+
 def request_id_of(event: Mapping[str, Any]) -> str:
     context = event.get("requestContext")
     return str(context.get("requestId", "")) if isinstance(context, Mapping) else ""

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from infra.devserver import REPO_ROOT, DevServer, start_dev_server
-from infra.lambda_event import RouteTable
+from infra.lambda_event import RouteTable, rest_api_event
 
 EVENTS = REPO_ROOT / "events"
 CODE_URI = str(Path(__file__).parent.relative_to(REPO_ROOT))
@@ -407,3 +407,44 @@ def test_the_integration_timeout_answers_503() -> None:
     # Then API Gateway gives up with 503 Service Unavailable
     assert response.status_code == 503
     assert response.json() == {"message": "Service Unavailable"}
+
+
+def test_the_rest_api_event_carries_the_same_request_in_payload_format_1() -> None:
+    # Given a payload-2.0 event with cookies, a repeated query parameter and path parameters
+    http_event = {
+        "version": "2.0",
+        "routeKey": "GET /{workspace}/{server}/authorize",
+        "rawPath": "/demo/echo/authorize",
+        "rawQueryString": "scope=a&scope=b&state=x%20y",
+        "cookies": ["one=1", "two=2"],
+        "headers": {"host": "gw.example.com", "user-agent": "t"},
+        "pathParameters": {"workspace": "demo", "server": "echo"},
+        "requestContext": {
+            "requestId": "r1",
+            "timeEpoch": 1,
+            "http": {
+                "method": "GET",
+                "path": "/demo/echo/authorize",
+                "sourceIp": "203.0.113.7",
+                "protocol": "HTTP/1.1",
+            },
+        },
+        "isBase64Encoded": False,
+    }
+
+    # When the streaming deployment's REST API delivers the same request
+    event = rest_api_event(http_event)
+
+    # Then it is a Lambda proxy event of its route, the cookies back in the Cookie header, every query value kept, the
+    # caller's address in identity, and the stage in the context's path only
+    assert (event["resource"], event["path"], event["httpMethod"]) == (
+        "/{workspace}/{server}/authorize",
+        "/demo/echo/authorize",
+        "GET",
+    )
+    assert event["headers"]["cookie"] == "one=1; two=2"
+    assert event["multiValueQueryStringParameters"] == {"scope": ["a", "b"], "state": ["x y"]}
+    assert event["queryStringParameters"] == {"scope": "b", "state": "x y"}
+    assert event["pathParameters"] == {"workspace": "demo", "server": "echo"}
+    assert event["requestContext"]["identity"]["sourceIp"] == "203.0.113.7"
+    assert (event["requestContext"]["stage"], event["requestContext"]["path"]) == ("live", "/live/demo/echo/authorize")

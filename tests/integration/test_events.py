@@ -308,6 +308,28 @@ def test_event_gets_its_expected_response(name: str, functions_env: dict[str, st
         expected.check(response)
 
 
+@pytest.mark.parametrize("name", sorted(name for name, expected in EXPECTED.items() if expected.function != "proxy"))
+def test_event_gets_the_same_response_through_the_rest_api_front_door(name: str, functions_env: dict[str, str]) -> None:
+    # Given the streaming deployment, whose REST API invokes every function but the proxy with Lambda proxy events of
+    # payload format 1.0 (the proxy answers through the Lambda Web Adapter instead: tests/e2e/test_streaming.py)
+    expected = EXPECTED[name]
+
+    # When the same request arrives in that shape
+    result = invoke(expected.function, load(name), env=functions_env, rest_api=True)
+
+    # Then the function answers as it does behind the HTTP API
+    shown = readable(result)
+    response = Response(
+        status=result["statusCode"],
+        headers={key.lower(): value for key, value in (result.get("headers") or {}).items()},
+        body=shown.get("body"),
+        base=functions_env["GATEWAY_PUBLIC_BASE_URL"],
+    )
+    assert response.status == expected.status, shown
+    if expected.check is not None:
+        expected.check(response)
+
+
 def test_an_unknown_placeholder_is_a_clear_error(functions_env: dict[str, str]) -> None:
     # Given an event naming a placeholder nobody fills
     event = load("proxy-tools-call.json")
