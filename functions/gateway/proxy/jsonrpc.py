@@ -111,13 +111,20 @@ def _url_elicitation(message: dict[str, Any]) -> bool | None:
     return isinstance(elicitation, dict) and isinstance(elicitation.get("url"), dict)
 
 
-def error_body(inbound: Inbound, code: int, message: str, data: dict[str, Any] | None = None) -> bytes:
-    """A JSON-RPC error answering every request of the body (a batch gets an array), or one with ``id: null``."""
+def error_response(
+    request_id: RequestId | None, code: int, message: str, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON-RPC error response to the request ``request_id`` (JSON-RPC 2.0 §5.1)."""
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def error_body(inbound: Inbound, code: int, message: str, data: dict[str, Any] | None = None) -> bytes:
+    """A JSON-RPC error answering every request of the body (a batch gets an array), or one with ``id: null``."""
     ids: list[RequestId | None] = list(inbound.request_ids) or [None]
-    responses = [{"jsonrpc": "2.0", "id": request_id, "error": error} for request_id in ids]
+    responses = [error_response(request_id, code, message, data) for request_id in ids]
     payload: Any = responses if inbound.batch and inbound.request_ids else responses[0]
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -36,7 +36,7 @@ from gateway.proxy.forward import (
     upstream_target,
 )
 from gateway.proxy.headers import client_response_headers
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, RequestId, response_ids
+from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, RequestId, error_response, response_ids
 from gateway.proxy.outcomes import message_outcome
 from gateway.proxy.upstream_http import BodyTooLarge, UpstreamHttpError, UpstreamStream, upstream_pool
 from gateway.routes import Route
@@ -54,7 +54,6 @@ class StreamWatch:
 
     pending: set[RequestId]
     outcome: str = "error"
-    answered: int = 0
     resumable: bool = False  # an event carried an ``id``: a client can resume the stream after it ends
     _parser: sse.IncrementalParser = field(default_factory=sse.IncrementalParser)
 
@@ -74,7 +73,6 @@ class StreamWatch:
             ids = response_ids(message)
             if ids:
                 self.pending.difference_update(ids)
-                self.answered += len(ids)
                 self.outcome = message_outcome(message) or self.outcome
 
 
@@ -181,10 +179,10 @@ async def _relay_events(
 def _error_events(route: Route, watch: StreamWatch, cause: str) -> bytes:
     """One SSE event per unanswered request: the JSON-RPC error the buffered deployment would have answered."""
     message = f"upstream MCP server {route.key!r} {cause}"
+    data = {"upstream": route.key, "cause": cause}
     events = []
     for request_id in sorted(watch.pending, key=str):
-        error = {"code": INTERNAL_ERROR, "message": message, "data": {"upstream": route.key, "cause": cause}}
-        payload = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}, separators=(",", ":"))
+        payload = json.dumps(error_response(request_id, INTERNAL_ERROR, message, data), separators=(",", ":"))
         events.append(f"\n\nevent: message\ndata: {payload}\n\n")
     watch.pending.clear()
     watch.outcome = "error"

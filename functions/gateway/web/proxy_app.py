@@ -119,12 +119,19 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
     if isinstance(relayed, Streamed):
         return _streamed_response(runtime, route, claims, inbound, relayed, started, request, cors)
     if inbound.tool is not None:
-        runtime.audit.record(
-            "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
-            client_id=claims.client_id, grant_id=claims.grant_id, tool=inbound.tool, outcome=outcome(relayed),
-            duration_ms=round((time.perf_counter() - started) * 1000),
-        )  # fmt: skip
+        _record_tool_call(runtime, route, claims, inbound.tool, outcome(relayed), time.perf_counter() - started)
     return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
+
+
+def _record_tool_call(
+    runtime: ProxyServices, route: Route, claims: Caller, tool: str, ended: str, seconds: float
+) -> None:
+    """The audit trail's ``tool.called`` event: who called which tool on which route, how it ended, how long."""
+    runtime.audit.record(
+        "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
+        client_id=claims.client_id, grant_id=claims.grant_id, tool=tool, outcome=ended,
+        duration_ms=round(seconds * 1000),
+    )  # fmt: skip
 
 
 def _streamed_response(
@@ -150,11 +157,7 @@ def _streamed_response(
             if seen is not None:
                 seen.upstream_ms = elapsed_ms
             if inbound.tool is not None:
-                runtime.audit.record(
-                    "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
-                    client_id=claims.client_id, grant_id=claims.grant_id, tool=inbound.tool,
-                    outcome=streamed.watch.outcome, duration_ms=round(elapsed_ms),
-                )  # fmt: skip
+                _record_tool_call(runtime, route, claims, inbound.tool, streamed.watch.outcome, elapsed_ms / 1000)
 
     headers = {**streamed.headers, **cors, "cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(relayed_body(), status_code=streamed.status_code, headers=headers)
