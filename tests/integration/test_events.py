@@ -250,6 +250,20 @@ EXPECTED: dict[str, Expected] = {
 }
 
 
+def assert_answers_as_expected(expected: Expected, result: dict[str, Any], env: dict[str, str]) -> None:
+    """The Lambda response ``result`` has the status the table names and passes its check."""
+    shown = readable(result)
+    response = Response(
+        status=result["statusCode"],
+        headers={key.lower(): value for key, value in (result.get("headers") or {}).items()},
+        body=shown.get("body"),
+        base=env["GATEWAY_PUBLIC_BASE_URL"],
+    )
+    assert response.status == expected.status, shown
+    if expected.check is not None:
+        expected.check(response)
+
+
 def load(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
     return event
@@ -296,16 +310,7 @@ def test_event_gets_its_expected_response(name: str, functions_env: dict[str, st
     result = invoke(expected.function, load(name), env=functions_env)
 
     # Then the function answers as the scenario promises
-    shown = readable(result)
-    response = Response(
-        status=result["statusCode"],
-        headers={key.lower(): value for key, value in (result.get("headers") or {}).items()},
-        body=shown.get("body"),
-        base=functions_env["GATEWAY_PUBLIC_BASE_URL"],
-    )
-    assert response.status == expected.status, shown
-    if expected.check is not None:
-        expected.check(response)
+    assert_answers_as_expected(expected, result, functions_env)
 
 
 @pytest.mark.parametrize("name", sorted(name for name, expected in EXPECTED.items() if expected.function != "proxy"))
@@ -318,16 +323,7 @@ def test_event_gets_the_same_response_through_the_rest_api_front_door(name: str,
     result = invoke(expected.function, load(name), env=functions_env, rest_api=True)
 
     # Then the function answers as it does behind the HTTP API
-    shown = readable(result)
-    response = Response(
-        status=result["statusCode"],
-        headers={key.lower(): value for key, value in (result.get("headers") or {}).items()},
-        body=shown.get("body"),
-        base=functions_env["GATEWAY_PUBLIC_BASE_URL"],
-    )
-    assert response.status == expected.status, shown
-    if expected.check is not None:
-        expected.check(response)
+    assert_answers_as_expected(expected, result, functions_env)
 
 
 def test_an_unknown_placeholder_is_a_clear_error(functions_env: dict[str, str]) -> None:
