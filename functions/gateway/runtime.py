@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from gateway.oauth.clients import ClientResolver
     from gateway.oauth.token_service import TokenService
     from gateway.proxy.grant_status import GrantStatusCache
-    from gateway.proxy.sessions import SessionCodec
+    from gateway.proxy.session_ids import SessionCodec
     from gateway.proxy.verified_tokens import VerifiedTokens
     from gateway.rate_limits import RateLimits
     from gateway.secrets import SecretResolver
@@ -353,7 +353,7 @@ class Runtime:
     def session_codec(self) -> SessionCodec:
         """The key is derived once from the shared secret, when a session id is first sealed or opened (at most one
         Secrets Manager read per cold start, none for a container that never sees a session)."""
-        from gateway.proxy.sessions import SessionCodec
+        from gateway.proxy.session_ids import SessionCodec
 
         return SessionCodec.from_shared_secret(lambda: self.shared_secret)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
+from gateway.proxy.session_ids import Session, SessionCodec, UnknownSession
 
 CODEC = SessionCodec.from_shared_secret(b"unit-test-shared-secret")
 

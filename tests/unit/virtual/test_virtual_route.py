@@ -273,7 +273,7 @@ def test_the_session_is_bound_to_its_user_and_delete_ends_every_upstream_session
 def test_a_single_upstream_session_id_is_unknown_on_a_virtual_route(upstreams: Upstreams) -> None:
     runtime = _runtime(upstreams)
     client = Client(runtime)
-    from gateway.proxy.sessions import Session
+    from gateway.proxy.session_ids import Session
 
     foreign = runtime.session_codec.seal(Session("plain-upstream-id"), route_key="demo/toolbox", user_id="alice")
     assert client.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, session=foreign).status_code == 404
@@ -320,7 +320,7 @@ def test_an_upstream_that_was_down_at_initialize_joins_the_session_when_it_is_ba
 
     names = [tool["name"] for tool in _all_tools(client)]
 
-    # it was opened when next needed (here by the client's notifications/initialized) and serves the list
+    # it was opened when next needed (here by the first list) and serves the list
     assert "gh_tool_00" in names
     assert upstreams.github.methods().count("initialize") == 2
     assert upstreams.github.sessions == {"github-session-0"}
