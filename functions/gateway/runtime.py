@@ -355,7 +355,9 @@ class Runtime:
         Secrets Manager read per cold start, none for a container that never sees a session)."""
         from gateway.proxy.session_ids import SessionCodec
 
-        return SessionCodec.from_shared_secret(lambda: self.shared_secret)
+        return SessionCodec.from_shared_secret(
+            lambda: self.shared_secret, clock=self.clock, max_age_seconds=self.settings.session_max_age_seconds
+        )
 
     @cached_property
     def grant_status(self) -> GrantStatusCache:
