@@ -243,3 +243,39 @@ def test_session_era_requests_carry_no_routing_headers_of_the_clients(
     headers = {"MCP-Protocol-Version": "2025-11-25", "Mcp-Method": "tools/list", "Mcp-Name": "something"}
     assert gateway.post(json.dumps(call("echo")).encode(), **headers).status_code == 200
     assert "mcp-method" not in upstream.last.headers and "mcp-name" not in upstream.last.headers
+
+
+# --- issue 22: the client body is parsed once, and nothing the gateway produced is parsed again ------------------
+
+
+def record_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every input of the gateway's JSON parser from now on (as UTF-8 bytes)."""
+    from gateway import safe_json
+
+    parsed: list[bytes] = []
+    real = safe_json.loads
+
+    def loads(data: bytes | str, max_depth: int = safe_json.MAX_DEPTH) -> Any:
+        parsed.append(data.encode() if isinstance(data, str) else bytes(data))
+        return real(data, max_depth)
+
+    monkeypatch.setattr(safe_json, "loads", loads)
+    return parsed
+
+
+@pytest.mark.parametrize("caller", ["token", "tool-scoped key"])
+def test_a_proxied_tools_call_parses_the_client_body_once(
+    gateway: Gateway, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch, caller: str
+) -> None:
+    key = gateway.key(("echo",)) if caller != "token" else None
+    parsed = record_parses(monkeypatch)
+    body = json.dumps(call("echo")).encode()
+
+    answer = gateway.post(body, key=key)
+
+    # The client's body once; the upstream's answer once (for the audit trail); the bytes the gateway sent never
+    assert answer.status_code == 200
+    assert parsed.count(body) == 1
+    assert parsed.count(answer.content) == 1
+    assert upstream.last.body not in parsed
+    assert len(parsed) == 2

@@ -164,3 +164,22 @@ def test_the_list_cache_keeps_its_lifetime(upstreams: Upstreams) -> None:
     now[0] += 29
     client.request("tools/list")
     assert upstreams.notes.methods().count("tools/list") == 1
+
+
+def test_a_call_on_a_virtual_route_parses_the_client_body_once(upstreams: Upstreams, monkeypatch: Any) -> None:
+    from tests.unit.proxy.test_one_parse import record_parses
+
+    client = Client(virtual_runtime(upstreams))
+    client.initialize()
+    client.request("tools/list")
+    parsed = record_parses(monkeypatch)
+    message = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "notes_search", "arguments": {}}}
+
+    answer = client.post(message)
+
+    # The client's body once, the upstream's answer once, and the upstream sessions sealed in the client's session
+    # id; never the request the gateway serialized for the upstream, nor the answer it serialized for the client
+    assert answer.status_code == 200 and answer.json()["id"] == 9
+    assert parsed.count(json.dumps(message, separators=(",", ":")).encode()) == 1  # as the client sent it
+    assert answer.content not in parsed
+    assert len(parsed) == 3
