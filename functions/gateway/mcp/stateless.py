@@ -81,8 +81,9 @@ def decode_value(value: str | None) -> str | None:
 
 
 def routing_headers(message: Mapping[str, Any]) -> dict[str, str]:
-    """``Mcp-Method`` and ``Mcp-Name`` of a request or notification, computed from its body."""
-    headers = {"mcp-method": str(message.get("method"))}
+    """``Mcp-Method`` and ``Mcp-Name`` of a request or notification, computed from its body (a method name that is
+    not a plain header value, which no MCP method is, travels in the Base64 form too: it cannot break the head)."""
+    headers = {"mcp-method": encode_value(str(message.get("method")))}  # MCP's own methods are plain ASCII
     name = named(message)
     if name is not None:
         headers["mcp-name"] = encode_value(name)

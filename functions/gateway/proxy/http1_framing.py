@@ -38,7 +38,10 @@ def request_head(method: str, target: str, host: str, headers: dict[str, str], b
     lines.append("accept-encoding: gzip")
     if body or method in ("POST", "PUT", "PATCH"):
         lines.append(f"content-length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError:
+        raise UpstreamHttpError("refusing to send a header that is not Latin-1 (RFC 9110 §5.5)") from None
 
 
 async def read_head(reader: asyncio.StreamReader, *, reused: bool) -> tuple[int, str, dict[str, str]]:
