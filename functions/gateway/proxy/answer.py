@@ -1,6 +1,7 @@
-"""What the client gets for one request: the HTTP status, headers and body, and — when the gateway built the body or
-read it — the JSON-RPC messages it carries, so that nothing the gateway produced is parsed again (the audit trail
-reads how each call ended from them)."""
+"""The two sides of one exchange with an upstream: :class:`Outgoing`, what goes to it, and :class:`Relayed`, what the
+client gets — the HTTP status, headers and body, and, when the gateway built the body or read it, the JSON-RPC
+messages it carries, so that nothing the gateway produced is parsed again (the audit trail reads how each call ended
+from them)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,23 @@ from typing import Any
 
 from gateway import safe_json
 from gateway.mcp.jsonrpc import Message, RequestId, dumps, error_response, flatten
-from gateway.mcp.payload import Payload
+from gateway.mcp.payload import NO_PAYLOAD, Payload
+from gateway.routes import Route
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One request to a route's upstream on behalf of a user: the HTTP method, the transport headers (never the
+    client's credentials) and the payload (none for GET and DELETE)."""
+
+    route: Route
+    user_id: str
+    method: str
+    headers: dict[str, str]
+    payload: Payload = NO_PAYLOAD
 
 
 @dataclass(frozen=True, slots=True)

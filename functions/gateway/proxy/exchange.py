@@ -18,10 +18,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gateway.mcp.payload import Payload
-from gateway.proxy.answer import Relayed
-from gateway.proxy.forward import UpstreamFailure
-from gateway.proxy.forward import exchange as forward
+from gateway.proxy.answer import Outgoing, Relayed
+from gateway.proxy.forward import UpstreamFailure, forward
 from gateway.proxy.streaming import Streamed, open_stream
 from gateway.routes import Route
 from gateway.secrets import SecretUnavailableError
@@ -48,57 +46,40 @@ class ExchangeFailed:
 
 
 async def exchange(
-    provider: UpstreamCredentialProvider,
-    route: Route,
-    user_id: str,
-    method: str,
-    forwarded: dict[str, str],
-    payload: Payload,
-    *,
-    decode: bool = False,
+    provider: UpstreamCredentialProvider, outgoing: Outgoing, *, decode: bool = False
 ) -> Relayed | ExchangeFailed:
-    """The whole answer of ``route``'s upstream to ``payload`` (a POST; or a DELETE with no payload), within the
-    route's timeout. ``decode``: the answer's JSON-RPC messages are read into :attr:`Relayed.messages`."""
+    """The whole answer of the route's upstream to ``outgoing`` (a POST; or a DELETE), within the route's timeout.
+    ``decode``: the answer's JSON-RPC messages are read into :attr:`Relayed.messages`."""
 
     async def attempt(credentials: dict[str, str]) -> Relayed:
-        return await forward(route, method, forwarded, credentials, payload, decode=decode)
+        return await forward(outgoing, credentials, decode=decode)
 
-    seconds = route.server.timeout_seconds
     try:
-        async with asyncio.timeout(seconds):
-            return await _with_renewal(provider, route, user_id, attempt)
+        async with asyncio.timeout(outgoing.route.server.timeout_seconds):
+            return await _with_renewal(provider, outgoing, attempt)
     except (TimeoutError, *_FAILURES) as error:
-        return failed(route, error)
+        return failed(outgoing.route, error)
 
 
 async def open_exchange(
-    provider: UpstreamCredentialProvider,
-    route: Route,
-    user_id: str,
-    method: str,
-    forwarded: dict[str, str],
-    payload: Payload,
-    *,
-    decode: bool = False,
+    provider: UpstreamCredentialProvider, outgoing: Outgoing, *, decode: bool = False
 ) -> Relayed | Streamed | ExchangeFailed:
     """As :func:`exchange`, but an event stream comes back as a :class:`Streamed` relayed as it arrives, read until
     the route's deadline (the streaming deployment). The upstream connection is closed when a whole answer has been
     read, and by the stream itself when it ends."""
-    seconds = route.server.timeout_seconds
+    seconds = outgoing.route.server.timeout_seconds
     exits = AsyncExitStack()
     try:
         async with asyncio.timeout(seconds):
             deadline = asyncio.get_running_loop().time() + seconds
 
             async def attempt(credentials: dict[str, str]) -> Relayed | Streamed:
-                return await open_stream(
-                    route, method, forwarded, credentials, payload, exits=exits, deadline=deadline, decode=decode
-                )
+                return await open_stream(outgoing, credentials, exits=exits, deadline=deadline, decode=decode)
 
-            answer = await _with_renewal(provider, route, user_id, attempt)
+            answer = await _with_renewal(provider, outgoing, attempt)
     except (TimeoutError, *_FAILURES) as error:
         await exits.aclose()
-        return failed(route, error)
+        return failed(outgoing.route, error)
     except BaseException:
         await exits.aclose()
         raise
@@ -151,11 +132,9 @@ def failed(route: Route, error: BaseException) -> ExchangeFailed:
 
 
 async def _with_renewal(
-    provider: UpstreamCredentialProvider,
-    route: Route,
-    user_id: str,
-    attempt: Callable[[dict[str, str]], Awaitable[Answer]],
+    provider: UpstreamCredentialProvider, outgoing: Outgoing, attempt: Callable[[dict[str, str]], Awaitable[Answer]]
 ) -> Answer:
+    route, user_id = outgoing.route, outgoing.user_id
     credentials = await provider.headers(route, user_id)
     relayed = await attempt(credentials)
     if relayed.status_code != 401:

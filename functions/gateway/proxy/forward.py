@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from gateway.mcp import sse
 from gateway.mcp.codes import INTERNAL_ERROR
 from gateway.mcp.jsonrpc import Message, RequestId, is_error_response
-from gateway.mcp.payload import Payload
-from gateway.proxy.answer import EVENT_STREAM, JSON, Relayed, decoded_json, error_answer, media_type
+from gateway.proxy.answer import EVENT_STREAM, JSON, Outgoing, Relayed, decoded_json, error_answer, media_type
 from gateway.proxy.headers import RESUME_HEADERS, client_response_headers
 from gateway.proxy.http1_client import (
     BodyTooLarge,
@@ -33,7 +32,7 @@ from gateway.proxy.http1_client import (
 )
 from gateway.routes import Route
 
-__all__ = ["EVENT_STREAM", "JSON", "Relayed", "UpstreamFailure", "checked_answer", "exchange", "media_type"]
+__all__ = ["EVENT_STREAM", "JSON", "Relayed", "UpstreamFailure", "checked_answer", "forward", "media_type"]
 
 # Lambda's synchronous response payload limit is 6 MB for the whole JSON result; keep room for the envelope and
 # headers. A text body is embedded as a JSON string (escaped), a binary one base64-encoded (+33 %).
@@ -117,44 +116,29 @@ def _too_large() -> str:
     return f"answered more than the {LAMBDA_RESPONSE_LIMIT_BYTES // (1024 * 1024)} MB Lambda response limit allows"
 
 
-async def exchange(
-    route: Route,
-    method: str,
-    forwarded: dict[str, str],
-    credentials: dict[str, str],
-    payload: Payload,
-    *,
-    decode: bool = False,
-) -> Relayed:
-    """Forward a POST or DELETE carrying ``payload`` and return what the client should get, whole (the buffered
-    deployment). A 401 is returned as is (the caller owns the credential retry); the other answers are checked (MCP
-    2025-11-25 §Streamable HTTP "Sending Messages"). An SSE answer the upstream closed before answering is completed
-    here. ``decode``: the answer's JSON-RPC messages are read (once) into :attr:`Relayed.messages`."""
-    target = upstream_target(route)
-    response = await _send(target, method, {**forwarded, **credentials}, payload.body)
+async def forward(outgoing: Outgoing, credentials: dict[str, str], *, decode: bool = False) -> Relayed:
+    """Send a POST or DELETE and return what the client should get, whole (the buffered deployment). A 401 is
+    returned as is (the caller owns the credential retry); the other answers are checked (MCP 2025-11-25
+    §Streamable HTTP "Sending Messages"). An SSE answer the upstream closed before answering is completed here.
+    ``decode``: the answer's JSON-RPC messages are read (once) into :attr:`Relayed.messages`."""
+    target = upstream_target(outgoing.route)
+    payload = outgoing.payload
+    response = await _send(target, outgoing.method, {**outgoing.headers, **credentials}, payload.body)
     content_type = media_type(response.headers.get("content-type"))
-    if response.status == 200 and method == "POST" and payload.expects_response and content_type == EVENT_STREAM:
-        content, messages = await _complete_stream(target, response.body, forwarded, credentials, payload, decode)
+    streamed = response.status == 200 and outgoing.method == "POST" and content_type == EVENT_STREAM
+    if streamed and payload.expects_response:
+        content, messages = await _complete_stream(target, response.body, outgoing, credentials, decode)
         if encoded_size(content, content_type) > BODY_BUDGET_BYTES:
             raise UpstreamFailure(502, _too_large())
         return Relayed(200, client_response_headers(response.headers), content, messages)
-    return checked_answer(
-        route, method, response.status, response.headers, response.body, payload, forwarded, decode=decode
-    )
+    return checked_answer(outgoing, response.status, response.headers, response.body, decode=decode)
 
 
 def checked_answer(
-    route: Route,
-    method: str,
-    status: int,
-    upstream_headers: dict[str, str],
-    content: bytes,
-    payload: Payload,
-    forwarded: dict[str, str],
-    *,
-    decode: bool = False,
+    outgoing: Outgoing, status: int, upstream_headers: dict[str, str], content: bytes, *, decode: bool = False
 ) -> Relayed:
     """A whole answer (not an event stream to relay) as the client should get it, or :class:`UpstreamFailure`."""
+    route, payload = outgoing.route, outgoing.payload
     if status == 401:
         return Relayed(401, {}, b"")
     if status >= 500:
@@ -164,11 +148,11 @@ def checked_answer(
     content_type = media_type(upstream_headers.get("content-type"))
     headers = client_response_headers(upstream_headers)
     messages = decoded_json(content) if (decode and content_type == JSON) or status == 404 else None
-    if status == 200 and method == "POST" and payload.expects_response:
+    if status == 200 and outgoing.method == "POST" and payload.expects_response:
         if content_type != JSON:
             shown = content_type or "none"
             raise UpstreamFailure(502, f"answered with non-MCP content (content type {shown})")
-    elif status == 404 and "mcp-session-id" not in forwarded and not is_error_response(list(messages or ())):
+    elif status == 404 and "mcp-session-id" not in outgoing.headers and not is_error_response(list(messages or ())):
         # A 404 carrying a JSON-RPC error is the MCP server's own answer (MCP 2026-07-28 §Streamable HTTP, SEP-2575: a
         # method the server does not implement, or one the revision removed, gets HTTP 404 with -32601): relayed as is.
         # Anything else without a session (HTML, an empty body) means the URL is not an MCP endpoint.
@@ -185,21 +169,16 @@ def checked_answer(
 
 
 async def _complete_stream(
-    target: UpstreamTarget,
-    first: bytes,
-    forwarded: dict[str, str],
-    credentials: dict[str, str],
-    payload: Payload,
-    decode: bool,
+    target: UpstreamTarget, first: bytes, outgoing: Outgoing, credentials: dict[str, str], decode: bool
 ) -> tuple[bytes, tuple[Message, ...] | None]:
-    """The SSE body holding the answer to every request of ``payload``, resuming the stream upstream as needed, and
+    """The SSE body holding the answer to every request of the payload, resuming the stream upstream as needed, and
     (``decode``) the messages it carries.
 
     MCP 2025-11-25 §Streamable HTTP "Resumability and Redelivery": a server that sent an event ``id`` MAY close the
     stream before answering; the client resumes with ``GET`` + ``Last-Event-ID`` after the ``retry`` delay, and the
     server replays what followed that event on the new stream.
     """
-    pending = set(payload.request_ids)
+    pending = set(outgoing.payload.request_ids)
     try:
         text = first.decode()
     except UnicodeDecodeError:
@@ -213,7 +192,7 @@ async def _complete_stream(
     size = len(stream.complete)
     last_event_id = stream.last_event_id
     retry_ms = stream.retry_ms
-    resume_headers = {name: value for name, value in forwarded.items() if name in RESUME_HEADERS}
+    resume_headers = {name: value for name, value in outgoing.headers.items() if name in RESUME_HEADERS}
     resume_headers.update(credentials)
     resume_headers["accept"] = EVENT_STREAM
     for _ in range(MAX_RESUMES):

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from gateway.mcp.codes import INTERNAL_ERROR, SESSION_NOT_FOUND
 from gateway.mcp.payload import Payload
-from gateway.proxy.answer import Relayed, error_answer
+from gateway.proxy.answer import Outgoing, Relayed, error_answer
 from gateway.proxy.exchange import ExchangeFailed, exchange, open_exchange
 from gateway.proxy.headers import upstream_request_headers
 from gateway.proxy.reconnect import reconnect_response
@@ -59,11 +59,12 @@ async def relay(
     if url_elicitation is None:
         url_elicitation = session is not None and session.url_elicitation
 
+    outgoing = Outgoing(route, user_id, method, forwarded, payload)
     answer: Relayed | Streamed | ExchangeFailed
     if streaming:
-        answer = await open_exchange(provider, route, user_id, method, forwarded, payload, decode=decode)
+        answer = await open_exchange(provider, outgoing, decode=decode)
     else:
-        answer = await exchange(provider, route, user_id, method, forwarded, payload, decode=decode)
+        answer = await exchange(provider, outgoing, decode=decode)
     if isinstance(answer, ExchangeFailed):
         return failure_answer(route, payload, answer, url_elicitation=url_elicitation)
     upstream_session_id = answer.headers.get("mcp-session-id")

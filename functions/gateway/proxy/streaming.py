@@ -27,8 +27,7 @@ from gateway.mcp import sse
 from gateway.mcp.codes import INTERNAL_ERROR
 from gateway.mcp.jsonrpc import RequestId, error_response
 from gateway.mcp.outcome import outcomes_by_id
-from gateway.mcp.payload import Payload
-from gateway.proxy.answer import EVENT_STREAM, Relayed, media_type
+from gateway.proxy.answer import EVENT_STREAM, Outgoing, Relayed, media_type
 from gateway.proxy.forward import MAX_CONNECT_SECONDS, checked_answer, upstream_errors, upstream_target
 from gateway.proxy.headers import client_response_headers
 from gateway.proxy.http1_client import BodyTooLarge, UpstreamHttpError, UpstreamStream, upstream_pool
@@ -73,20 +72,18 @@ class Streamed:
 
 
 async def open_stream(
-    route: Route,
-    method: str,
-    forwarded: dict[str, str],
+    outgoing: Outgoing,
     credentials: dict[str, str],
-    payload: Payload,
     *,
     exits: AsyncExitStack,
     deadline: float,
     decode: bool = False,
 ) -> Relayed | Streamed:
-    """Send a POST (carrying ``payload``), GET or DELETE and return the answer: an event stream as a
-    :class:`Streamed` whose body is read until ``deadline`` (the event loop's clock), anything else whole and
-    checked. The upstream connection is registered on ``exits``, which the caller closes once it is done with the
-    answer (a :class:`Streamed` body closes it itself when it ends)."""
+    """Send a POST, GET or DELETE and return the answer: an event stream as a :class:`Streamed` whose body is read
+    until ``deadline`` (the event loop's clock), anything else whole and checked. The upstream connection is
+    registered on ``exits``, which the caller closes once it is done with the answer (a :class:`Streamed` body
+    closes it itself when it ends)."""
+    route, method, payload = outgoing.route, outgoing.method, outgoing.payload
     target = upstream_target(route)
     seconds = route.server.timeout_seconds
     with upstream_errors():
@@ -94,7 +91,7 @@ async def open_stream(
             upstream_pool().stream(
                 target.origin,
                 method,
-                {**forwarded, **credentials},
+                {**outgoing.headers, **credentials},
                 payload.body,
                 max_body=STREAM_LIMIT_BYTES,
                 connect_timeout=min(MAX_CONNECT_SECONDS, seconds),
@@ -107,7 +104,7 @@ async def open_stream(
         relayed = _relay_events(route, response, watch, exits, deadline)
         return Streamed(200, client_response_headers(response.headers), relayed, watch)
     content = await _read_whole(response)
-    return checked_answer(route, method, response.status, response.headers, content, payload, forwarded, decode=decode)
+    return checked_answer(outgoing, response.status, response.headers, content, decode=decode)
 
 
 async def _read_whole(response: UpstreamStream) -> bytes:

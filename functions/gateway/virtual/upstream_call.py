@@ -15,9 +15,10 @@ import logging
 from dataclasses import dataclass
 
 from gateway.mcp.jsonrpc import Message
-from gateway.mcp.payload import NO_PAYLOAD, payload_of
+from gateway.mcp.payload import payload_of
 from gateway.mcp.revisions import is_stateless
 from gateway.mcp.stateless import routing_headers
+from gateway.proxy.answer import Outgoing
 from gateway.proxy.exchange import ExchangeFailed, exchange
 from gateway.routes import Route
 from gateway.upstream.credentials import ReconnectRequired, UpstreamCredentialProvider
@@ -71,7 +72,7 @@ async def call(
         headers.update(routing_headers(request))
     if session_id:
         headers["mcp-session-id"] = session_id
-    relayed = await exchange(provider, route, user_id, "POST", headers, payload_of(request), decode=True)
+    relayed = await exchange(provider, Outgoing(route, user_id, "POST", headers, payload_of(request)), decode=True)
     if isinstance(relayed, ExchangeFailed):
         return UpstreamProblem(member, relayed.cause, reconnect=relayed.reconnect)
     if relayed.status_code == 404 and session_id:
@@ -96,5 +97,5 @@ async def end_session(
 ) -> None:
     """DELETE one upstream session; a failure only means the upstream keeps it until it expires."""
     headers = {"mcp-session-id": session_id, "mcp-protocol-version": protocol_version}
-    if isinstance(await exchange(provider, route, user_id, "DELETE", headers, NO_PAYLOAD), ExchangeFailed):
+    if isinstance(await exchange(provider, Outgoing(route, user_id, "DELETE", headers)), ExchangeFailed):
         logger.info("upstream %s: its session could not be ended", route.key)
