@@ -9,9 +9,9 @@ its body, and the HTTP status of its errors.
 - An error's JSON-RPC code decides the HTTP status; the session era's methods (``initialize``, ``ping``,
   ``logging/setLevel``) are unknown.
 
-A plain route forwards the request: the gateway refuses headers that disagree with the body
-(:func:`header_mismatch`) and sends the upstream the headers computed from the body it forwards
-(:func:`routing_headers`). A virtual route answers the request itself and makes every check a server makes
+A plain route forwards the request: the gateway refuses headers that are missing or disagree with the body
+(:func:`header_mismatch`), as it decides on the body, and sends the upstream the headers computed from the body it
+forwards (:func:`routing_headers`). A virtual route answers the request itself and makes every check a server makes
 (:func:`request_problem`).
 """
 
@@ -36,7 +36,15 @@ from gateway.mcp.payload import Payload, Refusal
 from gateway.mcp.revisions import CLIENT_CAPABILITIES_META, PROTOCOL_VERSION_META, STATELESS_VERSIONS, is_stateless
 
 REMOVED_METHODS = frozenset({"initialize", "ping", "logging/setLevel"})
-NAMED_BY = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+# What Mcp-Name mirrors, per method (§"Standard Request Headers"; the tasks extension, SEP-2663, adds its methods)
+NAMED_BY = {
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+    "tasks/get": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
+}
 ROUTING_HEADERS = ("mcp-method", "mcp-name")
 HTTP_STATUS = {
     PARSE_ERROR: 400,
@@ -91,20 +99,25 @@ def routing_headers(message: Mapping[str, Any]) -> dict[str, str]:
 
 
 def header_mismatch(message: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
-    """Why the routing headers the client sent disagree with the body, else None (a header it left out disagrees
-    with nothing: the gateway sends the upstream the headers computed from the body)."""
+    """Why the routing headers of a request disagree with its body, else None: ``Mcp-Method`` missing or another
+    method, ``Mcp-Name`` missing where the method names something (or present where it names nothing) or another
+    name, ``MCP-Protocol-Version`` other than the body's. Values are compared without the optional whitespace
+    around them (RFC 9110 §5.5), ``Mcp-Name`` after Base64 decoding (§"Value Encoding")."""
     params = message.get("params")
     meta = params.get("_meta") if isinstance(params, Mapping) else None
     version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, Mapping) else None
-    if version is not None and headers.get("mcp-protocol-version") != version:
+    if version is not None and _field(headers.get("mcp-protocol-version")) != version:
         return "MCP-Protocol-Version does not match params._meta"
-    sent_method = headers.get("mcp-method")
-    if sent_method is not None and sent_method != message.get("method"):
-        return "Mcp-Method does not match the request's method"
-    sent_name = headers.get("mcp-name")
-    if sent_name is not None and decode_value(sent_name) != named(message):
-        return "Mcp-Name does not match the request's name"
+    if _field(headers.get("mcp-method")) != message.get("method"):
+        return "Mcp-Method is missing or does not match the request's method"
+    name, sent_name = named(message), _field(headers.get("mcp-name"))
+    if (name is not None or sent_name is not None) and decode_value(sent_name) != name:
+        return "Mcp-Name is missing or does not match the request's name"
     return None
+
+
+def _field(value: str | None) -> str | None:
+    return None if value is None else value.strip(" \t")
 
 
 def request_problem(message: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any] | None:
@@ -117,13 +130,9 @@ def request_problem(message: Mapping[str, Any], headers: Mapping[str, str]) -> d
     if missing:
         return {"code": INVALID_PARAMS, "message": f"params._meta lacks {', '.join(missing)}"}
     version = meta[PROTOCOL_VERSION_META]
-    if headers.get("mcp-protocol-version") != version:
-        return {"code": HEADER_MISMATCH, "message": "MCP-Protocol-Version does not match params._meta"}
-    if headers.get("mcp-method") != message.get("method"):
-        return {"code": HEADER_MISMATCH, "message": "Mcp-Method does not match the request's method"}
-    name = named(message)
-    if name is not None and decode_value(headers.get("mcp-name")) != name:
-        return {"code": HEADER_MISMATCH, "message": "Mcp-Name does not match the request's name"}
+    mismatch = header_mismatch(message, headers)
+    if mismatch is not None:
+        return {"code": HEADER_MISMATCH, "message": f"Header mismatch: {mismatch}"}
     if version not in STATELESS_VERSIONS:
         return {
             "code": UNSUPPORTED_PROTOCOL_VERSION,
@@ -141,9 +150,10 @@ def http_status(response: Mapping[str, Any]) -> int:
 
 
 def header_refusal(payload: Payload, headers: Mapping[str, str]) -> Refusal | None:
-    """A 2026-07-28 request the gateway forwards whose routing headers disagree with its body: refused with 400 and
-    ``-32020`` (§"Server Validation"). Headers of other revisions, and of notifications (the revision defines none
-    for them), are not checked; the upstream gets headers computed from the body either way."""
+    """A 2026-07-28 request the gateway forwards whose routing headers are missing or disagree with its body:
+    refused with 400 and ``-32020`` (§"Server Validation"). Headers of other revisions, and of notifications (the
+    revision defines none for them), are not checked; the upstream gets headers computed from the body either
+    way."""
     if payload.batch or not payload.messages or not is_stateless(headers.get("mcp-protocol-version")):
         return None
     message = payload.messages[0]

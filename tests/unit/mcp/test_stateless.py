@@ -30,8 +30,12 @@ def test_routing_headers_never_carry_what_cannot_be_a_header_value() -> None:
     assert routing_headers(call) == {"mcp-method": "resources/read", "mcp-name": "file:///a b"}
 
 
-def test_a_header_left_out_disagrees_with_nothing_and_an_orphan_name_does() -> None:
+def test_headers_must_be_there_agree_and_name_nothing_they_should_not() -> None:
     listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     assert header_mismatch(listing, {"mcp-method": "tools/list"}) is None
-    assert header_mismatch(listing, {}) is None
-    assert header_mismatch(listing, {"mcp-name": "echo"}) is not None  # tools/list names nothing
+    assert header_mismatch(listing, {"mcp-method": " tools/list\t"}) is None  # RFC 9110 §5.5 optional whitespace
+    assert header_mismatch(listing, {}) is not None  # Mcp-Method is required of every request
+    assert header_mismatch(listing, {"mcp-method": "tools/list", "mcp-name": "echo"}) is not None  # names nothing
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}}
+    assert header_mismatch(call, {"mcp-method": "tools/call"}) is not None  # Mcp-Name is required here
+    assert header_mismatch(call, {"mcp-method": "tools/call", "mcp-name": "=?base64?ZWNobw==?="}) is None

@@ -208,6 +208,8 @@ def modern_call(name: str, version: str = "2026-07-28") -> bytes:
         ({"Mcp-Method": "tools/list", "Mcp-Name": "delete_everything"}, "2026-07-28"),
         ({"Mcp-Method": "tools/call", "Mcp-Name": "=?base64?aGFybWxlc3M=?="}, "2026-07-28"),  # "harmless", encoded
         ({"Mcp-Method": "tools/call", "Mcp-Name": "delete_everything"}, "2025-11-25"),  # the version differs
+        ({"Mcp-Method": "tools/call"}, "2026-07-28"),  # no Mcp-Name: what does a router in front route on?
+        ({"Mcp-Name": "delete_everything"}, "2026-07-28"),  # no Mcp-Method
     ],
 )
 def test_routing_headers_that_disagree_with_the_body_are_refused(
@@ -223,13 +225,14 @@ def test_routing_headers_that_disagree_with_the_body_are_refused(
 
 
 def test_the_upstream_gets_routing_headers_computed_from_the_body(gateway: Gateway, upstream: ScriptedUpstream) -> None:
-    # Given 2026-07-28 requests whose headers agree with the body, or leave a header out
-    agreeing = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "=?base64?ZWNobw==?="}
-    omitting = {"MCP-Protocol-Version": "2026-07-28"}
-    odd = "écho tool"
+    # Given 2026-07-28 requests whose headers agree with the body, in any of the forms a client may send
+    version = {"MCP-Protocol-Version": "2026-07-28"}
+    encoded = {**version, "Mcp-Method": "tools/call", "Mcp-Name": "=?base64?ZWNobw==?="}
+    padded = {**version, "Mcp-Method": "tools/call", "Mcp-Name": "  echo "}  # RFC 9110 §5.5: OWS is not the value
+    odd = {**version, "Mcp-Method": "tools/call", "Mcp-Name": "=?base64?w6ljaG8gdG9vbA==?="}
 
     # When they are relayed
-    for headers, name in ((agreeing, "echo"), (omitting, "echo"), (omitting, odd)):
+    for headers, name in ((encoded, "echo"), (padded, "echo"), (odd, "écho tool")):
         assert gateway.post(modern_call(name), **headers).status_code == 200
 
     # Then the upstream saw the headers of the body it received, in their canonical form
