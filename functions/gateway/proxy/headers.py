@@ -49,13 +49,16 @@ def transport_headers(client_headers: Iterable[tuple[str, str]]) -> dict[str, st
 
 
 def upstream_request_headers(client_headers: Iterable[tuple[str, str]], payload: Payload) -> dict[str, str]:
-    """The headers the upstream sees with ``payload``: the client's transport headers, the routing headers computed
-    from the payload for a 2026-07-28 request (never the client's own)."""
+    """The headers the upstream sees with ``payload``: the client's transport headers, the content type of the bytes
+    the gateway serialized, the routing headers computed from the payload for a 2026-07-28 request (never the
+    client's own)."""
     forwarded = transport_headers(client_headers)
     for name in ROUTING_HEADERS:
         forwarded.pop(name, None)
-    if payload.messages and not payload.batch and is_stateless(forwarded.get("mcp-protocol-version")):
-        forwarded.update(routing_headers(payload.messages[0]))
+    if payload.messages:
+        forwarded["content-type"] = "application/json"  # the bytes are the gateway's serialization (UTF-8 JSON)
+        if not payload.batch and is_stateless(forwarded.get("mcp-protocol-version")):
+            forwarded.update(routing_headers(payload.messages[0]))
     return forwarded
 
 

@@ -282,3 +282,11 @@ def test_a_proxied_tools_call_parses_the_client_body_once(
     assert parsed.count(answer.content) == 1
     assert upstream.last.body not in parsed
     assert len(parsed) == 2
+
+
+def test_the_upstream_is_told_the_type_of_the_bytes_the_gateway_serialized(
+    gateway: Gateway, upstream: ScriptedUpstream
+) -> None:
+    body = json.dumps(call("echo")).encode()
+    assert gateway.post(body, **{"Content-Type": "application/json; charset=utf-16"}).status_code == 200
+    assert upstream.last.headers["content-type"] == "application/json"
