@@ -83,13 +83,19 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         return Response(status_code=204, headers=mcp_cors_headers(origin, allowed_origins, preflight=True))
     cors = mcp_cors_headers(origin, allowed_origins)
 
-    # The one parse of the body: every decision below reads it, and what goes upstream is serialized from it.
-    payload = NO_PAYLOAD
-    if request.method == "POST":
-        payload = parse_client_body(await request.body(), protocol_version=request.headers.get("mcp-protocol-version"))
+    # The one parse of the body: every decision below reads it, and what goes upstream is serialized from it. It is
+    # made when first needed, so a caller turned away at the door costs no parse.
+    body = await request.body() if request.method == "POST" else b""
+    parsed: list[Payload] = []
+
+    def one_parse() -> Payload:
+        if not parsed:
+            version = request.headers.get("mcp-protocol-version")
+            parsed.append(parse_client_body(body, protocol_version=version) if request.method == "POST" else NO_PAYLOAD)
+        return parsed[0]
 
     # Who calls: an access token or a gateway API key (gateway.web.proxy_caller), or the answer instead.
-    claims = await authenticate(runtime, request, route, payload, cors)
+    claims = await authenticate(runtime, request, route, one_parse, cors)
     if isinstance(claims, Response):
         return claims
     add_log_keys(client_id=claims.client_id, user_id=claims.user_id)
@@ -99,6 +105,7 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         # A buffered response cannot hold an SSE stream open (nor can a virtual route merge several): the transport
         # lets servers answer 405.
         return Response(status_code=405, headers={**cors, "Allow": ALLOWED_METHODS})
+    payload = one_parse()
     refusal = payload.refusal or (None if route.is_virtual else header_refusal(payload, request.headers))
     if refusal is not None:  # nothing the gateway did not understand is forwarded
         return _response(json_answer(refusal.status, refusal.response()), cors)

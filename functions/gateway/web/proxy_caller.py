@@ -18,6 +18,7 @@ forwarded upstream (:mod:`gateway.proxy.headers` carries only the transport's ow
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,9 +75,10 @@ class CallerServices(GatewayState, Protocol):
 
 
 async def authenticate(
-    services: CallerServices, request: Request, route: Route, payload: Payload, cors: dict[str, str]
+    services: CallerServices, request: Request, route: Route, payload: Callable[[], Payload], cors: dict[str, str]
 ) -> Caller | Response:
-    """``payload`` is the request's one parse (the error answers carry its request ids)."""
+    """``payload`` gives the request's one parse (made when first asked for: a caller refused at the door costs no
+    parse, and the error answers that carry request ids ask for it)."""
     key = request.headers.get(services.settings.api_key_header)
     token = bearer_token(request.headers.get("authorization"))
     if key is None and token is not None and looks_like_key(token):
@@ -99,7 +101,7 @@ async def authenticate(
     verdict = services.rate_limits.check(limit, subject)
     if not verdict.allowed:
         message = f"rate limit reached; retry after {verdict.retry_after} seconds"
-        limited = error_answer(429, payload, RATE_LIMITED, message, {"retry_after": verdict.retry_after})
+        limited = error_answer(429, payload(), RATE_LIMITED, message, {"retry_after": verdict.retry_after})
         return _response(limited, {**cors, "Retry-After": str(verdict.retry_after)})
     return found
 
@@ -114,7 +116,7 @@ def tool_refusal(caller: Caller, payload: Payload) -> Relayed | None:
 
 
 def _token_caller(
-    services: CallerServices, route: Route, payload: Payload, token: str, cors: dict[str, str]
+    services: CallerServices, route: Route, payload: Callable[[], Payload], token: str, cors: dict[str, str]
 ) -> Caller | Response:
     try:
         claims = services.verified_tokens.verify(token, route)
@@ -134,14 +136,14 @@ def _token_caller(
         active = bool(claims.grant_id) and services.grant_status.is_active(claims.grant_id, services.now())
     except StorageError:
         logger.exception("grant status lookup failed")
-        return _unavailable(payload, "the gateway's grant store is unavailable", cors)
+        return _unavailable(payload(), "the gateway's grant store is unavailable", cors)
     if not active:
         return invalid_token(route, "the access token's grant was revoked or has ended", cors)
     return Caller(user_id=claims.user_id, client_id=claims.client_id, grant_id=claims.grant_id)
 
 
 def _key_caller(
-    services: CallerServices, route: Route, payload: Payload, key: str, cors: dict[str, str]
+    services: CallerServices, route: Route, payload: Callable[[], Payload], key: str, cors: dict[str, str]
 ) -> Caller | Response:
     try:
         record = services.api_key_verifier.verify(key, route, services.now())
@@ -149,7 +151,7 @@ def _key_caller(
         return invalid_token(route, str(problem), cors)
     except StorageError:
         logger.exception("API key lookup failed")
-        return _unavailable(payload, "the gateway's key store is unavailable", cors)
+        return _unavailable(payload(), "the gateway's key store is unavailable", cors)
     return Caller(user_id=record.user_id, client_id=record.key_id, grant_id=None, tools=record.tools, is_key=True)
 
 

@@ -290,3 +290,14 @@ def test_the_upstream_is_told_the_type_of_the_bytes_the_gateway_serialized(
     body = json.dumps(call("echo")).encode()
     assert gateway.post(body, **{"Content-Type": "application/json; charset=utf-16"}).status_code == 200
     assert upstream.last.headers["content-type"] == "application/json"
+
+
+def test_a_caller_turned_away_at_the_door_costs_no_parse(
+    gateway: Gateway, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = record_parses(monkeypatch)
+    headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
+    for authorization in (None, "Bearer not-a-token"):
+        sent = headers if authorization is None else {**headers, "Authorization": authorization}
+        assert gateway.client.post(MCP, content=b"[" * 100_000, headers=sent).status_code == 401
+    assert parsed == []
