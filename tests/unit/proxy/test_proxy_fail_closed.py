@@ -87,17 +87,22 @@ def _post(runtime: Runtime, server: str, message: Any, **headers: str) -> Any:
 # --- item 17: a key service that fails is a 503, not a 500 -------------------------------------------------------
 
 
+def _fail_decryption(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fault: KMS refuses to decrypt (throttled, unreachable), as the adapter reports it."""
+
+    def unavailable(ciphertext: bytes, context: Any) -> bytes:
+        raise CipherUnavailable("KMS Decrypt failed: ThrottlingException")
+
+    monkeypatch.setattr(runtime.upstream_token_cipher, "decrypt", unavailable)
+
+
 def test_a_key_service_failure_decrypting_the_upstream_credential_is_a_503(
     upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given alice's stored upstream credential, and a key service (KMS) that fails when asked to decrypt it
     runtime = _runtime(upstream)
     _connect(runtime, "demo/linear")
-
-    def unavailable(ciphertext: bytes, context: Any) -> bytes:
-        raise CipherUnavailable("KMS Decrypt failed: ThrottlingException")
-
-    monkeypatch.setattr(runtime.upstream_token_cipher, "decrypt", unavailable)
+    _fail_decryption(runtime, monkeypatch)
 
     # When she calls a tool of the route
     response = _post(runtime, "linear", TOOLS_CALL)
@@ -116,11 +121,7 @@ def test_on_a_virtual_route_the_same_failure_names_the_upstream(
 ) -> None:
     runtime = _runtime(upstream)
     _connect(runtime, "demo/toolbox/linear")
-
-    def unavailable(ciphertext: bytes, context: Any) -> bytes:
-        raise CipherUnavailable("KMS Decrypt failed: ThrottlingException")
-
-    monkeypatch.setattr(runtime.upstream_token_cipher, "decrypt", unavailable)
+    _fail_decryption(runtime, monkeypatch)
 
     response = _post(runtime, "toolbox", {**TOOLS_CALL, "params": {"name": "linear_echo", "arguments": {}}})
 
