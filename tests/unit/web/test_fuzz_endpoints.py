@@ -132,7 +132,12 @@ class Gateway:
 
 # --- strategies ---------------------------------------------------------------------------------------------
 
-texts = st.text(max_size=40)
+# Strings an attacker may choose so that they look like the gateway's own credentials (a JWT, an API key): every
+# string field (DCR metadata, /revoke's parameters, tool names, ...) sometimes carries one (issue "Fail closed").
+secret_shaped = st.tuples(st.sampled_from(["eyJ", "eyJhbGciOi", "mcpgw_", "Bearer eyJ"]), st.text(max_size=30)).map(
+    "".join
+)
+texts = st.text(max_size=40) | secret_shaped
 slugs = st.sampled_from(["demo", "echo", "oidc", "acme", "", ".well-known", "..", "%2F"]) | st.text(
     alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", max_size=12
 )
@@ -254,3 +259,57 @@ def test_no_request_makes_the_gateway_answer_5xx(gateway: Gateway, function: str
     assert sum(seen.values()) >= EXAMPLES_PER_FUNCTION  # the budget was spent, not skipped
     assert set(seen) - {404, 405}, f"{function}: every request was turned away at the door ({dict(seen)})"
     print(f"\nfuzz {function}: {sum(seen.values())} requests, statuses {dict(sorted(seen.items()))}")
+
+
+# --- credential-shaped strings where the audit trail records them ----------------------------------------------
+
+DCR_STRING_FIELDS = [
+    "client_name", "client_uri", "logo_uri", "scope", "software_id", "software_version", "application_type",
+    "token_endpoint_auth_method", "redirect_uris", "grant_types", "response_types",
+]  # fmt: skip
+REVOKE_FIELDS = ["token_type_hint", "token", "client_id", "client_secret", "unknown_parameter"]
+
+
+@st.composite
+def hostile_registrations(draw: st.DrawFn) -> HttpRequest:
+    """A valid registration with one string field (or one item of a list field) shaped like a credential."""
+    metadata: dict[str, Any] = {"redirect_uris": [LOCAL_REDIRECT_URI], "client_name": "Fuzzed client"}
+    field, value = draw(st.sampled_from(DCR_STRING_FIELDS)), draw(secret_shaped)
+    if field.endswith("s") and field != "redirect_uris":
+        metadata[field] = [value]
+    elif field == "redirect_uris":
+        metadata[field] = [LOCAL_REDIRECT_URI, value]
+    else:
+        metadata[field] = value
+    return HttpRequest(
+        method="POST", raw_path="/demo/echo/register", raw_query="",
+        headers=[("content-type", "application/json")], body=json.dumps(metadata).encode(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", ["register", "revoke"])
+def test_credential_shaped_strings_in_any_field_never_make_a_5xx(gateway: Gateway, endpoint: str) -> None:
+    """The audit trail redacts what looks like a credential instead of failing the request (issue "Fail closed",
+    item 5): a registration stores its client and answers 201, a revocation revokes and answers 200."""
+    route = gateway.runtime.routes.get("demo", "echo")
+    assert route is not None
+    seen: Counter[int] = Counter()
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(registration=hostile_registrations(), field=st.sampled_from(REVOKE_FIELDS), value=secret_shaped)
+    def one_request(registration: HttpRequest, field: str, value: str) -> None:
+        if endpoint == "register":
+            request = registration
+        else:  # a valid revocation of a fresh token, one of its fields replaced
+            token = grant_backed_token(gateway.runtime, route, subject="fuzz", client_id=gateway.client_id)
+            form = {"token": token, "token_type_hint": "access_token", "client_id": gateway.client_id} | {field: value}
+            request = HttpRequest(
+                method="POST", raw_path="/demo/echo/revoke", raw_query="",
+                headers=[("content-type", "application/x-www-form-urlencoded")], body=urlencode(form).encode(),
+            )  # fmt: skip
+        target, status = gateway.send(request)
+        seen[status] += 1
+        assert status < 500, f"{target} answered {status} to {request.body!r}"
+
+    one_request()
+    assert seen[201 if endpoint == "register" else 200] > 0, dict(seen)  # the requests reached the audit trail
