@@ -10,6 +10,11 @@ Settings and configuration are read once; AWS clients and the services that need
 function that never touches KMS or DynamoDB on a request path never imports boto3 for it (the metadata function
 serves PRM and AS metadata without the AWS SDK). Tests pre-seed any lazily built attribute through the instance
 ``__dict__`` (e.g. in-memory stores) or pass another ``clock``.
+
+:class:`StateRuntime` is the part that needs no gateway configuration: settings, clock, AWS clients, the stores and
+the audit trail. :class:`Runtime` adds the configuration, the routes and the feature services. The admin CLI
+(``mcp-gateway admin``, an entry point too) builds a :class:`StateRuntime` from the same settings model, pointed at
+the tables of a local stack or a deployed stack (:class:`AwsAccess`), so there is one construction of the stores.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
     from gateway.identity.oidc import RelyingParty
     from gateway.oauth.clients import ClientResolver
     from gateway.oauth.token_service import TokenService
+    from gateway.operations.service import OperatorService
     from gateway.proxy.grant_status import GrantStatusCache
     from gateway.proxy.sessions import SessionCodec
     from gateway.proxy.verified_tokens import VerifiedTokens
@@ -75,62 +82,51 @@ def default_api_url(event: Mapping[str, Any], region: str | None) -> str | None:
     return f"https://{api_id}.execute-api.{region}.amazonaws.com{suffix}"
 
 
-class Runtime:
-    """One container's settings, configuration, clock, AWS clients, stores and feature services."""
+@dataclass(frozen=True, slots=True)
+class AwsAccess:
+    """Where and as whom the AWS clients call, when that is not the process's own environment (the admin CLI
+    pointed at a local stack or at a named profile). None for a field: the SDK's own default."""
+
+    profile: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> AwsAccess:
+        """The SDK's variables (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``...) of an
+        environment that is not this process's (e.g. the one ``make dev`` describes in ``.dev/state.json``)."""
+        return cls(
+            profile=environ.get("AWS_PROFILE") or None,
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
+            access_key_id=environ.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=environ.get("AWS_SESSION_TOKEN") or None,
+            endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
+        )
+
+
+class StateRuntime:
+    """Settings, clock, AWS clients, the stores and the audit trail: what acting on a gateway's state needs, without
+    its configuration (the admin CLI builds only this; :class:`Runtime` is this and the rest)."""
 
     def __init__(
         self,
         settings: Settings,
-        config: GatewayConfig,
         *,
         clock: Callable[[], float] = time.time,
-        region: str | None = None,
+        aws: AwsAccess | None = None,
     ) -> None:
-        check_stage(config, settings.stage)  # outside the local stage: refuses dev switches, warns about opt-ins
-        check_timeouts(config, streaming=settings.response_streaming)
         self.settings = settings
-        self.config = config
         self.clock = clock
         """Wall-clock seconds for every expiry decision of this container (tests pass another one)."""
-        self.region = region
-        self._base_url = settings.base_url
-        self._routes: RouteTable | None = None
+        self._aws = aws
         self._lock = threading.RLock()
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Runtime:
-        """This container's runtime: settings from the environment, the configuration file they name. Raises
-        ``ConfigError`` (``DevSwitchRefused``) for a configuration the stage refuses."""
-        environ = os.environ if environ is None else environ
-        settings = Settings.from_environ(environ)
-        return cls(settings, load_config(settings.config), region=environ.get("AWS_REGION"))
 
     def now(self) -> int:
         return int(self.clock())
-
-    @property
-    def streams_responses(self) -> bool:
-        """The streaming deployment: event streams relayed as they arrive, ``GET`` streams served."""
-        return self.settings.response_streaming
-
-    # --- URLs and routes ------------------------------------------------------------------------------------
-
-    def observe_event(self, event: Mapping[str, Any] | None) -> None:
-        """Learn the base URL from the first event when the deployment did not configure one."""
-        if self._base_url is None and event:
-            self._base_url = default_api_url(event, self.region)
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise BaseUrlUnknown("GATEWAY_PUBLIC_BASE_URL is not set and no API Gateway event has been seen")
-        return self._base_url
-
-    @property
-    def routes(self) -> RouteTable:
-        if self._routes is None:
-            self._routes = RouteTable(self.config, self.base_url)
-        return self._routes
 
     # --- AWS clients (lazy: boto3 is imported on first use) ------------------------------------------------
 
@@ -140,14 +136,22 @@ class Runtime:
         credentials (a client on a fresh session costs several times more)."""
         import botocore.session
 
-        return botocore.session.get_session()
+        if self._aws is None:
+            return botocore.session.get_session()
+        session = botocore.session.Session(profile=self._aws.profile)
+        if self._aws.region:
+            session.set_config_variable("region", self._aws.region)
+        if self._aws.access_key_id and self._aws.secret_access_key:
+            session.set_credentials(self._aws.access_key_id, self._aws.secret_access_key, self._aws.session_token)
+        return session
 
     def _client(self, service: str) -> Any:
         from botocore.config import Config
 
         with self._lock:
             config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
-            return self._botocore_session.create_client(service, config=config)
+            endpoint_url = self._aws.endpoint_url if self._aws is not None else None
+            return self._botocore_session.create_client(service, config=config, endpoint_url=endpoint_url)
 
     @cached_property
     def kms(self) -> KMSClient:
@@ -220,6 +224,74 @@ class Runtime:
             clock=self.clock,
             tool_calls=self.settings.audit_tool_calls,
         )
+
+    def operator_service(self, config: GatewayConfig | None = None) -> OperatorService:
+        """What an operator looks at and does (the admin CLI, and the admin console to come): over this runtime's
+        stores and audit trail; ``config`` for the actions that need the configuration (creating an API key)."""
+        from gateway.operations.service import OperatorService
+
+        return OperatorService(
+            clients=self.clients,
+            grants=self.grants,
+            upstream_tokens=self.upstream_tokens,
+            api_keys=self.api_keys,
+            audit_log=self.audit_log,
+            audit=self.audit,
+            clock=self.clock,
+            config=config,
+        )
+
+
+class Runtime(StateRuntime):
+    """One container's settings, configuration, clock, AWS clients, stores and feature services."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: GatewayConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        region: str | None = None,
+    ) -> None:
+        check_stage(config, settings.stage)  # outside the local stage: refuses dev switches, warns about opt-ins
+        check_timeouts(config, streaming=settings.response_streaming)
+        super().__init__(settings, clock=clock)
+        self.config = config
+        self.region = region
+        self._base_url = settings.base_url
+        self._routes: RouteTable | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Runtime:
+        """This container's runtime: settings from the environment, the configuration file they name. Raises
+        ``ConfigError`` (``DevSwitchRefused``) for a configuration the stage refuses."""
+        environ = os.environ if environ is None else environ
+        settings = Settings.from_environ(environ)
+        return cls(settings, load_config(settings.config), region=environ.get("AWS_REGION"))
+
+    @property
+    def streams_responses(self) -> bool:
+        """The streaming deployment: event streams relayed as they arrive, ``GET`` streams served."""
+        return self.settings.response_streaming
+
+    # --- URLs and routes ------------------------------------------------------------------------------------
+
+    def observe_event(self, event: Mapping[str, Any] | None) -> None:
+        """Learn the base URL from the first event when the deployment did not configure one."""
+        if self._base_url is None and event:
+            self._base_url = default_api_url(event, self.region)
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise BaseUrlUnknown("GATEWAY_PUBLIC_BASE_URL is not set and no API Gateway event has been seen")
+        return self._base_url
+
+    @property
+    def routes(self) -> RouteTable:
+        if self._routes is None:
+            self._routes = RouteTable(self.config, self.base_url)
+        return self._routes
 
     @cached_property
     def shared_secret(self) -> bytes:

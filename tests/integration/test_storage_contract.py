@@ -249,6 +249,29 @@ def test_upstream_tokens_use_versions_and_a_single_refresh_lease(stores: Any, re
     assert tokens.get("demo/echo", subject) is None
 
 
+def test_the_routes_where_a_subject_has_credentials_are_found_per_workspace(
+    stores: Any, request: pytest.FixtureRequest
+) -> None:
+    # Given credentials of one subject on two routes of a workspace (one an upstream of a virtual route), on a route
+    # of another workspace, and another subject's
+    tokens: UpstreamTokenStore = stores[2]
+    subject, other = _unique("leaver", request), _unique("stayer", request)
+    workspace = _unique("ws", request)
+    for route_key, who in [
+        (f"{workspace}/echo", subject), (f"{workspace}/toolbox/github", subject), (f"{workspace}x/echo", subject),
+        (f"{workspace}/echo", other),
+    ]:  # fmt: skip
+        token = UpstreamToken(route_key=route_key, subject=who, ciphertext=b"\x00", version=1,
+                              access_expires_at=None, updated_at=NOW)  # fmt: skip
+        assert tokens.put(token, None)
+
+    # Then exactly the subject's routes of that workspace are found
+    assert tokens.routes_of_subject(workspace, subject) == [f"{workspace}/echo", f"{workspace}/toolbox/github"]
+    tokens.delete(f"{workspace}/echo", subject)
+    assert tokens.routes_of_subject(workspace, subject) == [f"{workspace}/toolbox/github"]
+    assert tokens.routes_of_subject(workspace, "nobody") == []
+
+
 # --- audit trail ----------------------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 COMPOSITION_ROOT = "gateway.runtime"
-ENTRY_POINTS = {f"{name}.app" for name in ("metadata", "register", "authorize", "oauth_token", "proxy")}
+ENTRY_POINTS = {f"{name}.app" for name in ("metadata", "register", "authorize", "oauth_token", "proxy")} | {
+    "gateway.admin.command"  # the admin CLI: it builds its stores with the functions' composition root
+}
 DOMAIN = ("gateway.oauth", "gateway.tokens", "gateway.storage.ports", "gateway.routes", "gateway.config")
 
 

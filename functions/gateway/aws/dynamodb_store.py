@@ -529,6 +529,24 @@ class DynamoUpstreamTokenStore(_Table):
     def delete(self, route_key: str, subject: str) -> None:
         self._delete(*_upstream_key(route_key, subject))
 
+    def routes_of_subject(self, workspace: str, subject: str) -> list[str]:
+        # A filtered Scan reading only the keys: an operator's rare action (offboarding) on a table of one row per
+        # connection; a per-subject index would have to be filled for rows written before it existed.
+        items = self._every_item(
+            self._client.scan,
+            {
+                "TableName": self._table,
+                "FilterExpression": "begins_with(pk, :routes) AND sk = :subject",
+                "ExpressionAttributeValues": {
+                    ":routes": _s(f"UPSTREAM#{workspace}/"),
+                    ":subject": _s(f"SUBJECT#{subject}"),
+                },
+                "ProjectionExpression": "pk",
+                "ConsistentRead": True,
+            },
+        )
+        return sorted(item["pk"]["S"].removeprefix("UPSTREAM#") for item in items)
+
 
 # --- audit trail ----------------------------------------------------------------------------------------------------
 

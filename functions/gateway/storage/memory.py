@@ -199,6 +199,10 @@ class MemoryUpstreamTokenStore:
     def delete(self, route_key: str, subject: str) -> None:
         self._items.pop((route_key, subject), None)
 
+    def routes_of_subject(self, workspace: str, subject: str) -> list[str]:
+        with self._lock:
+            return sorted(route for route, who in self._items if who == subject and route.startswith(f"{workspace}/"))
+
 
 class MemoryAuditLog:
     def __init__(self) -> None:

@@ -151,6 +151,11 @@ class UpstreamTokenStore(Protocol):
     def delete(self, route_key: str, subject: str) -> None:
         """Forget the credential (idempotent)."""
 
+    def routes_of_subject(self, workspace: str, subject: str) -> list[str]:
+        """The route keys (``workspace/server``, ``workspace/server/upstream``) of ``workspace`` where a credential
+        of ``subject`` is stored, whatever the configuration says today. For administration (offboarding): it may
+        read the whole table."""
+
 
 class AuditLog(Protocol):
     def append(self, event: AuditEvent) -> None:

@@ -193,6 +193,7 @@ AuditKind = Literal[
     "tool.called",
     "key.created",
     "key.revoked",
+    "user.offboarded",
 ]
 
 
