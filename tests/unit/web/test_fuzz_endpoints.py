@@ -154,6 +154,10 @@ mcp_messages = st.fixed_dictionaries(
     {"jsonrpc": st.sampled_from(["2.0", "1.0", 2]), "method": st.sampled_from(MCP_METHODS) | texts},
     optional={"id": st.integers() | texts | st.none() | st.booleans(), "params": json_values},
 )
+tool_calls = st.fixed_dictionaries(  # a tools/call whose tool name is anything, a credential-shaped one included
+    {"jsonrpc": st.just("2.0"), "id": st.integers(), "method": st.just("tools/call"),
+     "params": st.fixed_dictionaries({"name": texts, "arguments": st.just({})})},
+)  # fmt: skip
 forms = st.dictionaries(st.sampled_from(OAUTH_PARAMETERS) | texts, texts, max_size=8).map(
     lambda form: urlencode(form).encode()
 )
@@ -162,6 +166,7 @@ bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda value: json.dumps(value).encode()),
     mcp_messages.map(lambda value: json.dumps(value).encode()),
+    tool_calls.map(lambda value: json.dumps(value).encode()),
     st.lists(mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode()),
     forms,
     st.sampled_from([DEEP_SMALL, DEEP_SMALL_OBJECT, DEEP_PARAMS, b"[" * 2000, b'{"a":' * 900, b"\xff\xfe{}"]),
