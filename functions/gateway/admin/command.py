@@ -1,6 +1,7 @@
-"""``mcp-gateway admin``: the entry point. It finds the gateway (:mod:`gateway.admin.where`), builds its stores with
-the functions' own settings model and composition root (:class:`gateway.runtime.StateRuntime`), makes one call into
-the operator service (:mod:`gateway.operations.service`) and prints what it returns (:mod:`gateway.admin.output`).
+"""``mcp-gateway admin``: the entry point. It finds the gateway (:mod:`gateway.admin.where`), builds its stores
+with the functions' own settings model and composition root (:class:`gateway.state_runtime.StateRuntime`), makes
+one call into the operator service (:mod:`gateway.operations.service`) and prints what it returns
+(:mod:`gateway.admin.output`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from gateway.admin.where import STATE_FILE, WhereError, gateway_environment, loc
 from gateway.config import ConfigError, DevLoginProvider, GatewayConfig, load_config
 from gateway.operations.service import AuditQuery, OperatorError, OperatorService
 from gateway.operations.views import Ended
-from gateway.runtime import AwsAccess, StateRuntime
 from gateway.settings import Settings, SettingsError
+from gateway.state_runtime import AwsAccess, StateRuntime
 from gateway.storage.ports import StorageError
 
 DURATION = re.compile(r"^(\d+)([smhd])$")

@@ -3,7 +3,7 @@
 ``--local`` reads the running ``make dev``'s ``.dev/state.json``; ``--stack NAME`` reads the deployed stack's outputs
 (``--region``, ``--profile``); otherwise the ``GATEWAY_*_TABLE`` and ``AWS_*`` variables of the environment, as the
 functions read them. The CLI then builds its stores from that environment with the functions' own settings model
-and composition root (``gateway.runtime.StateRuntime``).
+and composition root (``gateway.state_runtime.StateRuntime``).
 """
 
 from __future__ import annotations
