@@ -30,8 +30,8 @@ def when(unix: int) -> str:
     return datetime.datetime.fromtimestamp(unix, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def cell(column: str, value: Any) -> str:
-    """One value as a table shows it."""
+def cell(column: str, value: Any, *, shorten: bool = True) -> str:
+    """One value as a table shows it (free text shortened unless ``shorten`` is False)."""
     if value is None or value == "":
         return "never" if column in NEVER_WHEN_EMPTY else ""
     if (column == "at" or column.endswith("_at")) and isinstance(value, int) and not isinstance(value, bool):
@@ -41,7 +41,7 @@ def cell(column: str, value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(str(item) for item in value)
     text = str(value)
-    if column in FREE_TEXT and len(text) > FREE_TEXT_WIDTH:
+    if shorten and column in FREE_TEXT and len(text) > FREE_TEXT_WIDTH:
         return text[: FREE_TEXT_WIDTH - 1] + "…"
     return text
 
@@ -63,9 +63,10 @@ def _line(values: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def record(row: Mapping[str, Any]) -> str:
-    """One record, a field per line (every field: a single record has room for them)."""
+    """One record, a field per line: every field, whole (a single record has room for them)."""
     width = max(len(name) for name in row)
-    return "\n".join(f"{name.ljust(width)}  {cell(name, value)}".rstrip() for name, value in row.items())
+    lines = (f"{name.ljust(width)}  {cell(name, value, shorten=False)}".rstrip() for name, value in row.items())
+    return "\n".join(lines)
 
 
 def as_json(value: Any) -> str:

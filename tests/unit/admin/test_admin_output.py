@@ -22,6 +22,7 @@ def test_only_free_text_is_shortened_and_then_with_an_ellipsis() -> None:
     shown = cell("client_name", name)
     assert len(shown) == FREE_TEXT_WIDTH and shown.endswith("…") and name.startswith(shown[:-1])
     assert cell("client_name", "Claude Code") == "Claude Code"
+    assert name in record({"client_name": name})  # one record has room for it
 
 
 def test_times_are_utc_dates_and_no_expiry_reads_never() -> None:
