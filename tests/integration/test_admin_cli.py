@@ -80,7 +80,7 @@ def test_the_tables_show_the_columns_that_matter_with_readable_times(
 
     # When they are listed as a table
     assert main(["admin", "audit", "--workspace", "demo", "--since", "1h", "--limit", "3"], environ=env) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the table, without the note on the next page
 
     # Then the columns that matter come first, with dates a person reads (UTC), not epoch seconds
     assert lines[0].split() == ["at", "kind", "route_key", "user_id", "client_id", "detail"]
@@ -270,3 +270,25 @@ def test_a_key_for_a_user_the_dev_login_does_not_know_is_made_with_a_warning(
     captured = capsys.readouterr()
     assert "warning: workspace 'demo' signs in with the development login, which has no user 'mallory'" in captured.err
     assert json.loads(captured.out)[0]["user_id"] == "mallory"
+
+
+def test_audit_events_are_read_page_by_page(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a client that got a token and called a tool (two events, at least)
+    tokens, _ = issued_tokens()
+    assert mcp_call(tokens["access_token"]) == 200
+    base = ["admin", "audit", "--workspace", "demo", "--client", CLIENT_ID, "--since", "1h", "--limit", "1"]
+
+    # When one event is listed, the table says how to read the next page
+    assert main(base, environ=env) == 0
+    output = capsys.readouterr().out
+    [before] = re.findall(r"the same command with --before (\S+)", output)
+
+    # Then that page is older: it starts with another event
+    assert main(["admin", "--json", *base[1:]], environ=env) == 0
+    [first] = json.loads(capsys.readouterr().out)
+    assert main([*base, "--before", before, "--json"], environ=env) == 0
+    [second] = json.loads(capsys.readouterr().out)
+    assert second["event_id"] != first["event_id"] and (second["at"], second["event_id"]) < (
+        first["at"],
+        first["event_id"],
+    )

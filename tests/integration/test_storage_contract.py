@@ -308,6 +308,31 @@ def test_audit_events_come_back_newest_first_within_the_range_across_days(audit_
     assert audit_log.events("contract", since=NOW - 3 * day, until=NOW + 1, limit=2)[-1].event_id == "e3"
 
 
+def test_audit_events_are_read_page_after_page_across_days(audit_log: AuditLog) -> None:
+    # Given seven events over three days, two of them in the same second
+    day = 86400
+    times = [NOW - 2 * day, NOW - day - 5, NOW - day - 5, NOW - 10, NOW - 5, NOW - 5, NOW]
+    for n, at in enumerate(times):
+        audit_log.append(_event(f"p{n}", at, workspace="paged"))
+
+    # When they are read three at a time, each page starting before the last event of the previous one
+    pages: list[list[str]] = []
+    before = None
+    while True:
+        page = audit_log.events("paged", since=NOW - 3 * day, until=NOW + 1, limit=3, before=before)
+        pages.append([event.event_id for event in page])
+        if len(page) < 3:
+            break
+        before = page[-1].position
+
+    # Then every event comes once, newest first, the two of one second apart in their order too
+    assert pages == [["p6", "p5", "p4"], ["p3", "p2", "p1"], ["p0"]]
+    filtered = audit_log.events(
+        "paged", since=NOW - 3 * day, until=NOW + 1, user_id="alice", before=f"{NOW - 5:012d}#p5"
+    )
+    assert [event.event_id for event in filtered] == ["p4", "p3", "p2", "p1", "p0"]
+
+
 def test_audit_events_are_filtered_by_route_user_and_client(audit_log: AuditLog) -> None:
     audit_log.append(_event("a", NOW - 3, user_id="alice", client_id="c1"))
     audit_log.append(_event("b", NOW - 2, user_id="bob", client_id="c1", kind="token.issued", detail={}))

@@ -139,6 +139,7 @@ def command_line() -> CommandLine:
     audit.option("--user").option("--client").option("--route", help="workspace/server")
     audit.option("--since", default="24h", help="how far back (30m, 24h, 7d; default 24h)")
     audit.option("--limit", type=int, default=100)
+    audit.option("--before", help="the next page: the position the previous page printed")
     grants = cli.command("grants", "a user's grants (the clients they authorized)")
     grants.option("--workspace", required=True).option("--user", required=True)
     cli.command("grant", "one grant").argument("grant_id", "the grant's id (as printed, even if it starts with -)")

@@ -120,9 +120,13 @@ def run(args: argparse.Namespace, service: OperatorService, now: int) -> Report:
     if command == "audit":
         query = AuditQuery(
             args.workspace, since=now - _seconds(args.since, "--since"), until=now + 1, route_key=args.route,
-            user_id=args.user, client_id=args.client, limit=args.limit,
+            user_id=args.user, client_id=args.client, limit=args.limit, before=args.before,
         )  # fmt: skip
-        return Report([dataclasses.asdict(event) for event in service.audit_events(query)], "audit")
+        page = service.audit_events(query)
+        more = (
+            [] if page.next_before is None else ["", f"older events: the same command with --before {page.next_before}"]
+        )
+        return Report([dataclasses.asdict(event) for event in page.events], "audit", notes=more)
     if command == "grants":
         return Report(
             [dataclasses.asdict(grant) for grant in service.grants_of_user(args.workspace, args.user)], "grants"

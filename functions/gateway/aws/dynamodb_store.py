@@ -575,10 +575,15 @@ class DynamoAuditLog(_Table):
         user_id: str | None = None,
         client_id: str | None = None,
         limit: int = 100,
+        before: str | None = None,
     ) -> list[AuditEvent]:
         filters = {"route_key": route_key, "user_id": user_id, "client_id": client_id}
         wanted = {name: value for name, value in filters.items() if value is not None}
         found: list[AuditEvent] = []
+        high = f"{until - 1:012d}~"  # "~" sorts after "#": every event of the last second
+        if before is not None:  # the sort key is the event's position: start at it (BETWEEN includes it: skipped)
+            until = min(until, int(before[:12] or 0) + 1)
+            high = min(high, before)
         day = (until - 1) // DAY_SECONDS
         # No event outlives the longest retention the template allows: older days hold nothing to query.
         first_day = max(since, until - MAX_RETENTION_DAYS * DAY_SECONDS) // DAY_SECONDS
@@ -589,7 +594,7 @@ class DynamoAuditLog(_Table):
                 "ExpressionAttributeValues": {
                     ":pk": _s(_audit_partition(workspace, day)),
                     ":low": _s(f"{since:012d}"),
-                    ":high": _s(f"{until - 1:012d}~"),  # "~" sorts after "#": every event of the last second
+                    ":high": _s(high),
                 },
                 "ScanIndexForward": False,
             }
@@ -600,7 +605,11 @@ class DynamoAuditLog(_Table):
             try:
                 while len(found) < limit:
                     page = self._client.query(**kwargs)
-                    found.extend(from_item(AuditEvent, item) for item in page.get("Items", []))
+                    found.extend(
+                        from_item(AuditEvent, item)
+                        for item in page.get("Items", [])
+                        if before is None or item["sk"]["S"] < before
+                    )
                     if "LastEvaluatedKey" not in page:
                         break
                     kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

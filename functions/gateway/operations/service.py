@@ -57,6 +57,16 @@ class AuditQuery:
     user_id: str | None = None
     client_id: str | None = None
     limit: int = 100
+    before: str | None = None
+    """The page after the one that ended with this position (:attr:`AuditPage.next_before`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of audit events, newest first; ``next_before`` is the next page's ``before`` (None: no more)."""
+
+    events: list[AuditEvent]
+    next_before: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +104,14 @@ class OperatorService:
 
     # --- looking -----------------------------------------------------------------------------------------------
 
-    def audit_events(self, query: AuditQuery) -> list[AuditEvent]:
-        return self._audit_log.events(
+    def audit_events(self, query: AuditQuery) -> AuditPage:
+        """A page of events: DynamoDB queries of the day partitions in the range, never a scan."""
+        events = self._audit_log.events(
             query.workspace, since=query.since, until=query.until, route_key=query.route_key,
-            user_id=query.user_id, client_id=query.client_id, limit=query.limit,
+            user_id=query.user_id, client_id=query.client_id, limit=query.limit, before=query.before,
         )  # fmt: skip
+        full = len(events) >= query.limit > 0
+        return AuditPage(events, events[-1].position if full else None)
 
     def grants_of_user(self, workspace: str, user_id: str) -> list[GrantView]:
         grants = sorted(self._grants.grants_of_user(workspace, user_id), key=lambda grant: grant.created_at)
