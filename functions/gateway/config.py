@@ -2,7 +2,8 @@
 
 Loaded once per cold start from the YAML file named by ``GATEWAY_CONFIG`` and validated by these models. A bad file
 fails with :class:`ConfigError`, whose message names each offending key (``workspaces.demo.servers.echo.upstream``)
-and what is wrong with it. ``python -m gateway.config schema`` prints the JSON Schema for editors.
+and what to do about it (:mod:`gateway.config_messages`: the closest key to a typo, what a route lacks; a YAML syntax
+error's line and column). ``python -m gateway.config schema`` prints the JSON Schema for editors.
 
 Validating costs a cold start more than anything else it does (importing PyYAML and building the models'
 validators), so ``make build`` validates the file once and ships the result beside it (``python -m gateway.config
@@ -24,6 +25,7 @@ import logging
 import os
 import sys
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -245,9 +247,22 @@ class Server(_Model):
         description="Virtual routes: how long a warm container reuses a user's merged tools/list (0: never).",
     )
 
+    @staticmethod
+    def missing_keys(data: Mapping[str, object]) -> str | None:
+        """What a route written as ``data`` lacks, said even when an unknown key (a typo of one of these) kept the
+        model's own check from running (gateway.config_messages)."""
+        if "upstream" not in data and "upstreams" not in data:
+            return (
+                "a route needs 'upstream' (the URL of one MCP server) or 'upstreams' (several, for a virtual route); "
+                "it has neither"
+            )
+        return None
+
     @model_validator(mode="after")
     def _one_kind_of_route(self) -> Server:
-        if (self.upstream is None) == (self.upstreams is None):
+        if self.upstream is None and self.upstreams is None:
+            raise ValueError(self.missing_keys({}) or "")
+        if self.upstream is not None and self.upstreams is not None:
             raise ValueError("set either 'upstream' (one MCP server) or 'upstreams' (a virtual route), not both")
         if self.upstreams is not None:
             if not self.upstreams:
@@ -379,19 +394,14 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid; the message says where and why."""
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {location}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def parse_config(data: object, source: str = "<config>") -> GatewayConfig:
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(f"invalid gateway configuration {source}:\n{_describe(error)}") from None
+        from gateway.config_messages import describe  # only a bad file pays for it
+
+        lines = "\n".join(describe(error, GatewayConfig, data))
+        raise ConfigError(f"invalid gateway configuration {source}:\n{lines}") from None
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -415,8 +425,21 @@ def _validate_yaml(text: str, path: Path) -> GatewayConfig:
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
-        raise ConfigError(f"gateway configuration {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"gateway configuration {path} is not valid YAML: {_yaml_problem(error)}") from None
     return parse_config(data, str(path))
+
+
+def _yaml_problem(error: Exception) -> str:
+    """The YAML error with the line and column of the file (PyYAML names a string it parsed "<unicode string>")."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    if mark is None:
+        return problem
+    context = getattr(error, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    snippet = mark.get_snippet() if hasattr(mark, "get_snippet") else None
+    text = f"{where}: {problem}" + (f" ({context})" if context else "")
+    return f"{text}\n{snippet}" if snippet else text
 
 
 # --- the validated form shipped beside the file -------------------------------------------------------------

@@ -249,6 +249,29 @@ def test_upstream_tokens_use_versions_and_a_single_refresh_lease(stores: Any, re
     assert tokens.get("demo/echo", subject) is None
 
 
+def test_the_routes_where_a_subject_has_credentials_are_found_per_workspace(
+    stores: Any, request: pytest.FixtureRequest
+) -> None:
+    # Given credentials of one subject on two routes of a workspace (one an upstream of a virtual route), on a route
+    # of another workspace, and another subject's
+    tokens: UpstreamTokenStore = stores[2]
+    subject, other = _unique("leaver", request), _unique("stayer", request)
+    workspace = _unique("ws", request)
+    for route_key, who in [
+        (f"{workspace}/echo", subject), (f"{workspace}/toolbox/github", subject), (f"{workspace}x/echo", subject),
+        (f"{workspace}/echo", other),
+    ]:  # fmt: skip
+        token = UpstreamToken(route_key=route_key, subject=who, ciphertext=b"\x00", version=1,
+                              access_expires_at=None, updated_at=NOW)  # fmt: skip
+        assert tokens.put(token, None)
+
+    # Then exactly the subject's routes of that workspace are found
+    assert tokens.routes_of_subject(workspace, subject) == [f"{workspace}/echo", f"{workspace}/toolbox/github"]
+    tokens.delete(f"{workspace}/echo", subject)
+    assert tokens.routes_of_subject(workspace, subject) == [f"{workspace}/toolbox/github"]
+    assert tokens.routes_of_subject(workspace, "nobody") == []
+
+
 # --- audit trail ----------------------------------------------------------------------------------------------------
 
 
@@ -283,6 +306,31 @@ def test_audit_events_come_back_newest_first_within_the_range_across_days(audit_
     assert [event.event_id for event in found] == ["e3", "e2", "e1"]
     assert found[0] == _event("e3", NOW - 5)
     assert audit_log.events("contract", since=NOW - 3 * day, until=NOW + 1, limit=2)[-1].event_id == "e3"
+
+
+def test_audit_events_are_read_page_after_page_across_days(audit_log: AuditLog) -> None:
+    # Given seven events over three days, two of them in the same second
+    day = 86400
+    times = [NOW - 2 * day, NOW - day - 5, NOW - day - 5, NOW - 10, NOW - 5, NOW - 5, NOW]
+    for n, at in enumerate(times):
+        audit_log.append(_event(f"p{n}", at, workspace="paged"))
+
+    # When they are read three at a time, each page starting before the last event of the previous one
+    pages: list[list[str]] = []
+    before = None
+    while True:
+        page = audit_log.events("paged", since=NOW - 3 * day, until=NOW + 1, limit=3, before=before)
+        pages.append([event.event_id for event in page])
+        if len(page) < 3:
+            break
+        before = page[-1].position
+
+    # Then every event comes once, newest first, the two of one second apart in their order too
+    assert pages == [["p6", "p5", "p4"], ["p3", "p2", "p1"], ["p0"]]
+    filtered = audit_log.events(
+        "paged", since=NOW - 3 * day, until=NOW + 1, user_id="alice", before=f"{NOW - 5:012d}#p5"
+    )
+    assert [event.event_id for event in filtered] == ["p4", "p3", "p2", "p1", "p0"]
 
 
 def test_audit_events_are_filtered_by_route_user_and_client(audit_log: AuditLog) -> None:

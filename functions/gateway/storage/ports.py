@@ -151,6 +151,11 @@ class UpstreamTokenStore(Protocol):
     def delete(self, route_key: str, subject: str) -> None:
         """Forget the credential (idempotent)."""
 
+    def routes_of_subject(self, workspace: str, subject: str) -> list[str]:
+        """The route keys (``workspace/server``, ``workspace/server/upstream``) of ``workspace`` where a credential
+        of ``subject`` is stored, whatever the configuration says today. For administration (offboarding): it may
+        read the whole table."""
+
 
 class AuditLog(Protocol):
     def append(self, event: AuditEvent) -> None:
@@ -166,6 +171,8 @@ class AuditLog(Protocol):
         user_id: str | None = None,
         client_id: str | None = None,
         limit: int = 100,
+        before: str | None = None,
     ) -> list[AuditEvent]:
         """The workspace's events with ``since <= at < until`` that match every filter given, newest first, at most
-        ``limit``. Expired events (``expires_at <= until``) may or may not be returned."""
+        ``limit``; with ``before`` (an event's ``position``, e.g. the last of the previous page) only those that sort
+        before it. Expired events (``expires_at <= until``) may or may not be returned."""

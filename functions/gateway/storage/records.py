@@ -193,6 +193,7 @@ AuditKind = Literal[
     "tool.called",
     "key.created",
     "key.revoked",
+    "user.offboarded",
 ]
 
 
@@ -214,3 +215,8 @@ class AuditEvent:
     client_id: str | None = None
     grant_id: str | None = None
     detail: dict[str, str | int | bool] = field(default_factory=dict)
+
+    @property
+    def position(self) -> str:
+        """Where the event sorts in the trail (its time, then its id): the cursor of the page after it."""
+        return f"{self.at:012d}#{self.event_id}"

@@ -132,7 +132,12 @@ class Gateway:
 
 # --- strategies ---------------------------------------------------------------------------------------------
 
-texts = st.text(max_size=40)
+# Strings an attacker may choose so that they look like the gateway's own credentials (a JWT, an API key): every
+# string field (DCR metadata, /revoke's parameters, tool names, ...) sometimes carries one (issue "Fail closed").
+secret_shaped = st.tuples(st.sampled_from(["eyJ", "eyJhbGciOi", "mcpgw_", "Bearer eyJ"]), st.text(max_size=30)).map(
+    "".join
+)
+texts = st.text(max_size=40) | secret_shaped
 slugs = st.sampled_from(["demo", "echo", "oidc", "acme", "", ".well-known", "..", "%2F"]) | st.text(
     alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", max_size=12
 )
@@ -149,6 +154,10 @@ mcp_messages = st.fixed_dictionaries(
     {"jsonrpc": st.sampled_from(["2.0", "1.0", 2]), "method": st.sampled_from(MCP_METHODS) | texts},
     optional={"id": st.integers() | texts | st.none() | st.booleans(), "params": json_values},
 )
+tool_calls = st.fixed_dictionaries(  # a tools/call whose tool name is anything, a credential-shaped one included
+    {"jsonrpc": st.just("2.0"), "id": st.integers(), "method": st.just("tools/call"),
+     "params": st.fixed_dictionaries({"name": texts, "arguments": st.just({})})},
+)  # fmt: skip
 forms = st.dictionaries(st.sampled_from(OAUTH_PARAMETERS) | texts, texts, max_size=8).map(
     lambda form: urlencode(form).encode()
 )
@@ -157,6 +166,7 @@ bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda value: json.dumps(value).encode()),
     mcp_messages.map(lambda value: json.dumps(value).encode()),
+    tool_calls.map(lambda value: json.dumps(value).encode()),
     st.lists(mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode()),
     forms,
     st.sampled_from([DEEP_SMALL, DEEP_SMALL_OBJECT, DEEP_PARAMS, b"[" * 2000, b'{"a":' * 900, b"\xff\xfe{}"]),
@@ -254,3 +264,62 @@ def test_no_request_makes_the_gateway_answer_5xx(gateway: Gateway, function: str
     assert sum(seen.values()) >= EXAMPLES_PER_FUNCTION  # the budget was spent, not skipped
     assert set(seen) - {404, 405}, f"{function}: every request was turned away at the door ({dict(seen)})"
     print(f"\nfuzz {function}: {sum(seen.values())} requests, statuses {dict(sorted(seen.items()))}")
+
+
+# --- credential-shaped strings where the audit trail records them ----------------------------------------------
+
+DCR_STRING_FIELDS = [
+    "client_name", "client_uri", "logo_uri", "scope", "software_id", "software_version", "application_type",
+    "token_endpoint_auth_method", "redirect_uris", "grant_types", "response_types",
+]  # fmt: skip
+REVOKE_FIELDS = ["token_type_hint", "token", "client_id", "client_secret", "unknown_parameter"]
+
+
+@st.composite
+def hostile_registrations(draw: st.DrawFn) -> HttpRequest:
+    """A valid registration with one string field (or one item of a list field) shaped like a credential."""
+    metadata: dict[str, Any] = {"redirect_uris": [LOCAL_REDIRECT_URI], "client_name": "Fuzzed client"}
+    field, value = draw(st.sampled_from(DCR_STRING_FIELDS)), draw(secret_shaped)
+    if field.endswith("s") and field != "redirect_uris":
+        metadata[field] = [value]
+    elif field == "redirect_uris":
+        metadata[field] = [LOCAL_REDIRECT_URI, value]
+    else:
+        metadata[field] = value
+    return HttpRequest(
+        method="POST", raw_path="/demo/echo/register", raw_query="",
+        headers=[("content-type", "application/json")], body=json.dumps(metadata).encode(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", ["register", "revoke"])
+def test_credential_shaped_strings_in_any_field_never_make_a_5xx(upstream: ScriptedUpstream, endpoint: str) -> None:
+    """The audit trail redacts what looks like a credential instead of failing the request (issue "Fail closed",
+    item 5): a registration stores its client and answers 201, a revocation revokes and answers 200."""
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream.url
+    data["workspaces"]["demo"]["servers"]["toolbox"]["upstreams"]["demo"]["url"] = upstream.url
+    # a gateway of its own, without the per-address limits (every request comes from one address)
+    gateway = Gateway(memory_runtime(parse_config(data), rate_limit_register_per_ip=0, rate_limit_token_per_ip=0))
+    route = gateway.runtime.routes.get("demo", "echo")
+    assert route is not None
+    seen: Counter[int] = Counter()
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(registration=hostile_registrations(), field=st.sampled_from(REVOKE_FIELDS), value=secret_shaped)
+    def one_request(registration: HttpRequest, field: str, value: str) -> None:
+        if endpoint == "register":
+            request = registration
+        else:  # a valid revocation of a fresh token, one of its fields replaced
+            token = grant_backed_token(gateway.runtime, route, subject="fuzz", client_id=gateway.client_id)
+            form = {"token": token, "token_type_hint": "access_token", "client_id": gateway.client_id} | {field: value}
+            request = HttpRequest(
+                method="POST", raw_path="/demo/echo/revoke", raw_query="",
+                headers=[("content-type", "application/x-www-form-urlencoded")], body=urlencode(form).encode(),
+            )  # fmt: skip
+        target, status = gateway.send(request)
+        seen[status] += 1
+        assert status < 500, f"{target} answered {status} to {request.body!r}"
+
+    one_request()
+    assert seen[201 if endpoint == "register" else 200] > 0, dict(seen)  # the requests reached the audit trail
