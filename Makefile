@@ -50,10 +50,10 @@ schema: $(STAMP) ## regenerate schema/gateway-config.schema.json from the config
 build: $(STAMP) ## sam build with compiled .pyc (CONFIG=path/to/gateway.yaml)
 	bash infra/scripts/build.sh $(CONFIG)
 
-deploy: $(STAMP) ## build with CONFIG and sam deploy --guided: make deploy CONFIG=my-gateway.yaml
+deploy: $(STAMP) ## check AWS access, build with CONFIG, sam deploy (no questions): make deploy CONFIG=my-gateway.yaml
 	@test -n "$(CONFIG)" || { echo "usage: make deploy CONFIG=path/to/gateway.yaml (the config ships inside the build)" >&2; exit 2; }
-	bash infra/scripts/build.sh $(CONFIG)
-	bash infra/scripts/deploy.sh
+	@bash infra/scripts/deploy.sh --config "$(CONFIG)" $(if $(STACK_NAME),--stack-name "$(STACK_NAME)") \
+		$(if $(REGION),--region "$(REGION)") $(foreach p,$(PARAMS),--parameter "$(p)")
 
 clean: ## remove the virtualenv, build output and caches
 	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache
