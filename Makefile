@@ -37,9 +37,9 @@ lint: $(STAMP) ## ruff and mypy strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-invoke: $(STAMP) ## run one function on one event: make invoke FN=metadata EVENT=events/metadata-prm.json
-	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json" >&2; exit 2; }
-	$(PY) -m infra.invoke $(FN) $(EVENT)
+invoke: $(STAMP) ## run one function on one event: make invoke FN=metadata EVENT=events/metadata-prm.json (KEEP=1)
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json [KEEP=1]" >&2; exit 2; }
+	$(PY) -m infra.invoke $(if $(KEEP),--keep) $(FN) $(EVENT)
 
 bench: $(STAMP) ## benchmarks: cold start, import breakdown, RSS, proxy latency (docs/performance.md)
 	$(PY) -m infra.bench
