@@ -115,6 +115,17 @@ def test_docs_deploy_lists_every_output_of_the_template(template: dict[str, Any]
     assert set(template["Outputs"]) <= documented, set(template["Outputs"]) - documented
 
 
+def test_docs_deploy_lists_every_parameter_of_the_template_with_its_default(template: dict[str, Any]) -> None:
+    deploy = section(DEPLOY.read_text(encoding="utf-8"), "## 4. Deploy")
+    rows = [line.split("|") for line in deploy.splitlines() if line.startswith("| `")]
+    documented = {name: row[2].strip() for row in rows for name in re.findall(r"`([A-Za-z]+)`", row[1])}
+    for name, spec in template["Parameters"].items():
+        assert name in documented, f"parameter {name} is missing from docs/deploy.md"
+        default = str(spec.get("Default", ""))
+        shown = documented[name]
+        assert (f"`{default}`" in shown) if default else shown == "empty", f"{name}: template {default!r}, docs {shown}"
+
+
 def test_docs_deploy_counts_the_tables_kept_when_the_stack_is_deleted(template: dict[str, Any]) -> None:
     removing = section(DEPLOY.read_text(encoding="utf-8"), "## Removing the stack")
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
