@@ -13,10 +13,10 @@ What is asked, and where the answers live:
   including the "has no authentication. Is this okay?" question it asks in guided mode for each route: the routes are
   public by design (the gateway is the OAuth authorization server and the proxy checks its own tokens).
 - :data:`LOCAL_SETTINGS` (``deploy.local.toml``, gitignored) holds this checkout's own answers: the stack name, the
-  region and the template parameters that differ from their defaults. A first deploy on a terminal asks for the stack
-  name and the region (each with a default, and only when neither the command line nor the environment gives one); a
-  second deploy asks nothing. Without a terminal nothing is ever asked: the defaults apply, and a missing region is an
-  error.
+  region and the template parameters that differ from their defaults. A first deploy on a terminal asks for the region
+  (default: ``AWS_REGION`` or the profile's) and the stack name (default ``mcp-gateway``), each only when the command
+  line does not give it; a second deploy asks nothing. Without a terminal nothing is ever asked: the defaults apply,
+  and a missing region is an error.
 
 Template parameters: ``PARAMS="Stage=staging PublicBaseUrl=https://gw.example.com"`` (``--parameter NAME=VALUE``);
 each is checked against the template and saved, so later deploys keep it. ``--no-build`` deploys the last build.
