@@ -49,6 +49,7 @@ def _pending_id(context: PlaceholderContext) -> str:
         csrf_token=random_token(32),
     )
     runtime.grants.put_pending(pending)
+    context.leftovers.pending.append(pending.pending_id)
     context.values[_PENDING_KEY] = pending.pending_id
     return pending.pending_id
 

@@ -35,10 +35,12 @@ def _new_code(context: PlaceholderContext) -> tuple[str, str]:
     now = runtime.now()
     ensure_local_client(runtime, route)
     code, verifier = random_token(), random_token(48)
+    grant_id = random_token(16)  # the token function creates the grant under this id when it redeems the code
+    context.leftovers.grants.append(grant_id)
     runtime.grants.put_code(
         AuthorizationCode(
             code_hash=hash_secret(code),
-            grant_id=random_token(16),
+            grant_id=grant_id,
             route_key=route.key,
             client_id=LOCAL_CLIENT_ID,
             redirect_uri=LOCAL_REDIRECT_URI,

@@ -27,6 +27,7 @@ from gateway.oauth.redirect_uris import is_loopback_redirect
 from gateway.routes import Route
 from gateway.storage.records import AuditKind, AuthorizationCode, ClientSource, PendingAuthorization
 from gateway.web.pages import PageError, page, redirect
+from gateway.web.scope_text import describe_scopes
 from gateway.web.sign_in_flow import (
     EXPIRED,
     Context,
@@ -44,10 +45,6 @@ logger = logging.getLogger("gateway.authorize")
 KNOWN_REDIRECT_HOSTS = frozenset(
     {"claude.ai", "claude.com", "vscode.dev", "insiders.vscode.dev", "chatgpt.com", "chat.openai.com"}
 )
-SCOPE_DESCRIPTIONS = {
-    "mcp": "Use this MCP server on your behalf: list and call its tools, read its resources and prompts.",
-    "offline_access": "Stay connected while you are away (the application may refresh its access).",
-}
 SOURCE_LABELS: dict[ClientSource, str] = {
     "dcr": "Registered itself with this server (dynamic client registration)",
     "cimd": "Its client metadata document, published at its own URL",
@@ -208,10 +205,7 @@ def _consent_view(route: Route, pending: PendingAuthorization, client: Authorizi
             "description": route.server.description,
             "upstream_host": ", ".join(dict.fromkeys(urlsplit(str(url)).netloc for url in upstreams)),
         },
-        "scopes": [
-            {"name": name, "description": SCOPE_DESCRIPTIONS.get(name, f"Permission {name!r} on this server.")}
-            for name in pending.scopes
-        ],
+        "scopes": describe_scopes(pending.scopes),
     }
 
 

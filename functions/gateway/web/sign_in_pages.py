@@ -3,7 +3,8 @@ Connect callback (``GET /{ws}/oidc/callback``, one per workspace, shared by its 
 
 Either yields the signed-in user, and the flow of the pending authorization's kind continues: an MCP client's
 authorization goes on to consent (:mod:`gateway.web.consent_page`), an upstream connect link to the upstream's
-sign-in (:mod:`gateway.web.upstream_connect`).
+sign-in (:mod:`gateway.web.upstream_connect`), My connections to its page. Every successful sign-in also starts the
+workspace's session in this browser (:mod:`gateway.web.session`), so My connections needs no second sign-in.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from gateway.config import DevLoginProvider, OidcProvider
 from gateway.identity import dev_login
 from gateway.identity.user import SignedInUser
 from gateway.rate_limits import RateLimit
+from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
-from gateway.web import connections_page, consent_page, cookies
+from gateway.web import connections_page, consent_page, cookies, session
 from gateway.web.pages import PageError, page
 from gateway.web.rate_limiting import client_address, first_refusal, too_many_requests
 from gateway.web.responses import NO_STORE
@@ -46,13 +48,29 @@ async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: Signe
         "user.signed_in", workspace=route.workspace_name, route_key=route.route_key, user_id=user.id,
         client_id=pending.client_id,
     )  # fmt: skip
+    response = await _continue_flow(ctx, route, pending, user)
+    session.start(response, user, route.workspace_name, base_url=ctx.base_url, secret=ctx.secret, now=ctx.now())
+    return response
+
+
+async def _continue_flow(ctx: Context, route: Route, pending: PendingAuthorization, user: SignedInUser) -> Response:
     if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
-        return connections_page.after_sign_in(ctx, route, pending, user.id)
+        return connections_page.after_sign_in(ctx, route, pending)
     if pending.client_id == CONNECT_CLIENT_ID:
         from gateway.web import upstream_connect  # upstream OAuth: loaded by the flows that use it
 
         return await upstream_connect.after_sign_in(ctx, route, pending, user)
     return await consent_page.after_sign_in(ctx, route, pending, user)
+
+
+def own_page_purpose(pending: PendingAuthorization, route: Route) -> str | None:
+    """What a sign-in for one of the gateway's own pages is for (None: an MCP client's authorization, which the
+    sign-in page presents as the application asking to use the route)."""
+    if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
+        return "to see the applications and accounts connected to you in this workspace"
+    if pending.client_id == CONNECT_CLIENT_ID:
+        return f"to connect your account for {route.title}"
+    return None
 
 
 def sign_in_refused(ctx: Context) -> Response | None:
@@ -97,6 +115,7 @@ async def login(ctx: Context) -> Response:
         redirect_uri=pending.redirect_uri,
         page_title="Sign in",
         workspace_title=workspace.title,
+        purpose=own_page_purpose(pending, route),
         client_name=client.client_name,
         route_title=route.title,
         action=f"{ctx.base_url}/{workspace_name}/login",

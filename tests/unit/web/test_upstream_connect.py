@@ -286,7 +286,8 @@ def test_a_connect_link_opened_without_being_signed_in_starts_the_workspace_sign
     pending = grants(runtime).get_pending(parse_qs(urlsplit(login).query)["p"][0], runtime.now())
     assert pending is not None and pending.client_id == CONNECT_CLIENT_ID and pending.user_id is None
     form_page = browser.get(login)
-    assert form_page.status_code == 200 and "Connect your account for Notes" in form_page.text
+    assert form_page.status_code == 200 and "to connect your account for Notes." in form_page.text
+    assert "which asks to use" not in form_page.text  # the page says what this sign-in is for
     assert stored_subjects(runtime) == []
 
 
