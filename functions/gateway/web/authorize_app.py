@@ -45,14 +45,11 @@ async def authorize(ctx: Context) -> Response:
     route = ctx.services.routes.get(workspace_name, server_name)
     if route is None:
         raise PageError(404, "Not found", f"There is no MCP server {server_name!r} in workspace {workspace_name!r}.")
-    limit = ctx.services.settings.rate_limit_authorize_per_ip
-    refused = first_refusal(
-        ctx.services,
-        [
-            (RateLimit("authorize-ip", limit), client_address(request)),
-            (RateLimit("authorize-client", limit), request.query_params.get("client_id")),
-        ],
-    )
+    # Per address only: /authorize authenticates no client, so a count by the client_id it names would let anyone
+    # spend the sign-ins of every user of that client; by (client, address) it would never refuse what this count
+    # lets through (same limit). See rate_limits.client_subject.
+    limit = RateLimit("authorize-ip", ctx.services.settings.rate_limit_authorize_per_ip)
+    refused = first_refusal(ctx.services, [(limit, client_address(request))])
     if refused is not None:
         return too_many_requests(refused, NO_STORE)
     now = ctx.now()
