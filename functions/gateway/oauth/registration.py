@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.display_text import visible_text
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import hash_secret, random_token
 from gateway.oauth.redirect_uris import MAX_LENGTH as MAX_URI_LENGTH
@@ -224,4 +225,4 @@ def _text(value: str | None, field: str) -> str | None:
         return None
     if _CONTROL.search(value):
         raise OAuthError("invalid_client_metadata", f"{field} must not contain control characters")
-    return value.strip() or None
+    return visible_text(value).strip() or None  # no bidi overrides or zero-width characters (gateway.display_text)

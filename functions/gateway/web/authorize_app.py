@@ -17,6 +17,7 @@ Every page is HTML with a strict CSP and frame protection (:mod:`gateway.web.pag
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,9 +25,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
-from gateway.oauth.authorize_request import RedirectableError, UnsafeToRedirect, error_redirect, parse_authorize_request
+from gateway.oauth.authorize_request import (
+    RedirectableError,
+    UnsafeToRedirect,
+    error_redirect,
+    parse_authorize_request,
+    redirects_automatically,
+)
 from gateway.oauth.hashing import random_token
 from gateway.rate_limits import RateLimit
+from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
 from gateway.web import connections_page, consent_page, sign_in_pages
 from gateway.web.default_route import DefaultRouteAliases
@@ -60,7 +68,9 @@ async def authorize(ctx: Context) -> Response:
     except UnsafeToRedirect as problem:
         raise PageError(problem.status_code, problem.title, problem.description) from None
     except RedirectableError as problem:
-        return redirect(error_redirect(route, problem))
+        if redirects_automatically(problem.client):
+            return redirect(error_redirect(route, problem))
+        raise refused_request_page(route, problem) from None
 
     policy = ctx.services.config.oauth
     pending = PendingAuthorization(
@@ -78,6 +88,21 @@ async def authorize(ctx: Context) -> Response:
         csrf_token=random_token(32),
     )
     return await start_sign_in(ctx, route, pending, parsed.client.client_name)
+
+
+def refused_request_page(route: Route, problem: RedirectableError) -> PageError:
+    """An invalid request from a client whose redirect URI the gateway does not trust: the error page, with the
+    client's error answer as a link that says where it goes (RFC 9700 §4.11.2)."""
+    client_name = problem.client.client_name if problem.client is not None else "the application"
+    destination = urlsplit(problem.redirect_uri)
+    return PageError(
+        400,
+        "The application's request was refused",
+        f"{client_name} sent a sign-in request that {route.title} cannot accept: {problem.error.description}.",
+        hint=f"The link below returns the error to {destination.scheme}://{destination.netloc}.",
+        return_url=error_redirect(route, problem),
+        client_name=client_name,
+    )
 
 
 async def _upstream_connect(ctx: Context) -> Response:

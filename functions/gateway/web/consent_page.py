@@ -23,7 +23,7 @@ from starlette.responses import Response
 from gateway.identity.user import SignedInUser
 from gateway.oauth.authorize_request import AuthorizingClient, redirect_with
 from gateway.oauth.hashing import hash_secret, random_token
-from gateway.oauth.redirect_uris import is_loopback_redirect
+from gateway.oauth.redirect_uris import browser_destination, is_loopback_redirect
 from gateway.routes import Route
 from gateway.storage.records import AuditKind, AuthorizationCode, ClientSource, PendingAuthorization
 from gateway.web.pages import PageError, page, redirect
@@ -171,7 +171,8 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
 class RedirectView:
     display: str
     description: str
-    warning: bool
+    warning: str | None
+    """Shown in a visible alert when the destination deserves a second look."""
 
 
 def describe_redirect(redirect_uri: str, client: AuthorizingClient) -> RedirectView:
@@ -179,16 +180,31 @@ def describe_redirect(redirect_uri: str, client: AuthorizingClient) -> RedirectV
     parts = urlsplit(redirect_uri)
     scheme = parts.scheme.lower()
     if is_loopback_redirect(redirect_uri):
-        return RedirectView(f"{scheme}://{parts.netloc}", "an application on this computer", False)
+        return RedirectView(f"{scheme}://{parts.netloc}", "an application on this computer", None)
     if scheme != "https":
+        opens = browser_destination(redirect_uri)
+        display = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+        if opens is None:
+            return RedirectView(display, f"an application on this device ({scheme}: link)", None)
         return RedirectView(
-            f"{parts.scheme}://{parts.netloc}", f"an application on this device ({scheme}: link)", False
+            display,
+            f"a {scheme}: link, which opens another application",
+            f"After you approve, your browser hands the answer to another application ({scheme}: link), which "
+            f"opens {opens}. An application on this device does not normally return that way; approve only if "
+            "you trust it and you started this connection yourself.",
         )
     host = (parts.hostname or "").lower()
     known = host in KNOWN_REDIRECT_HOSTS
     if client.source == "cimd":  # its metadata document was fetched from this host over https
         known = known or host == (urlsplit(client.client_id).hostname or "").lower()
-    return RedirectView(host, "a known site" if known else "a website", not known)
+    if known:
+        return RedirectView(host, "a known site", None)
+    return RedirectView(
+        host,
+        "a website",
+        f"After you approve, your browser goes to {host}, a website this gateway does not know. Approve only if "
+        "you trust it and you started this connection yourself.",
+    )
 
 
 def _consent_view(route: Route, pending: PendingAuthorization, client: AuthorizingClient) -> dict[str, Any]:

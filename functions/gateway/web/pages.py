@@ -20,13 +20,28 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.display_text import visible_text
 from gateway.storage.ports import StorageError
 
 logger = logging.getLogger("gateway.pages")
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template prints, without invisible format characters (bidi overrides, zero-width characters):
+    a client's name must look like what it is (gateway.display_text)."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(visible_text(value))  # noqa: S704 - already escaped; only characters are removed
+    return visible_text(value) if isinstance(value, str) else value
+
+
 _templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, auto_reload=False, undefined=jinja2.StrictUndefined
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    auto_reload=False,
+    undefined=jinja2.StrictUndefined,
+    finalize=_visible,
 )
 _INLINE_CODE = re.compile(r"`([^`]+)`")
 

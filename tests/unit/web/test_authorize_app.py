@@ -40,6 +40,12 @@ class FakeLookup:
     clients = {
         "client-1": FakeClient("client-1"),
         "web-client": FakeClient("web-client", "Web Client", redirect_uris=("https://unknown.example.net/cb",)),
+        "admin-client": FakeClient("admin-client", "Pre-registered", "preregistered"),
+        "edge-client": FakeClient("edge-client", "Edge", redirect_uris=("microsoft-edge:https://evil.example/cb",)),
+        "safari-client": FakeClient("safari-client", "Safari", redirect_uris=("x-safari-https://evil.example/cb",)),
+        "cursor-client": FakeClient("cursor-client", "Cursor", redirect_uris=("cursor://anysphere.cursor-mcp/cb",)),
+        "evil": FakeClient("evil", "Totally Legit", redirect_uris=("https://evil.example/cb",)),
+        "bidi-client": FakeClient("bidi-client", "Evil\u202eedoC edualC\u200b\u2066x\u2069"),
     }
 
     async def resolve(self, route: Route, client_id: str, now: int) -> FakeClient:
@@ -123,6 +129,19 @@ def to_consent(browser: TestClient) -> tuple[str, str]:
     page = browser.get(consent_path)
     assert page.status_code == 200, page.text
     return parse_qs(urlsplit(consent_path).query)["p"][0], page.text
+
+
+def consent_page_of(browser: TestClient, **overrides: str) -> str:
+    """The consent page alice sees for an /authorize with ``overrides``."""
+    login_path = start(browser, **overrides)
+    page = browser.get(login_path)
+    pending_id = parse_qs(urlsplit(login_path).query)["p"][0]
+    form = {"p": pending_id, "csrf": csrf_of(page.text), "username": "alice", "password": "alice-password"}
+    signed_in = browser.post("/demo/login", data=form)
+    assert signed_in.status_code == 303, signed_in.text
+    consent = browser.get(path_of(signed_in.headers["location"]))
+    assert consent.status_code == 200, consent.text
+    return consent.text
 
 
 def test_a_full_dev_login_flow_issues_a_code_with_state_and_iss(runtime: Runtime, browser: TestClient) -> None:
@@ -250,11 +269,54 @@ def test_an_unknown_client_gets_an_html_error_page_not_a_redirect(browser: TestC
     assert response.headers["x-frame-options"] == "DENY"
 
 
-def test_missing_pkce_is_redirected_to_the_client(browser: TestClient) -> None:
-    response = browser.get(f"/demo/echo/authorize?{authorize_query(code_challenge_method='plain')}")
+def test_missing_pkce_of_a_preregistered_client_is_redirected_to_the_client(browser: TestClient) -> None:
+    query_string = authorize_query(client_id="admin-client", code_challenge_method="plain")
+    response = browser.get(f"/demo/echo/authorize?{query_string}")
     query = parse_qs(urlsplit(response.headers["location"]).query)
     assert response.status_code == 303
     assert query["error"] == ["invalid_request"] and query["iss"] == [f"{BASE}/demo/echo"]
+
+
+def test_the_gateway_is_no_open_redirector_for_a_registered_clients_errors(runtime: Runtime) -> None:
+    # Given a client that registered itself with https://evil.example/cb (DCR: nobody vouched for the URI)
+    browser = TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False)
+    # When a victim is sent to /authorize without response_type (RFC 9700 §4.11.2)
+    query = urlencode({"client_id": "evil", "redirect_uri": "https://evil.example/cb", "state": "s"})
+    response = browser.get(f"/demo/echo/authorize?{query}")
+    # Then the gateway shows its own error page; nothing sends the browser on, and nothing is stored
+    assert response.status_code == 400 and "location" not in response.headers
+    assert response.headers["content-type"].startswith("text/html")
+    assert "response_type is required" in response.text
+    # And the way back to the client is a link the user chooses to follow, naming where it goes
+    link = re.search(r'<a class="button" href="([^"]+)"', response.text)
+    assert link and link.group(1).startswith("https://evil.example/cb?error=invalid_request")
+    assert "returns the error to https://evil.example" in response.text
+    assert grants(runtime)._pending == {}
+
+
+@pytest.mark.parametrize(("client_id", "shown"), [("edge-client", "evil.example"), ("safari-client", "evil.example")])
+def test_the_consent_page_warns_when_the_redirect_opens_a_browser(
+    browser: TestClient, client_id: str, shown: str
+) -> None:
+    # Given a client whose redirect URI's scheme opens a web browser (Edge on Windows, Safari on iOS)
+    redirect_uri = FakeLookup.clients[client_id].redirect_uris[0]
+    # When alice reaches its consent page
+    html = consent_page_of(browser, client_id=client_id, redirect_uri=redirect_uri)
+    # Then a visible alert says the answer goes to another application that opens that website
+    alert = re.search(r'<div class="notice bad" role="alert">(.*?)</div>', html, re.S)
+    assert alert is not None and "another application" in alert.group(1) and shown in alert.group(1)
+
+
+def test_a_native_apps_own_scheme_is_described_without_alarm(browser: TestClient) -> None:
+    html = consent_page_of(browser, client_id="cursor-client", redirect_uri="cursor://anysphere.cursor-mcp/cb")
+    assert "an application on this device (cursor: link)" in html and 'role="alert"' not in html
+
+
+def test_the_consent_page_never_renders_bidi_or_zero_width_characters_of_a_client_name(browser: TestClient) -> None:
+    html = consent_page_of(browser, client_id="bidi-client")
+    for invisible in ("\u202e", "\u200b", "\u2066", "\u2069"):
+        assert invisible not in html
+    assert "EviledoC edualCx" in html
 
 
 def test_an_unknown_route_is_a_404_page(browser: TestClient) -> None:
