@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.config import parse_config
+from gateway.config import DevLoginProvider, DevUser, parse_config
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import hash_secret
 from gateway.oauth.pkce import s256
@@ -355,3 +355,24 @@ def test_route_descriptions_show_markdown_code_spans_as_code_and_escape_the_rest
 
     rendered = str(inline_code("Runs `echo` <script>alert(1)</script>"))
     assert rendered == "Runs <code>echo</code> &lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_an_identity_provider_user_named_like_a_service_cannot_sign_in() -> None:
+    # Given an identity provider that names one of its users in the form reserved for services (no configuration may
+    # say so for the dev login, so the provider's answer is built here as an OpenID provider could send it)
+    config = parse_config(example_config_data())
+    workspace = config.workspaces["demo"]
+    provider = workspace.identity_provider
+    assert isinstance(provider, DevLoginProvider)
+    impostor = DevUser.model_construct(id="service:ci", password="pw", name=None, email=None, groups=[])
+    provider = provider.model_copy(update={"users": [*provider.users, impostor]})
+    workspace = workspace.model_copy(update={"identity_provider": provider})
+    runtime = memory_runtime(config.model_copy(update={"workspaces": {"demo": workspace}}))
+    runtime.__dict__["client_resolver"] = FakeLookup()
+    browser = TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False)
+    # When that user signs in
+    response = sign_in(browser, "service:ci", "pw")
+    # Then the sign-in is refused: no consent, no code, and the pending authorization is gone
+    assert response.status_code == 403 and "cannot sign in here" in response.text
+    assert "reserved for the gateway" in response.text
+    assert grants(runtime)._codes == {} and grants(runtime)._pending == {}
