@@ -369,6 +369,16 @@ class OAuthPolicy(_Model):
     refresh_token_absolute_ttl_seconds: int = Field(default=90 * 86400, ge=300)
     refresh_token_reuse_grace_seconds: int = Field(default=30, ge=0, le=300)
     unused_client_ttl_seconds: int = Field(default=30 * 86400, ge=3600)
+    group_membership_max_age_seconds: int = Field(
+        default=12 * 3600,
+        ge=300,
+        le=90 * 86400,
+        description=(
+            "On routes whose access policy lets a user in by group: how old the groups a refresh relies on may be "
+            "(from the sign-in that reported them). Past it the refresh answers invalid_grant and the client signs "
+            "the user in again, so a user removed from a group loses access within this time."
+        ),
+    )
     cimd_allow_private_addresses: bool = Field(
         default=False,
         description=(

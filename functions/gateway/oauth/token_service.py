@@ -184,6 +184,7 @@ class TokenService:
             client_id=client_id,
             scopes=code.scopes,
             created_at=now,
+            signed_in_at=code.signed_in_at if code.signed_in_at is not None else code.created_at,
             absolute_expires_at=absolute_expires_at,
             idle_expires_at=self._idle_expiry(now, absolute_expires_at),
             refresh_salt=secrets.token_urlsafe(REFRESH_SALT_BYTES),
@@ -282,7 +283,18 @@ class TokenService:
             raise _invalid_grant("the refresh token has been revoked")
         if now >= grant.absolute_expires_at or now >= grant.idle_expires_at:
             raise _invalid_grant("the refresh token has expired; sign in again")
-        if not route.server.access.allows(grant.user_id, grant.user_groups):
+        access = route.server.access
+        if (
+            not access.allows(grant.user_id, ())
+            and now - grant.groups_as_of > self._policy.group_membership_max_age_seconds
+        ):
+            # The user is let in by group, and the groups are as old as the sign-in that reported them: past the
+            # bound the client must sign the user in again, so leaving a group bites within it (issue "Fail
+            # closed", item 10). Nothing is revoked: the remembered consent issues the new code without a question.
+            raise _invalid_grant(
+                "the group memberships this refresh relies on are too old; sign in again to renew them"
+            )
+        if not access.allows(grant.user_id, grant.user_groups):
             self._grants.revoke_grant(grant.grant_id, now, REASON_POLICY)
             self._record("grant.revoked", route, grant.user_id, client_id, grant.grant_id, reason=REASON_POLICY)
             raise _invalid_grant("the user is no longer allowed to use this server")

@@ -80,6 +80,7 @@ def issue_code(ctx: Context, route: Route, pending: PendingAuthorization) -> Res
             user_id=pending.user_id,
             user_name=pending.user_name,
             user_groups=pending.user_groups,
+            signed_in_at=pending.signed_in_at,
             created_at=now,
             expires_at=now + ctx.services.config.oauth.authorization_code_ttl_seconds,
         )
@@ -156,6 +157,7 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
         user_id=user.id,
         user_name=user.name,
         user_groups=user.groups,
+        signed_in_at=ctx.now(),
         idp_state=None,  # a replayed IdP callback no longer matches
         idp_nonce=None,
         idp_code_verifier=None,

@@ -415,6 +415,43 @@ def test_refresh_allowed_by_group_policy() -> None:
     assert h.refresh(first.refresh_token or "", now=NOW + 1).access_token
 
 
+MAX_GROUP_AGE = POLICY.group_membership_max_age_seconds
+
+
+def test_a_refresh_relying_on_groups_older_than_the_bound_must_sign_in_again() -> None:
+    # Given alice's grant on a route that lets her in by her group (engineering), from a sign-in at NOW
+    h = Harness(route_of(config(access={"groups": ["engineering"]})))
+    first, grant_id = h.issued()
+    assert MAX_GROUP_AGE == 12 * 3600  # the default
+
+    # When the client refreshes within the bound, then it works
+    second = h.refresh(first.refresh_token or "", now=NOW + MAX_GROUP_AGE)
+    # When it refreshes past the bound (she may have left the group since), then it must sign her in again
+    with pytest.raises(OAuthError) as excinfo:
+        h.refresh(second.refresh_token or "", now=NOW + MAX_GROUP_AGE + 1)
+    assert error_of(excinfo) == "invalid_grant" and "sign in again" in excinfo.value.description
+    # And nothing is revoked: her remembered consent lets the new sign-in through without a question
+    assert h.status(grant_id) == "active"
+
+
+def test_the_group_bound_counts_from_the_sign_in_not_from_the_code() -> None:
+    # Given a code issued at NOW from a sign-in an hour earlier (the user lingered on the consent page)
+    h = Harness(route_of(config(access={"groups": ["engineering"]})))
+    response = h.exchange(h.code(signed_in_at=NOW - 3600))
+    # Then the bound ends an hour earlier than the code's age would say
+    with pytest.raises(OAuthError):
+        h.refresh(response.refresh_token or "", now=NOW + MAX_GROUP_AGE - 3600 + 1)
+
+
+@pytest.mark.parametrize("access", [{}, {"users": ["alice"], "groups": ["engineering"]}])
+def test_no_group_bound_where_groups_do_not_let_the_user_in(access: dict[str, Any]) -> None:
+    # Given a route open to every user, or one that names alice herself
+    h = Harness(route_of(config(access=access)))
+    first, _ = h.issued()
+    # Then her refresh a day later works
+    assert h.refresh(first.refresh_token or "", now=NOW + 86400).access_token
+
+
 def test_scope_may_narrow_but_not_widen() -> None:
     h = Harness()
     first, grant_id = h.issued()

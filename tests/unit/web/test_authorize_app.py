@@ -160,7 +160,7 @@ def test_a_full_dev_login_flow_issues_a_code_with_state_and_iss(runtime: Runtime
     assert code is not None
     assert (code.user_id, code.client_id, code.scopes, code.redirect_uri) == ("alice", "client-1", ("mcp",), REDIRECT)
     assert code.code_challenge == s256(VERIFIER) and code.resource == f"{BASE}/demo/echo/mcp" and code.grant_id
-    assert code.user_groups == ("engineering",)
+    assert code.user_groups == ("engineering",) and code.signed_in_at is not None
     assert grants(runtime).get_pending(pending_id, 0) is None
     assert "mcpgw-p-" in response.headers["set-cookie"] and "Max-Age=0" in response.headers["set-cookie"]
 
