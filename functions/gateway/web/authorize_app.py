@@ -33,16 +33,13 @@ from gateway.oauth.authorize_request import (
     redirects_automatically,
 )
 from gateway.oauth.hashing import random_token
-from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
 from gateway.web import connections_page, consent_page, sign_in_pages
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.pages import PageError, page_exception_handlers, redirect
-from gateway.web.rate_limiting import client_address, first_refusal, too_many_requests
-from gateway.web.responses import NO_STORE
 from gateway.web.services import LearnBaseUrl
-from gateway.web.sign_in_flow import AuthorizeServices, Context, start_sign_in
+from gateway.web.sign_in_flow import AuthorizeServices, Context, sign_in_starts_refused, start_sign_in
 
 Page = Callable[[Context], Awaitable[Response]]
 
@@ -53,13 +50,9 @@ async def authorize(ctx: Context) -> Response:
     route = ctx.services.routes.get(workspace_name, server_name)
     if route is None:
         raise PageError(404, "Not found", f"There is no MCP server {server_name!r} in workspace {workspace_name!r}.")
-    # Per address only: /authorize authenticates no client, so a count by the client_id it names would let anyone
-    # spend the sign-ins of every user of that client; by (client, address) it would never refuse what this count
-    # lets through (same limit). See rate_limits.client_subject.
-    limit = RateLimit("authorize-ip", ctx.services.settings.rate_limit_authorize_per_ip)
-    refused = first_refusal(ctx.services, [(limit, client_address(request))])
+    refused = sign_in_starts_refused(ctx)  # before the client is looked up (a CIMD fetch) or anything is stored
     if refused is not None:
-        return too_many_requests(refused, NO_STORE)
+        return refused
     now = ctx.now()
     try:
         parsed = await parse_authorize_request(

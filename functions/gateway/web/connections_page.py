@@ -28,7 +28,14 @@ from gateway.storage.records import PendingAuthorization
 from gateway.upstream.subjects import is_shared
 from gateway.web import cookies
 from gateway.web.pages import PageError, page, redirect
-from gateway.web.sign_in_flow import MY_CONNECTIONS_CLIENT_ID, Context, stand_in_pending, start_sign_in, workspace_of
+from gateway.web.sign_in_flow import (
+    MY_CONNECTIONS_CLIENT_ID,
+    Context,
+    sign_in_starts_refused,
+    stand_in_pending,
+    start_sign_in,
+    workspace_of,
+)
 
 SESSION_SECONDS = 900
 _COOKIE = "mcpgw-connections"
@@ -86,6 +93,9 @@ async def _sign_in(ctx: Context, workspace_name: str) -> Response:
     route = next((r for r in ctx.services.routes.all() if r.workspace_name == workspace_name), None)
     if route is None:
         raise PageError(404, "Not found", "This workspace has no MCP server.")
+    refused = sign_in_starts_refused(ctx)  # a signed-out visit stores a pending authorization: counted first
+    if refused is not None:
+        return refused
     pending = stand_in_pending(ctx, route, MY_CONNECTIONS_CLIENT_ID, _url(ctx, workspace_name))
     return await start_sign_in(ctx, route, pending, "Your connections")
 

@@ -28,13 +28,15 @@ from gateway.identity import dev_login
 from gateway.oauth.authorize_request import AuthorizingClient, ClientLookup, RedirectableError, error_redirect
 from gateway.oauth.errors import ErrorCode, OAuthError
 from gateway.oauth.hashing import random_token
+from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.settings import Settings
 from gateway.storage.ports import ApiKeyStore, GrantStore
 from gateway.storage.records import ClientSource, PendingAuthorization
 from gateway.web import cookies
 from gateway.web.pages import PageError, redirect
-from gateway.web.rate_limiting import RateLimitedServices
+from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
+from gateway.web.responses import NO_STORE
 from gateway.web.services import GatewayState
 
 if TYPE_CHECKING:
@@ -211,6 +213,19 @@ def idp_unavailable(reason: str) -> PageError:
         "The workspace's identity provider could not complete the sign-in.",
         hint=f"Details for your administrator: {reason}",
     )
+
+
+def sign_in_starts_refused(ctx: Context) -> Response | None:
+    """429 once the client's address has started its limit of sign-ins this minute, else None.
+
+    Every start stores a pending authorization before anyone signed in: /authorize, a signed-out visit to My
+    connections, a connect link or the shared account's connect address. Each is counted here, per address, before
+    it writes (docs/non-interactive.md, "Rate limits"). Per address only: nothing at this point authenticates a
+    client, so counting by the client a request names would let anyone spend another's limit.
+    """
+    limit = RateLimit("authorize-ip", ctx.services.settings.rate_limit_authorize_per_ip)
+    refused = first_refusal(ctx.services, [(limit, client_address(ctx.request))])
+    return None if refused is None else too_many_requests(refused, NO_STORE)
 
 
 def stand_in_pending(

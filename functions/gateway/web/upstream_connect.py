@@ -52,6 +52,7 @@ from gateway.web.sign_in_flow import (
     Context,
     connect_client,
     held_pending,
+    sign_in_starts_refused,
     stand_in_pending,
     start_sign_in,
 )
@@ -128,6 +129,9 @@ async def connect(ctx: Context) -> Response:
             )
     elif not is_shared(route):
         raise PageError(400, "Invalid link", "This connect address is incomplete. Use the link you were given.")
+    refused = sign_in_starts_refused(ctx)  # the sign-in it starts stores a pending authorization: counted first
+    if refused is not None:
+        return refused
     pending = stand_in_pending(ctx, route, CONNECT_CLIENT_ID, route.connect_endpoint({}), token)
     return await start_sign_in(ctx, route, pending, connect_client(route).client_name)
 

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from gateway.oauth.hashing import hash_secret
 from gateway.runtime import Runtime
-from gateway.storage.memory import MemoryClientStore
+from gateway.storage.memory import MemoryClientStore, MemoryGrantStore
 from gateway.storage.records import RegisteredClient
 from gateway.web import authorize_app, register_app, token_app
 from gateway.web.rate_limiting import client_address
@@ -186,3 +186,17 @@ def test_a_rest_api_event_names_the_address_in_its_identity() -> None:
     # Then the address is API Gateway's, or else the peer's
     assert client_address(rest) == "192.0.2.8"
     assert client_address(peer) == "127.0.0.1"
+
+
+def test_signed_out_visits_to_my_connections_are_limited_before_they_store_anything() -> None:
+    # Given a limit of 2 sign-in starts a minute per address
+    runtime = _runtime(rate_limit_authorize_per_ip=2)
+    browser = TestClient(authorize_app.create_app(runtime), follow_redirects=False)
+    # When a signed-out browser opens My connections 4 times
+    visits = [browser.get("/demo/connections") for _ in range(4)]
+    # Then 2 start a sign-in and the rest are refused: 2 pending authorizations were written, not 4
+    assert [r.status_code for r in visits] == [303, 303, 429, 429]
+    _assert_oauth_429(visits[2])
+    store = runtime.grants
+    assert isinstance(store, MemoryGrantStore)
+    assert len(store._pending) == 2

@@ -612,3 +612,18 @@ def test_a_connect_link_for_one_upstream_of_a_virtual_route_stores_only_its_cred
     # the link is bound to its upstream: presented for another one of the same route, it is refused
     other = browser.get(local(url).replace("upstream=wiki", "upstream=notes"))
     assert other.status_code == 400
+
+
+def test_signed_out_connect_addresses_are_limited_per_address_before_they_store_anything(
+    upstream_as: UpstreamAS,
+) -> None:
+    # Given a limit of 2 sign-in starts a minute per address
+    runtime = memory_runtime(parse_config(_config(upstream_as.issuer)), rate_limit_authorize_per_ip=2)
+    browser = TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False)
+    # When one address opens the shared account's connect address (no link needed) and a valid connect link, twice each
+    shared = [browser.get("/demo/team/connect") for _ in range(2)]
+    links = [browser.get(f"/demo/notes/connect?{urlencode({'for': link(runtime, NOTES, 'alice')})}") for _ in range(2)]
+    # Then the first two start a sign-in, the others are refused with 429, and only two pending rows were written
+    assert [r.status_code for r in shared + links] == [303, 303, 429, 429]
+    assert links[0].headers["retry-after"]
+    assert len(grants(runtime)._pending) == 2
