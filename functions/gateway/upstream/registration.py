@@ -110,7 +110,7 @@ class ClientRegistrar:
     # --- dynamic (RFC 7591) -------------------------------------------------------------------------------------
 
     async def _dynamic(self, route: Route, server: AuthorizationServer) -> UpstreamClient:
-        redirect_uri = connect_callback_url(route.base_url, route.workspace_name)
+        redirect_uri = connect_callback_url(route)
         row = self._store.get(route.key, REGISTRATION_SUBJECT)
         context = encryption_context(route.key, REGISTRATION_SUBJECT)
         if row is not None:

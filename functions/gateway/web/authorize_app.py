@@ -8,7 +8,7 @@ The flow (all state in the pending authorization, stored with a TTL; the handler
    (:func:`gateway.web.sign_in_flow.start_sign_in`).
 2. ``/{ws}/login`` (POST) or ``GET /{ws}/oidc/callback`` yields the user (:mod:`gateway.web.sign_in_pages`).
 3. Consent (:mod:`gateway.web.consent_page`) issues the code, or the denial goes back to the client.
-4. ``/{ws}/{server}/connect`` and ``/{ws}/connect/callback`` connect upstream accounts
+4. ``/{ws}/{server}/connect`` and ``/{ws}/{server}/connect/callback`` connect upstream accounts
    (:mod:`gateway.web.upstream_connect`, imported by the requests that need it).
 
 Every page is HTML with a strict CSP and frame protection (:mod:`gateway.web.pages`).
@@ -124,7 +124,7 @@ def create_app(services: AuthorizeServices) -> Starlette:
             Path("/{workspace}/login", endpoint(sign_in_pages.login), methods=["GET", "POST"]),
             Path("/{workspace}/oidc/callback", endpoint(sign_in_pages.oidc_callback), methods=["GET"]),
             Path("/{workspace}/{server}/connect", endpoint(_upstream_connect), methods=["GET"]),
-            Path("/{workspace}/connect/callback", endpoint(_upstream_connect_callback), methods=["GET"]),
+            Path("/{workspace}/{server}/connect/callback", endpoint(_upstream_connect_callback), methods=["GET"]),
             Path("/{workspace}/connections", endpoint(connections_page.connections), methods=["GET", "POST"]),
         ],
         middleware=[

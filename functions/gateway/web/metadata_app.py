@@ -66,9 +66,10 @@ class MetadataEndpoints:
         route = self._route_or_none(request)
         if route is None:
             return self._not_found(request)
-        if route.server.auth.type != "oauth":
+        from gateway.upstream.client_metadata import client_metadata_document, oauth_upstreams
+
+        if not oauth_upstreams(route):  # a virtual route's document serves its upstreams that use OAuth
             return error_response(404, "not_found", "this route's upstream does not use OAuth", PUBLIC_DOCUMENT_HEADERS)
-        from gateway.upstream.client_metadata import client_metadata_document
 
         return json_response(client_metadata_document(route), headers=CACHEABLE)
 

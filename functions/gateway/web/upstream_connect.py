@@ -1,5 +1,5 @@
 """Connecting upstream accounts in the browser (authorize function): ``GET /{ws}/{server}/connect`` and
-``GET /{ws}/connect/callback``.
+``GET /{ws}/{server}/connect/callback`` (``?upstream=`` names one upstream of a virtual route).
 
 Three ways in, one flow:
 
@@ -17,8 +17,9 @@ Three ways in, one flow:
   anyone may open it, only a workspace admin (config ``admins``) can complete it.
 
 The callback finds its flow from ``state`` and the signed flow cookie (:mod:`gateway.upstream.oauth_flow`), checks
-``iss``, exchanges the code, stores the token set in the vault, and returns to the consent page or shows
-"Connected — return to your application".
+that the answer arrived at the callback of the upstream the flow was started for (each upstream has its own, RFC 9700
+§4.4.2.2) and ``iss`` (RFC 9207), exchanges the code, stores the token set in the vault, and returns to the consent
+page or shows "Connected — return to your application".
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ async def _continue(ctx: Context, route: Route, pending_id: str, csrf: str) -> R
     started = oauth_flow.start_flow(
         upstream=upstream,
         client=client,
-        redirect_uri=connect_callback_url(ctx.base_url, route.workspace_name),
+        redirect_uri=connect_callback_url(route),
         route_key=route.key,
         subject=subject,
         user_id=pending.user_id,
@@ -244,12 +245,11 @@ async def _client(services: UpstreamOAuth, route: Route, upstream: UpstreamAutho
         ) from None
 
 
-# --- GET /{ws}/connect/callback ---------------------------------------------------------------------------------
+# --- GET /{ws}/{server}/connect/callback -----------------------------------------------------------------------
 
 
 async def connect_callback(ctx: Context) -> Response:
     request = ctx.request
-    workspace_name = request.path_params["workspace"]
     params = request.query_params
     secure = cookies.is_secure(ctx.base_url)
     try:
@@ -260,11 +260,17 @@ async def connect_callback(ctx: Context) -> Response:
         raise PageError(
             400, "Connection not recognised", f"The upstream sign-in could not be completed: {problem}."
         ) from None
-    route_workspace, _, rest = flow.route_key.partition("/")
-    if route_workspace != workspace_name:
-        raise PageError(400, "Connection not recognised", "The answer arrived at another workspace's address.")
-    server_name, _, member = rest.partition("/")
-    route = _oauth_route(ctx, workspace_name, server_name, member or None)
+    route = _oauth_route(ctx, request.path_params["workspace"], request.path_params["server"], params.get("upstream"))
+    if flow.route_key != route.key:
+        # RFC 9700 §4.4.2.2: the answer came back to the redirect URI of another upstream's authorization server
+        # than the one this flow was sent to — a mix-up. Its code is never sent to this flow's token endpoint.
+        logger.warning("upstream answer for %s arrived at the callback of %s: refused", flow.route_key, route.key)
+        raise PageError(
+            400,
+            "Connection refused",
+            "The upstream sign-in answered at the address of another upstream service; nothing was connected. "
+            "Start again from the Connect link.",
+        )
 
     if "error" in params:  # RFC 6749 §4.1.2.1: e.g. the user cancelled at the upstream
         error = params["error"][:100]
@@ -289,7 +295,7 @@ async def connect_callback(ctx: Context) -> Response:
             client=client,
             code=code,
             flow=flow,
-            redirect_uri=connect_callback_url(ctx.base_url, workspace_name),
+            redirect_uri=connect_callback_url(route),
             secret=ctx.secret,
         )
     except TokenEndpointError as problem:
