@@ -151,11 +151,20 @@ class TokenService:
         *,
         client_supports_refresh: bool = True,
     ) -> TokenResponse:
-        """Redeem a code for the authenticated client ``client_id``."""
+        """Redeem a code for ``client_id``, which the caller has authenticated (RFC 6749 §4.1.3: "authenticate the
+        client if client authentication is included" comes before anything is decided about the code)."""
         code_hash = hash_secret(request.code)
         code = self._grants.get_code(code_hash, now)
         if code is None or code.route_key != route.key:
             raise _invalid_grant("the authorization code is unknown or has expired")
+        # Whose code it is, and whether this request could have redeemed it, are settled before a replay is: only
+        # the code's own client, presenting its PKCE verifier, can show that the code was used by someone else, so
+        # only that request revokes (a stranger naming a used code must not end the victim's grant; issue "Fail
+        # closed", item 14). PKCE means a thief without the verifier could never have redeemed it in the first place.
+        if code.client_id != client_id:  # RFC 6749 §4.1.3: issued to this client
+            raise _invalid_grant("the authorization code was issued to another client")
+        if not pkce.verify(request.code_verifier, code.code_challenge):  # RFC 7636 §4.6
+            raise _invalid_grant("code_verifier does not match the code_challenge")
         if code.redeemed_at is not None:
             # RFC 6749 §4.1.2 and §10.5: a code used twice is refused and what was issued from it revoked.
             self._grants.revoke_grant(code.grant_id, now, REASON_CODE_REPLAYED)
@@ -165,12 +174,8 @@ class TokenService:
             raise _invalid_grant("the authorization code was already used; tokens issued from it are revoked")
         if code.expires_at <= now:
             raise _invalid_grant("the authorization code is unknown or has expired")
-        if code.client_id != client_id:  # RFC 6749 §4.1.3: issued to this client
-            raise _invalid_grant("the authorization code was issued to another client")
         if request.redirect_uri != code.redirect_uri:  # RFC 6749 §4.1.3: identical to the authorization request's
             raise _invalid_grant("redirect_uri does not match the one of the authorization request")
-        if not pkce.verify(request.code_verifier, code.code_challenge):  # RFC 7636 §4.6
-            raise _invalid_grant("code_verifier does not match the code_challenge")
         check_resource(route, request.resource)
 
         absolute_expires_at = now + self._policy.refresh_token_absolute_ttl_seconds

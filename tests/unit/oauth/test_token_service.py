@@ -208,6 +208,27 @@ def test_replayed_code_is_refused_and_revokes_what_was_issued_from_it() -> None:
     assert h.grants.get_consent(h.route.key, CLIENT, "alice") is None
 
 
+@pytest.mark.parametrize(
+    ("client", "verifier"), [(OTHER_CLIENT, VERIFIER), (CLIENT, "w" * 43), (OTHER_CLIENT, "w" * 43)]
+)
+def test_a_used_code_presented_by_another_client_or_without_its_verifier_revokes_nothing(
+    client: str, verifier: str
+) -> None:
+    # Given alice's code, redeemed by her client
+    h = Harness()
+    code = h.code()
+    first = h.exchange(code)
+
+    # When someone else presents it: another (authenticated) client, or her client's id without the PKCE verifier
+    with pytest.raises(OAuthError) as excinfo:
+        h.exchange(code, client=client, now=NOW + 1, code_verifier=verifier)
+
+    # Then it is refused, and her grant lives on: only the code's own client can prove a replay
+    assert error_of(excinfo) == "invalid_grant"
+    assert h.status("grant-1") == "active"
+    assert h.refresh(first.refresh_token or "", now=NOW + 2).access_token
+
+
 def test_a_lost_redemption_race_counts_as_a_replay() -> None:
     # Given a code that another container redeems between our read and our transaction
     h = Harness()
