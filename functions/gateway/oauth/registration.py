@@ -12,8 +12,9 @@ carries what was actually registered. This module uses that latitude deliberatel
 - ``grant_types`` defaults to ``authorization_code`` plus ``refresh_token`` when the route issues refresh tokens.
   ``authorization_code`` and ``response_types`` ``code`` are required (the only flow offered); other grant and response
   types are dropped rather than refused, so a client that lists extras still registers.
-- ``client_uri``/``logo_uri`` are kept only when they are https URLs (they are shown on the consent page); a
-  ``scope`` is narrowed to the route's scopes.
+- ``client_uri``/``logo_uri`` are kept only when they are https URLs (the consent page shows ``client_uri`` as
+  text; no page loads ``logo_uri``: fetching it would tell the client's server who views consent); a ``scope`` is
+  narrowed to the route's scopes.
 """
 
 from __future__ import annotations

@@ -32,8 +32,10 @@ from gateway.web.sign_in_flow import (
     Context,
     check_csrf,
     client_of,
+    consume,
     error_url,
     finish,
+    forget_cookie,
     held_pending,
     route_of,
 )
@@ -65,6 +67,7 @@ def _record(ctx: Context, kind: AuditKind, route: Route, pending: PendingAuthori
 def issue_code(ctx: Context, route: Route, pending: PendingAuthorization) -> Response:
     """RFC 6749 §4.1.2: the code goes to the redirect URI with ``state`` and, per RFC 9207 §2, ``iss``."""
     assert pending.user_id is not None
+    consume(ctx, pending)  # first: a second submit of the same consent issues nothing
     now = ctx.now()
     code = random_token(32)
     ctx.grants.put_code(
@@ -87,7 +90,7 @@ def issue_code(ctx: Context, route: Route, pending: PendingAuthorization) -> Res
     )
     logger.info("authorization code issued for route %s, client %s", route.key, pending.client_id[:100])
     url = redirect_with(pending.redirect_uri, {"code": code, "state": pending.state, "iss": route.issuer})
-    return finish(ctx, pending, redirect(url, redirect_uri=pending.redirect_uri))
+    return forget_cookie(ctx, pending, redirect(url, redirect_uri=pending.redirect_uri))
 
 
 def deny(
@@ -217,7 +220,6 @@ def _consent_view(route: Route, pending: PendingAuthorization, client: Authorizi
             "identified_by": SOURCE_LABELS[client.source],
             "metadata_url": client.client_id if client.source == "cimd" else None,
             "client_uri": client.client_uri,
-            "logo_uri": client.logo_uri if (client.logo_uri or "").startswith("https://") else None,
         },
         "redirect": describe_redirect(pending.redirect_uri, client),
         "route": {

@@ -1,8 +1,10 @@
 """The gateway's HTML pages (sign-in, consent, connect, errors): rendering, security headers, the error page.
 
 Every page is HTML with a strict CSP, ``X-Frame-Options: DENY`` (clickjacking, RFC 6749 §10.13), no referrer and
-no caching. Redirects after a form POST use 303, and the CSP's ``form-action`` names the client's redirect origin:
-browsers (Chromium) apply ``form-action`` to the redirects that follow a form submission.
+no caching. Images come only from the gateway itself: a client's ``logo_uri`` is never shown, since loading it would
+tell the client's server who opens its consent page, and when. Redirects after a form POST use 303, and the CSP's
+``form-action`` names the client's redirect origin: browsers (Chromium) apply ``form-action`` to the redirects that
+follow a form submission.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def security_headers(redirect_uri: str | None = None) -> dict[str, str]:
         form_action += f" {source}"
     return {
         "Content-Security-Policy": (
-            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
         ),
         "X-Frame-Options": "DENY",

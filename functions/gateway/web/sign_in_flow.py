@@ -185,11 +185,25 @@ def error_url(route: Route, pending: PendingAuthorization, error: ErrorCode, des
     return error_redirect(route, RedirectableError(OAuthError(error, description), pending.redirect_uri, pending.state))
 
 
-def finish(ctx: Context, pending: PendingAuthorization, response: Response) -> Response:
-    """The pending authorization has produced its answer: forget it and its cookie."""
-    ctx.grants.delete_pending(pending.pending_id)
+def consume(ctx: Context, pending: PendingAuthorization) -> None:
+    """Take the pending authorization out of the store before acting on it, so that it produces one answer: a
+    consent form submitted twice (or from two tabs, or a sign-in form posted twice) gets one code; the other
+    request sees the sign-in as used. A conditional delete decides (GrantStore.take_pending)."""
+    taken = ctx.grants.take_pending(pending.pending_id, ctx.now())
+    if taken is None or (taken.user_id is not None and taken.user_id != pending.user_id):
+        raise PageError(400, "Sign-in expired", EXPIRED)
+
+
+def forget_cookie(ctx: Context, pending: PendingAuthorization, response: Response) -> Response:
     cookies.clear_pending_cookie(response, pending.pending_id, ctx.base_url)
     return response
+
+
+def finish(ctx: Context, pending: PendingAuthorization, response: Response) -> Response:
+    """The pending authorization's answer is ``response`` (one without side effects: a denial): consume it, and
+    forget its cookie."""
+    consume(ctx, pending)
+    return forget_cookie(ctx, pending, response)
 
 
 def relying_party(ctx: Context, workspace_name: str, provider: OidcProvider) -> RelyingParty:

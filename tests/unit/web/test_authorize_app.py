@@ -44,6 +44,7 @@ class FakeLookup:
         "edge-client": FakeClient("edge-client", "Edge", redirect_uris=("microsoft-edge:https://evil.example/cb",)),
         "safari-client": FakeClient("safari-client", "Safari", redirect_uris=("x-safari-https://evil.example/cb",)),
         "cursor-client": FakeClient("cursor-client", "Cursor", redirect_uris=("cursor://anysphere.cursor-mcp/cb",)),
+        "logo-client": FakeClient("logo-client", "Logo", logo_uri="https://tracker.example/pixel.png"),
         "evil": FakeClient("evil", "Totally Legit", redirect_uris=("https://evil.example/cb",)),
         "bidi-client": FakeClient("bidi-client", "Evil\u202eedoC edualC\u200b\u2066x\u2069"),
     }
@@ -376,3 +377,36 @@ def test_an_identity_provider_user_named_like_a_service_cannot_sign_in() -> None
     assert response.status_code == 403 and "cannot sign in here" in response.text
     assert "reserved for the gateway" in response.text
     assert grants(runtime)._codes == {} and grants(runtime)._pending == {}
+
+
+def test_a_consent_submitted_twice_at_once_issues_one_code(runtime: Runtime, browser: TestClient) -> None:
+    # Given alice on the consent page, and two submissions of it racing: each read the pending authorization
+    # before either answered (the store is made to answer the second read as it answered the first)
+    pending_id, html = to_consent(browser)
+    store = grants(runtime)
+    first_read = store.get_pending(pending_id, runtime.now())
+    store.get_pending = lambda pending_id, now: first_read  # type: ignore[method-assign]
+    form = {"p": pending_id, "csrf": csrf_of(html), "decision": "approve"}
+
+    # When both are processed (each sent with the cookies the browser held before either answer came back)
+    cookies = dict(browser.cookies)
+    answers = []
+    for _ in range(2):
+        browser.cookies = cookies
+        answers.append(browser.post("/demo/echo/consent", data=form))
+
+    # Then one code goes to the client and the other submission is told the sign-in was used
+    assert [answer.status_code for answer in answers] == [303, 400]
+    assert "code=" in answers[0].headers["location"] and "already used" in answers[1].text
+    assert len(store._codes) == 1
+
+
+def test_the_consent_page_loads_no_image_from_the_clients_server(browser: TestClient) -> None:
+    # Given a client whose metadata names a logo on its own server (a tracking pixel for who opens consent, and when)
+    html = consent_page_of(browser, client_id="logo-client")
+    # Then the page shows no remote image, and its policy would not load one
+    assert "tracker.example" not in html and "<img" not in html
+    response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
+    page = browser.get(path_of(response.headers["location"]))
+    csp = page.headers["content-security-policy"]
+    assert "img-src 'self' data:;" in csp and "https:" not in csp.split("img-src", 1)[1].split(";", 1)[0]
