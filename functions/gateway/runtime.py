@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from gateway.aws.kms_keys import KmsPublicKeys
     from gateway.config import OidcProvider
     from gateway.identity.oidc import RelyingParty
+    from gateway.oauth.authorization import AuthorizationService
     from gateway.oauth.clients import ClientResolver
     from gateway.oauth.token_service import TokenService
     from gateway.proxy.grant_status import GrantStatusCache
@@ -277,13 +278,19 @@ class Runtime:
         return ClientResolver(self.clients, self.config, CimdResolver(fetcher), self.secret_resolver)
 
     @cached_property
+    def authorization(self) -> AuthorizationService:
+        """Pending authorizations, consent, codes and grant revocation (the authorize function, the CLI)."""
+        from gateway.oauth.authorization import AuthorizationService
+
+        return AuthorizationService(grants=self.grants, policy=self.config.oauth, audit=self.audit)
+
+    @cached_property
     def token_service(self) -> TokenService:
         from gateway.oauth.token_service import TokenService
 
         return TokenService(
             grants=self.grants,
             access_tokens=self.access_tokens,
-            public_keys=self.public_keys,
             shared_secret=self.shared_secret,
             policy=self.config.oauth,
             access_token_ttl_seconds=self.settings.access_token_ttl_seconds,

@@ -32,9 +32,7 @@ from gateway.oauth.authorize_request import (
     parse_authorize_request,
     redirects_automatically,
 )
-from gateway.oauth.hashing import random_token
 from gateway.routes import Route
-from gateway.storage.records import PendingAuthorization
 from gateway.web import connections_page, consent_page, sign_in_pages
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.pages import PageError, page_exception_handlers, redirect
@@ -65,21 +63,7 @@ async def authorize(ctx: Context) -> Response:
             return redirect(error_redirect(route, problem))
         raise refused_request_page(route, problem) from None
 
-    policy = ctx.services.config.oauth
-    pending = PendingAuthorization(
-        pending_id=random_token(32),
-        route_key=route.key,
-        client_id=parsed.client.client_id,
-        client_source=parsed.client.source,
-        redirect_uri=parsed.redirect_uri,
-        state=parsed.state,
-        code_challenge=parsed.code_challenge,
-        scopes=parsed.scopes,
-        resource=parsed.resource,
-        created_at=now,
-        expires_at=now + policy.pending_authorization_ttl_seconds,
-        csrf_token=random_token(32),
-    )
+    pending = ctx.authorization.start(route, parsed, now)
     return await start_sign_in(ctx, route, pending, parsed.client.client_name)
 
 

@@ -102,7 +102,7 @@ async def _sign_in(ctx: Context, workspace_name: str) -> Response:
 
 def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorization, user_id: str) -> Response:
     """The sign-in for this page succeeded: remember the user in a signed cookie, and show the page."""
-    ctx.grants.delete_pending(pending.pending_id)
+    ctx.authorization.abandon(pending.pending_id)
     workspace_name = route.workspace_name
     value = f"{user_id}|{ctx.now() + SESSION_SECONDS}"
     response = redirect(_url(ctx, workspace_name))
@@ -122,7 +122,7 @@ def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorization, use
 async def _show(ctx: Context, workspace_name: str, user_id: str) -> Response:
     now = ctx.now()
     applications: list[dict[str, Any]] = []
-    for grant in ctx.grants.grants_of_user(workspace_name, user_id):
+    for grant in ctx.authorization.grants_of_user(workspace_name, user_id):
         if not grant.is_usable(now):
             continue
         route = ctx.services.routes.by_key(grant.route_key)
@@ -195,14 +195,10 @@ async def _act(ctx: Context, workspace_name: str, user_id: str) -> Response:
     grant_id, route_key, key_id = form.get("revoke"), form.get("disconnect"), form.get("revoke_key")
     audit = ctx.services.audit
     if isinstance(grant_id, str):
-        grant = ctx.grants.get_grant(grant_id)
+        grant = ctx.authorization.grant(grant_id)
         if grant is None or grant.user_id != user_id or grant.workspace != workspace_name:
             raise PageError(404, "Not found", "That application is not one of yours.")
-        ctx.grants.revoke_grant(grant_id, ctx.now(), "user")
-        audit.record(
-            "grant.revoked", workspace=workspace_name, route_key=grant.route_key, user_id=user_id,
-            client_id=grant.client_id, grant_id=grant_id, reason="user",
-        )  # fmt: skip
+        ctx.authorization.revoke_grant(grant, ctx.now(), reason="user")
     elif isinstance(route_key, str):
         route = next((r for r in _per_user_oauth_routes(ctx, workspace_name) if r.key == route_key), None)
         if route is None:

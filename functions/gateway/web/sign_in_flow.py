@@ -25,13 +25,13 @@ from starlette.responses import Response
 from gateway.audit import AuditTrail
 from gateway.config import DevLoginProvider, GatewayConfig, OidcProvider, Workspace
 from gateway.identity import dev_login
+from gateway.oauth.authorization import AlreadyAnswered, AuthorizationService
 from gateway.oauth.authorize_request import AuthorizingClient, ClientLookup, RedirectableError, error_redirect
 from gateway.oauth.errors import ErrorCode, OAuthError
-from gateway.oauth.hashing import random_token
 from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.settings import Settings
-from gateway.storage.ports import ApiKeyStore, GrantStore
+from gateway.storage.ports import ApiKeyStore
 from gateway.storage.records import ClientSource, PendingAuthorization
 from gateway.web import cookies
 from gateway.web.pages import PageError, redirect
@@ -63,7 +63,7 @@ class AuthorizeServices(GatewayState, RateLimitedServices, Protocol):
     settings: Settings
 
     @property
-    def grants(self) -> GrantStore: ...
+    def authorization(self) -> AuthorizationService: ...
 
     @property
     def api_keys(self) -> ApiKeyStore: ...
@@ -101,8 +101,8 @@ class Context:
         return self.services.shared_secret
 
     @property
-    def grants(self) -> GrantStore:
-        return self.services.grants
+    def authorization(self) -> AuthorizationService:
+        return self.services.authorization
 
     def now(self) -> int:
         return self.services.now()
@@ -126,7 +126,7 @@ def held_pending(ctx: Context, pending_id: str | None, workspace_name: str) -> P
     """The pending authorization named in the URL or form, provided this browser started it (cookie)."""
     if not pending_id or len(pending_id) > 200:
         raise PageError(400, "Invalid request", "The request does not name a sign-in in progress.")
-    pending = ctx.grants.get_pending(pending_id, ctx.now())
+    pending = ctx.authorization.held(pending_id, ctx.now())
     if pending is None or pending.route_key.partition("/")[0] != workspace_name:
         raise PageError(400, "Sign-in expired", EXPIRED)
     if not cookies.holds_pending(ctx.request.cookies, pending_id, ctx.base_url, ctx.secret):
@@ -189,9 +189,10 @@ def consume(ctx: Context, pending: PendingAuthorization) -> None:
     """Take the pending authorization out of the store before acting on it, so that it produces one answer: a
     consent form submitted twice (or from two tabs, or a sign-in form posted twice) gets one code; the other
     request sees the sign-in as used. A conditional delete decides (GrantStore.take_pending)."""
-    taken = ctx.grants.take_pending(pending.pending_id, ctx.now())
-    if taken is None or (taken.user_id is not None and taken.user_id != pending.user_id):
-        raise PageError(400, "Sign-in expired", EXPIRED)
+    try:
+        ctx.authorization.consume(pending, ctx.now())
+    except AlreadyAnswered:
+        raise PageError(400, "Sign-in expired", EXPIRED) from None
 
 
 def forget_cookie(ctx: Context, pending: PendingAuthorization, response: Response) -> Response:
@@ -247,21 +248,7 @@ def stand_in_pending(
 ) -> PendingAuthorization:
     """A pending authorization for one of the gateway's own stand-in clients (connecting an upstream account, the
     user's connections page): the workspace's sign-in, with no OAuth client behind it."""
-    now = ctx.now()
-    return PendingAuthorization(
-        pending_id=random_token(32),
-        route_key=route.key,
-        client_id=client_id,
-        client_source="preregistered",
-        redirect_uri=redirect_uri,
-        state=state,
-        code_challenge="",
-        scopes=(),
-        resource=route.resource,
-        created_at=now,
-        expires_at=now + ctx.services.config.oauth.pending_authorization_ttl_seconds,
-        csrf_token=random_token(32),
-    )
+    return ctx.authorization.start_stand_in(route, client_id, redirect_uri, state, ctx.now())
 
 
 async def start_sign_in(ctx: Context, route: Route, pending: PendingAuthorization, client_name: str) -> Response:
@@ -292,7 +279,7 @@ async def start_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
             target = await relying_party(ctx, workspace_name, provider).authorization_url(state=state, secrets=secrets)
         except OidcError as problem:
             raise idp_unavailable(str(problem)) from None
-    ctx.grants.put_pending(pending)
+    ctx.authorization.hold(pending)
     response = redirect(target)
     cookies.set_pending_cookie(
         response, pending.pending_id, ctx.base_url, ctx.secret, policy.pending_authorization_ttl_seconds

@@ -45,7 +45,7 @@ async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: Signe
     route = route_of(ctx, pending)
     problem = person_id_problem(user.id)
     if problem is not None:  # gateway.principals: a person never acts as a service identity
-        ctx.grants.delete_pending(pending.pending_id)
+        ctx.authorization.abandon(pending.pending_id)
         logger.warning("sign-in refused in workspace %s: %s", route.workspace_name, problem)
         raise PageError(
             403,
@@ -163,7 +163,7 @@ async def oidc_callback(ctx: Context) -> Response:
         user = await relying_party(ctx, workspace_name, provider).sign_in(code=code, secrets=secrets)
     except UnverifiedIdentity as problem:
         logger.warning("sign-in at the identity provider of workspace %s refused: %s", workspace_name, problem)
-        ctx.grants.delete_pending(pending.pending_id)
+        ctx.authorization.abandon(pending.pending_id)
         raise PageError(
             403,
             "This account cannot sign in here",
@@ -172,7 +172,7 @@ async def oidc_callback(ctx: Context) -> Response:
         ) from None
     except OidcError as problem:
         logger.warning("sign-in at the identity provider of workspace %s failed: %s", workspace_name, problem)
-        ctx.grants.delete_pending(pending.pending_id)
+        ctx.authorization.abandon(pending.pending_id)
         error = idp_unavailable(str(problem))
         error.return_url = error_url(route, pending, "access_denied", "sign-in at the identity provider failed")
         error.client_name = (await client_of(ctx, route, pending.client_id)).client_name

@@ -24,7 +24,6 @@ page or shows "Connected — return to your application".
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import logging
 from dataclasses import dataclass
@@ -141,7 +140,7 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
     """A connect link's sign-in succeeded: is this the user the link is for? Then offer to continue upstream."""
     subject = _link_subject(ctx, route, pending)
     if not may_connect(route, subject, user.id):
-        ctx.grants.delete_pending(pending.pending_id)
+        ctx.authorization.abandon(pending.pending_id)
         if subject == SHARED_SUBJECT:
             raise PageError(
                 403,
@@ -155,10 +154,8 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
             f"This connect link was made for another user than {user.display_name}. Sign in as the user who "
             "received it, or call the tool again in your own application for your own link.",
         )
-    pending = dataclasses.replace(
-        pending, user_id=user.id, user_name=user.name, idp_state=None, idp_nonce=None, idp_code_verifier=None
-    )
-    ctx.grants.put_pending(pending)
+    pending = ctx.authorization.signed_in(pending, user, ctx.now())
+    ctx.authorization.hold(pending)
     upstream = await _discover(ctx.services.upstream_oauth, route)
     return page(
         "connect_start.html",
@@ -319,7 +316,7 @@ def _failed_page(route: Route, message: str, problem: Exception | None = None) -
 
 def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None) -> Response:
     """Back to the consent page the flow started from, or the "Connected" page; the flow cookie is cleared."""
-    pending = ctx.grants.get_pending(flow.pending_id, ctx.now()) if flow.pending_id else None
+    pending = ctx.authorization.held(flow.pending_id, ctx.now()) if flow.pending_id else None
     route = ctx.services.routes.by_key(flow.route_key)
     assert route is not None
     if failure is not None and (pending is None or pending.client_id == CONNECT_CLIENT_ID):
@@ -329,7 +326,7 @@ def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None) -> Res
         response = redirect(f"{route.endpoint('consent')}?{urlencode({'p': pending.pending_id})}")
     else:
         if pending is not None:
-            ctx.grants.delete_pending(pending.pending_id)
+            ctx.authorization.abandon(pending.pending_id)
         response = page(
             "connected.html",
             page_title="Connected",

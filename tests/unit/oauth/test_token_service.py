@@ -12,9 +12,10 @@ import pytest
 
 from gateway.audit import AuditTrail
 from gateway.config import GatewayConfig, OAuthPolicy, parse_config
+from gateway.identity.user import SignedInUser
 from gateway.oauth import pkce, refresh_tokens
+from gateway.oauth.authorization import new_code
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import hash_secret
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
 from gateway.oauth.token_service import TokenResponse, TokenService
 from gateway.routes import Route, RouteTable
@@ -55,7 +56,6 @@ class Harness:
         self.service = TokenService(
             grants=self.grants,
             access_tokens=self.access_tokens,
-            public_keys=KEY,
             shared_secret=SECRET,
             policy=POLICY,
             access_token_ttl_seconds=1800,
@@ -65,15 +65,13 @@ class Harness:
     def code(self, **changes: Any) -> str:
         """Store an authorization code as /authorize would, and return the code."""
         self._codes += 1
-        value = f"code-{self._codes}"
-        code = AuthorizationCode(
-            code_hash=hash_secret(value), grant_id=f"grant-{self._codes}", route_key=self.route.key,
-            client_id=CLIENT, redirect_uri=REDIRECT, code_challenge=pkce.s256(VERIFIER),
-            scopes=("mcp", "offline_access"), resource=self.route.resource, user_id="alice",
-            user_name="Alice", user_groups=("engineering",), created_at=NOW, expires_at=NOW + 300,
+        issued = new_code(
+            route=self.route, client_id=CLIENT, redirect_uri=REDIRECT, code_challenge=pkce.s256(VERIFIER),
+            scopes=("mcp", "offline_access"), user=SignedInUser("alice", "Alice", ("engineering",)), signed_in_at=NOW,
+            now=NOW, lifetime_seconds=300,
         )  # fmt: skip
-        self.grants.put_code(dataclasses.replace(code, **changes))
-        return value
+        self.grants.put_code(dataclasses.replace(issued.record, grant_id=f"grant-{self._codes}", **changes))
+        return issued.value
 
     def exchange(self, code: str, client: str = CLIENT, now: int = NOW, **fields: Any) -> TokenResponse:
         request = AuthorizationCodeRequest.model_validate(

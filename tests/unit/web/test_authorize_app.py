@@ -11,13 +11,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.config import DevLoginProvider, DevUser, parse_config
+from gateway.identity.user import SignedInUser
+from gateway.oauth.authorization import new_code, new_grant
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import hash_secret
 from gateway.oauth.pkce import s256
 from gateway.routes import Route
 from gateway.runtime import Runtime
 from gateway.storage.memory import MemoryGrantStore
-from gateway.storage.records import AuthorizationCode, ClientSource, Consent, Grant
+from gateway.storage.records import ClientSource, Consent
 from gateway.web import authorize_app
 from tests.support.runtime import example_config_data, memory_runtime
 
@@ -222,13 +224,21 @@ def test_deny_sends_access_denied_and_no_code(runtime: Runtime, browser: TestCli
 def test_a_remembered_consent_skips_the_consent_page(runtime: Runtime, browser: TestClient) -> None:
     # Given alice approved client-1 before (a redeemed code created an active grant and the consent)
     store = grants(runtime)
-    earlier = AuthorizationCode(
-        "h", "grant-1", "demo/echo", "client-1", REDIRECT, s256(VERIFIER), ("mcp",), f"{BASE}/demo/echo/mcp",
-        "alice", None, (), 0, 10**10,
+    route = runtime.routes.get("demo", "echo")
+    assert route is not None
+    now, alice = runtime.now(), SignedInUser("alice")
+    earlier = new_code(
+        route=route, client_id="client-1", redirect_uri=REDIRECT, code_challenge=s256(VERIFIER), scopes=("mcp",),
+        user=alice, signed_in_at=now, now=now, lifetime_seconds=300,
+    ).record  # fmt: skip
+    grant = new_grant(
+        route=route, client_id="client-1", user=alice, scopes=("mcp",), now=now, absolute_lifetime_seconds=86400,
+        grant_id="grant-1",
     )  # fmt: skip
-    grant = Grant("grant-1", "demo/echo", "demo", "alice", None, (), "client-1", ("mcp",), 0, 10**10, 10**10, "salt")
     store.put_code(earlier)
-    store.redeem_code("h", grant, Consent("demo/echo", "client-1", "alice", ("mcp",), "grant-1", 0), 1)
+    store.redeem_code(
+        earlier.code_hash, grant, Consent("demo/echo", "client-1", "alice", ("mcp",), "grant-1", now), now
+    )
     # When she signs in again
     response = sign_in(browser)
     # Then the code is issued at once

@@ -14,11 +14,13 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from mangum import Mangum
 from starlette.testclient import TestClient
 
+from gateway.identity.user import SignedInUser
 from gateway.oauth import pkce
+from gateway.oauth.authorization import new_code
 from gateway.oauth.hashing import hash_secret
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
-from gateway.storage.records import AuthorizationCode, RegisteredClient
+from gateway.storage.records import RegisteredClient
 from gateway.web.token_app import MAX_BODY_BYTES, create_app
 from tests.support.runtime import memory_runtime
 
@@ -54,26 +56,20 @@ def client(runtime: Runtime) -> TestClient:
     return TestClient(create_app(runtime), raise_server_exceptions=False)
 
 
-def put_code(runtime: Runtime, value: str = "the-code", client_id: str = PUBLIC) -> str:
+GRANT_ID = "grant-the-code"
+
+
+def put_code(runtime: Runtime, client_id: str = PUBLIC) -> str:
+    """A code as /authorize stores it (its grant to be ``GRANT_ID``); returns its value."""
     now = runtime.now()  # the codes' lifetime starts when the test runs, not when this module was imported
-    runtime.grants.put_code(
-        AuthorizationCode(
-            code_hash=hash_secret(value),
-            grant_id=f"grant-{value}",
-            route_key="demo/echo",
-            client_id=client_id,
-            redirect_uri=REDIRECT,
-            code_challenge=pkce.s256(VERIFIER),
-            scopes=("mcp",),
-            resource="https://gw.example.com/demo/echo/mcp",
-            user_id="alice",
-            user_name="Alice",
-            user_groups=(),
-            created_at=now,
-            expires_at=now + 300,
-        )
-    )
-    return value
+    route = runtime.routes.get("demo", "echo")
+    assert route is not None
+    issued = new_code(
+        route=route, client_id=client_id, redirect_uri=REDIRECT, code_challenge=pkce.s256(VERIFIER), scopes=("mcp",),
+        user=SignedInUser("alice", "Alice"), signed_in_at=now, now=now, lifetime_seconds=300,
+    )  # fmt: skip
+    runtime.grants.put_code(dataclasses.replace(issued.record, grant_id=GRANT_ID))
+    return issued.value
 
 
 def code_form(code: str, client_id: str | None = PUBLIC) -> dict[str, str]:
@@ -119,7 +115,7 @@ def test_code_exchange_then_refresh_then_revoke(client: TestClient, runtime: Run
     # Then 200, and the grant is gone
     assert revoked.status_code == 200
     assert_no_store_and_cors(revoked)
-    grant = runtime.grants.get_grant("grant-the-code")
+    grant = runtime.grants.get_grant(GRANT_ID)
     assert grant is not None
     assert grant.status == "revoked"
 
@@ -271,7 +267,7 @@ def test_a_failing_signer_is_503_and_consumes_nothing(client: TestClient, runtim
 
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
-    assert runtime.grants.get_grant("grant-the-code") is None
+    assert runtime.grants.get_grant(GRANT_ID) is None
     assert client.post(TOKEN, data=code_form(code)).status_code == 200
 
 
