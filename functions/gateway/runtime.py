@@ -225,10 +225,10 @@ class Runtime:
     @cached_property
     def shared_secret(self) -> bytes:
         """The deployment-wide symmetric secret (cookies, session ids, refresh-token derivation): one read of
-        Secrets Manager per cold start."""
-        response = self.secretsmanager.get_secret_value(SecretId=self.settings.shared_secret_id)
-        value: str = response["SecretString"]
-        return value.encode()
+        Secrets Manager per cold start. Raises ``SecretUnavailableError`` (and is read again next time)."""
+        from gateway.aws.shared_secret import read_shared_secret
+
+        return read_shared_secret(self.secretsmanager, self.settings.shared_secret_id)
 
     @cached_property
     def secret_resolver(self) -> SecretResolver:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.display_text import visible_text
+from gateway.secrets import SecretUnavailableError
 from gateway.storage.ports import StorageError
 
 logger = logging.getLogger("gateway.pages")
@@ -149,6 +150,11 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
     return error_page(PageError(503, "Try again shortly", "The gateway cannot save or read this sign-in right now."))
 
 
+async def _dependency_unavailable(request: Request, exc: Exception) -> Response:
+    logger.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+    return error_page(PageError(503, "Try again shortly", "The gateway cannot complete this sign-in right now."))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
@@ -170,4 +176,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def page_exception_handlers() -> Mapping[Any, Any]:
     """Every failure of a page as the error page: never a JSON body or a stack trace in the browser."""
-    return {PageError: _page_error, StorageError: _storage_error, HTTPException: _http_error, Exception: _unexpected}
+    return {
+        PageError: _page_error,
+        StorageError: _storage_error,
+        SecretUnavailableError: _dependency_unavailable,  # the shared secret (cookies) could not be read
+        HTTPException: _http_error,
+        Exception: _unexpected,
+    }

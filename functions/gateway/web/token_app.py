@@ -5,8 +5,10 @@ authenticate the client, make one call into :class:`TokenService`, serialise. Ev
 ``Cache-Control: no-store`` and ``Pragma: no-cache`` (RFC 6749 §5.1) and ``Access-Control-Allow-Origin: *``: these
 endpoints use no cookies, so any browser-based client (e.g. the MCP Inspector) may call them.
 
-Faults of the store or the signer (throttling, an unreachable endpoint) become ``503 temporarily_unavailable``; the
-service writes after signing and in one write or transaction, so nothing is half-done when that happens.
+Faults of the store, the signer or the shared secret (throttling, an unreachable endpoint) become
+``503 temporarily_unavailable``: each adapter raises its port's error (``StorageError``, ``KeyServiceUnavailable``,
+``SecretUnavailableError``), so this module knows no SDK. The service writes after signing and in one write or
+transaction, so nothing is half-done when that happens.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from gateway.oauth.token_service import TokenService
 from gateway.observability import observation
 from gateway.rate_limits import RateLimit, client_subject
 from gateway.routes import Route
+from gateway.secrets import SecretUnavailableError
 from gateway.storage.ports import StorageError
+from gateway.tokens.keys import KeyServiceUnavailable
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.errors import exception_handlers
 from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
@@ -98,14 +102,6 @@ class ResolverAuthenticator:
 
     def note_use(self, client: ClientInfo, now: int) -> None:
         self._services.client_resolver.note_use(client, now)
-
-
-def _is_aws_fault(error: Exception) -> bool:
-    """A failure of an AWS call (KMS Sign, Secrets Manager) that reached us unwrapped. botocore is imported only
-    when an error has happened, so it stays off the cold-start path."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return isinstance(error, BotoCoreError | ClientError)
 
 
 def _error(problem: OAuthError, *, basic_realm: str | None = None) -> Response:
@@ -201,13 +197,10 @@ class TokenEndpoints:
             return await action(request, route, parsed, client, now)
         except OAuthError as problem:
             return _error(problem, basic_realm=route.issuer if _uses_basic(authorization) else None)
-        except StorageError as fault:
-            logger.warning("storage fault at %s: %s", request.url.path, fault)
-            return _unavailable()
-        except Exception as error:
-            if not _is_aws_fault(error):
-                raise
-            logger.warning("AWS fault at %s: %s", request.url.path, type(error).__name__)
+        except (StorageError, KeyServiceUnavailable, SecretUnavailableError) as fault:
+            # The ports' own errors (the DynamoDB, KMS and Secrets Manager adapters translate theirs): 503, and the
+            # service wrote nothing half-way (see the module docstring). Anything else is a bug: the JSON 500.
+            logger.warning("%s at %s: %s", type(fault).__name__, request.url.path, fault)
             return _unavailable()
 
     async def _token(

@@ -420,3 +420,20 @@ def test_the_consent_page_loads_no_image_from_the_clients_server(browser: TestCl
     page = browser.get(path_of(response.headers["location"]))
     csp = page.headers["content-security-policy"]
     assert "img-src 'self' data:;" in csp and "https:" not in csp.split("img-src", 1)[1].split(";", 1)[0]
+
+
+def test_an_unreadable_shared_secret_is_a_503_page() -> None:
+    # Given a container whose Secrets Manager read fails (the adapter raises the secret port's error)
+    from botocore.exceptions import EndpointConnectionError
+
+    class Unreachable:
+        def get_secret_value(self, **_: Any) -> dict[str, Any]:
+            raise EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com")
+
+    runtime = runtime_with()
+    del runtime.__dict__["shared_secret"]
+    runtime.__dict__["secretsmanager"] = Unreachable()
+    browser = TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False)
+    # When a sign-in starts (its cookie is signed with that secret), then a clear 503 page, not a 500
+    response = browser.get(f"/demo/echo/authorize?{authorize_query()}")
+    assert response.status_code == 503 and "Try again shortly" in response.text

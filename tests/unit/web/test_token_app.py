@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from mangum import Mangum
 from starlette.testclient import TestClient
 
+from gateway.aws.kms_keys import KmsPublicKeys, KmsSigner
 from gateway.identity.user import SignedInUser
 from gateway.oauth import pkce
 from gateway.oauth.authorization import new_code
@@ -21,6 +23,8 @@ from gateway.oauth.hashing import hash_secret
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
 from gateway.storage.records import RegisteredClient
+from gateway.tokens.access_token import AccessTokens
+from gateway.tokens.local_keys import LocalRsaKey
 from gateway.web.token_app import MAX_BODY_BYTES, create_app
 from tests.support.runtime import memory_runtime
 
@@ -243,6 +247,20 @@ def test_a_failing_store_is_503_and_consumes_nothing(client: TestClient, runtime
     assert client.post(TOKEN, data=code_form(code)).status_code == 200
 
 
+class FaultyKms:
+    """A KMS client whose Sign fails as KMS can (the public key is the test key's, so the signer knows its kid)."""
+
+    def __init__(self, key: LocalRsaKey, fault: Exception) -> None:
+        self._public = key.public_keys()[key.kid].public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        self._fault = fault
+
+    def get_public_key(self, **_: Any) -> dict[str, Any]:
+        return {"PublicKey": self._public}
+
+    def sign(self, **_: Any) -> dict[str, Any]:
+        raise self._fault
+
+
 @pytest.mark.parametrize(
     "fault",
     [
@@ -252,23 +270,38 @@ def test_a_failing_store_is_503_and_consumes_nothing(client: TestClient, runtime
     ids=["throttled", "unreachable"],
 )
 def test_a_failing_signer_is_503_and_consumes_nothing(client: TestClient, runtime: Runtime, fault: Exception) -> None:
+    # Given the KMS signer adapter over a KMS that fails (it translates the SDK's error into the port's)
     code = put_code(runtime)
     key: Any = runtime.__dict__["signing_key"]
-    real_sign = key.sign
-
-    def failing(signing_input: bytes) -> bytes:
-        raise fault
-
-    key.sign = failing
+    real_tokens = runtime.__dict__["access_tokens"]
+    kms: Any = FaultyKms(key, fault)
+    signer = KmsSigner(kms, "signing-key", KmsPublicKeys(kms, ("signing-key",)))
+    runtime.__dict__["access_tokens"] = AccessTokens(signer, key, 3600)
+    runtime.__dict__.pop("token_service", None)
     try:
         response = client.post(TOKEN, data=code_form(code))
     finally:
-        key.sign = real_sign
+        runtime.__dict__["access_tokens"] = real_tokens
+        runtime.__dict__.pop("token_service", None)
 
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
     assert runtime.grants.get_grant(GRANT_ID) is None
     assert client.post(TOKEN, data=code_form(code)).status_code == 200
+
+
+def test_an_unreadable_shared_secret_is_503(runtime: Runtime) -> None:
+    # Given a container whose Secrets Manager read fails (the adapter translates it into the port's error)
+    class Unreachable:
+        def get_secret_value(self, **_: Any) -> dict[str, Any]:
+            raise EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com")
+
+    del runtime.__dict__["shared_secret"]
+    runtime.__dict__["secretsmanager"] = Unreachable()
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    # When a refresh needs the secret, then 503 temporarily_unavailable, not a 500
+    response = client.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": "x" * 40, "client_id": PUBLIC})
+    assert response.status_code == 503 and response.json()["error"] == "temporarily_unavailable"
 
 
 def test_an_unexpected_bug_is_a_json_500_without_a_trace(client: TestClient, runtime: Runtime) -> None:
