@@ -30,7 +30,7 @@ from gateway import safe_json
 from gateway.net.ssrf import FetchError, SafeFetcher
 from gateway.oauth.hashing import random_token
 from gateway.oauth.pkce import s256
-from gateway.upstream.discovery import UpstreamAuthorization
+from gateway.upstream.metadata_discovery import UpstreamAuthorization
 from gateway.upstream.token_set import TokenSet, UpstreamClient
 
 FLOW_SECONDS = 900  # how long a started upstream authorization may take

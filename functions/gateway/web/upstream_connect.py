@@ -37,10 +37,10 @@ from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
 from gateway.upstream import oauth_flow
 from gateway.upstream.client_metadata import connect_callback_url
+from gateway.upstream.client_registration import RegistrationError
 from gateway.upstream.connect_links import SHARED_SUBJECT, read_link
-from gateway.upstream.discovery import DiscoveryError, UpstreamAuthorization
+from gateway.upstream.metadata_discovery import DiscoveryError, UpstreamAuthorization
 from gateway.upstream.oauth_flow import FlowError, TokenEndpointError
-from gateway.upstream.registration import RegistrationError
 from gateway.upstream.services import UpstreamOAuth
 from gateway.upstream.subjects import is_shared, may_connect, subject_for
 from gateway.upstream.token_set import UpstreamClient

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.config import ConfigError, parse_config
-from gateway.oauth.discovery import authorization_server_metadata
+from gateway.oauth.metadata_documents import authorization_server_metadata
 from gateway.runtime import Runtime
 from gateway.web.proxy_app import create_app as proxy_app
 from gateway.web.token_app import create_app as token_app

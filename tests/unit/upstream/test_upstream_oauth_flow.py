@@ -12,7 +12,7 @@ import pytest
 
 from gateway.oauth.pkce import s256
 from gateway.upstream import oauth_flow
-from gateway.upstream.discovery import AuthorizationServer, UpstreamAuthorization
+from gateway.upstream.metadata_discovery import AuthorizationServer, UpstreamAuthorization
 from gateway.upstream.oauth_flow import FlowError, TokenEndpointError
 from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import CLIENT, FakeFetcher, token_set

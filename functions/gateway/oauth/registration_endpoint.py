@@ -1,4 +1,6 @@
-"""Dynamic Client Registration (RFC 7591): parse a client's metadata, decide what is registered, answer.
+"""Dynamic Client Registration (RFC 7591) at the gateway's own ``/register`` (the server side; the gateway
+registering itself at an upstream is :mod:`gateway.upstream.client_registration`): parse a client's metadata, decide
+what is registered, answer.
 
 Registrations belong to one route (``RegisteredClient.route_key``: one issuer per route) and expire when unused for
 ``OAuthPolicy.unused_client_ttl_seconds``; each use slides the expiry (see :mod:`gateway.oauth.clients`).

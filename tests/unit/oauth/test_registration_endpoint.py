@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from gateway.config import parse_config
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import matches_hash
-from gateway.oauth.registration import IssuedRegistration, new_registration, parse_registration, registration_response
+from gateway.oauth.registration_endpoint import (
+    IssuedRegistration,
+    new_registration,
+    parse_registration,
+    registration_response,
+)
 from gateway.routes import Route, RouteTable
 
 NOW = 1_767_225_600

@@ -12,11 +12,11 @@ import pytest
 from gateway.storage.memory import MemoryUpstreamTokenStore
 from gateway.upstream.cipher import LocalTokenCipher
 from gateway.upstream.client_metadata import client_metadata_document
-from gateway.upstream.discovery import AuthorizationServer
-from gateway.upstream.registration import REGISTRATION_SUBJECT, ClientRegistrar, RegistrationError
+from gateway.upstream.client_registration import REGISTRATION_SUBJECT, ClientRegistrar, RegistrationError
+from gateway.upstream.metadata_discovery import AuthorizationServer
 from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import FakeFetcher
-from tests.unit.upstream.test_upstream_discovery import route
+from tests.unit.upstream.test_metadata_discovery import route
 
 SERVER = AuthorizationServer(
     issuer="https://as.example.com",
