@@ -153,9 +153,9 @@ class AuthorizationService:
 
     def start(self, route: Route, request: AuthorizeRequest, now: int) -> PendingAuthorization:
         """A pending authorization for a validated ``/authorize`` request (not stored yet: see :meth:`hold`)."""
-        return self._pending(
-            route, request.client.client_id, request.client.source, request.redirect_uri, request.state,
-            request.code_challenge, request.scopes, now,
+        return self.start_for(
+            route, request.client.client_id, request.client.source, redirect_uri=request.redirect_uri,
+            state=request.state, code_challenge=request.code_challenge, scopes=request.scopes, now=now,
         )  # fmt: skip
 
     def start_stand_in(
@@ -163,19 +163,24 @@ class AuthorizationService:
     ) -> PendingAuthorization:
         """A pending authorization for one of the gateway's own stand-in clients (connecting an upstream account,
         the user's connections page): the workspace's sign-in, with no OAuth client and no code behind it."""
-        return self._pending(route, client_id, "preregistered", redirect_uri, state, "", (), now)
+        return self.start_for(
+            route, client_id, "preregistered", redirect_uri=redirect_uri, state=state, code_challenge="", scopes=(),
+            now=now,
+        )  # fmt: skip
 
-    def _pending(
+    def start_for(
         self,
         route: Route,
         client_id: str,
         source: ClientSource,
+        *,
         redirect_uri: str,
         state: str | None,
         code_challenge: str,
         scopes: tuple[str, ...],
         now: int,
     ) -> PendingAuthorization:
+        """A pending authorization of ``client_id`` (validated by the caller), not stored yet."""
         return PendingAuthorization(
             pending_id=random_token(32),
             route_key=route.key,
