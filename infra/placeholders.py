@@ -239,46 +239,23 @@ def create_grant(
 ) -> str:
     """Create an active grant of ``subject`` on ``route`` as the token endpoint does (a code, redeemed), and return
     its id. The proxy checks every token's grant, so tokens made outside the token endpoint need a real one."""
-    import hashlib
-    import secrets
-
-    from gateway.storage.records import AuthorizationCode, Grant
+    from gateway.identity.user import SignedInUser
+    from gateway.oauth.authorization import new_code, new_grant
 
     now = runtime.now()
-    grant_id = f"grant-{secrets.token_urlsafe(12)}"
-    code_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
-    code = AuthorizationCode(
-        code_hash=code_hash,
-        grant_id=grant_id,
-        route_key=route.key,
-        client_id=client_id,
-        redirect_uri="http://127.0.0.1/callback",
-        code_challenge="-",
-        scopes=tuple(route.default_scopes),
-        resource=route.resource,
-        user_id=subject,
-        user_name=None,
-        user_groups=(),
-        created_at=now,
-        expires_at=now + 60,
-    )
-    grant = Grant(
-        grant_id=grant_id,
-        route_key=route.key,
-        workspace=route.workspace_name,
-        user_id=subject,
-        user_name=None,
-        user_groups=(),
-        client_id=client_id,
-        scopes=tuple(route.default_scopes),
-        created_at=now,
-        absolute_expires_at=now + lifetime_seconds,
-        idle_expires_at=now + lifetime_seconds,
-        refresh_salt=secrets.token_urlsafe(16),
-    )
+    user = SignedInUser(subject)
+    scopes = tuple(route.default_scopes)
+    code = new_code(
+        route=route, client_id=client_id, redirect_uri="http://127.0.0.1/callback", code_challenge="-", scopes=scopes,
+        user=user, signed_in_at=now, now=now, lifetime_seconds=60,
+    ).record  # fmt: skip
+    grant = new_grant(
+        route=route, client_id=client_id, user=user, scopes=scopes, now=now, absolute_lifetime_seconds=lifetime_seconds,
+        grant_id=code.grant_id, signed_in_at=now,
+    )  # fmt: skip
     runtime.grants.put_code(code)
-    runtime.grants.redeem_code(code_hash, grant, None, now)
-    return grant_id
+    runtime.grants.redeem_code(code.code_hash, grant, None, now)
+    return grant.grant_id
 
 
 def grant_backed_token(

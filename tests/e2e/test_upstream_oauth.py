@@ -477,7 +477,7 @@ def test_connect_during_consent_refresh_silently_and_reconnect_after_revocation(
         assert f"{authorization.scheme}://{authorization.netloc}" == stack.issuer
         params = parse_qs(authorization.query)
         assert params["resource"] == [stack.upstream] and params["code_challenge_method"] == ["S256"]
-        assert params["redirect_uri"] == [f"{stack.gateway}/acme/connect/callback"]
+        assert params["redirect_uri"] == [f"{stack.gateway}/{ROUTE}/connect/callback"]
         # (she signs in at the upstream AS, which redirects to the gateway's callback, which returns to consent)
         back = browser.follow(to_as, stop_at=f"{stack.gateway}/{ROUTE}/consent")
         assert back.status_code == 303 and "/consent?p=" in back.headers["location"], browser.debug(back)

@@ -35,7 +35,14 @@ from gateway.web import cookies, session
 from gateway.web.pages import PageError, page, redirect
 from gateway.web.scope_text import describe_scopes
 from gateway.web.session import Session
-from gateway.web.sign_in_flow import MY_CONNECTIONS_CLIENT_ID, Context, stand_in_pending, start_sign_in, workspace_of
+from gateway.web.sign_in_flow import (
+    MY_CONNECTIONS_CLIENT_ID,
+    Context,
+    sign_in_starts_refused,
+    stand_in_pending,
+    start_sign_in,
+    workspace_of,
+)
 
 CSRF_PURPOSE = "connections"
 SIGNED_OUT = "signed_out"  # the query parameter of the page shown after Sign out
@@ -82,13 +89,16 @@ async def _sign_in(ctx: Context, workspace_name: str) -> Response:
     route = next((r for r in ctx.services.routes.all() if r.workspace_name == workspace_name), None)
     if route is None:
         raise PageError(404, "Not found", "This workspace has no MCP server.")
+    refused = sign_in_starts_refused(ctx)  # a signed-out visit stores a pending authorization: counted first
+    if refused is not None:
+        return refused
     pending = stand_in_pending(ctx, route, MY_CONNECTIONS_CLIENT_ID, _url(ctx, workspace_name))
     return await start_sign_in(ctx, route, pending, "Your connections")
 
 
 def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorization) -> Response:
     """The sign-in for this page succeeded (the caller starts the session): show the page."""
-    ctx.grants.delete_pending(pending.pending_id)
+    ctx.authorization.abandon(pending.pending_id)
     response = redirect(_url(ctx, route.workspace_name))
     cookies.clear_pending_cookie(response, pending.pending_id, ctx.base_url)
     return response
@@ -136,7 +146,7 @@ def _title(ctx: Context, route: Route) -> str:
 
 
 def _own_grant(ctx: Context, workspace_name: str, user_id: str, grant_id: object) -> Grant | None:
-    grant = ctx.grants.get_grant(grant_id) if isinstance(grant_id, str) and len(grant_id) <= 200 else None
+    grant = ctx.authorization.grant(grant_id) if isinstance(grant_id, str) and len(grant_id) <= 200 else None
     return grant if grant is not None and grant.user_id == user_id and grant.workspace == workspace_name else None
 
 
@@ -153,7 +163,7 @@ async def _show(ctx: Context, workspace_name: str, signed_in: Session) -> Respon
     now = ctx.now()
     user_id = signed_in.user_id
     applications: list[dict[str, Any]] = []
-    for grant in ctx.grants.grants_of_user(workspace_name, user_id):
+    for grant in ctx.authorization.grants_of_user(workspace_name, user_id):
         if not grant.is_usable(now):
             continue
         applications.append(
@@ -300,11 +310,7 @@ async def _act(ctx: Context, workspace_name: str, signed_in: Session) -> Respons
         grant = _own_grant(ctx, workspace_name, user_id, grant_id)
         if grant is None:
             raise PageError(404, "Not found", "That application is not one of yours.")
-        ctx.grants.revoke_grant(grant.grant_id, ctx.now(), "user")
-        audit.record(
-            "grant.revoked", workspace=workspace_name, route_key=grant.route_key, user_id=user_id,
-            client_id=grant.client_id, grant_id=grant.grant_id, reason="user",
-        )  # fmt: skip
+        ctx.authorization.revoke_grant(grant, ctx.now(), reason="user")
         return redirect(_url(ctx, workspace_name, revoked=grant.grant_id))
     if isinstance(route_key, str):
         route = _own_account(ctx, workspace_name, route_key)

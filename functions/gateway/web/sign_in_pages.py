@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gateway.config import DevLoginProvider, OidcProvider
 from gateway.identity import dev_login
 from gateway.identity.user import SignedInUser
+from gateway.principals import person_id_problem
 from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
@@ -44,6 +45,16 @@ logger = logging.getLogger("gateway.authorize")
 
 async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: SignedInUser) -> Response:
     route = route_of(ctx, pending)
+    problem = person_id_problem(user.id)
+    if problem is not None:  # gateway.principals: a person never acts as a service identity
+        ctx.authorization.abandon(pending.pending_id)
+        logger.warning("sign-in refused in workspace %s: %s", route.workspace_name, problem)
+        raise PageError(
+            403,
+            "This account cannot sign in here",
+            "The identity provider names this account in a form the gateway reserves for services.",
+            hint=f"Details for your administrator: {problem}.",
+        )
     ctx.services.audit.record(
         "user.signed_in", workspace=route.workspace_name, route_key=route.route_key, user_id=user.id,
         client_id=pending.client_id,
@@ -128,7 +139,7 @@ async def login(ctx: Context) -> Response:
 
 async def oidc_callback(ctx: Context) -> Response:
     """The workspace's one redirect URI at its OpenID Provider (OIDC Core §3.1.2.5 / §3.1.2.6)."""
-    from gateway.identity.oidc import LoginSecrets, OidcError
+    from gateway.identity.oidc import LoginSecrets, OidcError, UnverifiedIdentity
 
     request = ctx.request
     refused = sign_in_refused(ctx)
@@ -169,9 +180,18 @@ async def oidc_callback(ctx: Context) -> Response:
     secrets = LoginSecrets(nonce=pending.idp_nonce, code_verifier=pending.idp_code_verifier)
     try:
         user = await relying_party(ctx, workspace_name, provider).sign_in(code=code, secrets=secrets)
+    except UnverifiedIdentity as problem:
+        logger.warning("sign-in at the identity provider of workspace %s refused: %s", workspace_name, problem)
+        ctx.authorization.abandon(pending.pending_id)
+        raise PageError(
+            403,
+            "This account cannot sign in here",
+            "The identity provider signed you in, but did not confirm the email address that identifies you here.",
+            hint=f"Details for your administrator: {problem}.",
+        ) from None
     except OidcError as problem:
         logger.warning("sign-in at the identity provider of workspace %s failed: %s", workspace_name, problem)
-        ctx.grants.delete_pending(pending.pending_id)
+        ctx.authorization.abandon(pending.pending_id)
         error = idp_unavailable(str(problem))
         error.return_url = error_url(route, pending, "access_denied", "sign-in at the identity provider failed")
         error.client_name = (await client_of(ctx, route, pending.client_id)).client_name
