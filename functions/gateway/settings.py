@@ -27,7 +27,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     config: str
-    """Path of the gateway YAML configuration file (``GATEWAY_CONFIG``)."""
+    """Path of the gateway YAML configuration file (``GATEWAY_CONFIG``); every function needs one, the admin CLI
+    only for the commands that read the configuration (``""``: none named)."""
     public_base_url: str | None = None
     """Public base URL (custom domain, or the API's default URL), never taken from Host. When empty in a deployment,
     the API's default execute-api URL is derived from the event's apiId (set by API Gateway, not the client)."""
@@ -83,8 +84,6 @@ class Settings:
     DynamoDB write on the proxy's hot path, which otherwise makes one read per call."""
 
     def __post_init__(self) -> None:
-        if not self.config:
-            raise SettingsError("GATEWAY_CONFIG must name the gateway configuration file")
         if self.stage not in STAGES:
             raise SettingsError(f"GATEWAY_STAGE must be one of {', '.join(STAGES)}, not {self.stage!r}")
         if self.public_base_url == "":
@@ -118,8 +117,10 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{field.name.upper()} must be between 0 (off) and 1000000 per minute")
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        values: dict[str, object] = {}
+    def from_environ(cls, environ: Mapping[str, str], *, require_config: bool = True) -> Settings:
+        """The settings of ``environ``; ``require_config=False`` for a caller that may do without the configuration
+        file (the admin CLI's commands that only read and write the tables)."""
+        values: dict[str, object] = {"config": ""}
         for field in fields(cls):
             raw = environ.get(PREFIX + field.name.upper())
             if raw is None:
@@ -135,7 +136,7 @@ class Settings:
                     raise SettingsError(f"{PREFIX}{field.name.upper()} must be a number, not {raw!r}") from None
             else:
                 values[field.name] = raw
-        if "config" not in values:
+        if require_config and not values["config"]:
             raise SettingsError("GATEWAY_CONFIG must name the gateway configuration file")
         return cls(**values)  # type: ignore[arg-type]
 
