@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from gateway import safe_json
 from gateway.net.ssrf import FetchError, FetchResult, SafeFetcher
 from gateway.routes import Route
+from gateway.upstream.token_set import ClientAuthMethod
 
 CACHE_SECONDS = 3600
 _JSON = {"Accept": "application/json"}
@@ -48,10 +49,19 @@ class AuthorizationServer:
     token_endpoint_auth_methods: tuple[str, ...]
     scopes_supported: tuple[str, ...]
     iss_parameter_supported: bool  # RFC 9207
+    revocation_endpoint: str | None = None  # RFC 7009 (RFC 8414 §2)
 
     def supports_auth_method(self, method: str) -> bool:
         # RFC 8414 §2: absent means client_secret_basic only.
         return method in (self.token_endpoint_auth_methods or ("client_secret_basic",))
+
+    def secret_auth_method(self) -> ClientAuthMethod:
+        """How to present a client secret here: ``client_secret_post`` where the server lists it (every common
+        server that lists it accepts it, while some that list Basic too also want the body's ``client_id``),
+        else ``client_secret_basic``, which RFC 6749 §2.3.1 makes mandatory to support."""
+        return (
+            "client_secret_post" if "client_secret_post" in self.token_endpoint_auth_methods else "client_secret_basic"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,7 @@ def parse_as_metadata(data: dict[str, Any], issuer: str) -> AuthorizationServer:
     if "S256" not in _strings(data.get("code_challenge_methods_supported")):
         raise DiscoveryError(f"authorization server {issuer} does not advertise PKCE S256 (MCP requires it)")
     registration = data.get("registration_endpoint")
+    revocation = data.get("revocation_endpoint")
     return AuthorizationServer(
         issuer=data["issuer"],
         authorization_endpoint=data["authorization_endpoint"],
@@ -141,6 +152,7 @@ def parse_as_metadata(data: dict[str, Any], issuer: str) -> AuthorizationServer:
         token_endpoint_auth_methods=_strings(data.get("token_endpoint_auth_methods_supported")),
         scopes_supported=_strings(data.get("scopes_supported")),
         iss_parameter_supported=data.get("authorization_response_iss_parameter_supported") is True,
+        revocation_endpoint=revocation if isinstance(revocation, str) else None,
     )
 
 

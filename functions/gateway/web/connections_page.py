@@ -197,7 +197,7 @@ async def _act(ctx: Context, workspace_name: str, user_id: str) -> Response:
         route = next((r for r in _per_user_oauth_routes(ctx, workspace_name) if r.key == route_key), None)
         if route is None:
             raise PageError(404, "Not found", "That account is not one of this workspace's.")
-        ctx.services.upstream_oauth.vault.delete(route.key, user_id)
+        await ctx.services.upstream_oauth.vault.disconnect(route.key, user_id)
         audit.record("upstream.disconnected", workspace=workspace_name, route_key=route.key, user_id=user_id, by="user")
     elif isinstance(key_id, str):
         key = ctx.services.api_keys.get_key(key_id)
