@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from gateway.aws.kms_keys import KmsPublicKeys
     from gateway.config import OidcProvider
     from gateway.identity.oidc import RelyingParty
+    from gateway.oauth.authorization import AuthorizationService
     from gateway.oauth.clients import ClientResolver
     from gateway.oauth.token_service import TokenService
     from gateway.proxy.grant_status import GrantStatusCache
@@ -119,10 +120,10 @@ class Runtime(StateRuntime):
     @cached_property
     def shared_secret(self) -> bytes:
         """The deployment-wide symmetric secret (cookies, session ids, refresh-token derivation): one read of
-        Secrets Manager per cold start."""
-        response = self.secretsmanager.get_secret_value(SecretId=self.settings.shared_secret_id)
-        value: str = response["SecretString"]
-        return value.encode()
+        Secrets Manager per cold start. Raises ``SecretUnavailableError`` (and is read again next time)."""
+        from gateway.aws.shared_secret import read_shared_secret
+
+        return read_shared_secret(self.secretsmanager, self.settings.shared_secret_id)
 
     @cached_property
     def secret_resolver(self) -> SecretResolver:
@@ -172,13 +173,19 @@ class Runtime(StateRuntime):
         return ClientResolver(self.clients, self.config, CimdResolver(fetcher), self.secret_resolver)
 
     @cached_property
+    def authorization(self) -> AuthorizationService:
+        """Pending authorizations, consent, codes and grant revocation (the authorize function, the CLI)."""
+        from gateway.oauth.authorization import AuthorizationService
+
+        return AuthorizationService(grants=self.grants, policy=self.config.oauth, audit=self.audit)
+
+    @cached_property
     def token_service(self) -> TokenService:
         from gateway.oauth.token_service import TokenService
 
         return TokenService(
             grants=self.grants,
             access_tokens=self.access_tokens,
-            public_keys=self.public_keys,
             shared_secret=self.shared_secret,
             policy=self.config.oauth,
             access_token_ttl_seconds=self.settings.access_token_ttl_seconds,

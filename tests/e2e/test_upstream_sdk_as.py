@@ -198,6 +198,7 @@ async def _disconnect(stack: Stack, artifacts: Path) -> None:
         await page.goto(f"{stack.gateway}/acme/connections")
         await _gateway_sign_in(browser, page)
         await page.wait_for_selector("text=Your connections")
+        await page.goto(f"{stack.gateway}/acme/connections?{urlencode({'disconnect': ROUTE})}")  # its confirmation
         await _submit(page, f'button[name="disconnect"][value="{ROUTE}"]')
         await page.wait_for_selector("text=Your connections")
         await browser.screenshot(page, "disconnected")

@@ -152,6 +152,28 @@ def test_pending_authorizations_expire_on_read(stores: Any, request: pytest.Fixt
     assert grants.get_pending(pending.pending_id, NOW) is None
 
 
+def test_a_pending_authorization_is_taken_once_under_concurrency(stores: Any, request: pytest.FixtureRequest) -> None:
+    # Given a pending authorization (a consent form about to be submitted twice, or from two tabs)
+    grants: GrantStore = stores[1]
+    pending = PendingAuthorization(
+        pending_id=_unique("take", request), route_key="demo/echo", client_id="c1", client_source="dcr",
+        redirect_uri="http://127.0.0.1/cb", state=None, code_challenge="x" * 43, scopes=("mcp",),
+        resource="https://gw.example.com/demo/echo/mcp", created_at=NOW, expires_at=NOW + 600, csrf_token="t",
+        user_id="alice", signed_in_at=NOW,
+    )  # fmt: skip
+    grants.put_pending(pending)
+    # When eight requests take it at once
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        taken = list(pool.map(lambda _: grants.take_pending(pending.pending_id, NOW + 1), range(8)))
+    # Then exactly one gets it, as it was, and it is gone
+    assert [result for result in taken if result is not None] == [pending]
+    assert grants.get_pending(pending.pending_id, NOW + 1) is None
+    # And an expired one is never taken
+    grants.put_pending(pending)
+    assert grants.take_pending(pending.pending_id, NOW + 600) is None
+    assert grants.take_pending("never-stored", NOW) is None
+
+
 def test_a_code_is_redeemed_once_creating_grant_and_consent(stores: Any, request: pytest.FixtureRequest) -> None:
     grants: GrantStore = stores[1]
     code_hash, grant_id = _unique("code", request), _unique("grant", request)

@@ -270,6 +270,25 @@ class DynamoGrantStore(_Table):
     def delete_pending(self, pending_id: str) -> None:
         self._delete(*_pending_key(pending_id))
 
+    def take_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        pk, sk = _pending_key(pending_id)
+        try:
+            response = self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": _s(pk), "sk": _s(sk)},
+                ConditionExpression="attribute_exists(pk) AND expires_at > :now",
+                ExpressionAttributeValues={":now": _n(now)},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return None  # taken by another request, expired, or never there
+            raise StorageError(f"DynamoDB write failed: {error.response['Error']['Code']}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"DynamoDB write failed: {type(error).__name__}") from error
+        item = response.get("Attributes")
+        return from_item(PendingAuthorization, item) if item else None
+
     def _code_item(self, code: AuthorizationCode) -> dict[str, Any]:
         pk, sk = _code_key(code.code_hash)
         item = to_item(code, pk=pk, sk=sk)

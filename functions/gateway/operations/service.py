@@ -20,6 +20,7 @@ from typing import TypeVar
 from gateway.api_keys.issuing import KeyRefused, KeyRequest, create_key, revoke_key
 from gateway.audit import AuditTrail
 from gateway.config import DevLoginProvider, GatewayConfig
+from gateway.oauth.authorization import revoke_grant
 from gateway.operations.views import (
     ClientView,
     ConnectionView,
@@ -239,11 +240,7 @@ class OperatorService:
 
     def _revoke_grant(self, grant: Grant, reason: str, by: str) -> Ended:
         # The proxy reads the grant's status per call: its access tokens and its refresh token stop working now.
-        self._grants.revoke_grant(grant.grant_id, self._now(), reason)
-        self._audit.record(
-            "grant.revoked", workspace=grant.workspace, route_key=grant.route_key, user_id=grant.user_id,
-            client_id=grant.client_id, grant_id=grant.grant_id, reason=reason, by=by,
-        )  # fmt: skip
+        revoke_grant(self._grants, self._audit, grant, self._now(), reason=reason, by=by)
         return Ended("grant", grant.grant_id, grant.workspace, grant.route_key, grant.user_id, grant.client_id)
 
     def _revoke_key(self, key: ApiKey, by: str) -> Ended:

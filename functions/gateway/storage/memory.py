@@ -64,6 +64,11 @@ class MemoryGrantStore:
     def delete_pending(self, pending_id: str) -> None:
         self._pending.pop(pending_id, None)
 
+    def take_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        with self._lock:
+            pending = self._pending.pop(pending_id, None)
+        return pending if pending is not None and pending.expires_at > now else None
+
     def put_code(self, code: AuthorizationCode) -> None:
         self._codes[code.code_hash] = code
 

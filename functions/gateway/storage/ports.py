@@ -59,6 +59,13 @@ class GrantStore(Protocol):
     def delete_pending(self, pending_id: str) -> None:
         """Forget a pending authorization (idempotent)."""
 
+    def take_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        """Remove the pending authorization and return it as it was; None if unknown, expired or already taken.
+
+        MUST be single-use under concurrency (a conditional delete): of N concurrent calls for one pending
+        authorization at most one returns it, so a form submitted twice issues one answer.
+        """
+
     # authorization codes ----------------------------------------------------------------------------------------
     def put_code(self, code: AuthorizationCode) -> None:
         """Store a new code (keyed by its hash)."""

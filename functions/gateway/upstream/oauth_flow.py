@@ -9,8 +9,9 @@
 - **state** is random and opaque. What the flow is for — route, subject, user, where to return — travels in a
   signed cookie named after the state, so the callback is accepted only in the browser that started the flow
   (RFC 6749 §10.12) and the upstream learns nothing about the user from the URL.
-- **iss** (RFC 9207): when the server advertises it, the callback's ``iss`` must equal the expected issuer
-  (mix-up defence); the flow remembers the issuer it was started with.
+- **Mix-up defence** (RFC 9700 §4.4): each upstream has its own redirect URI, and the answer must arrive at the one
+  of the upstream the flow was started for; ``iss`` (RFC 9207) is required when the server advertises it and must
+  equal the expected issuer whenever present; the flow remembers the issuer it was started with.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from gateway import safe_json
 from gateway.net.ssrf import FetchError, FetchResult, SafeFetcher
 from gateway.oauth.hashing import random_token
 from gateway.oauth.pkce import s256
-from gateway.upstream.discovery import UpstreamAuthorization
+from gateway.upstream.metadata_discovery import UpstreamAuthorization
 from gateway.upstream.token_set import ClientAuthMethod, TokenSet, UpstreamClient
 
 FLOW_SECONDS = 900  # how long a started upstream authorization may take
@@ -174,10 +175,15 @@ def read_flow(state: str, cookies: dict[str, str], *, secret: bytes, secure_cook
 
 
 def check_issuer(upstream: UpstreamAuthorization, flow: Flow, iss: str | None) -> None:
-    """RFC 9207 §2.4: compare ``iss`` when the server advertises it; always require the flow's issuer."""
+    """RFC 9207 §2.4: ``iss`` is required when the server advertises it, and compared whenever it is present (a
+    server that sends it without advertising it still names itself); the flow's issuer is always required. The
+    per-upstream redirect URI (gateway.upstream.client_metadata.connect_callback_url) covers servers that send no
+    ``iss`` at all."""
     if flow.issuer != upstream.server.issuer:
         raise FlowError("the upstream's authorization server changed during the connection; start it again")
-    if upstream.server.iss_parameter_supported and iss != upstream.server.issuer:
+    if iss is None and upstream.server.iss_parameter_supported:
+        raise FlowError("the answer does not name its authorization server (iss missing)")
+    if iss is not None and iss != upstream.server.issuer:
         raise FlowError("the answer names another authorization server (iss mismatch)")
 
 

@@ -18,8 +18,8 @@ from gateway.net.ssrf import SafeFetcher
 from gateway.storage.ports import UpstreamTokenStore
 from gateway.upstream import oauth_flow
 from gateway.upstream.cipher import TokenCipher
-from gateway.upstream.discovery import Discovery
-from gateway.upstream.registration import ClientRegistrar
+from gateway.upstream.client_registration import ClientRegistrar
+from gateway.upstream.metadata_discovery import Discovery
 from gateway.upstream.vault import UpstreamVault
 
 FETCH_TIMEOUT_SECONDS = 8.0

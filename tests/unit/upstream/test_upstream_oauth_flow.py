@@ -12,7 +12,7 @@ import pytest
 
 from gateway.oauth.pkce import s256
 from gateway.upstream import oauth_flow
-from gateway.upstream.discovery import AuthorizationServer, UpstreamAuthorization
+from gateway.upstream.metadata_discovery import AuthorizationServer, UpstreamAuthorization
 from gateway.upstream.oauth_flow import FlowError, TokenEndpointError
 from gateway.upstream.token_set import TokenSet, UpstreamClient
 from tests.support.hostile_json import DEEP_SMALL
@@ -30,7 +30,7 @@ SERVER = AuthorizationServer(
     iss_parameter_supported=True,
 )
 UPSTREAM = UpstreamAuthorization("https://up.example.com/mcp", SERVER, ("mcp", "offline_access"))
-CALLBACK = "https://gw.example.com/acme/connect/callback"
+CALLBACK = "https://gw.example.com/acme/notes/connect/callback"
 
 
 def start(now: int = 1000) -> oauth_flow.StartedFlow:
@@ -94,6 +94,22 @@ def test_iss_must_match_when_the_server_advertises_it() -> None:
     oauth_flow.check_issuer(UPSTREAM, flow, "https://as.example.com")
     with pytest.raises(FlowError, match="iss mismatch"):
         oauth_flow.check_issuer(UPSTREAM, flow, "https://evil.example.com")
+    with pytest.raises(FlowError, match="iss missing"):
+        oauth_flow.check_issuer(UPSTREAM, flow, None)
+
+
+def test_iss_is_compared_whenever_present_even_if_not_advertised() -> None:
+    # Given a server that does not advertise RFC 9207 support
+    quiet = dataclasses.replace(UPSTREAM, server=dataclasses.replace(SERVER, iss_parameter_supported=False))
+    started = start()
+    state = parse_qs(urlsplit(started.authorization_url).query)["state"][0]
+    flow = oauth_flow.read_flow(
+        state, {started.cookie_name: started.cookie_value}, secret=SECRET, secure_cookie=True, now=1000
+    )
+    # Then an answer without iss is accepted, and one naming another server is refused
+    oauth_flow.check_issuer(quiet, flow, None)
+    with pytest.raises(FlowError, match="iss mismatch"):
+        oauth_flow.check_issuer(quiet, flow, "https://evil.example.com")
 
 
 def test_the_code_exchange_sends_the_verifier_resource_and_basic_client_auth() -> None:

@@ -1,4 +1,5 @@
-"""How the gateway identifies itself to an upstream's authorization server (MCP 2025-11-25 §Authorization,
+"""How the gateway identifies itself, as a client, to an upstream's authorization server (the client side; the
+gateway's own ``/register`` is :mod:`gateway.oauth.registration_endpoint`) (MCP 2025-11-25 §Authorization,
 "Client Registration"), in the spec's order of preference:
 
 1. **pre-registered** credentials from the route's config (``registration: preregistered``);
@@ -30,7 +31,7 @@ from gateway.storage.ports import UpstreamTokenStore
 from gateway.storage.records import UpstreamToken
 from gateway.upstream.cipher import TokenCipher, encryption_context
 from gateway.upstream.client_metadata import CLIENT_NAME, client_metadata_url, connect_callback_url
-from gateway.upstream.discovery import AuthorizationServer
+from gateway.upstream.metadata_discovery import AuthorizationServer
 from gateway.upstream.token_set import ClientAuthMethod, UpstreamClient
 
 # Not a possible user id of a per-user credential: connect refuses user ids starting with "#".
@@ -107,7 +108,7 @@ class ClientRegistrar:
     # --- dynamic (RFC 7591) -------------------------------------------------------------------------------------
 
     async def _dynamic(self, route: Route, server: AuthorizationServer) -> UpstreamClient:
-        redirect_uri = connect_callback_url(route.base_url, route.workspace_name)
+        redirect_uri = connect_callback_url(route)
         row, kept = self._kept(route, server, redirect_uri)
         if kept is not None:
             return kept

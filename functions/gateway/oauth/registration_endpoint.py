@@ -1,4 +1,6 @@
-"""Dynamic Client Registration (RFC 7591): parse a client's metadata, decide what is registered, answer.
+"""Dynamic Client Registration (RFC 7591) at the gateway's own ``/register`` (the server side; the gateway
+registering itself at an upstream is :mod:`gateway.upstream.client_registration`): parse a client's metadata, decide
+what is registered, answer.
 
 Registrations belong to one route (``RegisteredClient.route_key``: one issuer per route) and expire when unused for
 ``OAuthPolicy.unused_client_ttl_seconds``; each use slides the expiry (see :mod:`gateway.oauth.clients`).
@@ -12,8 +14,9 @@ carries what was actually registered. This module uses that latitude deliberatel
 - ``grant_types`` defaults to ``authorization_code`` plus ``refresh_token`` when the route issues refresh tokens.
   ``authorization_code`` and ``response_types`` ``code`` are required (the only flow offered); other grant and response
   types are dropped rather than refused, so a client that lists extras still registers.
-- ``client_uri``/``logo_uri`` are kept only when they are https URLs (they are shown on the consent page); a
-  ``scope`` is narrowed to the route's scopes.
+- ``client_uri``/``logo_uri`` are kept only when they are https URLs (the consent page shows ``client_uri`` as
+  text; no page loads ``logo_uri``: fetching it would tell the client's server who views consent); a ``scope`` is
+  narrowed to the route's scopes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.display_text import visible_text
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import hash_secret, random_token
 from gateway.oauth.redirect_uris import MAX_LENGTH as MAX_URI_LENGTH
@@ -224,4 +228,4 @@ def _text(value: str | None, field: str) -> str | None:
         return None
     if _CONTROL.search(value):
         raise OAuthError("invalid_client_metadata", f"{field} must not contain control characters")
-    return value.strip() or None
+    return visible_text(value).strip() or None  # no bidi overrides or zero-width characters (gateway.display_text)

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from gateway.config import parse_config
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import matches_hash
-from gateway.oauth.registration import IssuedRegistration, new_registration, parse_registration, registration_response
+from gateway.oauth.registration_endpoint import (
+    IssuedRegistration,
+    new_registration,
+    parse_registration,
+    registration_response,
+)
 from gateway.routes import Route, RouteTable
 
 NOW = 1_767_225_600
@@ -230,3 +235,11 @@ def test_lone_surrogates_are_refused_not_stored() -> None:
     with pytest.raises(OAuthError, match="client_name") as raised:
         register({"redirect_uris": ["https://a.example/cb"], "client_name": "\ud800"})
     assert raised.value.error == "invalid_client_metadata"
+
+
+def test_bidi_overrides_and_zero_width_characters_are_dropped_from_the_stored_name() -> None:
+    # Given a client name that displays as "EvilClaude Code" (U+202E reverses what follows) with a zero-width space
+    issued = register({"redirect_uris": ["https://a.example/cb"], "client_name": "Evil\u202eedoC edualC\u200b"})
+    # Then the registered name is what a reader would see without the tricks
+    assert issued.client.client_name == "EviledoC edualC"
+    assert registration_response(issued)["client_name"] == "EviledoC edualC"

@@ -1,5 +1,7 @@
-"""Discovery documents of a route: Protected Resource Metadata (RFC 9728) and authorization-server metadata
-(RFC 8414, and the OpenID Connect Discovery form that MCP clients also try).
+"""The discovery documents the gateway *publishes* for each route (the server side; the client side, finding an
+upstream's authorization server, is :mod:`gateway.upstream.metadata_discovery`): Protected Resource Metadata
+(RFC 9728) and authorization-server metadata (RFC 8414, and the OpenID Connect Discovery form that MCP clients also
+try).
 
 Each route is its own protected resource *and* its own issuer (``{base}/{workspace}/{server}``), so a registration,
 a code and a token all belong to exactly one route.

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.config import parse_config
 from gateway.routes import Route, RouteTable
-from gateway.upstream.discovery import (
+from gateway.upstream.metadata_discovery import (
     Discovery,
     DiscoveryError,
     as_metadata_urls,

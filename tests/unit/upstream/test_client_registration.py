@@ -13,11 +13,11 @@ from gateway.storage.memory import MemoryUpstreamTokenStore
 from gateway.storage.records import UpstreamToken
 from gateway.upstream.cipher import LocalTokenCipher, encryption_context
 from gateway.upstream.client_metadata import client_metadata_document
-from gateway.upstream.discovery import AuthorizationServer
-from gateway.upstream.registration import REGISTRATION_SUBJECT, ClientRegistrar, RegistrationError
+from gateway.upstream.client_registration import REGISTRATION_SUBJECT, ClientRegistrar, RegistrationError
+from gateway.upstream.metadata_discovery import AuthorizationServer
 from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import FakeFetcher
-from tests.unit.upstream.test_upstream_discovery import route
+from tests.unit.upstream.test_metadata_discovery import route
 
 SERVER = AuthorizationServer(
     issuer="https://as.example.com",
@@ -56,7 +56,7 @@ def test_dynamic_registration_is_stored_encrypted_and_reused() -> None:
     first = asyncio.run(registrar(fetcher, store).client_for(route(), SERVER))
     again = asyncio.run(registrar(fetcher, store).client_for(route(), SERVER))
     assert first == again and first.client_id == "dyn-1" and first.client_secret == "dyn-secret"
-    assert len(sent) == 1 and sent[0]["redirect_uris"] == ["https://gw.example.com/acme/connect/callback"]
+    assert len(sent) == 1 and sent[0]["redirect_uris"] == ["https://gw.example.com/acme/notes/connect/callback"]
     row = store.get("acme/notes", REGISTRATION_SUBJECT)
     assert row is not None and b"dyn-secret" not in row.ciphertext
     # a different authorization server means a new registration
@@ -92,7 +92,7 @@ def test_cimd_uses_the_published_document_url_when_the_server_supports_it() -> N
     assert client.client_id == "https://gw.example.com/acme/notes/oauth-client.json" and client.auth_method == "none"
     document = client_metadata_document(configured)
     assert document["client_id"] == client.client_id
-    assert document["redirect_uris"] == ["https://gw.example.com/acme/connect/callback"]
+    assert document["redirect_uris"] == ["https://gw.example.com/acme/notes/connect/callback"]
 
 
 def test_no_registration_endpoint_and_no_cimd_is_an_error() -> None:
@@ -140,7 +140,7 @@ def test_two_containers_registering_at_once_both_use_the_one_kept() -> None:
     cipher = LocalTokenCipher(b"k" * 32)
     theirs = {
         "issuer": SERVER.issuer,
-        "redirect_uri": "https://gw.example.com/acme/connect/callback",
+        "redirect_uri": "https://gw.example.com/acme/notes/connect/callback",
         "client_id": "dyn-other",
         "client_secret": "other-secret",
         "auth_method": "client_secret_basic",

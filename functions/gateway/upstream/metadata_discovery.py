@@ -1,4 +1,5 @@
-"""Finding an upstream MCP server's authorization server, as an MCP client does (MCP 2025-11-25 §Authorization,
+"""Finding an upstream MCP server's authorization server, as an MCP client does (the client side; the documents the
+gateway publishes itself are :mod:`gateway.oauth.metadata_documents`) (MCP 2025-11-25 §Authorization,
 "Authorization Server Discovery").
 
 1. Protected Resource Metadata (RFC 9728): the URL from the ``resource_metadata`` parameter of the upstream's
