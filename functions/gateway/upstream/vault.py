@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.upstream.vault")
 
 Refresher = Callable[[TokenSet], Awaitable[TokenSet]]
+Revoker = Callable[[TokenSet], Awaitable[bool]]
 
 
 class NotConnected(Exception):
@@ -84,8 +85,10 @@ class UpstreamVault:
         wait_seconds: float = 8.0,
         poll_seconds: float = 0.1,
         audit: AuditTrail | None = None,
+        revoker: Revoker | None = None,
     ) -> None:
         self._audit = audit
+        self._revoker = revoker
         self._store = store
         self._cipher = cipher
         self._refresher = refresher
@@ -171,6 +174,23 @@ class UpstreamVault:
     def delete(self, route_key: str, subject: str) -> None:
         self._store.delete(route_key, subject)
         self._cache.pop((route_key, subject), None)
+
+    async def disconnect(self, route_key: str, subject: str) -> None:
+        """Forget the credential, and revoke it at the upstream's authorization server where it has a revocation
+        endpoint (RFC 7009), so the upstream grant ends too. Deleting comes first and always happens: a revocation
+        the server refuses or cannot take is logged and audited, never an error for the user."""
+        try:
+            _, tokens = self._load(route_key, subject)
+        except NotConnected:
+            tokens = None
+        self.delete(route_key, subject)
+        if tokens is None or self._revoker is None:
+            return
+        try:
+            await self._revoker(tokens)
+        except TokenEndpointError as error:
+            logger.warning("revoking the upstream credential of %s failed: %s", route_key, error.error or "unreachable")
+            self._record("upstream.failed", route_key, subject, error=error.error or "unreachable", deleted=True)
 
     def _write(self, route_key: str, subject: str, tokens: TokenSet, version: int, expected: int | None) -> bool:
         now = int(self._clock())
