@@ -27,6 +27,7 @@ from infra.dev import TEMPLATE_PATH, config_for_upstream, gateway_environment
 from infra.devserver import DevServer, function_environment, patched_environ, start_dev_server
 from infra.local_aws import local_environment, provision, start_local_aws
 from infra.template import load_template
+from tests.support.rate_limits import generous_rate_limits
 
 # GATEWAY_TEST_CLOCK_SHIFT_SECONDS moves the wall clock after collection (make test runs a shifted pass).
 pytest_plugins = ["tests.support.clock_shift"]
@@ -142,9 +143,7 @@ def gateway_env(
     # The session's tests share one client address (127.0.0.1): limits far above what they send, so the counters
     # are kept (and exercised) without refusing anything; tests of the limits run a gateway of their own. The
     # proxy's per-caller limit stays as deployed by default (off): the hot-path tests count the default's calls.
-    env.update(
-        {name: "100000" for name, value in env.items() if name.startswith("GATEWAY_RATE_LIMIT_") and value != "0"}
-    )
+    env.update(generous_rate_limits(env))
     with patched_environ(env):
         yield env
 

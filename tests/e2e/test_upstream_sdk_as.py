@@ -38,6 +38,7 @@ from tests.conftest import LocalAwsStack, pick_free_port
 from tests.e2e.test_upstream_oauth import _GATEWAY_SCRIPT, McpSession, _start, _stop, _whoami
 from tests.support.browser import Browser, chromium
 from tests.support.mcp_client import run_async
+from tests.support.rate_limits import generous_rate_limits
 from tests.support.sign_in import loopback_callback
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -101,6 +102,7 @@ def stack(
             config_path=config,
         )  # fmt: skip
         env["GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS"] = "0"  # see stored changes (the expiry moved) at once
+        env.update(generous_rate_limits(env))  # the session's earlier sign-ins share the counters
         gateway_env = {**base_env, **env, "E2E_GATEWAY_ENV": json.dumps(env)}
         processes.append(
             _start([sys.executable, "-c", _GATEWAY_SCRIPT, str(gateway_port)], gateway_env, "listening", timeout=90)
