@@ -35,7 +35,7 @@ import boto3
 import httpx
 import pytest
 
-from gateway.oauth.pkce import s256
+from gateway.crypto.pkce import s256
 from infra.demo_upstream import DemoUpstream
 from infra.dev import gateway_environment
 from infra.devserver import REPO_ROOT

@@ -29,7 +29,7 @@ import httpx
 import pytest
 from playwright.async_api import Page
 
-from gateway.oauth.pkce import s256
+from gateway.crypto.pkce import s256
 from infra.dev import gateway_environment
 from infra.devserver import REPO_ROOT
 from infra.local_aws import LOCAL_ACCESS_KEY

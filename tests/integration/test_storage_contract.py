@@ -20,14 +20,6 @@ from gateway.aws.dynamodb_store import (
     DynamoRateLimiter,
     DynamoUpstreamTokenStore,
 )
-from gateway.storage.memory import (
-    MemoryApiKeyStore,
-    MemoryAuditLog,
-    MemoryClientStore,
-    MemoryGrantStore,
-    MemoryRateLimiter,
-    MemoryUpstreamTokenStore,
-)
 from gateway.storage.ports import (
     AlreadyExists,
     ApiKeyStore,
@@ -49,6 +41,14 @@ from gateway.storage.records import (
     UpstreamToken,
 )
 from infra.local_aws import local_environment, provision, start_local_aws
+from infra.memory.stores import (
+    MemoryApiKeyStore,
+    MemoryAuditLog,
+    MemoryClientStore,
+    MemoryGrantStore,
+    MemoryRateLimiter,
+    MemoryUpstreamTokenStore,
+)
 from infra.template import load_template
 
 NOW = 1_800_000_000

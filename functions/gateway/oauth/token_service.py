@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import OAuthPolicy
+from gateway.crypto import pkce
+from gateway.crypto.hashing import hash_secret
 from gateway.identity.user import SignedInUser
-from gateway.oauth import pkce, refresh_tokens
+from gateway.oauth import refresh_tokens
 from gateway.oauth.authorization import grant_from_code, new_grant
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import hash_secret
 from gateway.oauth.token_requests import AuthorizationCodeRequest, ClientCredentialsRequest, RefreshTokenRequest
 from gateway.routes import OFFLINE_ACCESS, Route
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, GrantStore

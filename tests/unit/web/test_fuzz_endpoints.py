@@ -27,9 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.config import parse_config
-from gateway.oauth.pkce import s256
+from gateway.crypto.pkce import s256
 from gateway.runtime import Runtime
-from gateway.web import authorize_app, metadata_app, proxy_app, register_app, token_app
+from gateway.web.authorize import app as authorize_app
+from gateway.web.metadata import app as metadata_app
+from gateway.web.proxy import app as proxy_app
+from gateway.web.register import app as register_app
+from gateway.web.token import app as token_app
 from infra.devserver import REPO_ROOT
 from infra.lambda_event import HttpRequest, RouteTable, build_event
 from infra.placeholders import LOCAL_REDIRECT_URI, ensure_local_client, grant_backed_token

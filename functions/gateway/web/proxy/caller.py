@@ -38,9 +38,9 @@ from gateway.routes import Route
 from gateway.settings import Settings
 from gateway.storage.ports import StorageError
 from gateway.tokens.access_token import InvalidAccessToken
-from gateway.web.bearer import bearer_token, challenge
-from gateway.web.responses import error_response
-from gateway.web.services import GatewayState
+from gateway.web.common.responses import error_response
+from gateway.web.common.services import GatewayState
+from gateway.web.proxy.bearer import bearer_token, challenge
 
 logger = logging.getLogger("gateway.proxy")
 
