@@ -44,7 +44,7 @@ from urllib.parse import urlencode
 
 from infra.dev import EXAMPLE_CONFIG, config_for_upstream, gateway_environment
 from infra.devserver import REPO_ROOT
-from infra.lambda_event import HttpRequest, RouteTable, build_event
+from infra.lambda_event import HttpApiRoutes, HttpRequest, build_event
 from infra.template import FunctionSpec, functions, load_template
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -223,7 +223,7 @@ def _http_event(
     """An event as API Gateway builds it for this request (the template's routes decide the route key)."""
 
     def make(stack: Stack) -> dict[str, Any]:
-        table: RouteTable[str] = RouteTable()
+        table: HttpApiRoutes[str] = HttpApiRoutes()
         for spec in functions(stack.template):
             for route in spec.routes:
                 table.add(route.method, route.path, spec.logical_id)

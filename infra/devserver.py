@@ -37,11 +37,11 @@ from typing import Any
 from infra.dev_streaming import StreamingFunction
 from infra.lambda_event import (
     PAYLOAD_LIMIT_BYTES,
+    HttpApiRoutes,
     HttpRequest,
     HttpResponse,
     InvalidLambdaResponse,
     RouteMatch,
-    RouteTable,
     build_event,
     gateway_error,
     internal_error,
@@ -451,7 +451,7 @@ class DevServer:
         self.functions: dict[str, LambdaFunction] = {}
         self.streaming: dict[str, StreamingFunction] = {}
         """The functions the template runs under the Lambda Web Adapter (response streaming), by logical id."""
-        self.routes: RouteTable[LambdaFunction] = RouteTable()
+        self.routes: HttpApiRoutes[LambdaFunction] = HttpApiRoutes()
         for spec in functions(dict(template), parameters):
             function = LambdaFunction(spec, root=root, max_containers=max_containers)
             self.functions[spec.logical_id] = function

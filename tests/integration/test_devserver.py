@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from infra.devserver import REPO_ROOT, DevServer, start_dev_server
-from infra.lambda_event import RouteTable, rest_api_event
+from infra.lambda_event import HttpApiRoutes, rest_api_event
 
 EVENTS = REPO_ROOT / "events"
 CODE_URI = str(Path(__file__).parent.relative_to(REPO_ROOT))
@@ -198,7 +198,7 @@ def test_lambda_context_reports_the_template_settings(client: httpx.Client) -> N
 
 def test_the_most_specific_route_wins() -> None:
     # Given the routes of the AWS documentation's example, plus a method-specific route next to an ANY route
-    table: RouteTable[str] = RouteTable()
+    table: HttpApiRoutes[str] = HttpApiRoutes()
     for route in (
         "ANY /{proxy+}",
         "GET /pets/{proxy+}",
@@ -225,7 +225,7 @@ def test_the_most_specific_route_wins() -> None:
 
 def test_path_parameters_are_decoded_and_greedy_ones_keep_their_slashes() -> None:
     # Given a greedy route and a parameter route
-    table: RouteTable[str] = RouteTable()
+    table: HttpApiRoutes[str] = HttpApiRoutes()
     table.add("GET", "/.well-known/oauth-protected-resource/{proxy+}", "prm")
     table.add("ANY", "/{workspace}/{server}/mcp", "proxy")
 
