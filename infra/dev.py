@@ -21,20 +21,21 @@ import errno
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
+from infra.child_process import StopRequests
 from infra.demo_upstream import DemoUpstream, start_demo_upstream
+from infra.dev_overview import Overview, banner_sections, build_overview, local_pages, relative
 from infra.devserver import REPO_ROOT, DevServer, function_environment
+from infra.lambda_container import QUIET_LOGGERS
 from infra.local_aws import LocalAws, local_environment, provision, start_local_aws
 from infra.ports import port_taken_message
 from infra.template import load_template
@@ -44,6 +45,7 @@ log = logging.getLogger("infra.dev")
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 EXAMPLE_CONFIG = REPO_ROOT / "examples" / "gateway.yaml"
 DEFAULT_STATE_FILE = REPO_ROOT / ".dev" / "state.json"
+LOCAL_AWS_STATE_NAME = "local-aws.state"
 HOST = "127.0.0.1"
 DEFAULT_DEV_PORT = 9000
 DEFAULT_UPSTREAM_PORT = 9001
@@ -103,13 +105,27 @@ def config_for_upstream(upstream_url: str, directory: Path, config_path: Path = 
     return copy
 
 
+def served_config(config_path: Path, directory: Path, upstream_url: str | None) -> Path:
+    """The copy of ``config_path`` the functions read, in ``directory`` (its validated form goes beside it, not
+    beside the user's file): examples/gateway.yaml pointed at the demo upstream's actual address, any other
+    configuration as written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = config_path.read_text(encoding="utf-8")
+    if _is_example(config_path) and upstream_url is not None:
+        text = text.replace(DEMO_UPSTREAM_URL, upstream_url)
+    copy = directory / config_path.name
+    copy.write_text(text, encoding="utf-8")
+    return copy
+
+
 def _is_example(config_path: Path) -> bool:
     return config_path.resolve() == EXAMPLE_CONFIG.resolve()
 
 
 @dataclass
 class Stack:
-    """The local AWS stand-in with the template's resources, the demo upstream, and the functions' environment."""
+    """The local AWS stand-in with the template's resources, the demo upstream, and the functions' environment;
+    each server in a process of its own (:mod:`infra.child_process`)."""
 
     aws: LocalAws
     refs: dict[str, str]
@@ -117,6 +133,7 @@ class Stack:
     env: dict[str, str]
     _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     config_source: Path = EXAMPLE_CONFIG  # the configuration asked for; ``config_path`` is the one served
+    aws_state: Path | None = None  # where the stand-in keeps its state across restarts, if it does
 
     @property
     def endpoint_url(self) -> str:
@@ -128,11 +145,13 @@ class Stack:
         return Path(self.env["GATEWAY_CONFIG"])
 
     def stop(self) -> None:
+        """Stop the demo upstream, then the stand-in (which saves its state last). Idempotent."""
         if self.upstream is not None:
             self.upstream.stop()
         self.aws.stop()
         if self._workdir is not None:
             self._workdir.cleanup()
+            self._workdir = None
 
     def __enter__(self) -> Stack:
         return self
@@ -151,25 +170,28 @@ def start_stack(
     aws_port: int = 0,
     config_path: Path = EXAMPLE_CONFIG,
     parameters: Mapping[str, str] | None = None,
+    config_dir: Path | None = None,
+    aws_state: Path | None = None,
 ) -> Stack:
     """Start moto, provision the template, start the demo upstream (``upstream_port`` None: none) and compute
-    the functions' environment for ``config_path``: examples/gateway.yaml pointed at the demo upstream's actual
-    port (:func:`config_for_upstream`), any other configuration as written; ``parameters`` are template parameters
-    (``ProxyResponseMode``). Raises ``OSError`` when a port is taken."""
+    the functions' environment for a copy of ``config_path`` (:func:`served_config`) in ``config_dir`` (default: a
+    temporary directory, removed at stop); ``parameters`` are template parameters (``ProxyResponseMode``);
+    ``aws_state``: the file the stand-in keeps its state in across restarts. Raises ``OSError`` when a port is
+    taken."""
     upstream = start_demo_upstream(upstream_port) if upstream_port is not None else None
     try:
-        aws = start_local_aws(aws_port)
+        aws = start_local_aws(aws_port, state=aws_state)
     except BaseException:
         if upstream is not None:
             upstream.stop()
         raise
+    workdir = None
     try:
         refs = provision(aws.endpoint_url, template)
-        workdir = None
-        served = config_path
-        if _is_example(config_path) and upstream is not None and upstream.url != DEMO_UPSTREAM_URL:
+        if config_dir is None:
             workdir = tempfile.TemporaryDirectory(prefix="mcp-gateway-dev-")
-            served = config_for_upstream(upstream.url, Path(workdir.name), config_path)
+            config_dir = Path(workdir.name)
+        served = served_config(config_path, config_dir, upstream.url if upstream is not None else None)
         env = gateway_environment(
             template,
             endpoint_url=aws.endpoint_url,
@@ -182,8 +204,10 @@ def start_stack(
         aws.stop()
         if upstream is not None:
             upstream.stop()
+        if workdir is not None:
+            workdir.cleanup()
         raise
-    return Stack(aws, refs, upstream, env, workdir, config_path)
+    return Stack(aws, refs, upstream, env, workdir, config_path, aws_state)
 
 
 # --- the state file -----------------------------------------------------------------------------------------
@@ -194,6 +218,16 @@ def state_file() -> Path:
     return Path(os.environ.get("DEV_STATE_FILE") or DEFAULT_STATE_FILE)
 
 
+def local_aws_state_file(state_path: Path) -> Path:
+    """Where ``make dev`` keeps the local AWS stand-in's state across restarts: beside the state file."""
+    return state_path.parent / LOCAL_AWS_STATE_NAME
+
+
+def served_config_dir(state_path: Path) -> Path:
+    """Where ``make dev`` keeps the configuration it serves and its validated form: beside the state file."""
+    return state_path.parent / "config"
+
+
 def write_state(stack: Stack, server: DevServer, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -202,6 +236,7 @@ def write_state(stack: Stack, server: DevServer, path: Path) -> None:
         "aws_endpoint_url": stack.endpoint_url,
         "dev_server_url": server.url,
         "upstream_url": stack.upstream.url if stack.upstream else None,
+        "config_source": str(stack.config_source),
         "refs": stack.refs,
         "env": stack.env,
     }
@@ -257,15 +292,9 @@ def check_config(config_path: Path) -> None:
         raise SystemExit(str(problem)) from None
 
 
-def banner(server: DevServer, stack: Stack) -> str:
-    """What ``make dev`` prints: where everything runs, each route's URL, and how to add it to Claude Code, all
-    from the configuration the functions are given."""
-    from gateway.config import DevLoginProvider, load_config  # gateway: functions/ package
-    from gateway.routes import RouteTable
-
-    config = load_config(stack.config_path)
-    routes = RouteTable(config, server.url).all()
-    names = [route.server_name for route in routes]
+def banner(server: DevServer, stack: Stack, overview: Overview) -> str:
+    """What ``make dev`` prints: where everything runs, each route's URL and how to add it to Claude Code, the
+    start page and My connections, all from the configuration the functions are given."""
     lines = [
         "",
         "MCP gateway running locally (Ctrl-C to stop)",
@@ -279,46 +308,18 @@ def banner(server: DevServer, stack: Stack) -> str:
             else "buffered (every answer whole, as the HTTP API and Mangum; make dev MODE=streaming to stream)"
         ),
     ]
-    source = _relative(stack.config_source)
     if stack.upstream is not None:
-        unused = not any(
-            stack.upstream.url in (route.server.upstream, *(m.server.upstream for m in route.members()))
-            for route in routes
+        lines.append(f"  demo upstream  {stack.upstream.url}")
+    if stack.aws_state is not None:
+        lines.append(
+            f"  local state    {_relative(stack.aws_state.parent)}/ keeps clients, grants, keys and connections "
+            "across restarts (make dev RESET=1 starts clean)"
         )
-        lines.append(f"  demo upstream  {stack.upstream.url}" + (f"  (no route of {source} uses it)" if unused else ""))
-    if stack.config_path != stack.config_source:
-        source += ", with the demo upstream's actual port"  # see config_for_upstream
-    lines += ["", f"Routes ({source}):"]
-    for route in routes:
-        lines += [
-            f"  {route.key:<20} {route.resource}  ->  "
-            + (
-                str(route.server.upstream)
-                if route.server.upstream
-                else ", ".join(f"{m.member}: {m.server.upstream}" for m in route.members())
-            ),
-            f"  {'':<20} PRM: {route.resource_metadata_url}",
-        ]
-    lines += ["", "Add a route to Claude Code:"]
-    for route in routes:
-        name = (
-            route.server_name if names.count(route.server_name) == 1 else f"{route.workspace_name}-{route.server_name}"
-        )
-        lines.append(f"  claude mcp add --transport http {name} {route.resource}")
-    for workspace_name, workspace in config.workspaces.items():
-        provider = workspace.identity_provider
-        if isinstance(provider, DevLoginProvider):
-            logins = ", ".join(f"{user.id} / {user.password}" for user in provider.users)
-            lines.append(f"\nDev login for workspace {workspace_name}: {logins}")
-    lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + banner_sections(overview))
 
 
 def _relative(path: Path) -> str:
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
+    return relative(path, REPO_ROOT)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -338,7 +339,30 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default="buffered",
         help="the deployment mode (template parameter ProxyResponseMode; make dev MODE=streaming)",
     )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="start with a clean local state: forget the clients, grants, keys and connections kept in .dev/ "
+        "(make dev RESET=1)",
+    )
     return parser.parse_args(argv)
+
+
+def overview_of(server: DevServer, stack: Stack) -> Overview:
+    from gateway.config import load_config  # gateway: functions/ package
+
+    source = _relative(stack.config_source)
+    upstream = stack.upstream.url if stack.upstream is not None else None
+    moved = _is_example(stack.config_source) and upstream is not None and upstream != DEMO_UPSTREAM_URL
+    return build_overview(
+        load_config(stack.config_path),
+        server.url,
+        config_source=source,
+        upstream_url=upstream,
+        default_upstream_url=DEMO_UPSTREAM_URL,
+        serves=lambda method, path: server.match(method, path) is not None,
+        served_as=", with the demo upstream's actual port" if moved else "",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,19 +370,23 @@ def main(argv: list[str] | None = None) -> int:
     config_path = Path(os.path.abspath(arguments.config))  # the functions may run with another working directory
     check_config(config_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("mcp", "httpx", "botocore", "werkzeug"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Installed first: Ctrl-C or SIGTERM during start-up still ends in a clean shutdown.
-    stopping = threading.Event()
+    # Installed first: Ctrl-C or SIGTERM during start-up still ends in a clean shutdown. Signal-safe: the handlers
+    # only note the signal (infra.child_process.StopRequests), so the SIGTERM that make forwards on top of the
+    # process group's own can never block the process in a lock.
+    with StopRequests() as stop_requests:
+        return _run(arguments, config_path, stop_requests)
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+def _run(arguments: argparse.Namespace, config_path: Path, stop_requests: StopRequests) -> int:
     dev_port = _port("DEV_PORT", DEFAULT_DEV_PORT)
     upstream_port = _port("UPSTREAM_PORT", DEFAULT_UPSTREAM_PORT)
     state_path = state_file()
+    aws_state = local_aws_state_file(state_path)
+    if arguments.reset:
+        aws_state.unlink(missing_ok=True)
+        log.info("local state reset: starting clean")
     template = load_template(TEMPLATE_PATH)
     parameters = {"ProxyResponseMode": arguments.mode}
 
@@ -376,24 +404,32 @@ def main(argv: list[str] | None = None) -> int:
             upstream_port=upstream_port,
             config_path=config_path,
             parameters=parameters,
+            config_dir=served_config_dir(state_path),
+            aws_state=aws_state,
         )
     except OSError as error:
         server.stop()
         if error.errno == errno.EADDRINUSE:
             raise _port_taken("demo upstream", upstream_port, "UPSTREAM_PORT") from None
         raise
+    except BaseException:
+        server.stop()
+        raise
 
     try:
+        overview = overview_of(server, stack)
+        server.local_pages = local_pages(overview)
         server.start(stack.env)
         write_state(stack, server, state_path)
-        print(banner(server, stack), flush=True)
-        while not stopping.wait(0.5):
-            pass
+        if not stop_requests.requested:
+            print(banner(server, stack, overview), flush=True)
+        stop_requests.wait()
         print("\nstopping...", flush=True)
     finally:
+        # In order: no new requests, then the containers, the demo upstream, and the store last (it saves).
+        state_path.unlink(missing_ok=True)
         server.stop()
         stack.stop()
-        state_path.unlink(missing_ok=True)
     print("stopped", flush=True)
     return 0
 

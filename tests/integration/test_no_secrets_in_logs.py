@@ -43,7 +43,7 @@ def test_a_whole_flow_logs_no_token_code_or_secret(
     caplog.set_level(logging.DEBUG)
     secrets: list[str] = []
     # a confidential client registers: its secret
-    registered = invoke("register", sample_event("register-confidential-client.json"))
+    registered = invoke("register", sample_event("register-confidential-client.json"), env=gateway_env)
     assert registered["statusCode"] == 201
     secrets.append(json.loads(registered["body"])["client_secret"])
     # a code is exchanged: the code, its verifier, the tokens
@@ -62,9 +62,8 @@ def test_a_whole_flow_logs_no_token_code_or_secret(
     later: dict[str, Any] = json.loads(refreshed["body"])
     secrets += [later["access_token"], later["refresh_token"]]
     revoke = form_event("revoke-refresh-token.json", {"token": later["refresh_token"], "client_id": CLIENT_ID})
-    assert invoke("token", revoke)["statusCode"] == 200
+    assert token_exchange(revoke)["statusCode"] == 200
     assert mcp_call(later["access_token"]) == 401
-    # (against the session's stack, where the configuration has the service client demo-ci)
     # a gateway API key is made, used in either place, and revoked
     assert main(["admin", "--json", "create-key", "--workspace", "demo", "--user", "alice", "--name", "logs",
                  "--server", "echo"], environ=gateway_env) == 0  # fmt: skip
