@@ -139,6 +139,12 @@ class StreamingFunction:
         finally:
             connection.close()
 
+    @property
+    def process_id(self) -> int | None:
+        """The process serving the app, once started in a process of its own."""
+        server = self._server
+        return server.process.pid if isinstance(server, ChildServer) and server.running else None
+
     def stop(self) -> None:
         with self._lock:
             if self._server is not None:

@@ -265,6 +265,14 @@ class DevServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def process_ids(self) -> list[int]:
+        """This process and every container process it runs now (what a benchmark sums the CPU time of)."""
+        pids = [os.getpid()]
+        for function in self.functions.values():
+            pids += function.process_ids
+        pids += [pid for streaming in self.streaming.values() if (pid := streaming.process_id) is not None]
+        return pids
+
     def match(self, method: str, raw_path: str) -> RouteMatch[LambdaFunction] | None:
         """The template route serving ``method raw_path``, remembered per pair (the table is fixed once built)."""
         key = (method, raw_path)

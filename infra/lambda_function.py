@@ -91,6 +91,12 @@ class LambdaFunction:
             return len(self._containers)
 
     @property
+    def process_ids(self) -> list[int]:
+        """The process ids of its running container processes (none for thread containers)."""
+        with self._lock:
+            return [container.process.pid for container in self._processes if container.running]
+
+    @property
     def modules(self) -> list[ModuleType]:
         """The handler module each thread container loaded, oldest first (tests inspect a container's runtime)."""
         with self._lock:

@@ -61,6 +61,10 @@ class LocalAws:
         """Stop the stand-in (it saves its state first, when it keeps one). Idempotent."""
         self._server.stop()
 
+    def calls(self) -> dict[str, int]:
+        """The calls the stand-in served so far, by operation (``DynamoDB_20120810.GetItem``, ``TrentService.Sign``)."""
+        return store_calls(self.endpoint_url)
+
     def reset(self) -> None:
         """Forget every resource the stand-in holds (moto's own reset endpoint)."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
@@ -74,6 +78,15 @@ class LocalAws:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def store_calls(endpoint_url: str) -> dict[str, int]:
+    """The calls the stand-in at ``endpoint_url`` served so far, by operation (see :mod:`infra.local_aws_server`)."""
+    from infra.local_aws_server import CALLS_PATH
+
+    with urllib.request.urlopen(f"{endpoint_url}{CALLS_PATH}", timeout=10) as response:  # noqa: S310 - loopback
+        counts: dict[str, int] = json.loads(response.read())
+    return counts
 
 
 def start_local_aws(port: int = 0, *, state: Path | None = None) -> LocalAws:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import pickle
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ log = logging.getLogger("infra.local_aws")
 SERVICES = ("dynamodb", "kms", "secretsmanager", "ssm")
 SAVE_EVERY_SECONDS = 2.0
 SNAPSHOT_FORMAT = 1
+CALLS_PATH = "/_local-aws/calls"
 
 
 # --- the state file -------------------------------------------------------------------------------------------
@@ -119,7 +122,8 @@ def load_state(path: Path) -> str:
 
 class SerializedMoto:
     """moto's WSGI app behind one lock (see the module docstring); notes whether anything was asked since the
-    last save."""
+    last save, and counts the calls by operation (``GET`` :data:`CALLS_PATH`: a JSON object such as
+    ``{"DynamoDB_20120810.GetItem": 3}``, what a benchmark reads to count a handler's store calls from outside)."""
 
     def __init__(self) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -127,9 +131,18 @@ class SerializedMoto:
         self._app = DomainDispatcherApplication(create_backend_app)
         self.lock = threading.Lock()
         self.changed = False
+        self.calls: Counter[str] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") == CALLS_PATH:
+            with self.lock:
+                body = json.dumps(dict(self.calls)).encode()
+            start_response("200 OK", [("content-type", "application/json"), ("content-length", str(len(body)))])
+            return [body]
+        operation = environ.get("HTTP_X_AMZ_TARGET")
         with self.lock:
+            if operation:
+                self.calls[operation] += 1
             self.changed = True  # reads too: telling them apart would mean parsing every service's protocol
             result = self._app(environ, start_response)
             try:

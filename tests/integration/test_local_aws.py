@@ -360,3 +360,20 @@ def test_the_stand_in_saves_its_state_when_the_process_group_gets_sigterm(tmp_pa
     assert not [item for item in sockets if item.state == "LISTEN"]
     with start_local_aws(state=state) as again:
         assert "kept" in Stack(again.endpoint_url, {}, {}).dynamodb().list_tables()["TableNames"]
+
+
+def test_the_stand_in_counts_the_calls_it_serves_by_operation(stack: Stack) -> None:
+    # Given the calls counted so far
+    from infra.local_aws import store_calls
+
+    before = store_calls(stack.endpoint_url)
+
+    # When a table is described twice and a key once
+    stack.dynamodb().describe_table(TableName=stack.refs["ClientsTable"])
+    stack.dynamodb().describe_table(TableName=stack.refs["ClientsTable"])
+    stack.kms().describe_key(KeyId=stack.refs["SigningKey"])
+
+    # Then the stand-in counted them, by operation (what a benchmark reads from another process)
+    after = store_calls(stack.endpoint_url)
+    assert after["DynamoDB_20120810.DescribeTable"] - before.get("DynamoDB_20120810.DescribeTable", 0) == 2
+    assert after["TrentService.DescribeKey"] - before.get("TrentService.DescribeKey", 0) == 1
