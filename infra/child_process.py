@@ -142,10 +142,15 @@ class ChildServer:
         *,
         env: dict[str, str] | None = None,
         ready_seconds: float = DEFAULT_READY_SECONDS,
+        wait: bool = True,
     ) -> None:
+        """Start the child; unless ``wait`` is false, wait until it says it is ready (else call
+        :meth:`wait_ready`, e.g. after starting others, so that they start side by side)."""
         self.name = name
         self.port: int = sock.getsockname()[1]
-        ready_read, ready_write = os.pipe()
+        self._socket: socket.socket | None = sock
+        self._ready_seconds = ready_seconds
+        self._ready_read, ready_write = os.pipe()
         command = [sys.executable, "-m", __name__, module, "--fd", str(sock.fileno()), "--ready-fd", str(ready_write)]
         command += args
         try:
@@ -156,16 +161,33 @@ class ChildServer:
                 stdin=subprocess.PIPE,
                 pass_fds=(sock.fileno(), ready_write),
             )
+        except BaseException:
+            os.close(self._ready_read)
+            sock.close()
+            raise
         finally:
             os.close(ready_write)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the child says it is ready; raises :class:`ChildFailed` (the child stopped) if it does not.
+        Idempotent."""
+        if self._socket is None:
+            return
         try:
-            self._wait_ready(ready_read, ready_seconds)
+            self._wait_ready(self._ready_read, self._ready_seconds)
         except BaseException:
             self.stop()
             raise
-        finally:
-            os.close(ready_read)
-            sock.close()  # the child has its own copy; a dead child must not leave a socket that accepts
+        self._release_socket()
+
+    def _release_socket(self) -> None:
+        """The child has its own copy of the listening socket; a dead child must not leave one that accepts."""
+        if self._socket is not None:
+            os.close(self._ready_read)
+            self._socket.close()
+            self._socket = None
 
     def _wait_ready(self, ready_read: int, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -186,6 +208,7 @@ class ChildServer:
         return self.process.poll() is None
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
+        self._release_socket()  # if stopped before it was ready
         if self.process.stdin is not None and not self.process.stdin.closed:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()

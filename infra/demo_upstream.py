@@ -60,11 +60,11 @@ class DemoUpstream(ChildServer):
         return f"http://{HOST}:{self.port}/mcp"
 
 
-def start_demo_upstream(port: int = 0) -> DemoUpstream:
+def start_demo_upstream(port: int = 0, *, wait: bool = True) -> DemoUpstream:
     """Start the demo upstream in a process of its own on 127.0.0.1 (port 0: a free port), as an upstream MCP server
     runs elsewhere than the gateway. Raises ``OSError`` if the port is taken (bound here, so the message can name
-    who holds it)."""
-    return DemoUpstream("demo upstream", "infra.demo_upstream", listening_socket(port), ["--child"])
+    who holds it). ``wait=False``: return at once (its port is known); call ``wait_ready()`` before using it."""
+    return DemoUpstream("demo upstream", "infra.demo_upstream", listening_socket(port), ["--child"], wait=wait)
 
 
 def serve_in_this_process(port: int = 0) -> AsgiThread:

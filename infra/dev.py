@@ -64,12 +64,14 @@ def gateway_environment(
     public_base_url: str,
     config_path: Path = EXAMPLE_CONFIG,
     parameters: Mapping[str, str] | None = None,
+    compiled: bool = False,
 ) -> dict[str, str]:
     """The environment every function gets locally: what the template gives it with ``parameters`` (with the
     provisioned table, key and secret ids), the SDK pointed at the stand-in, and the local stage, config and base
-    URL. The config's validated form is written beside it (:func:`compile_config`), so the functions load it as they
-    do deployed."""
-    compile_config(config_path)
+    URL. The config's validated form is written beside it (:func:`compile_config`, unless ``compiled``), so the
+    functions load it as they do deployed."""
+    if not compiled:
+        compile_config(config_path)
     env = function_environment(template, refs=refs, parameters=parameters)
     env.update(local_environment(endpoint_url))
     env.update(
@@ -178,20 +180,23 @@ def start_stack(
     temporary directory, removed at stop); ``parameters`` are template parameters (``ProxyResponseMode``);
     ``aws_state``: the file the stand-in keeps its state in across restarts. Raises ``OSError`` when a port is
     taken."""
-    upstream = start_demo_upstream(upstream_port) if upstream_port is not None else None
+    # The two servers start side by side, and the configuration is validated meanwhile.
+    upstream = start_demo_upstream(upstream_port, wait=False) if upstream_port is not None else None
     try:
-        aws = start_local_aws(aws_port, state=aws_state)
+        aws = start_local_aws(aws_port, state=aws_state, wait=False)
     except BaseException:
         if upstream is not None:
             upstream.stop()
         raise
     workdir = None
     try:
-        refs = provision(aws.endpoint_url, template)
         if config_dir is None:
             workdir = tempfile.TemporaryDirectory(prefix="mcp-gateway-dev-")
             config_dir = Path(workdir.name)
         served = served_config(config_path, config_dir, upstream.url if upstream is not None else None)
+        compile_config(served)
+        aws.wait_ready()
+        refs = provision(aws.endpoint_url, template)
         env = gateway_environment(
             template,
             endpoint_url=aws.endpoint_url,
@@ -199,7 +204,10 @@ def start_stack(
             public_base_url=public_base_url,
             config_path=served,
             parameters=parameters,
+            compiled=True,
         )
+        if upstream is not None:
+            upstream.wait_ready()
     except BaseException:
         aws.stop()
         if upstream is not None:

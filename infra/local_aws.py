@@ -53,6 +53,9 @@ class LocalAws:
         self.port = server.port
         self.endpoint_url = f"http://{LOCAL_HOST}:{server.port}"
 
+    def wait_ready(self) -> None:
+        self._server.wait_ready()
+
     @property
     def pid(self) -> int:
         return self._server.process.pid
@@ -89,13 +92,14 @@ def store_calls(endpoint_url: str) -> dict[str, int]:
     return counts
 
 
-def start_local_aws(port: int = 0, *, state: Path | None = None) -> LocalAws:
+def start_local_aws(port: int = 0, *, state: Path | None = None, wait: bool = True) -> LocalAws:
     """Start moto in a process of its own on 127.0.0.1 (``port=0`` picks a free port), serving over keep-alive
     connections (:mod:`infra.local_aws_server`). ``state``: a file to restore the state from and keep it in
-    across restarts. Changes no environment variable. Raises ``OSError`` when the port is taken."""
+    across restarts. Changes no environment variable. Raises ``OSError`` when the port is taken. ``wait=False``:
+    return at once; call :meth:`LocalAws.wait_ready` before using it."""
     sock = listening_socket(port)
     args = ["--state", str(state)] if state is not None else []
-    return LocalAws(ChildServer("local AWS stand-in", "infra.local_aws_server", sock, args))
+    return LocalAws(ChildServer("local AWS stand-in", "infra.local_aws_server", sock, args, wait=wait))
 
 
 def local_environment(endpoint_url: str) -> dict[str, str]:
