@@ -106,6 +106,33 @@ def test_make_dev_serves_the_routes_of_the_config_it_is_given(
     dev.interrupt()
 
 
+@needs_make
+@pytest.mark.slow
+def test_a_copy_of_the_example_with_another_upstream_port_is_told_which_route_to_change_and_how(
+    tmp_path: Path, free_port: Callable[[], int], run: Callable[[list[str], dict[str, str]], Running]
+) -> None:
+    # Given a copy of the example configuration (its routes point at the demo upstream's default 127.0.0.1:9001)
+    config = tmp_path / "my-gateway.yaml"
+    config.write_text((REPO_ROOT / "examples" / "gateway.yaml").read_text())
+    dev_port, upstream_port = free_port(), free_port()
+
+    # When `make dev CONFIG=my-gateway.yaml` runs with another UPSTREAM_PORT
+    dev = run(
+        [*MAKE, "dev", f"CONFIG={config}", f"PY={sys.executable}"], dev_environment(tmp_path, dev_port, upstream_port)
+    )
+    dev.wait_for("Note: ")
+    dev.wait_for("start make dev without UPSTREAM_PORT")
+
+    # Then the banner names each route still pointing at 9001, the key to change and the value to set
+    upstream = f"http://{HOST}:{upstream_port}/mcp"
+    output = " ".join(dev.output.split())
+    assert "route demo/echo (workspaces.demo.servers.echo.upstream)" in output
+    assert "route demo/toolbox (workspaces.demo.servers.toolbox.upstreams.demo.url)" in output
+    assert f"points at http://{HOST}:9001/mcp" in output
+    assert f"set that key to {upstream} in {config}" in output
+    dev.ctrl_c()
+
+
 BAD_CONFIG = """\
 workspaces:
   acme:
