@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 READY = b"ready\n"
 DEFAULT_READY_SECONDS = 60.0
 STOP_SECONDS = 10.0
+MAX_NOTED = 64  # signals noted by StopRequests; a flood of them must not grow a list without end
 
 
 class ChildFailed(RuntimeError):
@@ -70,7 +71,8 @@ class StopRequests:
             self._previous[signum] = signal.signal(signum, self._note)
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
-        self.received.append(signum)  # nothing else here: see the class docstring
+        if len(self.received) < MAX_NOTED:  # nothing else here: see the class docstring
+            self.received.append(signum)
 
     @property
     def requested(self) -> bool:
