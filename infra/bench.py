@@ -965,6 +965,11 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
         measured: dict[str, dict[str, Any]] = {}
         say(f"  direct, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
         measured["direct"] = run_load(stack.upstream_url, concurrency, requests, seconds)
+        from infra.bench_support.passthrough import start_passthrough
+
+        with start_passthrough(stack.upstream_url) as passthrough:
+            say(f"  pass-through, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
+            measured["pass-through"] = run_load(passthrough.url, concurrency, requests, seconds)
         for label, parameters, settings in PROXY_VARIANTS:
             server = start_dev_server(stack.template, {**stack.env, **settings}, parameters=parameters)
             try:
@@ -991,7 +996,11 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
         for label, result in measured.items():
             comparison = ""
             cost = "—"
-            if label != "direct":
+            if label == "pass-through":
+                added_p50 = result["p50_ms"] - direct["p50_ms"]
+                ratio = result["throughput"] / direct["throughput"] if direct["throughput"] else math.nan
+                comparison = f"+{added_p50:.2f} ms p50, {ratio:.0%} throughput"
+            elif label != "direct":
                 front_door = "rest_api" if "streaming" in label else "http_api"
                 cost = f"{cost_per_million_calls(front_door, result['p50_ms'] - direct['p50_ms'] + 1.0):.2f}"
                 added_p50 = result["p50_ms"] - direct["p50_ms"]
@@ -1009,8 +1018,8 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
                     f"{result['p50_ms']:.2f}",
                     f"{result['p99_ms']:.2f}",
                     f"{result['throughput']:.0f}",
-                    "—" if label == "direct" else f"{result['gateway_cpu_ms']:.2f}",
-                    "—" if label == "direct" else f"{result['reads_per_call']:.2f}",
+                    "—" if "gateway_cpu_ms" not in result else f"{result['gateway_cpu_ms']:.2f}",
+                    "—" if "reads_per_call" not in result else f"{result['reads_per_call']:.2f}",
                     comparison,
                     cost,
                 ]
@@ -1018,7 +1027,8 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
     return (
         f"{machine_line()} `tools/call` (echo) from a separate load-client process (threads, one pooled httpx "
         f"client each), up to {requests} requests or {seconds:g} s per row after a warm-up; direct = the demo "
-        "upstream (uvicorn, its own process), gateway = the dev server in front of it (same proxy handler code "
+        "upstream (uvicorn, its own process), pass-through = a plain Starlette + httpx pass-through in front of it "
+        "(its own process: what any HTTP proxy adds), gateway = the dev server in front of it (same proxy handler code "
         "as Lambda, payload-2.0 events, Mangum) with the deployment's default settings (the grant's status read "
         "on every request, so a revocation bites on the next call); `grant cache 30 s` = the same with the opt-in "
         "`GATEWAY_GRANT_STATUS_CACHE_SECONDS=30`; `streaming mode` = the streaming deployment "

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY = b"ready\n"
@@ -224,7 +224,7 @@ class ChildServer:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> ChildServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

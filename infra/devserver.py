@@ -31,7 +31,7 @@ from typing import Any
 from infra.child_process import REPO_ROOT
 from infra.dev_streaming import StreamingFunction
 from infra.keepalive_wsgi import BadRequestBody, read_body
-from infra.lambda_container import FunctionFailed, FunctionTimedOut, HandlerError
+from infra.lambda_container import ContainerProcess, FunctionFailed, FunctionTimedOut, HandlerError
 from infra.lambda_event import (
     PAYLOAD_LIMIT_BYTES,
     HttpApiRoutes,
@@ -47,8 +47,10 @@ from infra.lambda_event import (
     response_from_lambda,
     service_unavailable,
 )
-from infra.lambda_function import DEFAULT_MAX_CONTAINERS, Isolation, LambdaFunction
-from infra.template import functions, resolve_environment
+from infra.lambda_function import DEFAULT_MAX_CONTAINERS, Forker, Isolation, LambdaFunction
+from infra.lambda_zygote import AVAILABLE as ZYGOTES_AVAILABLE
+from infra.lambda_zygote import Zygote
+from infra.template import FunctionSpec, functions, resolve_environment
 
 __all__ = [
     "REPO_ROOT",
@@ -236,10 +238,15 @@ class DevServer:
         parameters: Mapping[str, str] | None = None,
         isolation: Isolation = "process",
         local_pages: LocalPages | None = None,
+        fork_server: bool = True,
     ) -> None:
         """``parameters``: the template parameters the functions are deployed with (``ProxyResponseMode``...);
-        ``isolation``: a process per container (as Lambda), or a thread of this process; ``local_pages``: answers
-        requests no route of the template serves (None for API Gateway's 404)."""
+        ``isolation``: a process per container (as Lambda), or a thread of this process; ``fork_server``: container
+        processes are forked from a process that imported the shared core once (:mod:`infra.lambda_zygote`, Linux),
+        not each a new interpreter; ``local_pages``: answers requests no route of the template serves (None for API
+        Gateway's 404)."""
+        self._fork_server = fork_server and isolation == "process" and ZYGOTES_AVAILABLE
+        self._zygotes: dict[Path, Zygote] = {}
         self.integration_timeout = integration_timeout
         self.local_pages = local_pages
         self.functions: dict[str, LambdaFunction] = {}
@@ -296,6 +303,11 @@ class DevServer:
         for function in self.functions.values():
             function.environment = dict(os.environ)  # a container process's, as the template gives it
             function.log_level = level
+            if self._fork_server:
+                zygote = self._zygotes.get(function.code_dir)
+                if zygote is None:  # started now: its imports run while the server starts
+                    zygote = self._zygotes[function.code_dir] = Zygote(function.code_dir, function.environment, level)
+                function.forker = _forker(zygote)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="devserver", daemon=True
         )
@@ -343,6 +355,9 @@ class DevServer:
             function.close()
         for streaming in self.streaming.values():
             streaming.stop()
+        for zygote in self._zygotes.values():
+            zygote.stop()
+        self._zygotes.clear()
         if self._environ is not None:
             self._environ.__exit__(None, None, None)
             self._environ = None
@@ -354,6 +369,13 @@ class DevServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _forker(zygote: Zygote) -> Forker:
+    def fork(spec: FunctionSpec, code_dir: Path, log_stream_name: str, log_level: int) -> ContainerProcess:
+        return zygote.fork(spec, log_stream_name, log_level)
+
+    return fork
 
 
 def start_dev_server(

@@ -23,6 +23,8 @@ import contextlib
 import importlib
 import json
 import logging
+import os
+import signal
 import socket
 import struct
 import subprocess
@@ -118,36 +120,43 @@ def receive_frame(sock: socket.socket) -> Any:
 # --- the dev server's side ------------------------------------------------------------------------------------
 
 
+def container_arguments(spec: FunctionSpec, *, code_dir: Path, log_stream_name: str, log_level: int) -> dict[str, Any]:
+    """What a container needs to know besides its socket (:func:`main`'s options, :func:`serve_invocations`'s)."""
+    return {
+        "code_dir": str(code_dir),
+        "handler": spec.handler,
+        "function_name": spec.logical_id,
+        "memory": spec.memory_size,
+        "log_stream": log_stream_name,
+        "log_level": logging.getLevelName(log_level),
+    }
+
+
 class ContainerProcess:
-    """One container of ``spec`` in a process of its own, with ``env`` as its environment."""
+    """One container of ``spec`` in a process of its own, talking over ``sock``: a process this one started
+    (:meth:`spawn`), or one a fork server started (``pid``, see :mod:`infra.lambda_zygote`)."""
 
     def __init__(
-        self, spec: FunctionSpec, *, code_dir: Path, env: Mapping[str, str], log_stream_name: str, log_level: int
+        self, spec: FunctionSpec, sock: socket.socket, *, process: subprocess.Popen[bytes] | None = None, pid: int = 0
     ) -> None:
         self.spec = spec
+        self._socket = sock
+        self._process = process
+        self.pid = process.pid if process is not None else pid
+        self._initialized = False
+
+    @classmethod
+    def spawn(
+        cls, spec: FunctionSpec, *, code_dir: Path, env: Mapping[str, str], log_stream_name: str, log_level: int
+    ) -> ContainerProcess:
+        """A new interpreter for the container, with ``env`` as its environment."""
         ours, theirs = socket.socketpair()
-        command = [
-            sys.executable,
-            "-m",
-            "infra.child_process",
-            __name__,
-            "--fd",
-            str(theirs.fileno()),
-            "--code-dir",
-            str(code_dir),
-            "--handler",
-            spec.handler,
-            "--function-name",
-            spec.logical_id,
-            "--memory",
-            str(spec.memory_size),
-            "--log-stream",
-            log_stream_name,
-            "--log-level",
-            logging.getLevelName(log_level),
-        ]
+        options = container_arguments(spec, code_dir=code_dir, log_stream_name=log_stream_name, log_level=log_level)
+        command = [sys.executable, "-m", "infra.child_process", __name__, "--fd", str(theirs.fileno())]
+        for name, value in options.items():
+            command += [f"--{name.replace('_', '-')}", str(value)]
         try:
-            self.process = subprocess.Popen(
+            process = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
                 env=python_environment(dict(env)),
@@ -159,12 +168,19 @@ class ContainerProcess:
             raise
         finally:
             theirs.close()
-        self._socket = ours
-        self._initialized = False
+        return cls(spec, ours, process=process)
 
     @property
     def running(self) -> bool:
-        return self.process.poll() is None
+        if self._process is not None:
+            return self._process.poll() is None
+        try:
+            os.kill(self.pid, 0)  # a forked container's fork server reaps it at once when it exits
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def invoke(self, event: dict[str, Any], *, request_id: str, timeout: float) -> Any:
         """The handler's result. Raises :class:`FunctionTimedOut` (the container is killed, as Lambda resets it),
@@ -187,7 +203,7 @@ class ContainerProcess:
             log.debug("%s: container connection failed: %s", self.spec.logical_id, error)
         if reply is None:
             self.stop(kill=True)
-            raise FunctionFailed(f"{self.spec.logical_id}: the container exited (status {self.process.poll()})")
+            raise FunctionFailed(f"{self.spec.logical_id}: the container (pid {self.pid}) exited")
         if "error" in reply:
             raise HandlerError(f"{self.spec.logical_id}: {reply['error']['type']}: {reply['error']['message']}")
         return reply["result"]
@@ -197,16 +213,25 @@ class ContainerProcess:
         (at once with ``kill``)."""
         with contextlib.suppress(OSError):
             self._socket.close()
-        if self.process.stdin is not None:
+        if self._process is not None and self._process.stdin is not None:
             with contextlib.suppress(OSError):
-                self.process.stdin.close()
-        if kill and self.process.poll() is None:
-            self.process.kill()
-        try:
-            self.process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+                self._process.stdin.close()
+        if kill:
+            self._kill()
+        deadline = time.monotonic() + STOP_SECONDS
+        while self.running:
+            if time.monotonic() > deadline:
+                self._kill()
+                deadline = time.monotonic() + STOP_SECONDS
+            if self._process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=0.05)
+            else:
+                time.sleep(0.02)  # not our child: nothing to wait on but its pid
+
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
 
 
 # --- the container's side -------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ DEFAULT_MAX_CONTAINERS = 8
 
 Handler = Callable[[dict[str, Any], Any], Any]
 Isolation = Literal["process", "thread"]
+Forker = Callable[[FunctionSpec, Path, str, int], ContainerProcess]
 
 
 @dataclass
@@ -71,6 +72,8 @@ class LambdaFunction:
         self.environment: dict[str, str] = {}
         """The containers' environment, for process containers (thread containers share ``os.environ``)."""
         self.log_level = logging.INFO
+        self.forker: Forker | None = None
+        """Starts a container process from a fork server (:mod:`infra.lambda_zygote`) instead of a new interpreter."""
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._modules: list[ModuleType] = []
@@ -94,7 +97,7 @@ class LambdaFunction:
     def process_ids(self) -> list[int]:
         """The process ids of its running container processes (none for thread containers)."""
         with self._lock:
-            return [container.process.pid for container in self._processes if container.running]
+            return [container.pid for container in self._processes if container.running]
 
     @property
     def modules(self) -> list[ModuleType]:
@@ -198,13 +201,16 @@ class LambdaFunction:
         with self._lock:
             if self._closed:
                 raise FunctionFailed(f"{self.spec.logical_id} is shut down")
-            container = ContainerProcess(
-                self.spec,
-                code_dir=self.code_dir,
-                env=self.environment,
-                log_stream_name=log_stream_name,
-                log_level=self.log_level,
-            )
+            if self.forker is not None:
+                container = self.forker(self.spec, self.code_dir, log_stream_name, self.log_level)
+            else:
+                container = ContainerProcess.spawn(
+                    self.spec,
+                    code_dir=self.code_dir,
+                    env=self.environment,
+                    log_stream_name=log_stream_name,
+                    log_level=self.log_level,
+                )
             self._processes.add(container)
             return container
 
