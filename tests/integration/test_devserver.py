@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -70,6 +71,12 @@ def plain(event: dict[str, Any], context: Any) -> object:
     return {"hello": "world"} if event["pathParameters"]["kind"] == "dict" else "hello"
 
 
+def whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The process the container runs in, after sleeping ``seconds`` if asked."""
+    time.sleep(float((event.get("queryStringParameters") or {}).get("seconds", "0")))
+    return {"statusCode": 200, "body": json.dumps({"pid": os.getpid(), "stream": context.log_stream_name})}
+
+
 def big(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"statusCode": 200, "body": "x" * (7 * 1024 * 1024)}
 
@@ -108,6 +115,7 @@ TEMPLATE: dict[str, Any] = {
         "SlowFunction": function(f"{MODULE}.slow", "GET /slow", timeout=1),
         "PlainFunction": function(f"{MODULE}.plain", "GET /plain/{kind}"),
         "BigFunction": function(f"{MODULE}.big", "GET /big"),
+        "WhoamiFunction": function(f"{MODULE}.whoami", "GET /whoami", timeout=1),
     }
 }
 
@@ -454,3 +462,24 @@ def test_the_rest_api_event_carries_the_same_request_in_payload_format_1() -> No
     assert event["pathParameters"] == {"workspace": "demo", "server": "echo"}
     assert event["requestContext"]["identity"]["sourceIp"] == "203.0.113.7"
     assert (event["requestContext"]["stage"], event["requestContext"]["path"]) == ("live", "/live/demo/echo/authorize")
+
+
+def test_each_container_is_a_process_of_its_own_and_a_timed_out_one_is_replaced(client: httpx.Client) -> None:
+    # Given a function's container, and another function's
+    first = client.get("/whoami").json()
+    again = client.get("/whoami").json()
+    echo_container = client.get("/echo/x").json()["context"]["log_stream_name"]
+
+    # Then a container is a process of its own (not the dev server's), kept warm between invocations
+    assert first["pid"] != os.getpid()
+    assert again == first
+    assert echo_container != first["stream"]
+
+    # When the container outlives its function's timeout
+    assert client.get("/whoami", params={"seconds": "3"}).status_code == 502
+
+    # Then its process is gone (killed, as Lambda resets a timed-out environment) and the next call gets a new one
+    replaced = client.get("/whoami").json()
+    assert replaced["pid"] != first["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(first["pid"], 0)
