@@ -1,11 +1,13 @@
 """``make dev``: the whole gateway on 127.0.0.1, with no Docker and no AWS account.
 
 Starts the local AWS stand-in (moto) and creates in it what template.yaml declares, the demo upstream MCP server on
-127.0.0.1:9001 and the dev server on 127.0.0.1:9000, then prints the route URLs. Ports: ``DEV_PORT`` and
-``UPSTREAM_PORT``. ``.dev/state.json`` (or ``DEV_STATE_FILE``) describes the running stack so ``make invoke`` can
-use it; it is removed on exit (Ctrl-C or SIGTERM).
+127.0.0.1:9001 and the dev server on 127.0.0.1:9000 (each in a process of its own, as are the function containers),
+then prints the route URLs. Ports: ``DEV_PORT`` and ``UPSTREAM_PORT``. In ``.dev/`` (or beside ``DEV_STATE_FILE``):
+``state.json`` describes the running stack so ``make invoke`` and ``mcp-gateway admin --local`` can use it (removed
+on exit: Ctrl-C or SIGTERM), ``local-aws.state`` keeps the stand-in's state across restarts (``--reset``, ``make dev
+RESET=1``, deletes it first), ``config/`` holds the configuration served and its validated form.
 
-    python -m infra.dev [--config path/to/gateway.yaml]     # make dev [CONFIG=path/to/gateway.yaml]
+    python -m infra.dev [--config path/to/gateway.yaml] [--reset]     # make dev [CONFIG=...] [RESET=1]
 
 The gateway configuration defaults to examples/gateway.yaml. A configuration of one's own is served as written (the
 demo upstream still starts; its routes may use it) and is checked first: a bad one stops ``make dev`` with the
