@@ -272,6 +272,11 @@ class DevServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def fork_servers(self) -> list[Zygote]:
+        """The fork servers its container processes come from (none for thread containers, or off Linux)."""
+        return list(self._zygotes.values())
+
     def process_ids(self) -> list[int]:
         """This process and every container process it runs now (what a benchmark sums the CPU time of)."""
         pids = [os.getpid()]

@@ -201,9 +201,14 @@ class LambdaFunction:
         with self._lock:
             if self._closed:
                 raise FunctionFailed(f"{self.spec.logical_id} is shut down")
+            container = None
             if self.forker is not None:
-                container = self.forker(self.spec, self.code_dir, log_stream_name, self.log_level)
-            else:
+                try:
+                    container = self.forker(self.spec, self.code_dir, log_stream_name, self.log_level)
+                except FunctionFailed as problem:
+                    log.warning("%s; new interpreters from now on", problem)
+                    self.forker = None
+            if container is None:
                 container = ContainerProcess.spawn(
                     self.spec,
                     code_dir=self.code_dir,

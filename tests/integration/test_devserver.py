@@ -483,3 +483,21 @@ def test_each_container_is_a_process_of_its_own_and_a_timed_out_one_is_replaced(
     assert replaced["pid"] != first["pid"]
     with pytest.raises(ProcessLookupError):
         os.kill(first["pid"], 0)
+
+
+def test_without_its_fork_server_the_dev_server_starts_containers_as_new_interpreters() -> None:
+    # Given a dev server whose fork server died before any container started
+    with start_dev_server(TEMPLATE, {}, default_base_url=False) as running:
+        if not running.fork_servers:
+            pytest.skip("no fork server on this system: containers are new interpreters anyway")
+        for fork_server in running.fork_servers:
+            fork_server.process.kill()
+            fork_server.process.wait()
+
+        # When a function is called
+        with httpx.Client(base_url=running.url, timeout=30) as http:
+            answer = http.get("/whoami")
+
+        # Then it still answers, from a container process of its own
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["pid"] != os.getpid()
