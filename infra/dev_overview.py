@@ -168,7 +168,7 @@ body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding
 h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:1.8rem}
 .lede{color:#555;margin-top:0} table{border-collapse:collapse;width:100%} td,th{text-align:left;padding:.35rem .5rem;
 border-bottom:1px solid #e3e3e8;vertical-align:top} code{font:13px/1.4 ui-monospace,monospace;background:#f3f3f6;
-padding:.1rem .3rem;border-radius:3px;word-break:break-all} .missing{background:#fff4e5;border:1px solid #f0c36d;
+padding:.1rem .3rem;border-radius:3px;overflow-wrap:anywhere} .missing{background:#fff4e5;border:1px solid #f0c36d;
 padding:.6rem .8rem;border-radius:4px} .note{color:#8a4b00}
 """
 
