@@ -37,9 +37,9 @@ lint: $(STAMP) ## ruff and mypy strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-invoke: $(STAMP) ## run one function on one event: make invoke FN=metadata EVENT=events/metadata-prm.json
-	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json" >&2; exit 2; }
-	$(PY) -m infra.invoke $(FN) $(EVENT)
+invoke: $(STAMP) ## run one function on one event: make invoke FN=metadata EVENT=events/metadata-prm.json (KEEP=1)
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json [KEEP=1]" >&2; exit 2; }
+	$(PY) -m infra.invoke $(if $(KEEP),--keep) $(FN) $(EVENT)
 
 bench: $(STAMP) ## benchmarks: cold start, import breakdown, RSS, proxy latency (docs/performance.md)
 	$(PY) -m infra.bench
@@ -50,10 +50,10 @@ schema: $(STAMP) ## regenerate schema/gateway-config.schema.json from the config
 build: $(STAMP) ## sam build with compiled .pyc (CONFIG=path/to/gateway.yaml)
 	bash infra/scripts/build.sh $(CONFIG)
 
-deploy: $(STAMP) ## build with CONFIG and sam deploy --guided: make deploy CONFIG=my-gateway.yaml
+deploy: $(STAMP) ## check AWS access, build with CONFIG, sam deploy (no questions): make deploy CONFIG=my-gateway.yaml
 	@test -n "$(CONFIG)" || { echo "usage: make deploy CONFIG=path/to/gateway.yaml (the config ships inside the build)" >&2; exit 2; }
-	bash infra/scripts/build.sh $(CONFIG)
-	bash infra/scripts/deploy.sh
+	@bash infra/scripts/deploy.sh --config "$(CONFIG)" $(if $(STACK_NAME),--stack-name "$(STACK_NAME)") \
+		$(if $(REGION),--region "$(REGION)") $(foreach p,$(PARAMS),--parameter "$(p)")
 
 clean: ## remove the virtualenv, build output and caches
 	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,11 @@ The function short name (``metadata``, ``proxy``, ``register``, ``authorize``, `
 ``<Name>Function``. The handler runs with the environment it has under ``make dev``: against the running stack if
 ``.dev/state.json`` describes a live one, otherwise against an ephemeral stack (moto, the template's resources and
 the demo upstream) that lives as long as the command. Placeholders in the event (``{{ACCESS_TOKEN}}``...) are filled
-by :mod:`infra.placeholders`. The Lambda response is printed as JSON, its body parsed when it is JSON (or SSE).
+by :mod:`infra.placeholders`; what they created for the dev user (the grant behind a token, a pending sign-in, an
+API key) is revoked or deleted once the function has answered, so nothing is left on alice's My connections page
+(``make invoke ... KEEP=1``, ``--keep``: keep it, e.g. to use the tokens the token function returned). The Lambda
+response is printed as JSON, its body parsed when it is JSON (or SSE); the libraries' informational logs (botocore's
+"Found credentials...", the demo upstream's) are not.
 """
 
 from __future__ import annotations
@@ -149,24 +153,34 @@ def invoke(
     env: Mapping[str, str] | None = None,
     template: dict[str, Any] | None = None,
     rest_api: bool = False,
+    keep: bool = False,
+    cleaned: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run ``function``'s handler on ``event`` (placeholders filled) and return the Lambda response.
 
     ``env`` is the functions' environment; by default that of the running ``make dev`` or of an ephemeral stack.
     ``rest_api``: deliver the (payload-2.0) event as the streaming deployment's REST API does, in payload format 1.0
     (:func:`infra.lambda_event.rest_api_event`). A result without ``statusCode`` is returned as
-    ``{"result": ...}``. The handler's exceptions propagate.
+    ``{"result": ...}``. The handler's exceptions propagate. What the placeholders created is cleaned up afterwards
+    unless ``keep`` (and described in ``cleaned``, when given).
     """
     template = load_template(TEMPLATE_PATH) if template is None else template
     spec = function_spec(function, template)
     apply_environment(default_environment(template) if env is None else env)
-    filled = placeholders.fill(event, function=function, runtime=filler_runtime())
+    leftovers = placeholders.Leftovers()
+    filled = placeholders.fill(event, function=function, runtime=filler_runtime(), leftovers=leftovers)
     if rest_api:
         filled = rest_api_event(filled)
     container = _functions.get(spec.logical_id)
     if container is None or container.spec != spec:
         container = _functions[spec.logical_id] = LambdaFunction(spec, max_containers=1)
-    result = container.invoke(filled)
+    try:
+        result = container.invoke(filled)
+    finally:
+        if not keep:
+            done = leftovers.clean(filler_runtime())
+            if cleaned is not None:
+                cleaned += done
     return result if isinstance(result, dict) else {"result": result}
 
 
@@ -196,13 +210,21 @@ def readable(response: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
+# Libraries whose informational lines are noise in `make invoke`'s output (the response is what matters).
+QUIET_LOGGERS = ("botocore", "boto3", "mcp", "httpx", "uvicorn", "werkzeug")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    keep = "--keep" in args
+    args = [arg for arg in args if arg != "--keep"]
     if len(args) != 2:
-        print("usage: python -m infra.invoke FUNCTION EVENT.json", file=sys.stderr)
+        print("usage: python -m infra.invoke [--keep] FUNCTION EVENT.json", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
+    for noisy in QUIET_LOGGERS:  # an explicit level: the functions' cold start sets the root logger to INFO
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     name, event_path = args
     template = load_template(TEMPLATE_PATH)
     try:
@@ -215,12 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as problem:
         print(f"error: cannot read event {event_path}: {problem}", file=sys.stderr)
         return 2
+    cleaned: list[str] = []
     try:
-        response = invoke(name, event, template=template)
+        response = invoke(name, event, template=template, keep=keep, cleaned=cleaned)
     except placeholders.UnknownPlaceholder as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     print(json.dumps(readable(response), indent=2, ensure_ascii=False))
+    if cleaned:
+        log.info("cleaned up after the sample event: %s (KEEP=1 keeps them)", ", ".join(cleaned))
     return 0
 
 

@@ -13,6 +13,11 @@ state through ``context.values`` under keys starting with ``_`` (e.g. a code and
 
 Fillers that need more of the gateway live in their own modules, listed in :data:`FILLER_MODULES` and imported on
 the first :func:`fill`.
+
+What a filler creates for the dev user (a grant behind a token, a pending sign-in, an API key) is noted in the
+context's :class:`Leftovers`, which ``make invoke`` cleans up once the function has answered (unless ``KEEP=1``), so
+a sample event leaves nothing on alice's My connections page. The client the fillers register, ``local-invoke``, is
+named for what it is (:data:`LOCAL_CLIENT_NAME`) and kept: later events reuse it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ PATTERN = re.compile(r"\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}")
 # Who the tokens made for sample events belong to: the dev login of examples/gateway.yaml.
 LOCAL_SUBJECT = "alice"
 LOCAL_CLIENT_ID = "local-invoke"
+LOCAL_CLIENT_NAME = "make invoke (local sample events)"  # what My connections and the admin CLI show for it
 LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"  # the redirect_uri of events/authorize-*.json, token-*.json
 
 
@@ -41,13 +47,45 @@ class UnknownPlaceholder(LookupError):
 
 
 @dataclass
+class Leftovers:
+    """What the fillers of one event created in the gateway's stores, to be cleaned up after the invocation."""
+
+    grants: list[str] = field(default_factory=list)
+    api_keys: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    def clean(self, runtime: Runtime) -> list[str]:
+        """Revoke the grants (a grant the function never created from a code is a no-op) and the keys, delete the
+        pending sign-ins; returns what was cleaned, e.g. ``["revoked 1 grant", "revoked 1 API key"]``."""
+        from gateway.api_keys.issuing import revoke_key
+
+        now = runtime.now()
+        for grant_id in self.grants:
+            runtime.grants.revoke_grant(grant_id, now, "make invoke cleanup")
+        for key_id in self.api_keys:
+            key = runtime.api_keys.get_key(key_id)
+            if key is not None and key.status == "active":
+                revoke_key(runtime.api_keys, runtime.audit, key, now, by="make invoke")
+        for pending_id in self.pending:
+            runtime.grants.delete_pending(pending_id)
+        done = (("revoked", self.grants, "grant"), ("revoked", self.api_keys, "API key"))
+        cleaned = [f"{verb} {len(found)} {what}{'' if len(found) == 1 else 's'}" for verb, found, what in done if found]
+        if self.pending:
+            cleaned.append(f"deleted {len(self.pending)} pending sign-in{'' if len(self.pending) == 1 else 's'}")
+        self.grants, self.api_keys, self.pending = [], [], []
+        return cleaned
+
+
+@dataclass
 class PlaceholderContext:
-    """What a filler may use: the event being filled and the gateway runtime of this process."""
+    """What a filler may use: the event being filled and the gateway runtime of this process; what it creates goes
+    into ``leftovers``."""
 
     function: str
     event: dict[str, Any]
     runtime: Runtime
     values: dict[str, str] = field(default_factory=dict)
+    leftovers: Leftovers = field(default_factory=Leftovers)
 
     def route(self) -> Route:
         """The route the event addresses (its ``workspace``/``server`` path parameters), else the default route."""
@@ -95,9 +133,12 @@ def names_in(value: Any) -> set[str]:
     return found
 
 
-def fill(event: dict[str, Any], *, runtime: Runtime, function: str = "") -> dict[str, Any]:
+def fill(
+    event: dict[str, Any], *, runtime: Runtime, function: str = "", leftovers: Leftovers | None = None
+) -> dict[str, Any]:
     """A copy of ``event`` with every ``{{NAME}}`` replaced by its filler's value, made with ``runtime`` (one of
-    the same environment as the function that will handle the event)."""
+    the same environment as the function that will handle the event). What the fillers create is added to
+    ``leftovers`` when given (otherwise it stays)."""
     names = names_in(event)
     fillers = load_fillers() if names else FILLERS
     unknown = sorted(names - fillers.keys())
@@ -109,6 +150,8 @@ def fill(event: dict[str, Any], *, runtime: Runtime, function: str = "") -> dict
     if not names:
         return event
     context = PlaceholderContext(function=function, event=event, runtime=runtime)
+    if leftovers is not None:
+        context.leftovers = leftovers
     for name in sorted(names):
         context.values[name] = fillers[name](context)
     filled: dict[str, Any] = _replace(event, context.values)
@@ -173,7 +216,7 @@ def ensure_local_client(runtime: Runtime, route: Route) -> str:
     client = RegisteredClient(
         client_id=LOCAL_CLIENT_ID,
         route_key=route.key,
-        client_name="make invoke",
+        client_name=LOCAL_CLIENT_NAME,
         redirect_uris=(LOCAL_REDIRECT_URI,),
         token_endpoint_auth_method="none",
         client_secret_hash=None,
@@ -196,46 +239,23 @@ def create_grant(
 ) -> str:
     """Create an active grant of ``subject`` on ``route`` as the token endpoint does (a code, redeemed), and return
     its id. The proxy checks every token's grant, so tokens made outside the token endpoint need a real one."""
-    import hashlib
-    import secrets
-
-    from gateway.storage.records import AuthorizationCode, Grant
+    from gateway.identity.user import SignedInUser
+    from gateway.oauth.authorization import new_code, new_grant
 
     now = runtime.now()
-    grant_id = f"grant-{secrets.token_urlsafe(12)}"
-    code_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
-    code = AuthorizationCode(
-        code_hash=code_hash,
-        grant_id=grant_id,
-        route_key=route.key,
-        client_id=client_id,
-        redirect_uri="http://127.0.0.1/callback",
-        code_challenge="-",
-        scopes=tuple(route.default_scopes),
-        resource=route.resource,
-        user_id=subject,
-        user_name=None,
-        user_groups=(),
-        created_at=now,
-        expires_at=now + 60,
-    )
-    grant = Grant(
-        grant_id=grant_id,
-        route_key=route.key,
-        workspace=route.workspace_name,
-        user_id=subject,
-        user_name=None,
-        user_groups=(),
-        client_id=client_id,
-        scopes=tuple(route.default_scopes),
-        created_at=now,
-        absolute_expires_at=now + lifetime_seconds,
-        idle_expires_at=now + lifetime_seconds,
-        refresh_salt=secrets.token_urlsafe(16),
-    )
+    user = SignedInUser(subject)
+    scopes = tuple(route.default_scopes)
+    code = new_code(
+        route=route, client_id=client_id, redirect_uri="http://127.0.0.1/callback", code_challenge="-", scopes=scopes,
+        user=user, signed_in_at=now, now=now, lifetime_seconds=60,
+    ).record  # fmt: skip
+    grant = new_grant(
+        route=route, client_id=client_id, user=user, scopes=scopes, now=now, absolute_lifetime_seconds=lifetime_seconds,
+        grant_id=code.grant_id, signed_in_at=now,
+    )  # fmt: skip
     runtime.grants.put_code(code)
-    runtime.grants.redeem_code(code_hash, grant, None, now)
-    return grant_id
+    runtime.grants.redeem_code(code.code_hash, grant, None, now)
+    return grant.grant_id
 
 
 def grant_backed_token(
@@ -245,9 +265,13 @@ def grant_backed_token(
     subject: str = LOCAL_SUBJECT,
     client_id: str = LOCAL_CLIENT_ID,
     lifetime_seconds: int | None = None,
+    leftovers: Leftovers | None = None,
 ) -> str:
-    """An access token for ``route`` whose grant exists and is active (see :func:`create_grant`)."""
+    """An access token for ``route`` whose grant exists and is active (see :func:`create_grant`); the grant is
+    noted in ``leftovers`` when given."""
     grant_id = create_grant(runtime, route, subject=subject, client_id=client_id)
+    if leftovers is not None:
+        leftovers.grants.append(grant_id)
     return runtime.access_tokens.issue(
         route=route,
         subject=subject,
@@ -262,7 +286,7 @@ def grant_backed_token(
 def _access_token(context: PlaceholderContext) -> str:
     """A valid access token for the event's route, as the token endpoint would issue it to the dev user (with an
     active grant behind it, which the proxy checks)."""
-    return grant_backed_token(context.runtime, context.route())
+    return grant_backed_token(context.runtime, context.route(), leftovers=context.leftovers)
 
 
 @placeholder("API_KEY")
@@ -275,11 +299,12 @@ def _api_key(context: PlaceholderContext) -> str:
     request = KeyRequest(
         workspace=route.workspace_name, user_id=LOCAL_SUBJECT, name="sample event", servers=(route.server_name,)
     )
-    _, value = create_key(runtime.api_keys, runtime.audit, runtime.config, request, runtime.now())
+    key, value = create_key(runtime.api_keys, runtime.audit, runtime.config, request, runtime.now())
+    context.leftovers.api_keys.append(key.key_id)
     return value
 
 
 @placeholder("EXPIRED_ACCESS_TOKEN")
 def _expired_access_token(context: PlaceholderContext) -> str:
     """A correctly signed access token for the event's route that expired a minute ago."""
-    return grant_backed_token(context.runtime, context.route(), lifetime_seconds=-60)
+    return grant_backed_token(context.runtime, context.route(), lifetime_seconds=-60, leftovers=context.leftovers)

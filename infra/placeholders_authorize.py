@@ -11,8 +11,6 @@ Importing this module registers the fillers (``infra.placeholders`` must import 
 
 from __future__ import annotations
 
-from gateway.oauth.hashing import random_token
-from gateway.storage.records import PendingAuthorization
 from gateway.web import cookies
 from infra.placeholders import LOCAL_CLIENT_ID, LOCAL_REDIRECT_URI, PlaceholderContext, ensure_local_client, placeholder
 
@@ -34,21 +32,12 @@ def _pending_id(context: PlaceholderContext) -> str:
     route = context.route()
     runtime = context.runtime
     now = runtime.now()
-    pending = PendingAuthorization(
-        pending_id=random_token(32),
-        route_key=route.key,
-        client_id=LOCAL_CLIENT_ID,
-        client_source="dcr",
-        redirect_uri=LOCAL_REDIRECT_URI,
-        state="make-invoke",
-        code_challenge=CODE_CHALLENGE,
-        scopes=tuple(route.default_scopes),
-        resource=route.resource,
-        created_at=now,
-        expires_at=now + runtime.config.oauth.pending_authorization_ttl_seconds,
-        csrf_token=random_token(32),
-    )
-    runtime.grants.put_pending(pending)
+    pending = runtime.authorization.start_for(
+        route, LOCAL_CLIENT_ID, "dcr", redirect_uri=LOCAL_REDIRECT_URI, state="make-invoke",
+        code_challenge=CODE_CHALLENGE, scopes=tuple(route.default_scopes), now=now,
+    )  # fmt: skip
+    runtime.authorization.hold(pending)
+    context.leftovers.pending.append(pending.pending_id)
     context.values[_PENDING_KEY] = pending.pending_id
     return pending.pending_id
 

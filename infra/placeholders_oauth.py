@@ -11,10 +11,11 @@ Importing this module registers the fillers; :mod:`infra.placeholders` imports i
 
 from __future__ import annotations
 
+from gateway.identity.user import SignedInUser
 from gateway.oauth import pkce
-from gateway.oauth.hashing import hash_secret, random_token
+from gateway.oauth.authorization import new_code
+from gateway.oauth.hashing import random_token
 from gateway.oauth.token_requests import AuthorizationCodeRequest
-from gateway.storage.records import AuthorizationCode
 from infra.placeholders import (
     LOCAL_CLIENT_ID,
     LOCAL_REDIRECT_URI,
@@ -34,25 +35,22 @@ def _new_code(context: PlaceholderContext) -> tuple[str, str]:
     route = context.route()
     now = runtime.now()
     ensure_local_client(runtime, route)
-    code, verifier = random_token(), random_token(48)
-    runtime.grants.put_code(
-        AuthorizationCode(
-            code_hash=hash_secret(code),
-            grant_id=random_token(16),
-            route_key=route.key,
-            client_id=LOCAL_CLIENT_ID,
-            redirect_uri=LOCAL_REDIRECT_URI,
-            code_challenge=pkce.s256(verifier),
-            scopes=tuple(route.default_scopes),
-            resource=route.resource,
-            user_id=LOCAL_SUBJECT,
-            user_name=None,
-            user_groups=(),
-            created_at=now,
-            expires_at=now + runtime.config.oauth.authorization_code_ttl_seconds,
-        )
+    verifier = random_token(48)
+    issued = new_code(
+        route=route,
+        client_id=LOCAL_CLIENT_ID,
+        redirect_uri=LOCAL_REDIRECT_URI,
+        code_challenge=pkce.s256(verifier),
+        scopes=tuple(route.default_scopes),
+        user=SignedInUser(LOCAL_SUBJECT),
+        signed_in_at=now,
+        now=now,
+        lifetime_seconds=runtime.config.oauth.authorization_code_ttl_seconds,
     )
-    return code, verifier
+    # the token function creates the grant under this id when it redeems the code
+    context.leftovers.grants.append(issued.record.grant_id)
+    runtime.grants.put_code(issued.record)
+    return issued.value, verifier
 
 
 def _event_code(context: PlaceholderContext) -> tuple[str, str]:

@@ -8,7 +8,7 @@ the dev server's function containers run in processes of their own (docs/archite
 The configuration also has route ``demo/everything`` in front of ``127.0.0.1:{everything_port}``, where the e2e
 tests start ``@modelcontextprotocol/server-everything`` when they need it (the functions read one configuration per
 process, so the route must exist from the start), and the pre-registered client ``demo-ci`` (``client_credentials``
-as the service identity ``svc-ci``).
+as the service identity ``service:ci``).
 
 ``gateway_env`` uses the dev server's URL as the public base URL, so a token made in-process (``make invoke``,
 placeholders) is valid at the dev server and vice versa.
@@ -106,14 +106,14 @@ def _with_everything_route(config_path: Path, directory: Path, port: int) -> Pat
         "upstream": f"http://{HOST}:{port}/mcp",
         "scopes": ["mcp"],
     }
-    # A CI job's client for route echo, bound to the service identity svc-ci (client_credentials).
+    # A CI job's client for route echo, bound to the service identity service:ci (client_credentials).
     config["workspaces"]["demo"]["clients"] = [
         {
             "client_id": "demo-ci",
             "client_name": "Demo CI job",
             "client_secret": "plain:demo-ci-secret",
             "servers": ["echo"],
-            "service_identity": "svc-ci",
+            "service_identity": "service:ci",
         }
     ]
     copy = directory / "gateway-with-everything.yaml"

@@ -3,13 +3,17 @@ administration"). Events go to an :class:`~gateway.storage.ports.AuditLog` (the 
 
 Recording never fails the request it describes: a write that fails is logged (without the event's details) and
 counted in :attr:`AuditTrail.failures`. Details are the kind's own facts; callers pass no token, code, secret or
-cookie, and the trail refuses values that look like one of the gateway's own tokens.
+cookie. Many details are chosen by whoever sent the request (a client's name, a tool's name, a revocation hint), so
+a value that looks like one of the gateway's own credentials (a JWT, an ``mcpgw_`` API key) is stored as
+:data:`REDACTED` and the event is recorded all the same: refusing it would fail a request whose effect (a stored
+client, a revoked grant, a tool call) has already happened.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -21,7 +25,17 @@ logger = logging.getLogger("gateway.audit")
 
 DAY_SECONDS = 86400
 _sequence = itertools.count()
-_SECRET_SHAPES = ("eyJ", "mcpgw_")  # a JWT's header, a gateway API key: never an audit detail
+REDACTED = "<redacted>"
+# A JWT (its header is base64url of '{"...') or a gateway API key, at the start of the value or of a word in it
+# ("Bearer eyJ..."), but not inside one ("heyJoe").
+_SECRET_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])(?:eyJ|mcpgw_)")
+
+
+def redacted(value: str | int | bool) -> str | int | bool:
+    """``value``, or :data:`REDACTED` when it looks like a credential."""
+    if isinstance(value, str) and _SECRET_SHAPE.search(value):
+        return REDACTED
+    return value
 
 
 class AuditTrail:
@@ -56,10 +70,10 @@ class AuditTrail:
         if kind == "tool.called" and not self.tool_calls:
             return None
         at = int(self._clock())
-        facts = {name: value for name, value in detail.items() if value is not None}
-        for name, value in facts.items():
-            if isinstance(value, str) and value.startswith(_SECRET_SHAPES):
-                raise ValueError(f"audit detail {name!r} looks like a token: record what happened, not credentials")
+        facts = {name: redacted(value) for name, value in detail.items() if value is not None}
+        hidden = sorted(name for name, value in facts.items() if value == REDACTED and detail[name] != REDACTED)
+        if hidden:
+            logger.info("audit event %s: %s redacted (shaped like a credential)", kind, ", ".join(hidden))
         event = AuditEvent(
             # the container's sequence keeps its events of one second in order; the random part keeps ids unique
             event_id=f"{next(_sequence) % 16**8:08x}{secrets.token_hex(4)}",

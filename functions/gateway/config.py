@@ -2,7 +2,8 @@
 
 Loaded once per cold start from the YAML file named by ``GATEWAY_CONFIG`` and validated by these models. A bad file
 fails with :class:`ConfigError`, whose message names each offending key (``workspaces.demo.servers.echo.upstream``)
-and what is wrong with it. ``python -m gateway.config schema`` prints the JSON Schema for editors.
+and what to do about it (:mod:`gateway.config_messages`: the closest key to a typo, what a route lacks; a YAML syntax
+error's line and column). ``python -m gateway.config schema`` prints the JSON Schema for editors.
 
 Validating costs a cold start more than anything else it does (importing PyYAML and building the models'
 validators), so ``make build`` validates the file once and ships the result beside it (``python -m gateway.config
@@ -22,14 +23,18 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway.principals import SERVICE_PREFIX, person_id_problem
 
 logger = logging.getLogger("gateway.config")
 
@@ -53,6 +58,8 @@ def _http_url(value: str) -> str:
 # An http(s) URL kept exactly as written (pydantic's HttpUrl would add a trailing slash to a bare host, which breaks
 # exact issuer comparison, and importing it costs every cold start an importlib.metadata scan).
 HttpUrl = Annotated[str, AfterValidator(_http_url), Field(json_schema_extra={"format": "uri"})]
+
+_SERVICE_IDENTITY = re.compile(rf"^{SERVICE_PREFIX}[A-Za-z0-9][A-Za-z0-9._@:-]{{0,127}}$")
 
 SECRET_REF_PATTERN = r"^(env|ssm|secretsmanager|plain):.+$"
 SecretRef = Annotated[
@@ -82,6 +89,14 @@ class DevUser(_Model):
     name: str | None = None
     email: str | None = None
     groups: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _a_person(cls, user_id: str) -> str:
+        problem = person_id_problem(user_id)  # gateway.principals: no person may look like a service
+        if problem is not None:
+            raise ValueError(problem)
+        return user_id
 
 
 class DevLoginProvider(_Model):
@@ -145,6 +160,15 @@ class OAuthUpstreamAuth(_Model):
     scopes: list[str] = Field(default_factory=list)
     authorization_server: HttpUrl | None = Field(
         default=None, description="Override discovery from the upstream's protected resource metadata."
+    )
+    issuer: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "The issuer this upstream's authorization server names itself with, when it differs from the URL its "
+            "metadata is found at (a known quirk of some providers). The metadata's 'issuer' (RFC 8414 §3.3) and the "
+            "'iss' of every answer (RFC 9207) must then equal this value exactly: the checks stay on, against the "
+            "issuer you vouch for."
+        ),
     )
 
     @model_validator(mode="after")
@@ -245,9 +269,22 @@ class Server(_Model):
         description="Virtual routes: how long a warm container reuses a user's merged tools/list (0: never).",
     )
 
+    @staticmethod
+    def missing_keys(data: Mapping[str, object]) -> str | None:
+        """What a route written as ``data`` lacks, said even when an unknown key (a typo of one of these) kept the
+        model's own check from running (gateway.config_messages)."""
+        if "upstream" not in data and "upstreams" not in data:
+            return (
+                "a route needs 'upstream' (the URL of one MCP server) or 'upstreams' (several, for a virtual route); "
+                "it has neither"
+            )
+        return None
+
     @model_validator(mode="after")
     def _one_kind_of_route(self) -> Server:
-        if (self.upstream is None) == (self.upstreams is None):
+        if self.upstream is None and self.upstreams is None:
+            raise ValueError(self.missing_keys({}) or "")
+        if self.upstream is not None and self.upstreams is not None:
             raise ValueError("set either 'upstream' (one MCP server) or 'upstreams' (a virtual route), not both")
         if self.upstreams is not None:
             if not self.upstreams:
@@ -302,12 +339,22 @@ class PreRegisteredClient(_Model):
     servers: list[Slug] = Field(default_factory=list, description="Routes it may use; empty means all.")
     service_identity: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$",
         description=(
             "Lets this confidential client use grant_type=client_credentials (docs/non-interactive.md): its tokens "
-            "act as this identity (the user id the routes' access policies, upstream credentials and audit see)."
+            "act as this identity (the user id the routes' access policies, upstream credentials and audit see). "
+            f"Starts with {SERVICE_PREFIX!r}, the prefix reserved for non-human principals: 'service:nightly-ci'."
         ),
     )
+
+    @field_validator("service_identity")
+    @classmethod
+    def _a_service(cls, identity: str | None) -> str | None:
+        if identity is not None and not _SERVICE_IDENTITY.match(identity):
+            raise ValueError(
+                f"must be {SERVICE_PREFIX!r} followed by 1 to 128 letters, digits or ._@:- (e.g. "
+                f"'{SERVICE_PREFIX}nightly-ci'): the prefix keeps services apart from the identity provider's users"
+            )
+        return identity
 
     @model_validator(mode="after")
     def _service_identity_needs_a_secret(self) -> PreRegisteredClient:
@@ -346,6 +393,16 @@ class OAuthPolicy(_Model):
     refresh_token_absolute_ttl_seconds: int = Field(default=90 * 86400, ge=300)
     refresh_token_reuse_grace_seconds: int = Field(default=30, ge=0, le=300)
     unused_client_ttl_seconds: int = Field(default=30 * 86400, ge=3600)
+    group_membership_max_age_seconds: int = Field(
+        default=12 * 3600,
+        ge=300,
+        le=90 * 86400,
+        description=(
+            "On routes whose access policy lets a user in by group: how old the groups a refresh relies on may be "
+            "(from the sign-in that reported them). Past it the refresh answers invalid_grant and the client signs "
+            "the user in again, so a user removed from a group loses access within this time."
+        ),
+    )
     cimd_allow_private_addresses: bool = Field(
         default=False,
         description=(
@@ -379,19 +436,14 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid; the message says where and why."""
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {location}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def parse_config(data: object, source: str = "<config>") -> GatewayConfig:
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(f"invalid gateway configuration {source}:\n{_describe(error)}") from None
+        from gateway.config_messages import describe  # only a bad file pays for it
+
+        lines = "\n".join(describe(error, GatewayConfig, data))
+        raise ConfigError(f"invalid gateway configuration {source}:\n{lines}") from None
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -415,8 +467,21 @@ def _validate_yaml(text: str, path: Path) -> GatewayConfig:
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
-        raise ConfigError(f"gateway configuration {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"gateway configuration {path} is not valid YAML: {_yaml_problem(error)}") from None
     return parse_config(data, str(path))
+
+
+def _yaml_problem(error: Exception) -> str:
+    """The YAML error with the line and column of the file (PyYAML names a string it parsed "<unicode string>")."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    if mark is None:
+        return problem
+    context = getattr(error, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    snippet = mark.get_snippet() if hasattr(mark, "get_snippet") else None
+    text = f"{where}: {problem}" + (f" ({context})" if context else "")
+    return f"{text}\n{snippet}" if snippet else text
 
 
 # --- the validated form shipped beside the file -------------------------------------------------------------
@@ -634,6 +699,31 @@ def check_stage(config: GatewayConfig, stage: str) -> list[DevSwitch]:
     return found
 
 
+# Claims a user or an administrator can change at common providers (Entra ID's preferred_username and upn, Okta's
+# login, Keycloak's username, anyone's email and name): a changed value signs in as a new user, and a value given to
+# someone else later signs them in as the old one, grants and upstream accounts included.
+MUTABLE_CLAIMS = frozenset(
+    {"preferred_username", "email", "upn", "unique_name", "nickname", "name", "username", "login", "given_name"}
+)
+
+
+def identity_warnings(config: GatewayConfig) -> list[str]:
+    """Identity-provider settings that work but deserve a second look (``config check`` prints each)."""
+    warnings = []
+    for name, workspace in config.workspaces.items():
+        provider = workspace.identity_provider
+        if isinstance(provider, OidcProvider) and provider.user_id_claim in MUTABLE_CLAIMS:
+            message = (
+                f"workspaces.{name}.identity_provider.user_id_claim: {provider.user_id_claim!r} can change (users "
+                "or administrators edit it, and a freed value can be given to someone else), so a user can lose "
+                "their grants or take over another's; prefer an immutable claim such as 'sub' (or Entra ID's 'oid')"
+            )
+            if provider.user_id_claim == "email":
+                message += "; sign-in is refused unless the provider sends email_verified: true"
+            warnings.append(message)
+    return warnings
+
+
 BUFFERED_TIMEOUT_LIMIT_SECONDS = 29.0  # the HTTP API's integration timeout is 30 s
 
 
@@ -695,6 +785,8 @@ def check_command(arguments: list[str]) -> int:
         return 1
     for switch in found:
         print(f"{path}: {'error' if switch.refused else 'warning'}: {switch}", file=sys.stderr)
+    for warning in identity_warnings(config):
+        print(f"{path}: warning: {warning}", file=sys.stderr)
     if any(switch.refused for switch in found):
         return 1
     print(f"{path}: ok" + ("" if stage is None else f" for the {stage!r} stage"))

@@ -54,6 +54,7 @@ def observation(scope: Scope) -> Observation | None:
 
 
 _formatter: Any = None
+QUIET_LIBRARIES = ("botocore", "boto3")
 
 
 def configure_logging(service: str, level: str = "INFO", *, json_lines: bool = True) -> None:
@@ -64,6 +65,12 @@ def configure_logging(service: str, level: str = "INFO", *, json_lines: bool = T
     root = logging.getLogger()
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
     logging.getLogger("mangum").setLevel(logging.WARNING)  # a line per request: the API's access log has them
+    if root.level > logging.DEBUG:
+        # The AWS SDK's informational lines ("Found credentials in environment variables." at every cold start,
+        # endpoint discovery) say nothing about the request; a level someone set on them explicitly is kept.
+        for noisy in QUIET_LIBRARIES:
+            if logging.getLogger(noisy).level == logging.NOTSET:
+                logging.getLogger(noisy).setLevel(logging.WARNING)
     if _formatter is not None or not json_lines:
         return
     from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter

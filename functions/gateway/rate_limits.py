@@ -41,6 +41,17 @@ class Verdict:
 ALLOWED = Verdict(True)
 
 
+def client_subject(client_id: str, *, authenticated: bool, address: str) -> str:
+    """The subject of a per-client limit (issue "Fail closed", targeted lockout).
+
+    Only a client that proved who it is (a confidential client whose secret verified) is counted by its id alone:
+    anyone can *name* a public, metadata-document or leaked client id, and counting those requests by id would let
+    a stranger spend the limit of every user of that client. A public client is therefore counted per (client,
+    address), which bounds one address's use of one client without touching anyone else's.
+    """
+    return client_id if authenticated else f"{client_id}@{address}"
+
+
 class RateLimits:
     def __init__(self, limiter: RateLimiter, clock: Callable[[], float]) -> None:
         self._limiter = limiter

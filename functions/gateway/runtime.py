@@ -10,12 +10,14 @@ Settings and configuration are read once; AWS clients and the services that need
 function that never touches KMS or DynamoDB on a request path never imports boto3 for it (the metadata function
 serves PRM and AS metadata without the AWS SDK). Tests pre-seed any lazily built attribute through the instance
 ``__dict__`` (e.g. in-memory stores) or pass another ``clock``.
+
+Its base, :class:`gateway.state_runtime.StateRuntime`, is the part that needs no gateway configuration (settings,
+clock, AWS clients, the stores, the audit trail); the admin CLI builds only that part, from the same settings model.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -24,31 +26,20 @@ from typing import TYPE_CHECKING, Any
 from gateway.config import GatewayConfig, check_stage, check_timeouts, load_config
 from gateway.routes import Route, RouteTable
 from gateway.settings import Settings
+from gateway.state_runtime import StateRuntime
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_kms import KMSClient
-
     from gateway.api_keys.verifier import ApiKeyVerifier
-    from gateway.audit import AuditTrail
     from gateway.aws.kms_keys import KmsPublicKeys
     from gateway.config import OidcProvider
     from gateway.identity.oidc import RelyingParty
+    from gateway.oauth.authorization import AuthorizationService
     from gateway.oauth.clients import ClientResolver
     from gateway.oauth.token_service import TokenService
     from gateway.proxy.grant_status import GrantStatusCache
-    from gateway.proxy.sessions import SessionCodec
+    from gateway.proxy.session_ids import SessionCodec
     from gateway.proxy.verified_tokens import VerifiedTokens
-    from gateway.rate_limits import RateLimits
     from gateway.secrets import SecretResolver
-    from gateway.storage.ports import (
-        ApiKeyStore,
-        AuditLog,
-        ClientStore,
-        GrantStore,
-        RateLimiter,
-        UpstreamTokenStore,
-    )
     from gateway.tokens.access_token import AccessTokens
     from gateway.tokens.keys import PublicKeySource
     from gateway.upstream.cipher import TokenCipher
@@ -75,7 +66,7 @@ def default_api_url(event: Mapping[str, Any], region: str | None) -> str | None:
     return f"https://{api_id}.execute-api.{region}.amazonaws.com{suffix}"
 
 
-class Runtime:
+class Runtime(StateRuntime):
     """One container's settings, configuration, clock, AWS clients, stores and feature services."""
 
     def __init__(
@@ -88,14 +79,11 @@ class Runtime:
     ) -> None:
         check_stage(config, settings.stage)  # outside the local stage: refuses dev switches, warns about opt-ins
         check_timeouts(config, streaming=settings.response_streaming)
-        self.settings = settings
+        super().__init__(settings, clock=clock)
         self.config = config
-        self.clock = clock
-        """Wall-clock seconds for every expiry decision of this container (tests pass another one)."""
         self.region = region
         self._base_url = settings.base_url
         self._routes: RouteTable | None = None
-        self._lock = threading.RLock()
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Runtime:
@@ -104,9 +92,6 @@ class Runtime:
         environ = os.environ if environ is None else environ
         settings = Settings.from_environ(environ)
         return cls(settings, load_config(settings.config), region=environ.get("AWS_REGION"))
-
-    def now(self) -> int:
-        return int(self.clock())
 
     @property
     def streams_responses(self) -> bool:
@@ -132,102 +117,13 @@ class Runtime:
             self._routes = RouteTable(self.config, self.base_url)
         return self._routes
 
-    # --- AWS clients (lazy: boto3 is imported on first use) ------------------------------------------------
-
-    @cached_property
-    def _botocore_session(self) -> Any:
-        """One botocore session per container: clients made from it share the loaded service data and
-        credentials (a client on a fresh session costs several times more)."""
-        import botocore.session
-
-        return botocore.session.get_session()
-
-    def _client(self, service: str) -> Any:
-        from botocore.config import Config
-
-        with self._lock:
-            config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
-            return self._botocore_session.create_client(service, config=config)
-
-    @cached_property
-    def kms(self) -> KMSClient:
-        client: KMSClient = self._client("kms")
-        return client
-
-    @cached_property
-    def dynamodb(self) -> DynamoDBClient:
-        client: DynamoDBClient = self._client("dynamodb")
-        return client
-
-    @cached_property
-    def secretsmanager(self) -> Any:
-        return self._client("secretsmanager")
-
-    # --- storage (DynamoDB adapters; tests pre-seed in-memory ones) -----------------------------------------
-
-    @cached_property
-    def clients(self) -> ClientStore:
-        from gateway.aws.dynamodb_store import DynamoClientStore
-
-        return DynamoClientStore(self.dynamodb, self.settings.clients_table)
-
-    @cached_property
-    def grants(self) -> GrantStore:
-        from gateway.aws.dynamodb_store import DynamoGrantStore
-
-        return DynamoGrantStore(self.dynamodb, self.settings.grants_table)
-
-    @cached_property
-    def upstream_tokens(self) -> UpstreamTokenStore:
-        from gateway.aws.dynamodb_store import DynamoUpstreamTokenStore
-
-        return DynamoUpstreamTokenStore(self.dynamodb, self.settings.upstream_tokens_table)
-
-    @cached_property
-    def audit_log(self) -> AuditLog:
-        from gateway.aws.dynamodb_store import DynamoAuditLog
-
-        return DynamoAuditLog(self.dynamodb, self.settings.audit_table)
-
-    @cached_property
-    def api_keys(self) -> ApiKeyStore:
-        """Gateway API keys: items of the grants table (docs/storage.md)."""
-        from gateway.aws.dynamodb_store import DynamoApiKeyStore
-
-        return DynamoApiKeyStore(self.dynamodb, self.settings.grants_table)
-
-    @cached_property
-    def rate_limiter(self) -> RateLimiter:
-        from gateway.aws.dynamodb_store import DynamoRateLimiter
-
-        return DynamoRateLimiter(self.dynamodb, self.settings.rate_limits_table)
-
-    @cached_property
-    def rate_limits(self) -> RateLimits:
-        """The public endpoints' rate limits (counters in the rate_limits table; fail open)."""
-        from gateway.rate_limits import RateLimits
-
-        return RateLimits(self.rate_limiter, self.clock)
-
-    @cached_property
-    def audit(self) -> AuditTrail:
-        """The audit trail of this container: events to the audit table, a failed write never fails a request."""
-        from gateway.audit import AuditTrail
-
-        return AuditTrail(
-            self.audit_log,
-            self.settings.audit_retention_days,
-            clock=self.clock,
-            tool_calls=self.settings.audit_tool_calls,
-        )
-
     @cached_property
     def shared_secret(self) -> bytes:
         """The deployment-wide symmetric secret (cookies, session ids, refresh-token derivation): one read of
-        Secrets Manager per cold start."""
-        response = self.secretsmanager.get_secret_value(SecretId=self.settings.shared_secret_id)
-        value: str = response["SecretString"]
-        return value.encode()
+        Secrets Manager per cold start. Raises ``SecretUnavailableError`` (and is read again next time)."""
+        from gateway.aws.shared_secret import read_shared_secret
+
+        return read_shared_secret(self.secretsmanager, self.settings.shared_secret_id)
 
     @cached_property
     def secret_resolver(self) -> SecretResolver:
@@ -277,13 +173,19 @@ class Runtime:
         return ClientResolver(self.clients, self.config, CimdResolver(fetcher), self.secret_resolver)
 
     @cached_property
+    def authorization(self) -> AuthorizationService:
+        """Pending authorizations, consent, codes and grant revocation (the authorize function, the CLI)."""
+        from gateway.oauth.authorization import AuthorizationService
+
+        return AuthorizationService(grants=self.grants, policy=self.config.oauth, audit=self.audit)
+
+    @cached_property
     def token_service(self) -> TokenService:
         from gateway.oauth.token_service import TokenService
 
         return TokenService(
             grants=self.grants,
             access_tokens=self.access_tokens,
-            public_keys=self.public_keys,
             shared_secret=self.shared_secret,
             policy=self.config.oauth,
             access_token_ttl_seconds=self.settings.access_token_ttl_seconds,
@@ -353,9 +255,11 @@ class Runtime:
     def session_codec(self) -> SessionCodec:
         """The key is derived once from the shared secret, when a session id is first sealed or opened (at most one
         Secrets Manager read per cold start, none for a container that never sees a session)."""
-        from gateway.proxy.sessions import SessionCodec
+        from gateway.proxy.session_ids import SessionCodec
 
-        return SessionCodec.from_shared_secret(lambda: self.shared_secret)
+        return SessionCodec.from_shared_secret(
+            lambda: self.shared_secret, clock=self.clock, max_age_seconds=self.settings.session_max_age_seconds
+        )
 
     @cached_property
     def grant_status(self) -> GrantStatusCache:

@@ -27,7 +27,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     config: str
-    """Path of the gateway YAML configuration file (``GATEWAY_CONFIG``)."""
+    """Path of the gateway YAML configuration file (``GATEWAY_CONFIG``); every function needs one, the admin CLI
+    only for the commands that read the configuration (``""``: none named)."""
     public_base_url: str | None = None
     """Public base URL (custom domain, or the API's default URL), never taken from Host. When empty in a deployment,
     the API's default execute-api URL is derived from the event's apiId (set by API Gateway, not the client)."""
@@ -58,6 +59,9 @@ class Settings:
     """How long a warm proxy trusts a grant's "active" status without reading it again. 0 (the default): every
     request reads it, so a revocation bites on the next call; more is an opt-in that lets a revoked token work that
     much longer (docs/deploy.md)."""
+    session_max_age_seconds: int = 86400
+    """How long a sealed ``Mcp-Session-Id`` opens after the gateway issued it (at ``initialize``); later it is
+    unknown (404) and the client starts a new session, as MCP §Session Management has it."""
     response_streaming: bool = False
     """The streaming deployment (template ``ProxyResponseMode=streaming``): the proxy runs under an ASGI server
     behind the Lambda Web Adapter and relays event streams as they arrive, and serves ``GET`` streams. Off: every
@@ -80,8 +84,6 @@ class Settings:
     DynamoDB write on the proxy's hot path, which otherwise makes one read per call."""
 
     def __post_init__(self) -> None:
-        if not self.config:
-            raise SettingsError("GATEWAY_CONFIG must name the gateway configuration file")
         if self.stage not in STAGES:
             raise SettingsError(f"GATEWAY_STAGE must be one of {', '.join(STAGES)}, not {self.stage!r}")
         if self.public_base_url == "":
@@ -97,6 +99,8 @@ class Settings:
             raise SettingsError("GATEWAY_ACCESS_TOKEN_TTL_SECONDS must be between 60 and 86400")
         if not 0 <= self.grant_status_cache_seconds <= 300:
             raise SettingsError("GATEWAY_GRANT_STATUS_CACHE_SECONDS must be between 0 and 300")
+        if not 300 <= self.session_max_age_seconds <= 30 * 86400:
+            raise SettingsError("GATEWAY_SESSION_MAX_AGE_SECONDS must be between 300 and 2592000 (30 days)")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, not {self.log_format!r}")
         if not 1 <= self.audit_retention_days <= 3650:
@@ -113,8 +117,10 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{field.name.upper()} must be between 0 (off) and 1000000 per minute")
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        values: dict[str, object] = {}
+    def from_environ(cls, environ: Mapping[str, str], *, require_config: bool = True) -> Settings:
+        """The settings of ``environ``; ``require_config=False`` for a caller that may do without the configuration
+        file (the admin CLI's commands that only read and write the tables)."""
+        values: dict[str, object] = {"config": ""}
         for field in fields(cls):
             raw = environ.get(PREFIX + field.name.upper())
             if raw is None:
@@ -130,7 +136,7 @@ class Settings:
                     raise SettingsError(f"{PREFIX}{field.name.upper()} must be a number, not {raw!r}") from None
             else:
                 values[field.name] = raw
-        if "config" not in values:
+        if require_config and not values["config"]:
             raise SettingsError("GATEWAY_CONFIG must name the gateway configuration file")
         return cls(**values)  # type: ignore[arg-type]
 

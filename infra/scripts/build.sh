@@ -74,4 +74,4 @@ done
 
 say "artifact sizes (unzipped; Lambda's limit is 250 MB)"
 du -sh "$BUILD_DIR"/*/ | sed 's/^/    /'
-say "done: deploy with 'make deploy'"
+say "done: deploy this build with 'bash infra/scripts/deploy.sh --no-build' (make deploy CONFIG=... builds again)"

@@ -1,22 +1,13 @@
 #!/usr/bin/env bash
-# Deploy the built stack, a thin wrapper over `sam deploy --guided`; `make deploy CONFIG=...` builds first.
+# Deploy: `make deploy CONFIG=my-gateway.yaml` (or `bash infra/scripts/deploy.sh --config FILE`).
 #
-# The guided prompts ask for the stack name (default mcp-gateway), the region and every template parameter, and save
-# the answers to samconfig.toml (gitignored) as the defaults of the next run. Extra arguments go to `sam deploy`,
-# e.g. `bash infra/scripts/deploy.sh --parameter-overrides Stage=dev`. Never run by the tests.
+# infra/deploy.py does the work: it checks AWS credentials and the region before anything else (one line and no
+# question when they are missing), saves this checkout's stack name, region and template parameters in
+# deploy.local.toml (asked once on a terminal), builds (infra/scripts/build.sh), and runs `sam deploy` with the
+# committed samconfig.toml, which asks nothing. `--no-build` deploys the last build; `-- ARGS` go to `sam deploy`.
+# SAM_CLI names another SAM CLI than the project's own .venv-sam/bin/sam. Never run by the tests against AWS.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-STACK_NAME="${STACK_NAME:-mcp-gateway}"
-
-[[ -x .venv-sam/bin/sam ]] || { echo "deploy: .venv-sam is missing; run 'make build' first" >&2; exit 1; }
-[[ -f .aws-sam/build/template.yaml ]] || { echo "deploy: no build found; run 'make build CONFIG=...' first" >&2; exit 1; }
-if cmp -s functions/deploy_config/gateway.yaml examples/gateway.yaml; then
-  echo "deploy: warning: the build ships examples/gateway.yaml, the local demo config; see docs/deploy.md" >&2
-fi
-
-export SAM_CLI_TELEMETRY=0
-exec .venv-sam/bin/sam deploy --guided \
-  --stack-name "$STACK_NAME" \
-  --capabilities CAPABILITY_IAM \
-  "$@"
+[[ -x .venv/bin/python ]] || { echo "deploy: .venv is missing; run 'make venv' first" >&2; exit 1; }
+exec .venv/bin/python -m infra.deploy "$@"

@@ -1,5 +1,5 @@
 """``client_credentials`` end to end: the official Python SDK's client-credentials provider, given the demo CI
-client of the session's configuration (tests/conftest.py, bound to the service identity ``svc-ci``), discovers the
+client of the session's configuration (tests/conftest.py, bound to the service identity ``service:ci``), discovers the
 route's authorization server, gets a token with no browser and lists and calls tools; the token cannot be refreshed,
 is bound to its route, and ``mcp-gateway admin revoke-client`` makes its next call 401."""
 
@@ -73,8 +73,8 @@ def test_the_sdk_gets_a_client_credentials_token_and_calls_tools_without_a_brows
     issued = [
         e for e in events if e["kind"] == "token.issued" and e["detail"].get("grant_type") == "client_credentials"
     ]
-    assert issued and issued[0]["user_id"] == "svc-ci"
-    assert any(e["kind"] == "tool.called" and e["user_id"] == "svc-ci" for e in events)
+    assert issued and issued[0]["user_id"] == "service:ci"
+    assert any(e["kind"] == "tool.called" and e["user_id"] == "service:ci" for e in events)
 
 
 def test_a_client_credentials_token_cannot_be_refreshed_and_is_bound_to_its_route(dev_server: DevServer) -> None:

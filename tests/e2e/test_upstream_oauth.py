@@ -477,7 +477,7 @@ def test_connect_during_consent_refresh_silently_and_reconnect_after_revocation(
         assert f"{authorization.scheme}://{authorization.netloc}" == stack.issuer
         params = parse_qs(authorization.query)
         assert params["resource"] == [stack.upstream] and params["code_challenge_method"] == ["S256"]
-        assert params["redirect_uri"] == [f"{stack.gateway}/acme/connect/callback"]
+        assert params["redirect_uri"] == [f"{stack.gateway}/{ROUTE}/connect/callback"]
         # (she signs in at the upstream AS, which redirects to the gateway's callback, which returns to consent)
         back = browser.follow(to_as, stop_at=f"{stack.gateway}/{ROUTE}/consent")
         assert back.status_code == 303 and "/consent?p=" in back.headers["location"], browser.debug(back)
@@ -666,12 +666,16 @@ async def _connections_in_chromium(stack: Stack) -> dict[str, Any]:
         await page.wait_for_selector("text=Your connections")
         await browser.screenshot(page, "connections")
         before = await page.content()
-        revoke = page.locator('button[name="revoke"]').first
-        grant_id = await revoke.get_attribute("value")
-        await revoke.click()
-        await page.wait_for_selector("text=Your connections")
+        # Revoke… and Disconnect… ask first; the confirmation's button acts, and the page says what it did
+        await page.locator('a[href*="?revoke="]').first.click()
+        confirm = page.locator('button[name="revoke"]')
+        grant_id = await confirm.get_attribute("value")
+        await browser.screenshot(page, "revoke-question")
+        await confirm.click()
+        await page.wait_for_selector("text=Revoked:")
+        await page.locator('a[href$="?disconnect=acme%2Ftoolbox%2Fnotes"]').click()
         await page.locator('button[name="disconnect"][value="acme/toolbox/notes"]').click()
-        await page.wait_for_selector("text=Your connections")
+        await page.wait_for_selector("text=Disconnected:")
         await browser.screenshot(page, "after-revoke-and-disconnect")
         return {"before": before, "after": await page.content(), "grant_id": grant_id}
 
@@ -683,7 +687,7 @@ def test_my_connections_lists_and_revokes_in_chromium(stack: Stack) -> None:
 
     # Then the page listed her applications and accounts, and they are gone after the clicks
     assert "Applications you authorized" in seen["before"] and "Upstream OAuth e2e" in seen["before"]
-    assert 'value="acme/notes"' in seen["before"] and 'value="acme/toolbox/notes"' in seen["before"]
-    assert seen["grant_id"] and f'value="{seen["grant_id"]}"' not in seen["after"]
-    assert 'value="acme/toolbox/notes"' not in seen["after"] and 'value="acme/notes"' in seen["after"]
+    assert "?disconnect=acme%2Fnotes" in seen["before"] and "?disconnect=acme%2Ftoolbox%2Fnotes" in seen["before"]
+    assert seen["grant_id"] and f"?revoke={seen['grant_id']}" not in seen["after"]
+    assert "?disconnect=acme%2Ftoolbox%2Fnotes" not in seen["after"] and "?disconnect=acme%2Fnotes" in seen["after"]
     assert _stored(stack, "alice") is not None  # the other account stays connected

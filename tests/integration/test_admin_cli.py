@@ -6,13 +6,15 @@ revoking the grant with the CLI makes the client's next MCP call 401 and its ref
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.admin import main
-from gateway.storage.records import RegisteredClient
+from gateway.storage.records import Grant, RegisteredClient
 from infra.invoke import filler_runtime
 from infra.placeholders import grant_backed_token
 from tests.support.invoke_flows import CLIENT_ID, issued_tokens, mcp_call, refresh_status, with_default_settings
@@ -59,7 +61,7 @@ def test_the_audit_trail_shows_the_issuance_and_the_tool_call_and_a_revocation_b
 
     # When the operator revokes the grant
     [revoked] = admin(capsys, env, "revoke-grant", grant_id)
-    assert revoked["revoked"] is True
+    assert (revoked["kind"], revoked["id"], revoked["client_id"]) == ("grant", grant_id, CLIENT_ID)
 
     # Then the client's next MCP call is 401, its refresh fails, and the revocation is in the trail
     assert mcp_call(tokens["access_token"]) == 401
@@ -70,12 +72,25 @@ def test_the_audit_trail_shows_the_issuance_and_the_tool_call_and_a_revocation_b
     )
 
 
-def test_the_tables_are_printed_as_a_readable_table(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_tables_show_the_columns_that_matter_with_readable_times(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given some events
     issued_tokens()
+
+    # When they are listed as a table
     assert main(["admin", "audit", "--workspace", "demo", "--since", "1h", "--limit", "3"], environ=env) == 0
-    output = capsys.readouterr().out
-    assert output.splitlines()[0].split()[:3] == ["event_id", "at", "kind"]
-    assert len(output.splitlines()) == 4
+    lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the table, without the note on the next page
+
+    # Then the columns that matter come first, with dates a person reads (UTC), not epoch seconds
+    assert lines[0].split() == ["at", "kind", "route_key", "user_id", "client_id", "detail"]
+    assert len(lines) == 4
+    assert all(re.match(r"^20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC  ", line) for line in lines[1:]), lines
+
+    # And --all (anywhere on the line) shows every field
+    assert main(["admin", "audit", "--workspace", "demo", "--limit", "1", "--all"], environ=env) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert {"event_id", "grant_id", "expires_at", "workspace"} <= set(header)
 
 
 _KEY = ["create-key", "--workspace", "demo", "--user", "alice", "--name", "ci"]
@@ -120,9 +135,18 @@ def test_routes_lists_every_route_and_every_upstream_of_a_virtual_one(capsys: py
     assert main(["admin", "--json", "routes", "--config", "examples/gateway.yaml"], environ={}) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {row["route"] for row in rows} == {"demo/echo", "demo/toolbox [demo]"}
-    assert all(row["identity_provider"] == "dev" and row["auth"] == "none" for row in rows)
+    assert all(row["sign_in"] == "dev login" and row["upstream_auth"] == "none" for row in rows)
     assert main(["admin", "routes", "--config", "no-such.yaml"], environ={}) == 2
     assert "no-such.yaml" in capsys.readouterr().err
+
+
+def test_routes_says_what_its_columns_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    # "auth none" read as "no sign-in needed": the table names the sign-in and the upstream's credential apart
+    assert main(["admin", "routes", "--config", "examples/gateway.yaml"], environ={}) == 0
+    output = capsys.readouterr().out
+    assert output.splitlines()[0].split() == ["route", "upstream", "sign_in", "upstream_auth", "scopes"]
+    assert "sign_in: how a caller of the route proves who they are" in output
+    assert "upstream_auth: the credential the gateway adds when it calls the upstream" in output
 
 
 def test_revoking_a_client_ends_its_registration_and_every_grant(
@@ -148,7 +172,7 @@ def test_revoking_a_client_ends_its_registration_and_every_grant(
     rows = admin(capsys, env, "revoke-client", client_id)
 
     # Then its grant is revoked (its next call is 401) and its registration is gone
-    assert rows and all(row["revoked"] for row in rows)
+    assert [row["kind"] for row in rows] == ["grant", "client"] and rows[1]["name"] == "To revoke"
     assert mcp_call(token, env) == 401
     assert main(["admin", "client", client_id], environ=env) == 2
     events = admin(capsys, env, "audit", "--workspace", "demo", "--client", client_id, "--since", "1h")
@@ -171,3 +195,100 @@ def test_keys_are_listed_without_values_or_hashes_and_a_key_without_expiry_says_
     [row] = [row for row in listed if row["key_id"] == made["key_id"]]
     assert "secret_hash" not in row and "key" not in row
     assert made["key_id"] in table and made["key"] not in table and made["key"] not in json.dumps(listed)
+
+
+def test_a_key_printed_as_a_table_is_whole_and_works(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a key made with the table output (the form the README shows)
+    assert main(["admin", *_KEY, "--server", "echo"], environ=env) == 0
+    output = capsys.readouterr().out
+
+    # Then the key as printed works at the proxy: it is printed whole (66 characters), once
+    [key] = set(re.findall(r"mcpgw_\S*", output))
+    assert mcp_call(key, env) == 200
+    assert re.fullmatch(r"mcpgw_[0-9A-Za-z]{16}_[0-9A-Za-z]{43}", key)
+    assert "shown this once" in output
+
+
+def _grant_with_id(grant_id: str, client_id: str = "dash-client") -> None:
+    runtime = filler_runtime()
+    route = runtime.routes.get("demo", "echo")
+    assert route is not None
+    now = runtime.now()
+    runtime.grants.create_grant(
+        Grant(
+            grant_id=grant_id, route_key=route.key, workspace="demo", user_id="dana", user_name=None, user_groups=(),
+            client_id=client_id, scopes=("mcp",), created_at=now, absolute_expires_at=now + 3600,
+            idle_expires_at=now + 3600, refresh_salt="salt",
+        )
+    )  # fmt: skip
+
+
+def test_ids_that_start_with_a_dash_are_taken_as_printed(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a grant whose id starts with "-" (token_urlsafe mints such ids)
+    grant_id = f"-ciuwJheA0k13zV-{uuid.uuid4().hex[:8]}"
+    _grant_with_id(grant_id)
+
+    # When the operator passes the id as printed, with --json before or after it
+    assert main(["admin", "grant", grant_id, "--json"], environ=env) == 0
+    [grant] = json.loads(capsys.readouterr().out)
+    assert main(["admin", "--json", "revoke-grant", grant_id], environ=env) == 0
+    [revoked] = json.loads(capsys.readouterr().out)
+
+    # Then the CLI found that grant, and revoked it
+    assert grant["grant_id"] == grant_id and grant["status"] == "active"
+    assert revoked["id"] == grant_id
+    assert main(["admin", "grant", "--json", grant_id], environ=env) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "revoked"
+
+    # And an unknown id that starts with "-" is reported as an unknown grant, not a usage error
+    assert main(["admin", "grant", "-nOSuchGrant0"], environ=env) == 2
+    assert "no grant '-nOSuchGrant0'" in capsys.readouterr().err
+
+
+def test_identifiers_are_never_cut_in_a_table(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a grant of a client whose id is a long URL (a client ID metadata document)
+    client_id = "https://client.example.com/oauth/metadata/" + "x" * 40 + ".json"
+    grant_id = f"grant-long-{uuid.uuid4().hex}"
+    _grant_with_id(grant_id, client_id)
+
+    # When a table lists it
+    assert main(["admin", "grants", "--workspace", "demo", "--user", "dana"], environ=env) == 0
+    output = capsys.readouterr().out
+
+    # Then the grant id and the client id are printed whole
+    [line] = [line for line in output.splitlines() if grant_id in line]
+    assert client_id in line.split()
+
+
+def test_a_key_for_a_user_the_dev_login_does_not_know_is_made_with_a_warning(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["admin", "--json", "create-key", "--workspace", "demo", "--user", "mallory", "--name", "typo",
+                 "--server", "echo"], environ=env) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "warning: workspace 'demo' signs in with the development login, which has no user 'mallory'" in captured.err
+    assert json.loads(captured.out)[0]["user_id"] == "mallory"
+
+
+def test_audit_events_are_read_page_by_page(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a client that got a token and called a tool (two events, at least)
+    tokens, _ = issued_tokens()
+    assert mcp_call(tokens["access_token"]) == 200
+    base = ["admin", "audit", "--workspace", "demo", "--client", CLIENT_ID, "--since", "1h", "--limit", "1"]
+
+    # When one event is listed, the table says how to read the next page
+    assert main(base, environ=env) == 0
+    output = capsys.readouterr().out
+    [before] = re.findall(r"the same command with --before (\S+)", output)
+
+    # Then that page is older: it starts with another event
+    assert main(["admin", "--json", *base[1:]], environ=env) == 0
+    [first] = json.loads(capsys.readouterr().out)
+    assert main([*base, "--before", before, "--json"], environ=env) == 0
+    [second] = json.loads(capsys.readouterr().out)
+    assert second["event_id"] != first["event_id"] and (second["at"], second["event_id"]) < (
+        first["at"],
+        first["event_id"],
+    )

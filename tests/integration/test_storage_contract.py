@@ -152,6 +152,28 @@ def test_pending_authorizations_expire_on_read(stores: Any, request: pytest.Fixt
     assert grants.get_pending(pending.pending_id, NOW) is None
 
 
+def test_a_pending_authorization_is_taken_once_under_concurrency(stores: Any, request: pytest.FixtureRequest) -> None:
+    # Given a pending authorization (a consent form about to be submitted twice, or from two tabs)
+    grants: GrantStore = stores[1]
+    pending = PendingAuthorization(
+        pending_id=_unique("take", request), route_key="demo/echo", client_id="c1", client_source="dcr",
+        redirect_uri="http://127.0.0.1/cb", state=None, code_challenge="x" * 43, scopes=("mcp",),
+        resource="https://gw.example.com/demo/echo/mcp", created_at=NOW, expires_at=NOW + 600, csrf_token="t",
+        user_id="alice", signed_in_at=NOW,
+    )  # fmt: skip
+    grants.put_pending(pending)
+    # When eight requests take it at once
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        taken = list(pool.map(lambda _: grants.take_pending(pending.pending_id, NOW + 1), range(8)))
+    # Then exactly one gets it, as it was, and it is gone
+    assert [result for result in taken if result is not None] == [pending]
+    assert grants.get_pending(pending.pending_id, NOW + 1) is None
+    # And an expired one is never taken
+    grants.put_pending(pending)
+    assert grants.take_pending(pending.pending_id, NOW + 600) is None
+    assert grants.take_pending("never-stored", NOW) is None
+
+
 def test_a_code_is_redeemed_once_creating_grant_and_consent(stores: Any, request: pytest.FixtureRequest) -> None:
     grants: GrantStore = stores[1]
     code_hash, grant_id = _unique("code", request), _unique("grant", request)
@@ -249,6 +271,29 @@ def test_upstream_tokens_use_versions_and_a_single_refresh_lease(stores: Any, re
     assert tokens.get("demo/echo", subject) is None
 
 
+def test_the_routes_where_a_subject_has_credentials_are_found_per_workspace(
+    stores: Any, request: pytest.FixtureRequest
+) -> None:
+    # Given credentials of one subject on two routes of a workspace (one an upstream of a virtual route), on a route
+    # of another workspace, and another subject's
+    tokens: UpstreamTokenStore = stores[2]
+    subject, other = _unique("leaver", request), _unique("stayer", request)
+    workspace = _unique("ws", request)
+    for route_key, who in [
+        (f"{workspace}/echo", subject), (f"{workspace}/toolbox/github", subject), (f"{workspace}x/echo", subject),
+        (f"{workspace}/echo", other),
+    ]:  # fmt: skip
+        token = UpstreamToken(route_key=route_key, subject=who, ciphertext=b"\x00", version=1,
+                              access_expires_at=None, updated_at=NOW)  # fmt: skip
+        assert tokens.put(token, None)
+
+    # Then exactly the subject's routes of that workspace are found
+    assert tokens.routes_of_subject(workspace, subject) == [f"{workspace}/echo", f"{workspace}/toolbox/github"]
+    tokens.delete(f"{workspace}/echo", subject)
+    assert tokens.routes_of_subject(workspace, subject) == [f"{workspace}/toolbox/github"]
+    assert tokens.routes_of_subject(workspace, "nobody") == []
+
+
 # --- audit trail ----------------------------------------------------------------------------------------------------
 
 
@@ -283,6 +328,31 @@ def test_audit_events_come_back_newest_first_within_the_range_across_days(audit_
     assert [event.event_id for event in found] == ["e3", "e2", "e1"]
     assert found[0] == _event("e3", NOW - 5)
     assert audit_log.events("contract", since=NOW - 3 * day, until=NOW + 1, limit=2)[-1].event_id == "e3"
+
+
+def test_audit_events_are_read_page_after_page_across_days(audit_log: AuditLog) -> None:
+    # Given seven events over three days, two of them in the same second
+    day = 86400
+    times = [NOW - 2 * day, NOW - day - 5, NOW - day - 5, NOW - 10, NOW - 5, NOW - 5, NOW]
+    for n, at in enumerate(times):
+        audit_log.append(_event(f"p{n}", at, workspace="paged"))
+
+    # When they are read three at a time, each page starting before the last event of the previous one
+    pages: list[list[str]] = []
+    before = None
+    while True:
+        page = audit_log.events("paged", since=NOW - 3 * day, until=NOW + 1, limit=3, before=before)
+        pages.append([event.event_id for event in page])
+        if len(page) < 3:
+            break
+        before = page[-1].position
+
+    # Then every event comes once, newest first, the two of one second apart in their order too
+    assert pages == [["p6", "p5", "p4"], ["p3", "p2", "p1"], ["p0"]]
+    filtered = audit_log.events(
+        "paged", since=NOW - 3 * day, until=NOW + 1, user_id="alice", before=f"{NOW - 5:012d}#p5"
+    )
+    assert [event.event_id for event in filtered] == ["p4", "p3", "p2", "p1", "p0"]
 
 
 def test_audit_events_are_filtered_by_route_user_and_client(audit_log: AuditLog) -> None:

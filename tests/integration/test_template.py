@@ -48,7 +48,7 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
         "ANY /{workspace}/connections",
         "GET /{workspace}/oidc/callback",
         "ANY /{workspace}/{server}/connect",
-        "GET /{workspace}/connect/callback",
+        "GET /{workspace}/{server}/connect/callback",
     },
     "TokenFunction": {
         "ANY /{workspace}/{server}/token",

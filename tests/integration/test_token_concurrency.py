@@ -22,9 +22,10 @@ from starlette.testclient import TestClient
 from gateway.aws.dynamodb_store import DynamoClientStore, DynamoGrantStore
 from gateway.aws.kms_keys import KmsPublicKeys, KmsSigner
 from gateway.config import parse_config
-from gateway.oauth import pkce, refresh_tokens
+from gateway.identity.user import SignedInUser
+from gateway.oauth import authorization, pkce, refresh_tokens
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import hash_secret, random_token
+from gateway.oauth.hashing import random_token
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
 from gateway.oauth.token_service import TokenResponse, TokenService
 from gateway.routes import Route, RouteTable
@@ -130,7 +131,6 @@ def stack() -> Iterator[Stack]:
         service = TokenService(
             grants=grants,
             access_tokens=access_tokens,
-            public_keys=public_keys,
             shared_secret=SECRET,
             policy=parse_config(example_config_data()).oauth,
             access_token_ttl_seconds=3600,
@@ -140,14 +140,14 @@ def stack() -> Iterator[Stack]:
 
 def new_code(stack: Stack) -> tuple[AuthorizationCode, str, str]:
     """A code stored as /authorize stores it: (record, code, verifier)."""
-    code, verifier, now = random_token(), random_token(48), int(time.time())
-    record = AuthorizationCode(
-        code_hash=hash_secret(code), grant_id=random_token(16), route_key=stack.route.key, client_id=CLIENT_ID,
-        redirect_uri=REDIRECT, code_challenge=pkce.s256(verifier), scopes=("mcp",), resource=stack.route.resource,
-        user_id="alice", user_name="Alice", user_groups=("engineering",), created_at=now, expires_at=now + 300,
+    verifier, now = random_token(48), int(time.time())
+    issued = authorization.new_code(
+        route=stack.route, client_id=CLIENT_ID, redirect_uri=REDIRECT, code_challenge=pkce.s256(verifier),
+        scopes=("mcp",), user=SignedInUser("alice", "Alice", ("engineering",)), signed_in_at=now, now=now,
+        lifetime_seconds=300,
     )  # fmt: skip
-    stack.grants.put_code(record)
-    return record, code, verifier
+    stack.grants.put_code(issued.record)
+    return issued.record, issued.value, verifier
 
 
 def exchange(stack: Stack, code: str, verifier: str) -> TokenResponse:

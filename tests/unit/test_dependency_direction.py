@@ -9,7 +9,9 @@ from pathlib import Path
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 COMPOSITION_ROOT = "gateway.runtime"
+STATE_ROOT = "gateway.state_runtime"  # the composition root's part without the configuration (the runtime's base)
 ENTRY_POINTS = {f"{name}.app" for name in ("metadata", "register", "authorize", "oauth_token", "proxy")}
+CLI_ENTRY_POINT = "gateway.admin.command"  # the admin CLI: builds its stores with the composition root's state part
 DOMAIN = ("gateway.oauth", "gateway.tokens", "gateway.storage.ports", "gateway.routes", "gateway.config")
 
 
@@ -87,6 +89,8 @@ def test_only_the_entry_points_use_the_composition_root() -> None:
     users = sorted(name for name, targets in graph().items() if COMPOSITION_ROOT in targets)
     assert set(users) <= ENTRY_POINTS, f"modules reaching into {COMPOSITION_ROOT}: {set(users) - ENTRY_POINTS}"
     assert set(users) == ENTRY_POINTS  # each function builds its runtime
+    state_users = {name for name, targets in graph().items() if STATE_ROOT in targets}
+    assert state_users == {COMPOSITION_ROOT, CLI_ENTRY_POINT}, f"modules reaching into {STATE_ROOT}: {state_users}"
 
 
 def test_no_module_imports_a_private_name_of_another() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from gateway.api_keys.key_format import new_key
 from gateway.audit import AuditTrail
 from gateway.config import GatewayConfig
+from gateway.principals import SERVICE_PREFIX, is_service, person_id_problem
 from gateway.storage.ports import AlreadyExists, ApiKeyStore
 from gateway.storage.records import ApiKey
 
@@ -38,8 +39,11 @@ def _check(config: GatewayConfig, request: KeyRequest, now: int) -> None:
     workspace = config.workspaces.get(request.workspace)
     if workspace is None:
         raise KeyRefused(f"no workspace {request.workspace!r} in the configuration")
-    if not request.user_id or request.user_id.startswith("#"):
-        raise KeyRefused("the owner must be a user id (or a service identity) not starting with '#'")
+    if not is_service(request.user_id) and person_id_problem(request.user_id) is not None:
+        raise KeyRefused(
+            f"the owner must be a user id of the workspace's identity provider, or a service ({SERVICE_PREFIX}name); "
+            f"{person_id_problem(request.user_id)}"
+        )
     if not request.name or len(request.name) > MAX_NAME_LENGTH:
         raise KeyRefused(f"give the key a name of 1 to {MAX_NAME_LENGTH} characters")
     if not request.servers:

@@ -270,6 +270,25 @@ class DynamoGrantStore(_Table):
     def delete_pending(self, pending_id: str) -> None:
         self._delete(*_pending_key(pending_id))
 
+    def take_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        pk, sk = _pending_key(pending_id)
+        try:
+            response = self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": _s(pk), "sk": _s(sk)},
+                ConditionExpression="attribute_exists(pk) AND expires_at > :now",
+                ExpressionAttributeValues={":now": _n(now)},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return None  # taken by another request, expired, or never there
+            raise StorageError(f"DynamoDB write failed: {error.response['Error']['Code']}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"DynamoDB write failed: {type(error).__name__}") from error
+        item = response.get("Attributes")
+        return from_item(PendingAuthorization, item) if item else None
+
     def _code_item(self, code: AuthorizationCode) -> dict[str, Any]:
         pk, sk = _code_key(code.code_hash)
         item = to_item(code, pk=pk, sk=sk)
@@ -529,6 +548,24 @@ class DynamoUpstreamTokenStore(_Table):
     def delete(self, route_key: str, subject: str) -> None:
         self._delete(*_upstream_key(route_key, subject))
 
+    def routes_of_subject(self, workspace: str, subject: str) -> list[str]:
+        # A filtered Scan reading only the keys: an operator's rare action (offboarding) on a table of one row per
+        # connection; a per-subject index would have to be filled for rows written before it existed.
+        items = self._every_item(
+            self._client.scan,
+            {
+                "TableName": self._table,
+                "FilterExpression": "begins_with(pk, :routes) AND sk = :subject",
+                "ExpressionAttributeValues": {
+                    ":routes": _s(f"UPSTREAM#{workspace}/"),
+                    ":subject": _s(f"SUBJECT#{subject}"),
+                },
+                "ProjectionExpression": "pk",
+                "ConsistentRead": True,
+            },
+        )
+        return sorted(item["pk"]["S"].removeprefix("UPSTREAM#") for item in items)
+
 
 # --- audit trail ----------------------------------------------------------------------------------------------------
 
@@ -557,10 +594,15 @@ class DynamoAuditLog(_Table):
         user_id: str | None = None,
         client_id: str | None = None,
         limit: int = 100,
+        before: str | None = None,
     ) -> list[AuditEvent]:
         filters = {"route_key": route_key, "user_id": user_id, "client_id": client_id}
         wanted = {name: value for name, value in filters.items() if value is not None}
         found: list[AuditEvent] = []
+        high = f"{until - 1:012d}~"  # "~" sorts after "#": every event of the last second
+        if before is not None:  # the sort key is the event's position: start at it (BETWEEN includes it: skipped)
+            until = min(until, int(before[:12] or 0) + 1)
+            high = min(high, before)
         day = (until - 1) // DAY_SECONDS
         # No event outlives the longest retention the template allows: older days hold nothing to query.
         first_day = max(since, until - MAX_RETENTION_DAYS * DAY_SECONDS) // DAY_SECONDS
@@ -571,7 +613,7 @@ class DynamoAuditLog(_Table):
                 "ExpressionAttributeValues": {
                     ":pk": _s(_audit_partition(workspace, day)),
                     ":low": _s(f"{since:012d}"),
-                    ":high": _s(f"{until - 1:012d}~"),  # "~" sorts after "#": every event of the last second
+                    ":high": _s(high),
                 },
                 "ScanIndexForward": False,
             }
@@ -582,7 +624,11 @@ class DynamoAuditLog(_Table):
             try:
                 while len(found) < limit:
                     page = self._client.query(**kwargs)
-                    found.extend(from_item(AuditEvent, item) for item in page.get("Items", []))
+                    found.extend(
+                        from_item(AuditEvent, item)
+                        for item in page.get("Items", [])
+                        if before is None or item["sk"]["S"] < before
+                    )
                     if "LastEvaluatedKey" not in page:
                         break
                     kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

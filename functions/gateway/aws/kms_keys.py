@@ -1,7 +1,8 @@
 """KMS implementations of the key ports: RS256 signing with ``MessageType=RAW`` and cached public keys.
 
 ``MessageType=RAW`` lets KMS hash the JWS signing input itself (≤ 4096 bytes); moto ignores ``DIGEST``, and RAW works
-the same on AWS. Public keys are fetched once per cold start (GetPublicKey) and cached for the container's life.
+the same on AWS. Public keys are fetched once per cold start (GetPublicKey) and cached for the container's life. A
+failed KMS call is :class:`~gateway.tokens.keys.KeyServiceUnavailable` (the port's error), never a botocore one.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Final
 
+from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from gateway.tokens.keys import kid_of, load_der_public_key
+from gateway.tokens.keys import KeyServiceUnavailable, kid_of, load_der_public_key
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -36,7 +38,10 @@ class KmsPublicKeys:
                 if self._keys is None:
                     keys: dict[str, RSAPublicKey] = {}
                     for key_id in self._key_ids:
-                        response = self._kms.get_public_key(KeyId=key_id)
+                        try:
+                            response = self._kms.get_public_key(KeyId=key_id)
+                        except (ClientError, BotoCoreError) as error:
+                            raise KeyServiceUnavailable(f"KMS GetPublicKey failed: {_code(error)}") from None
                         key = load_der_public_key(response["PublicKey"])
                         kid = kid_of(key)
                         keys[kid] = key
@@ -64,7 +69,17 @@ class KmsSigner:
     def sign(self, signing_input: bytes) -> bytes:
         if len(signing_input) > MAX_RAW_MESSAGE:
             raise ValueError("token too large for a KMS RAW signature")
-        response = self._kms.sign(
-            KeyId=self._key_id, Message=signing_input, MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM
-        )
+        try:
+            response = self._kms.sign(
+                KeyId=self._key_id, Message=signing_input, MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise KeyServiceUnavailable(f"KMS Sign failed: {_code(error)}") from None
         return response["Signature"]
+
+
+def _code(error: Exception) -> str:
+    """The error's code (``ThrottlingException``) or type: enough to log, never a message that could carry data."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code") or type(error).__name__)
+    return type(error).__name__

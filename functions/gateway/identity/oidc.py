@@ -47,6 +47,14 @@ class OidcError(Exception):
     """Sign-in at the identity provider failed. The message is safe to show (no token, code or secret)."""
 
 
+class UnverifiedIdentity(OidcError):
+    """The provider signed the user in, but the claim that would name them cannot be trusted to (an email address
+    the provider does not say it verified)."""
+
+
+EMAIL_CLAIM = "email"
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderMetadata:
     """The parts of an OpenID Provider's discovery document the relying party uses."""
@@ -326,7 +334,9 @@ class RelyingParty:
         return claims
 
     def _missing_claims(self, claims: Mapping[str, Any]) -> bool:
-        names = (self.provider.user_id_claim, self.provider.name_claim, self.provider.groups_claim)
+        names = [self.provider.user_id_claim, self.provider.name_claim, self.provider.groups_claim]
+        if self.provider.user_id_claim == EMAIL_CLAIM:
+            names.append("email_verified")
         return any(claim(claims, name) is None for name in names)
 
     async def _userinfo(self, endpoint: str, access_token: str, subject: str) -> dict[str, Any]:
@@ -346,6 +356,14 @@ class RelyingParty:
             raise OidcError(
                 f"the identity provider sent no {self.provider.user_id_claim!r} claim to identify the user "
                 "(check user_id_claim and the requested scopes)"
+            )
+        if self.provider.user_id_claim == EMAIL_CLAIM and claims.get("email_verified") not in (True, "true"):
+            # An unverified address is whatever the user typed: at a provider that lets anyone set it, signing in as
+            # someone else's address would take over their grants (OIDC Core §5.7: only verified and stable claims
+            # may identify the user). Some providers send the flag as the string "true" (Cognito's UserInfo).
+            raise UnverifiedIdentity(
+                "user_id_claim is 'email', and the identity provider did not say this address is verified "
+                "(email_verified is not true)"
             )
         name = claim(claims, self.provider.name_claim)
         return SignedInUser(

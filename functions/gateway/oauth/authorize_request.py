@@ -5,8 +5,10 @@ Two kinds of refusal, as RFC 6749 §4.1.2.1 requires:
 
 - :class:`UnsafeToRedirect` — the client is unknown or the redirect URI is missing, unregistered or repeated. The
   user agent MUST NOT be sent to the redirect URI: the caller shows an HTML page saying what is wrong.
-- :class:`RedirectableError` — any other problem, once client and redirect URI are known good: the caller redirects
-  to the client with ``error``, ``error_description``, ``state`` and ``iss`` (RFC 9207).
+- :class:`RedirectableError` — any other problem, once client and redirect URI are known good: the answer for the
+  client is its redirect URI with ``error``, ``error_description``, ``state`` and ``iss`` (RFC 9207), followed at
+  once only when the gateway trusts that URI (:func:`redirects_automatically`, RFC 9700 §4.11.2), else offered as a
+  link on the gateway's own error page.
 
 Tolerated client quirks (design brief §5): ``scope`` absent (Claude Code) means the route's default scopes;
 ``resource`` absent (Claude Code, Codex) means the route; a ``resource`` with one trailing slash is the route.
@@ -73,13 +75,32 @@ class UnsafeToRedirect(Exception):
 
 
 class RedirectableError(Exception):
-    """An error to send to the client's redirect URI (RFC 6749 §4.1.2.1)."""
+    """An error to send to the client's redirect URI (RFC 6749 §4.1.2.1).
 
-    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None) -> None:
+    ``client`` is the client that asked, when known: :func:`redirects_automatically` says whether the browser may be
+    sent to the redirect URI without the user's say.
+    """
+
+    def __init__(
+        self, error: OAuthError, redirect_uri: str, state: str | None, client: AuthorizingClient | None = None
+    ) -> None:
         super().__init__(error.description)
         self.error = error
         self.redirect_uri = redirect_uri
         self.state = state
+        self.client = client
+
+
+def redirects_automatically(client: AuthorizingClient | None) -> bool:
+    """Whether an error for ``client`` may be answered with a redirect the user does not see.
+
+    RFC 9700 §4.11.2: the authorization server MUST only redirect automatically to a redirect URI it trusts, or it
+    becomes an open redirector (register ``https://evil.example/cb``, send a victim to ``/authorize`` without
+    ``response_type``, and the gateway's URL forwards them there). A pre-registered client's redirect URIs were
+    vouched for by an administrator; a dynamically registered one's or a metadata document's were written by
+    whoever registered, so their errors are shown on the gateway's own page, with a link back the user may follow.
+    """
+    return client is not None and client.source == "preregistered"
 
 
 def redirect_with(redirect_uri: str, params: dict[str, str | None]) -> str:
@@ -122,10 +143,10 @@ async def parse_authorize_request(
         state = _single(params, "state")
     except ValueError:  # a repeated state cannot be echoed faithfully
         error = OAuthError("invalid_request", "the state parameter is repeated")
-        raise RedirectableError(error, redirect_uri, None) from None
+        raise RedirectableError(error, redirect_uri, None, client) from None
 
     def fail(error: ErrorCode, description: str) -> RedirectableError:
-        return RedirectableError(OAuthError(error, description), redirect_uri, state)
+        return RedirectableError(OAuthError(error, description), redirect_uri, state, client)
 
     if state is not None and len(state) > MAX_STATE_LENGTH:
         raise fail("invalid_request", f"state is longer than {MAX_STATE_LENGTH} characters")

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway import safe_json
+from gateway.display_text import visible_text
 from gateway.net.ssrf import FetchError, SafeFetcher
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.redirect_uris import MAX_LENGTH, InvalidRedirectUri, validate_redirect_uri
@@ -148,7 +149,7 @@ def parse_document(client_id: str, body: bytes) -> ClientMetadataDocument:
     _check_auth_method(client_id, data)
     return ClientMetadataDocument(
         client_id=client_id,
-        client_name=name.strip(),
+        client_name=visible_text(name).strip() or client_id,
         redirect_uris=_redirect_uris(client_id, data.get("redirect_uris")),
         client_uri=_https_or_none(data.get("client_uri")),
         logo_uri=_https_or_none(data.get("logo_uri")),

@@ -120,3 +120,35 @@ def _loopback_key(uri: str) -> tuple[str, str, str, str] | None:
     if parts.username is not None or parts.password is not None or parts.fragment:
         return None
     return (parts.scheme.lower(), parts.hostname or "", parts.path or "/", parts.query)
+
+
+# Private-use schemes that hand their URL to a web browser or to whatever app claims it, rather than to the client
+# that registered them: Edge (Windows), Safari and Chrome (iOS), Firefox, Opera, Android intents and app stores.
+BROWSER_SCHEMES = frozenset(
+    {"microsoft-edge", "microsoft-edge-http", "microsoft-edge-https", "x-safari-http", "x-safari-https"}
+    | {"googlechrome", "googlechromes", "firefox", "opera-http", "opera-https", "brave", "intent", "android-app"}
+    | {"itms-apps", "itms-services", "market", "ms-appinstaller", "search-ms", "shell"}
+)
+_EMBEDDED_WEB_URL = re.compile(r"https?:(?://)?([^/?#\s]*)", re.IGNORECASE)
+
+
+def browser_destination(uri: str) -> str | None:
+    """For a private-use redirect URI that would open a web browser or hand its URL to another app, what it opens:
+    the web host it carries (``microsoft-edge:https://evil.example/cb`` → ``evil.example``,
+    ``x-safari-https://evil.example/cb`` → ``evil.example``), or the scheme itself. None for http(s) and for an
+    ordinary private-use scheme of a native app (``cursor://anysphere.cursor-mcp/oauth/callback``).
+    """
+    try:
+        scheme = urlsplit(uri).scheme.lower()
+    except ValueError:
+        return None
+    if not scheme or scheme in ("http", "https"):
+        return None
+    rest = uri[len(scheme) + 1 :]
+    embedded = _EMBEDDED_WEB_URL.search(rest)
+    if embedded is not None:  # scheme:https://host/… (Edge), or ?url=https://host (a launcher)
+        return embedded.group(1) or scheme
+    if scheme in BROWSER_SCHEMES or scheme.endswith(("-http", "-https")):
+        host = urlsplit(f"https:{rest}" if rest.startswith("//") else f"https://{rest}").hostname
+        return host or f"{scheme}:"
+    return None

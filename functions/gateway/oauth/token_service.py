@@ -19,30 +19,26 @@ resource (SEP-2207), and it is not echoed as an access-token scope.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import jwt
-from jwt.exceptions import InvalidTokenError
-
 from gateway.config import OAuthPolicy
+from gateway.identity.user import SignedInUser
 from gateway.oauth import pkce, refresh_tokens
+from gateway.oauth.authorization import grant_from_code, new_grant
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.hashing import hash_secret
 from gateway.oauth.token_requests import AuthorizationCodeRequest, ClientCredentialsRequest, RefreshTokenRequest
 from gateway.routes import OFFLINE_ACCESS, Route
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, GrantStore
 from gateway.storage.records import AuditKind, Consent, Grant
-from gateway.tokens.access_token import TOKEN_TYPE, AccessTokens
-from gateway.tokens.keys import ALGORITHM, PublicKeySource
+from gateway.tokens.access_token import AccessTokens, InvalidAccessToken
 
 if TYPE_CHECKING:
     from gateway.audit import AuditTrail
 
 TOKEN_TYPE_BEARER = "Bearer"
-REFRESH_SALT_BYTES = 16
 
 REASON_CODE_REPLAYED = "authorization code replayed"
 REASON_REFRESH_REUSED = "refresh token reused"
@@ -94,7 +90,6 @@ class TokenService:
         *,
         grants: GrantStore,
         access_tokens: AccessTokens,
-        public_keys: PublicKeySource,
         shared_secret: bytes,
         policy: OAuthPolicy,
         access_token_ttl_seconds: int,
@@ -103,7 +98,6 @@ class TokenService:
         self._audit = audit
         self._grants = grants
         self._access_tokens = access_tokens
-        self._public_keys = public_keys
         self._secret = shared_secret
         self._policy = policy
         self._ttl = access_token_ttl_seconds
@@ -151,11 +145,20 @@ class TokenService:
         *,
         client_supports_refresh: bool = True,
     ) -> TokenResponse:
-        """Redeem a code for the authenticated client ``client_id``."""
+        """Redeem a code for ``client_id``, which the caller has authenticated (RFC 6749 §4.1.3: "authenticate the
+        client if client authentication is included" comes before anything is decided about the code)."""
         code_hash = hash_secret(request.code)
         code = self._grants.get_code(code_hash, now)
         if code is None or code.route_key != route.key:
             raise _invalid_grant("the authorization code is unknown or has expired")
+        # Whose code it is, and whether this request could have redeemed it, are settled before a replay is: only
+        # the code's own client, presenting its PKCE verifier, can show that the code was used by someone else, so
+        # only that request revokes (a stranger naming a used code must not end the victim's grant; issue "Fail
+        # closed", item 14). PKCE means a thief without the verifier could never have redeemed it in the first place.
+        if code.client_id != client_id:  # RFC 6749 §4.1.3: issued to this client
+            raise _invalid_grant("the authorization code was issued to another client")
+        if not pkce.verify(request.code_verifier, code.code_challenge):  # RFC 7636 §4.6
+            raise _invalid_grant("code_verifier does not match the code_challenge")
         if code.redeemed_at is not None:
             # RFC 6749 §4.1.2 and §10.5: a code used twice is refused and what was issued from it revoked.
             self._grants.revoke_grant(code.grant_id, now, REASON_CODE_REPLAYED)
@@ -165,29 +168,11 @@ class TokenService:
             raise _invalid_grant("the authorization code was already used; tokens issued from it are revoked")
         if code.expires_at <= now:
             raise _invalid_grant("the authorization code is unknown or has expired")
-        if code.client_id != client_id:  # RFC 6749 §4.1.3: issued to this client
-            raise _invalid_grant("the authorization code was issued to another client")
         if request.redirect_uri != code.redirect_uri:  # RFC 6749 §4.1.3: identical to the authorization request's
             raise _invalid_grant("redirect_uri does not match the one of the authorization request")
-        if not pkce.verify(request.code_verifier, code.code_challenge):  # RFC 7636 §4.6
-            raise _invalid_grant("code_verifier does not match the code_challenge")
         check_resource(route, request.resource)
 
-        absolute_expires_at = now + self._policy.refresh_token_absolute_ttl_seconds
-        grant = Grant(
-            grant_id=code.grant_id,
-            route_key=route.key,
-            workspace=route.workspace_name,
-            user_id=code.user_id,
-            user_name=code.user_name,
-            user_groups=code.user_groups,
-            client_id=client_id,
-            scopes=code.scopes,
-            created_at=now,
-            absolute_expires_at=absolute_expires_at,
-            idle_expires_at=self._idle_expiry(now, absolute_expires_at),
-            refresh_salt=secrets.token_urlsafe(REFRESH_SALT_BYTES),
-        )
+        grant = grant_from_code(code, route, self._policy, now)
         consent = Consent(route.key, client_id, code.user_id, code.scopes, grant.grant_id, now)
 
         access_token = self._sign(route, grant, code.scopes, now)  # sign first: see the module docstring
@@ -243,19 +228,13 @@ class TokenService:
             unknown = [scope for scope in scopes if scope not in supported]
             if unknown:
                 raise OAuthError("invalid_scope", f"unsupported scope(s): {' '.join(unknown)}")
-        grant = Grant(
-            grant_id=secrets.token_urlsafe(18),
-            route_key=route.key,
-            workspace=route.workspace_name,
-            user_id=service_identity,
-            user_name=None,
-            user_groups=(),
+        grant = new_grant(  # its refresh salt is never used: no refresh token is derived
+            route=route,
             client_id=client_id,
+            user=SignedInUser(service_identity),
             scopes=scopes,
-            created_at=now,
-            absolute_expires_at=now + self._ttl,
-            idle_expires_at=now + self._ttl,
-            refresh_salt=secrets.token_urlsafe(REFRESH_SALT_BYTES),  # never used: no refresh token is derived
+            now=now,
+            absolute_lifetime_seconds=self._ttl,
         )
         access_token = self._sign(route, grant, scopes, now)  # sign first: see the module docstring
         self._grants.create_grant(grant)
@@ -282,7 +261,18 @@ class TokenService:
             raise _invalid_grant("the refresh token has been revoked")
         if now >= grant.absolute_expires_at or now >= grant.idle_expires_at:
             raise _invalid_grant("the refresh token has expired; sign in again")
-        if not route.server.access.allows(grant.user_id, grant.user_groups):
+        access = route.server.access
+        if (
+            not access.allows(grant.user_id, ())
+            and now - grant.groups_as_of > self._policy.group_membership_max_age_seconds
+        ):
+            # The user is let in by group, and the groups are as old as the sign-in that reported them: past the
+            # bound the client must sign the user in again, so leaving a group bites within it (issue "Fail
+            # closed", item 10). Nothing is revoked: the remembered consent issues the new code without a question.
+            raise _invalid_grant(
+                "the group memberships this refresh relies on are too old; sign in again to renew them"
+            )
+        if not access.allows(grant.user_id, grant.user_groups):
             self._grants.revoke_grant(grant.grant_id, now, REASON_POLICY)
             self._record("grant.revoked", route, grant.user_id, client_id, grant.grant_id, reason=REASON_POLICY)
             raise _invalid_grant("the user is no longer allowed to use this server")
@@ -355,7 +345,7 @@ class TokenService:
         if token_type_hint == "access_token":
             lookups.reverse()
         for lookup in lookups:
-            grant_id = lookup(route, client_id, token)
+            grant_id = lookup(route, client_id, token, now)
             if grant_id is not None:
                 self._grants.revoke_grant(grant_id, now, REASON_CLIENT_REVOKED)
                 grant = self._grants.get_grant(grant_id) if self._audit is not None else None
@@ -363,7 +353,7 @@ class TokenService:
                 self._record("token.revoked", route, user_id, client_id, grant_id, hint=token_type_hint or "none")
                 return
 
-    def _grant_of_refresh_token(self, route: Route, client_id: str, token: str) -> str | None:
+    def _grant_of_refresh_token(self, route: Route, client_id: str, token: str, now: int) -> str | None:
         ref = refresh_tokens.try_parse(token)
         if ref is None:
             return None
@@ -374,32 +364,23 @@ class TokenService:
             return None
         return grant.grant_id
 
-    def _grant_of_access_token(self, route: Route, client_id: str, token: str) -> str | None:
+    def _grant_of_access_token(self, route: Route, client_id: str, token: str, now: int) -> str | None:
         """The grant of one of our access tokens for this route and client, even if it has expired.
 
-        The signature, type, issuer and audience are verified; expiry is checked with a leeway as long as a grant
-        can live, because an expired token still names a grant worth revoking and the grant bounds its worth.
+        Verified as the proxy verifies it (:meth:`AccessTokens.verify`: signature, type, issuer, audience), except
+        that it may have expired as long ago as a grant can live: an expired token still names a grant worth
+        revoking, and the grant bounds its worth.
         """
         if token.count(".") != 2:
             return None
         try:
-            header = jwt.get_unverified_header(token)  # only to choose the key; verified below
-            key = self._public_keys.public_keys().get(str(header.get("kid")))
-            if key is None or header.get("typ") != TOKEN_TYPE:
-                return None
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                audience=route.resource,
-                issuer=route.issuer,
-                leeway=self._policy.refresh_token_absolute_ttl_seconds,
-                options={"require": ["exp", "iat", "aud", "iss", "client_id", "gid"]},
+            claims = self._access_tokens.verify(
+                token, route=route, now=now, expired_within=self._policy.refresh_token_absolute_ttl_seconds
             )
-        except InvalidTokenError:
+        except InvalidAccessToken:
             return None
-        grant_id = claims.get("gid")
-        if claims.get("client_id") != client_id or not isinstance(grant_id, str) or not grant_id:
+        grant_id = claims.grant_id
+        if claims.client_id != client_id or not grant_id:
             return None
         grant = self._grants.get_grant(grant_id)
         if grant is None or grant.client_id != client_id or grant.route_key != route.key:

@@ -64,6 +64,11 @@ class MemoryGrantStore:
     def delete_pending(self, pending_id: str) -> None:
         self._pending.pop(pending_id, None)
 
+    def take_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        with self._lock:
+            pending = self._pending.pop(pending_id, None)
+        return pending if pending is not None and pending.expires_at > now else None
+
     def put_code(self, code: AuthorizationCode) -> None:
         self._codes[code.code_hash] = code
 
@@ -199,6 +204,10 @@ class MemoryUpstreamTokenStore:
     def delete(self, route_key: str, subject: str) -> None:
         self._items.pop((route_key, subject), None)
 
+    def routes_of_subject(self, workspace: str, subject: str) -> list[str]:
+        with self._lock:
+            return sorted(route for route, who in self._items if who == subject and route.startswith(f"{workspace}/"))
+
 
 class MemoryAuditLog:
     def __init__(self) -> None:
@@ -219,6 +228,7 @@ class MemoryAuditLog:
         user_id: str | None = None,
         client_id: str | None = None,
         limit: int = 100,
+        before: str | None = None,
     ) -> list[AuditEvent]:
         with self._lock:
             found = [
@@ -226,6 +236,7 @@ class MemoryAuditLog:
                 for event in self._events.values()
                 if event.workspace == workspace
                 and since <= event.at < until
+                and (before is None or event.position < before)
                 and (route_key is None or event.route_key == route_key)
                 and (user_id is None or event.user_id == user_id)
                 and (client_id is None or event.client_id == client_id)

@@ -59,6 +59,13 @@ class GrantStore(Protocol):
     def delete_pending(self, pending_id: str) -> None:
         """Forget a pending authorization (idempotent)."""
 
+    def take_pending(self, pending_id: str, now: int) -> PendingAuthorization | None:
+        """Remove the pending authorization and return it as it was; None if unknown, expired or already taken.
+
+        MUST be single-use under concurrency (a conditional delete): of N concurrent calls for one pending
+        authorization at most one returns it, so a form submitted twice issues one answer.
+        """
+
     # authorization codes ----------------------------------------------------------------------------------------
     def put_code(self, code: AuthorizationCode) -> None:
         """Store a new code (keyed by its hash)."""
@@ -151,6 +158,11 @@ class UpstreamTokenStore(Protocol):
     def delete(self, route_key: str, subject: str) -> None:
         """Forget the credential (idempotent)."""
 
+    def routes_of_subject(self, workspace: str, subject: str) -> list[str]:
+        """The route keys (``workspace/server``, ``workspace/server/upstream``) of ``workspace`` where a credential
+        of ``subject`` is stored, whatever the configuration says today. For administration (offboarding): it may
+        read the whole table."""
+
 
 class AuditLog(Protocol):
     def append(self, event: AuditEvent) -> None:
@@ -166,6 +178,8 @@ class AuditLog(Protocol):
         user_id: str | None = None,
         client_id: str | None = None,
         limit: int = 100,
+        before: str | None = None,
     ) -> list[AuditEvent]:
         """The workspace's events with ``since <= at < until`` that match every filter given, newest first, at most
-        ``limit``. Expired events (``expires_at <= until``) may or may not be returned."""
+        ``limit``; with ``before`` (an event's ``position``, e.g. the last of the previous page) only those that sort
+        before it. Expired events (``expires_at <= until``) may or may not be returned."""

@@ -56,6 +56,7 @@ class PendingAuthorization:
     user_id: str | None = None
     user_name: str | None = None
     user_groups: tuple[str, ...] = ()
+    signed_in_at: int | None = None  # when the identity provider vouched for the user and their groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class AuthorizationCode:
     created_at: int
     expires_at: int
     redeemed_at: int | None = None
+    signed_in_at: int | None = None  # the sign-in behind ``user_groups`` (None: codes issued before it was kept)
 
 
 GrantStatus = Literal["active", "revoked"]
@@ -107,6 +109,13 @@ class Grant:
     status: GrantStatus = "active"
     revoked_at: int | None = None
     revoked_reason: str | None = None
+    signed_in_at: int | None = None
+    """When the identity provider last vouched for the user and ``user_groups`` (None: grants made before this was
+    kept, whose ``created_at`` stands in)."""
+
+    @property
+    def groups_as_of(self) -> int:
+        return self.signed_in_at if self.signed_in_at is not None else self.created_at
 
     def is_usable(self, now: int) -> bool:
         return self.status == "active" and now < self.absolute_expires_at and now < self.idle_expires_at
@@ -193,6 +202,7 @@ AuditKind = Literal[
     "tool.called",
     "key.created",
     "key.revoked",
+    "user.offboarded",
 ]
 
 
@@ -214,3 +224,8 @@ class AuditEvent:
     client_id: str | None = None
     grant_id: str | None = None
     detail: dict[str, str | int | bool] = field(default_factory=dict)
+
+    @property
+    def position(self) -> str:
+        """Where the event sorts in the trail (its time, then its id): the cursor of the page after it."""
+        return f"{self.at:012d}#{self.event_id}"

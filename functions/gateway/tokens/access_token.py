@@ -81,9 +81,13 @@ class AccessTokens:
         signature = self._signer.sign(signing_input)
         return f"{signing_input.decode('ascii')}.{b64url(signature)}"
 
-    def verify(self, token: str, *, route: Route, now: float | None = None) -> AccessTokenClaims:
+    def verify(
+        self, token: str, *, route: Route, now: float | None = None, expired_within: int = 0
+    ) -> AccessTokenClaims:
         """Verify signature, type, issuer, audience and lifetime for ``route`` at ``now`` (the caller's clock; the
-        system clock when omitted); raise :class:`InvalidAccessToken`."""
+        system clock when omitted); raise :class:`InvalidAccessToken`. The gateway's one verification of its access
+        tokens (the proxy's, and revocation's, which passes ``expired_within``: a token that expired at most that
+        long ago still identifies its grant)."""
         try:
             header = jwt.get_unverified_header(token)  # only to choose the key; everything is verified below
         except _PyJwtInvalid:
@@ -112,7 +116,7 @@ class AccessTokens:
             raise InvalidAccessToken("the access token was issued for another resource") from None
         except _PyJwtInvalid:
             raise InvalidAccessToken("the access token is invalid") from None
-        _check_lifetime(claims, time.time() if now is None else now)
+        _check_lifetime(claims, time.time() if now is None else now, expired_within)
         return AccessTokenClaims(
             issuer=claims["iss"],
             subject=claims["sub"],
@@ -126,13 +130,14 @@ class AccessTokens:
         )
 
 
-def _check_lifetime(claims: Mapping[str, object], now: float) -> None:
-    """RFC 7519 §4.1.4 and §4.1.6 with :data:`LEEWAY_SECONDS` of clock skew: ``exp`` passed, ``iat`` in the future
-    (a token from a signer whose clock runs ahead), or either not a number is invalid."""
+def _check_lifetime(claims: Mapping[str, object], now: float, expired_within: int) -> None:
+    """RFC 7519 §4.1.4 and §4.1.6 with :data:`LEEWAY_SECONDS` of clock skew: ``exp`` passed (more than
+    ``expired_within`` ago), ``iat`` in the future (a token from a signer whose clock runs ahead), or either not a
+    number is invalid."""
     expires_at, issued_at = claims["exp"], claims["iat"]
     if not _is_number(expires_at) or not _is_number(issued_at):
         raise InvalidAccessToken("the access token is invalid")
-    if expires_at <= now - LEEWAY_SECONDS:  # type: ignore[operator]
+    if expires_at <= now - LEEWAY_SECONDS - expired_within:  # type: ignore[operator]
         raise InvalidAccessToken("the access token has expired")
     if issued_at > now + LEEWAY_SECONDS:  # type: ignore[operator]
         raise InvalidAccessToken("the access token is invalid")

@@ -18,11 +18,16 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 ALGORITHM = "RS256"
 
 
+class KeyServiceUnavailable(Exception):
+    """The key service failed (throttled, unreachable, refused): retry later. Adapters raise it for their own faults
+    (as the DynamoDB adapters raise ``StorageError``), so callers answer 503 without knowing the SDK."""
+
+
 class Signer(Protocol):
     """Signs JWS signing input (``base64url(header) + "." + base64url(payload)``) with RS256.
 
     ``kid`` MUST identify the public key that verifies the signature (its RFC 7638 thumbprint), so the JWKS can hold
-    several keys during a rotation.
+    several keys during a rotation. A failure of the key service raises :class:`KeyServiceUnavailable`.
     """
 
     @property
@@ -32,7 +37,8 @@ class Signer(Protocol):
 
 
 class PublicKeySource(Protocol):
-    """The public keys that verify access tokens, by ``kid``. Implementations cache: called on every verification."""
+    """The public keys that verify access tokens, by ``kid``. Implementations cache: called on every verification.
+    A failure to fetch them raises :class:`KeyServiceUnavailable`."""
 
     def public_keys(self) -> dict[str, RSAPublicKey]: ...
 

@@ -18,8 +18,8 @@ from gateway.net.ssrf import SafeFetcher
 from gateway.storage.ports import UpstreamTokenStore
 from gateway.upstream import oauth_flow
 from gateway.upstream.cipher import TokenCipher
-from gateway.upstream.discovery import Discovery
-from gateway.upstream.registration import ClientRegistrar
+from gateway.upstream.client_registration import ClientRegistrar
+from gateway.upstream.metadata_discovery import Discovery
 from gateway.upstream.vault import UpstreamVault
 
 FETCH_TIMEOUT_SECONDS = 8.0
@@ -55,6 +55,7 @@ def build_upstream_oauth(
         cache_seconds=cache_seconds,
         clock=clock,
         audit=audit,
+        revoker=partial(oauth_flow.revoke, fetcher),
     )
     registrar = ClientRegistrar(fetcher, store, cipher, secrets, clock=clock)
     return UpstreamOAuth(fetcher, Discovery(fetcher, clock=clock), registrar, vault)

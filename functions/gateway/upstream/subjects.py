@@ -21,7 +21,7 @@ def subject_for(route: Route, user_id: str) -> str:
     if is_shared(route):
         return SHARED_SUBJECT
     if not user_id or user_id.startswith("#"):
-        raise UnusableUserId("user ids starting with '#' are reserved")  # see registration.REGISTRATION_SUBJECT
+        raise UnusableUserId("user ids starting with '#' are reserved")  # see client_registration.REGISTRATION_SUBJECT
     return user_id
 
 

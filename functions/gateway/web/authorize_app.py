@@ -8,7 +8,7 @@ The flow (all state in the pending authorization, stored with a TTL; the handler
    (:func:`gateway.web.sign_in_flow.start_sign_in`).
 2. ``/{ws}/login`` (POST) or ``GET /{ws}/oidc/callback`` yields the user (:mod:`gateway.web.sign_in_pages`).
 3. Consent (:mod:`gateway.web.consent_page`) issues the code, or the denial goes back to the client.
-4. ``/{ws}/{server}/connect`` and ``/{ws}/connect/callback`` connect upstream accounts
+4. ``/{ws}/{server}/connect`` and ``/{ws}/{server}/connect/callback`` connect upstream accounts
    (:mod:`gateway.web.upstream_connect`, imported by the requests that need it).
 
 Every page is HTML with a strict CSP and frame protection (:mod:`gateway.web.pages`).
@@ -17,6 +17,7 @@ Every page is HTML with a strict CSP and frame protection (:mod:`gateway.web.pag
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,17 +25,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
-from gateway.oauth.authorize_request import RedirectableError, UnsafeToRedirect, error_redirect, parse_authorize_request
-from gateway.oauth.hashing import random_token
-from gateway.rate_limits import RateLimit
-from gateway.storage.records import PendingAuthorization
+from gateway.oauth.authorize_request import (
+    RedirectableError,
+    UnsafeToRedirect,
+    error_redirect,
+    parse_authorize_request,
+    redirects_automatically,
+)
+from gateway.routes import Route
 from gateway.web import connections_page, consent_page, sign_in_pages
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.pages import PageError, page_exception_handlers, redirect
-from gateway.web.rate_limiting import client_address, first_refusal, too_many_requests
-from gateway.web.responses import NO_STORE
 from gateway.web.services import LearnBaseUrl
-from gateway.web.sign_in_flow import AuthorizeServices, Context, start_sign_in
+from gateway.web.sign_in_flow import AuthorizeServices, Context, sign_in_starts_refused, start_sign_in
 
 Page = Callable[[Context], Awaitable[Response]]
 
@@ -45,16 +48,9 @@ async def authorize(ctx: Context) -> Response:
     route = ctx.services.routes.get(workspace_name, server_name)
     if route is None:
         raise PageError(404, "Not found", f"There is no MCP server {server_name!r} in workspace {workspace_name!r}.")
-    limit = ctx.services.settings.rate_limit_authorize_per_ip
-    refused = first_refusal(
-        ctx.services,
-        [
-            (RateLimit("authorize-ip", limit), client_address(request)),
-            (RateLimit("authorize-client", limit), request.query_params.get("client_id")),
-        ],
-    )
+    refused = sign_in_starts_refused(ctx)  # before the client is looked up (a CIMD fetch) or anything is stored
     if refused is not None:
-        return too_many_requests(refused, NO_STORE)
+        return refused
     now = ctx.now()
     try:
         parsed = await parse_authorize_request(
@@ -63,24 +59,27 @@ async def authorize(ctx: Context) -> Response:
     except UnsafeToRedirect as problem:
         raise PageError(problem.status_code, problem.title, problem.description) from None
     except RedirectableError as problem:
-        return redirect(error_redirect(route, problem))
+        if redirects_automatically(problem.client):
+            return redirect(error_redirect(route, problem))
+        raise refused_request_page(route, problem) from None
 
-    policy = ctx.services.config.oauth
-    pending = PendingAuthorization(
-        pending_id=random_token(32),
-        route_key=route.key,
-        client_id=parsed.client.client_id,
-        client_source=parsed.client.source,
-        redirect_uri=parsed.redirect_uri,
-        state=parsed.state,
-        code_challenge=parsed.code_challenge,
-        scopes=parsed.scopes,
-        resource=parsed.resource,
-        created_at=now,
-        expires_at=now + policy.pending_authorization_ttl_seconds,
-        csrf_token=random_token(32),
-    )
+    pending = ctx.authorization.start(route, parsed, now)
     return await start_sign_in(ctx, route, pending, parsed.client.client_name)
+
+
+def refused_request_page(route: Route, problem: RedirectableError) -> PageError:
+    """An invalid request from a client whose redirect URI the gateway does not trust: the error page, with the
+    client's error answer as a link that says where it goes (RFC 9700 §4.11.2)."""
+    client_name = problem.client.client_name if problem.client is not None else "the application"
+    destination = urlsplit(problem.redirect_uri)
+    return PageError(
+        400,
+        "The application's request was refused",
+        f"{client_name} sent a sign-in request that {route.title} cannot accept: {problem.error.description}.",
+        hint=f"The link below returns the error to {destination.scheme}://{destination.netloc}.",
+        return_url=error_redirect(route, problem),
+        client_name=client_name,
+    )
 
 
 async def _upstream_connect(ctx: Context) -> Response:
@@ -109,7 +108,7 @@ def create_app(services: AuthorizeServices) -> Starlette:
             Path("/{workspace}/login", endpoint(sign_in_pages.login), methods=["GET", "POST"]),
             Path("/{workspace}/oidc/callback", endpoint(sign_in_pages.oidc_callback), methods=["GET"]),
             Path("/{workspace}/{server}/connect", endpoint(_upstream_connect), methods=["GET"]),
-            Path("/{workspace}/connect/callback", endpoint(_upstream_connect_callback), methods=["GET"]),
+            Path("/{workspace}/{server}/connect/callback", endpoint(_upstream_connect_callback), methods=["GET"]),
             Path("/{workspace}/connections", endpoint(connections_page.connections), methods=["GET", "POST"]),
         ],
         middleware=[

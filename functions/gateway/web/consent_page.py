@@ -11,7 +11,6 @@ with ``state`` and ``iss`` (RFC 9207); the pending authorization is deleted once
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -21,12 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.identity.user import SignedInUser
+from gateway.oauth.authorization import AlreadyAnswered
 from gateway.oauth.authorize_request import AuthorizingClient, redirect_with
-from gateway.oauth.hashing import hash_secret, random_token
-from gateway.oauth.redirect_uris import is_loopback_redirect
+from gateway.oauth.redirect_uris import browser_destination, is_loopback_redirect
 from gateway.routes import Route
-from gateway.storage.records import AuditKind, AuthorizationCode, ClientSource, PendingAuthorization
+from gateway.storage.records import ClientSource, PendingAuthorization
 from gateway.web.pages import PageError, page, redirect
+from gateway.web.scope_text import describe_scopes
 from gateway.web.sign_in_flow import (
     EXPIRED,
     Context,
@@ -34,20 +34,15 @@ from gateway.web.sign_in_flow import (
     client_of,
     error_url,
     finish,
+    forget_cookie,
     held_pending,
     route_of,
 )
-
-logger = logging.getLogger("gateway.authorize")
 
 # Redirect hosts users of MCP clients commonly see; any other https host is highlighted on the consent page.
 KNOWN_REDIRECT_HOSTS = frozenset(
     {"claude.ai", "claude.com", "vscode.dev", "insiders.vscode.dev", "chatgpt.com", "chat.openai.com"}
 )
-SCOPE_DESCRIPTIONS = {
-    "mcp": "Use this MCP server on your behalf: list and call its tools, read its resources and prompts.",
-    "offline_access": "Stay connected while you are away (the application may refresh its access).",
-}
 SOURCE_LABELS: dict[ClientSource, str] = {
     "dcr": "Registered itself with this server (dynamic client registration)",
     "cimd": "Its client metadata document, published at its own URL",
@@ -55,38 +50,14 @@ SOURCE_LABELS: dict[ClientSource, str] = {
 }
 
 
-def _record(ctx: Context, kind: AuditKind, route: Route, pending: PendingAuthorization, **detail: str) -> None:
-    ctx.services.audit.record(
-        kind, workspace=route.workspace_name, route_key=route.key, user_id=pending.user_id,
-        client_id=pending.client_id, **detail,
-    )  # fmt: skip
-
-
-def issue_code(ctx: Context, route: Route, pending: PendingAuthorization) -> Response:
+def issue_code(ctx: Context, route: Route, pending: PendingAuthorization, *, approved: bool = False) -> Response:
     """RFC 6749 §4.1.2: the code goes to the redirect URI with ``state`` and, per RFC 9207 §2, ``iss``."""
-    assert pending.user_id is not None
-    now = ctx.now()
-    code = random_token(32)
-    ctx.grants.put_code(
-        AuthorizationCode(
-            code_hash=hash_secret(code),
-            grant_id=random_token(18),  # the token endpoint creates the grant under this id
-            route_key=route.key,
-            client_id=pending.client_id,
-            redirect_uri=pending.redirect_uri,
-            code_challenge=pending.code_challenge,
-            scopes=pending.scopes,
-            resource=pending.resource,
-            user_id=pending.user_id,
-            user_name=pending.user_name,
-            user_groups=pending.user_groups,
-            created_at=now,
-            expires_at=now + ctx.services.config.oauth.authorization_code_ttl_seconds,
-        )
-    )
-    logger.info("authorization code issued for route %s, client %s", route.key, pending.client_id[:100])
+    try:
+        code = ctx.authorization.issue_code(route, pending, ctx.now(), approved=approved)  # once per pending
+    except AlreadyAnswered:
+        raise PageError(400, "Sign-in expired", EXPIRED) from None
     url = redirect_with(pending.redirect_uri, {"code": code, "state": pending.state, "iss": route.issuer})
-    return finish(ctx, pending, redirect(url, redirect_uri=pending.redirect_uri))
+    return forget_cookie(ctx, pending, redirect(url, redirect_uri=pending.redirect_uri))
 
 
 def deny(
@@ -128,12 +99,9 @@ def upstream_accounts_to_connect(ctx: Context, route: Route, user: SignedInUser)
 
 
 def _remembered(ctx: Context, route: Route, pending: PendingAuthorization, user: SignedInUser) -> bool:
-    """A standing approval of (user, client, route) whose grant is still usable and covers the scopes asked."""
-    consent = ctx.grants.get_consent(route.key, pending.client_id, user.id)
-    if consent is None or not set(pending.scopes) <= set(consent.scopes):
-        return False
-    grant = ctx.grants.get_grant(consent.grant_id)
-    return grant is not None and grant.is_usable(ctx.now()) and not upstream_accounts_to_connect(ctx, route, user)
+    """A standing approval that still holds, and no upstream account left to connect."""
+    remembered = ctx.authorization.remembered(route, pending, ctx.now())
+    return remembered and not upstream_accounts_to_connect(ctx, route, user)
 
 
 async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorization, user: SignedInUser) -> Response:
@@ -151,18 +119,10 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
             detail="Ask an administrator of this workspace to grant you access.",
             client_reason=f"user is not allowed to use {route.key}",
         )
-    pending = dataclasses.replace(
-        pending,
-        user_id=user.id,
-        user_name=user.name,
-        user_groups=user.groups,
-        idp_state=None,  # a replayed IdP callback no longer matches
-        idp_nonce=None,
-        idp_code_verifier=None,
-    )
+    pending = ctx.authorization.signed_in(pending, user, ctx.now())
     if _remembered(ctx, route, pending, user):
         return issue_code(ctx, route, pending)
-    ctx.grants.put_pending(pending)
+    ctx.authorization.hold(pending)
     url = f"{route.endpoint('consent')}?{urlencode({'p': pending.pending_id})}"
     return redirect(url, redirect_uri=pending.redirect_uri)
 
@@ -171,7 +131,8 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
 class RedirectView:
     display: str
     description: str
-    warning: bool
+    warning: str | None
+    """Shown in a visible alert when the destination deserves a second look."""
 
 
 def describe_redirect(redirect_uri: str, client: AuthorizingClient) -> RedirectView:
@@ -179,16 +140,31 @@ def describe_redirect(redirect_uri: str, client: AuthorizingClient) -> RedirectV
     parts = urlsplit(redirect_uri)
     scheme = parts.scheme.lower()
     if is_loopback_redirect(redirect_uri):
-        return RedirectView(f"{scheme}://{parts.netloc}", "an application on this computer", False)
+        return RedirectView(f"{scheme}://{parts.netloc}", "an application on this computer", None)
     if scheme != "https":
+        opens = browser_destination(redirect_uri)
+        display = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+        if opens is None:
+            return RedirectView(display, f"an application on this device ({scheme}: link)", None)
         return RedirectView(
-            f"{parts.scheme}://{parts.netloc}", f"an application on this device ({scheme}: link)", False
+            display,
+            f"a {scheme}: link, which opens another application",
+            f"After you approve, your browser hands the answer to another application ({scheme}: link), which "
+            f"opens {opens}. An application on this device does not normally return that way; approve only if "
+            "you trust it and you started this connection yourself.",
         )
     host = (parts.hostname or "").lower()
     known = host in KNOWN_REDIRECT_HOSTS
     if client.source == "cimd":  # its metadata document was fetched from this host over https
         known = known or host == (urlsplit(client.client_id).hostname or "").lower()
-    return RedirectView(host, "a known site" if known else "a website", not known)
+    if known:
+        return RedirectView(host, "a known site", None)
+    return RedirectView(
+        host,
+        "a website",
+        f"After you approve, your browser goes to {host}, a website this gateway does not know. Approve only if "
+        "you trust it and you started this connection yourself.",
+    )
 
 
 def _consent_view(route: Route, pending: PendingAuthorization, client: AuthorizingClient) -> dict[str, Any]:
@@ -199,7 +175,6 @@ def _consent_view(route: Route, pending: PendingAuthorization, client: Authorizi
             "identified_by": SOURCE_LABELS[client.source],
             "metadata_url": client.client_id if client.source == "cimd" else None,
             "client_uri": client.client_uri,
-            "logo_uri": client.logo_uri if (client.logo_uri or "").startswith("https://") else None,
         },
         "redirect": describe_redirect(pending.redirect_uri, client),
         "route": {
@@ -208,11 +183,17 @@ def _consent_view(route: Route, pending: PendingAuthorization, client: Authorizi
             "description": route.server.description,
             "upstream_host": ", ".join(dict.fromkeys(urlsplit(str(url)).netloc for url in upstreams)),
         },
-        "scopes": [
-            {"name": name, "description": SCOPE_DESCRIPTIONS.get(name, f"Permission {name!r} on this server.")}
-            for name in pending.scopes
-        ],
+        "scopes": describe_scopes(pending.scopes),
     }
+
+
+def _connect_failure(request: Request, account_route: Route) -> str | None:
+    """Why the last Connect of this account failed, when the connect callback sent the browser back saying so."""
+    if request.query_params.get("failed") != account_route.key:
+        return None
+    from gateway.web.upstream_connect import connect_failure
+
+    return connect_failure(account_route, request.query_params.get("why"))
 
 
 async def consent(ctx: Context) -> Response:
@@ -234,15 +215,17 @@ async def consent(ctx: Context) -> Response:
         check_csrf(pending, form)
         decision = form.get("decision")
         if decision == "deny":
-            _record(ctx, "consent.denied", route, pending)
+            try:
+                ctx.authorization.deny(route, pending, ctx.now())
+            except AlreadyAnswered:
+                raise PageError(400, "Sign-in expired", EXPIRED) from None
             url = error_url(route, pending, "access_denied", "the user denied the request")
-            return finish(ctx, pending, redirect(url, redirect_uri=pending.redirect_uri))
+            return forget_cookie(ctx, pending, redirect(url, redirect_uri=pending.redirect_uri))
         if decision != "approve":
             raise PageError(400, "Invalid request", "Choose Approve or Deny.")
         if accounts:
             raise PageError(400, "Accounts to connect", "Connect the listed accounts before approving.")
-        _record(ctx, "consent.granted", route, pending, scope=" ".join(pending.scopes))
-        return issue_code(ctx, route, pending)
+        return issue_code(ctx, route, pending, approved=True)
 
     return page(
         "consent.html",
@@ -259,6 +242,7 @@ async def consent(ctx: Context) -> Response:
                 "upstream_host": account.upstream_host,
                 "shared": account.shared,
                 "connect_url": account.route.connect_endpoint({"p": pending.pending_id, "csrf": pending.csrf_token}),
+                "problem": _connect_failure(request, account.route),
             }
             for account in accounts
         ],

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as Path
 
-from gateway.oauth.discovery import authorization_server_metadata, protected_resource_metadata
+from gateway.oauth.metadata_documents import authorization_server_metadata, protected_resource_metadata
 from gateway.routes import Route
 from gateway.web.cors import PUBLIC_DOCUMENT_HEADERS
 from gateway.web.errors import exception_handlers
@@ -60,15 +60,16 @@ class MetadataEndpoints:
     async def client_metadata(self, request: Request) -> Response:
         """The gateway's Client ID Metadata Document for a route whose upstream uses OAuth: the gateway's
         ``client_id`` at upstream authorization servers that support metadata documents
-        (gateway.upstream.registration)."""
+        (gateway.upstream.client_registration)."""
         if request.method == "OPTIONS":
             return Response(status_code=204, headers=PUBLIC_DOCUMENT_HEADERS)
         route = self._route_or_none(request)
         if route is None:
             return self._not_found(request)
-        if route.server.auth.type != "oauth":
+        from gateway.upstream.client_metadata import client_metadata_document, oauth_upstreams
+
+        if not oauth_upstreams(route):  # a virtual route's document serves its upstreams that use OAuth
             return error_response(404, "not_found", "this route's upstream does not use OAuth", PUBLIC_DOCUMENT_HEADERS)
-        from gateway.upstream.client_metadata import client_metadata_document
 
         return json_response(client_metadata_document(route), headers=CACHEABLE)
 

@@ -1,8 +1,10 @@
 """The gateway's HTML pages (sign-in, consent, connect, errors): rendering, security headers, the error page.
 
 Every page is HTML with a strict CSP, ``X-Frame-Options: DENY`` (clickjacking, RFC 6749 §10.13), no referrer and
-no caching. Redirects after a form POST use 303, and the CSP's ``form-action`` names the client's redirect origin:
-browsers (Chromium) apply ``form-action`` to the redirects that follow a form submission.
+no caching. Images come only from the gateway itself: a client's ``logo_uri`` is never shown, since loading it would
+tell the client's server who opens its consent page, and when. Redirects after a form POST use 303, and the CSP's
+``form-action`` names the client's redirect origin: browsers (Chromium) apply ``form-action`` to the redirects that
+follow a form submission.
 """
 
 from __future__ import annotations
@@ -20,13 +22,29 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.display_text import visible_text
+from gateway.secrets import SecretUnavailableError
 from gateway.storage.ports import StorageError
 
 logger = logging.getLogger("gateway.pages")
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template prints, without invisible format characters (bidi overrides, zero-width characters):
+    a client's name must look like what it is (gateway.display_text)."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(visible_text(value))  # noqa: S704 - already escaped; only characters are removed
+    return visible_text(value) if isinstance(value, str) else value
+
+
 _templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, auto_reload=False, undefined=jinja2.StrictUndefined
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    auto_reload=False,
+    undefined=jinja2.StrictUndefined,
+    finalize=_visible,
 )
 _INLINE_CODE = re.compile(r"`([^`]+)`")
 
@@ -80,7 +98,7 @@ def security_headers(redirect_uri: str | None = None) -> dict[str, str]:
         form_action += f" {source}"
     return {
         "Content-Security-Policy": (
-            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
         ),
         "X-Frame-Options": "DENY",
@@ -132,6 +150,11 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
     return error_page(PageError(503, "Try again shortly", "The gateway cannot save or read this sign-in right now."))
 
 
+async def _dependency_unavailable(request: Request, exc: Exception) -> Response:
+    logger.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+    return error_page(PageError(503, "Try again shortly", "The gateway cannot complete this sign-in right now."))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
@@ -153,4 +176,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def page_exception_handlers() -> Mapping[Any, Any]:
     """Every failure of a page as the error page: never a JSON body or a stack trace in the browser."""
-    return {PageError: _page_error, StorageError: _storage_error, HTTPException: _http_error, Exception: _unexpected}
+    return {
+        PageError: _page_error,
+        StorageError: _storage_error,
+        SecretUnavailableError: _dependency_unavailable,  # the shared secret (cookies) could not be read
+        HTTPException: _http_error,
+        Exception: _unexpected,
+    }

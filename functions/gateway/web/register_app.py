@@ -20,7 +20,7 @@ from gateway import safe_json
 from gateway.audit import AuditTrail
 from gateway.config import GatewayConfig
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.registration import new_registration, parse_registration, registration_response
+from gateway.oauth.registration_endpoint import new_registration, parse_registration, registration_response
 from gateway.rate_limits import RateLimit
 from gateway.storage.ports import AlreadyExists, ClientStore, StorageError
 from gateway.web.default_route import DefaultRouteAliases

@@ -25,16 +25,18 @@ from starlette.responses import Response
 from gateway.audit import AuditTrail
 from gateway.config import DevLoginProvider, GatewayConfig, OidcProvider, Workspace
 from gateway.identity import dev_login
+from gateway.oauth.authorization import AlreadyAnswered, AuthorizationService
 from gateway.oauth.authorize_request import AuthorizingClient, ClientLookup, RedirectableError, error_redirect
 from gateway.oauth.errors import ErrorCode, OAuthError
-from gateway.oauth.hashing import random_token
+from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.settings import Settings
-from gateway.storage.ports import ApiKeyStore, GrantStore
+from gateway.storage.ports import ApiKeyStore
 from gateway.storage.records import ClientSource, PendingAuthorization
 from gateway.web import cookies
 from gateway.web.pages import PageError, redirect
-from gateway.web.rate_limiting import RateLimitedServices
+from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
+from gateway.web.responses import NO_STORE
 from gateway.web.services import GatewayState
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ class AuthorizeServices(GatewayState, RateLimitedServices, Protocol):
     settings: Settings
 
     @property
-    def grants(self) -> GrantStore: ...
+    def authorization(self) -> AuthorizationService: ...
 
     @property
     def api_keys(self) -> ApiKeyStore: ...
@@ -99,8 +101,8 @@ class Context:
         return self.services.shared_secret
 
     @property
-    def grants(self) -> GrantStore:
-        return self.services.grants
+    def authorization(self) -> AuthorizationService:
+        return self.services.authorization
 
     def now(self) -> int:
         return self.services.now()
@@ -129,7 +131,7 @@ def held_pending(ctx: Context, pending_id: str | None, workspace_name: str) -> P
             "This page continues a sign-in that an MCP client started: open the route in your MCP client to sign in. "
             f"What you authorized is on My connections: {ctx.base_url}/{workspace_name}/connections",
         )
-    pending = ctx.grants.get_pending(pending_id, ctx.now())
+    pending = ctx.authorization.held(pending_id, ctx.now())
     if pending is None or pending.route_key.partition("/")[0] != workspace_name:
         raise PageError(400, "Sign-in expired", EXPIRED)
     if not cookies.holds_pending(ctx.request.cookies, pending_id, ctx.base_url, ctx.secret):
@@ -188,11 +190,26 @@ def error_url(route: Route, pending: PendingAuthorization, error: ErrorCode, des
     return error_redirect(route, RedirectableError(OAuthError(error, description), pending.redirect_uri, pending.state))
 
 
-def finish(ctx: Context, pending: PendingAuthorization, response: Response) -> Response:
-    """The pending authorization has produced its answer: forget it and its cookie."""
-    ctx.grants.delete_pending(pending.pending_id)
+def consume(ctx: Context, pending: PendingAuthorization) -> None:
+    """Take the pending authorization out of the store before acting on it, so that it produces one answer: a
+    consent form submitted twice (or from two tabs, or a sign-in form posted twice) gets one code; the other
+    request sees the sign-in as used. A conditional delete decides (GrantStore.take_pending)."""
+    try:
+        ctx.authorization.consume(pending, ctx.now())
+    except AlreadyAnswered:
+        raise PageError(400, "Sign-in expired", EXPIRED) from None
+
+
+def forget_cookie(ctx: Context, pending: PendingAuthorization, response: Response) -> Response:
     cookies.clear_pending_cookie(response, pending.pending_id, ctx.base_url)
     return response
+
+
+def finish(ctx: Context, pending: PendingAuthorization, response: Response) -> Response:
+    """The pending authorization's answer is ``response`` (one without side effects: a denial): consume it, and
+    forget its cookie."""
+    consume(ctx, pending)
+    return forget_cookie(ctx, pending, response)
 
 
 def relying_party(ctx: Context, workspace_name: str, provider: OidcProvider) -> RelyingParty:
@@ -218,26 +235,25 @@ def idp_unavailable(reason: str) -> PageError:
     )
 
 
+def sign_in_starts_refused(ctx: Context) -> Response | None:
+    """429 once the client's address has started its limit of sign-ins this minute, else None.
+
+    Every start stores a pending authorization before anyone signed in: /authorize, a signed-out visit to My
+    connections, a connect link or the shared account's connect address. Each is counted here, per address, before
+    it writes (docs/non-interactive.md, "Rate limits"). Per address only: nothing at this point authenticates a
+    client, so counting by the client a request names would let anyone spend another's limit.
+    """
+    limit = RateLimit("authorize-ip", ctx.services.settings.rate_limit_authorize_per_ip)
+    refused = first_refusal(ctx.services, [(limit, client_address(ctx.request))])
+    return None if refused is None else too_many_requests(refused, NO_STORE)
+
+
 def stand_in_pending(
     ctx: Context, route: Route, client_id: str, redirect_uri: str, state: str | None = None
 ) -> PendingAuthorization:
     """A pending authorization for one of the gateway's own stand-in clients (connecting an upstream account, the
     user's connections page): the workspace's sign-in, with no OAuth client behind it."""
-    now = ctx.now()
-    return PendingAuthorization(
-        pending_id=random_token(32),
-        route_key=route.key,
-        client_id=client_id,
-        client_source="preregistered",
-        redirect_uri=redirect_uri,
-        state=state,
-        code_challenge="",
-        scopes=(),
-        resource=route.resource,
-        created_at=now,
-        expires_at=now + ctx.services.config.oauth.pending_authorization_ttl_seconds,
-        csrf_token=random_token(32),
-    )
+    return ctx.authorization.start_stand_in(route, client_id, redirect_uri, state, ctx.now())
 
 
 async def start_sign_in(ctx: Context, route: Route, pending: PendingAuthorization, client_name: str) -> Response:
@@ -268,7 +284,7 @@ async def start_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
             target = await relying_party(ctx, workspace_name, provider).authorization_url(state=state, secrets=secrets)
         except OidcError as problem:
             raise idp_unavailable(str(problem)) from None
-    ctx.grants.put_pending(pending)
+    ctx.authorization.hold(pending)
     response = redirect(target)
     cookies.set_pending_cookie(
         response, pending.pending_id, ctx.base_url, ctx.secret, policy.pending_authorization_ttl_seconds

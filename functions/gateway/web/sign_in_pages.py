@@ -3,7 +3,8 @@ Connect callback (``GET /{ws}/oidc/callback``, one per workspace, shared by its 
 
 Either yields the signed-in user, and the flow of the pending authorization's kind continues: an MCP client's
 authorization goes on to consent (:mod:`gateway.web.consent_page`), an upstream connect link to the upstream's
-sign-in (:mod:`gateway.web.upstream_connect`).
+sign-in (:mod:`gateway.web.upstream_connect`), My connections to its page. Every successful sign-in also starts the
+workspace's session in this browser (:mod:`gateway.web.session`), so My connections needs no second sign-in.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from starlette.responses import Response
 from gateway.config import DevLoginProvider, OidcProvider
 from gateway.identity import dev_login
 from gateway.identity.user import SignedInUser
+from gateway.principals import person_id_problem
 from gateway.rate_limits import RateLimit
+from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
-from gateway.web import connections_page, consent_page, cookies
+from gateway.web import connections_page, consent_page, cookies, session
 from gateway.web.pages import PageError, page
 from gateway.web.rate_limiting import client_address, first_refusal, too_many_requests
 from gateway.web.responses import NO_STORE
@@ -42,17 +45,43 @@ logger = logging.getLogger("gateway.authorize")
 
 async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: SignedInUser) -> Response:
     route = route_of(ctx, pending)
+    problem = person_id_problem(user.id)
+    if problem is not None:  # gateway.principals: a person never acts as a service identity
+        ctx.authorization.abandon(pending.pending_id)
+        logger.warning("sign-in refused in workspace %s: %s", route.workspace_name, problem)
+        raise PageError(
+            403,
+            "This account cannot sign in here",
+            "The identity provider names this account in a form the gateway reserves for services.",
+            hint=f"Details for your administrator: {problem}.",
+        )
     ctx.services.audit.record(
         "user.signed_in", workspace=route.workspace_name, route_key=route.route_key, user_id=user.id,
         client_id=pending.client_id,
     )  # fmt: skip
+    response = await _continue_flow(ctx, route, pending, user)
+    session.start(response, user, route.workspace_name, base_url=ctx.base_url, secret=ctx.secret, now=ctx.now())
+    return response
+
+
+async def _continue_flow(ctx: Context, route: Route, pending: PendingAuthorization, user: SignedInUser) -> Response:
     if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
-        return connections_page.after_sign_in(ctx, route, pending, user.id)
+        return connections_page.after_sign_in(ctx, route, pending)
     if pending.client_id == CONNECT_CLIENT_ID:
         from gateway.web import upstream_connect  # upstream OAuth: loaded by the flows that use it
 
         return await upstream_connect.after_sign_in(ctx, route, pending, user)
     return await consent_page.after_sign_in(ctx, route, pending, user)
+
+
+def own_page_purpose(pending: PendingAuthorization, route: Route) -> str | None:
+    """What a sign-in for one of the gateway's own pages is for (None: an MCP client's authorization, which the
+    sign-in page presents as the application asking to use the route)."""
+    if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
+        return "to see the applications and accounts connected to you in this workspace"
+    if pending.client_id == CONNECT_CLIENT_ID:
+        return f"to connect your account for {route.title}"
+    return None
 
 
 def sign_in_refused(ctx: Context) -> Response | None:
@@ -97,6 +126,7 @@ async def login(ctx: Context) -> Response:
         redirect_uri=pending.redirect_uri,
         page_title="Sign in",
         workspace_title=workspace.title,
+        purpose=own_page_purpose(pending, route),
         client_name=client.client_name,
         route_title=route.title,
         action=f"{ctx.base_url}/{workspace_name}/login",
@@ -109,7 +139,7 @@ async def login(ctx: Context) -> Response:
 
 async def oidc_callback(ctx: Context) -> Response:
     """The workspace's one redirect URI at its OpenID Provider (OIDC Core §3.1.2.5 / §3.1.2.6)."""
-    from gateway.identity.oidc import LoginSecrets, OidcError
+    from gateway.identity.oidc import LoginSecrets, OidcError, UnverifiedIdentity
 
     request = ctx.request
     refused = sign_in_refused(ctx)
@@ -150,9 +180,18 @@ async def oidc_callback(ctx: Context) -> Response:
     secrets = LoginSecrets(nonce=pending.idp_nonce, code_verifier=pending.idp_code_verifier)
     try:
         user = await relying_party(ctx, workspace_name, provider).sign_in(code=code, secrets=secrets)
+    except UnverifiedIdentity as problem:
+        logger.warning("sign-in at the identity provider of workspace %s refused: %s", workspace_name, problem)
+        ctx.authorization.abandon(pending.pending_id)
+        raise PageError(
+            403,
+            "This account cannot sign in here",
+            "The identity provider signed you in, but did not confirm the email address that identifies you here.",
+            hint=f"Details for your administrator: {problem}.",
+        ) from None
     except OidcError as problem:
         logger.warning("sign-in at the identity provider of workspace %s failed: %s", workspace_name, problem)
-        ctx.grants.delete_pending(pending.pending_id)
+        ctx.authorization.abandon(pending.pending_id)
         error = idp_unavailable(str(problem))
         error.return_url = error_url(route, pending, "access_denied", "sign-in at the identity provider failed")
         error.client_name = (await client_of(ctx, route, pending.client_id)).client_name

@@ -5,15 +5,17 @@ authenticate the client, make one call into :class:`TokenService`, serialise. Ev
 ``Cache-Control: no-store`` and ``Pragma: no-cache`` (RFC 6749 §5.1) and ``Access-Control-Allow-Origin: *``: these
 endpoints use no cookies, so any browser-based client (e.g. the MCP Inspector) may call them.
 
-Faults of the store or the signer (throttling, an unreachable endpoint) become ``503 temporarily_unavailable``; the
-service writes after signing and in one write or transaction, so nothing is half-done when that happens.
+Faults of the store, the signer or the shared secret (throttling, an unreachable endpoint) become
+``503 temporarily_unavailable``: each adapter raises its port's error (``StorageError``, ``KeyServiceUnavailable``,
+``SecretUnavailableError``), so this module knows no SDK. The service writes after signing and in one write or
+transaction, so nothing is half-done when that happens.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,17 +25,21 @@ from starlette.routing import Route as Path
 
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.token_requests import (
+    AnyTokenRequest,
     AuthorizationCodeRequest,
     ClientCredentialsRequest,
+    RevocationRequest,
     parse_form,
     parse_revocation_request,
     parse_token_request,
 )
 from gateway.oauth.token_service import TokenService
 from gateway.observability import observation
-from gateway.rate_limits import RateLimit
+from gateway.rate_limits import RateLimit, client_subject
 from gateway.routes import Route
+from gateway.secrets import SecretUnavailableError
 from gateway.storage.ports import StorageError
+from gateway.tokens.keys import KeyServiceUnavailable
 from gateway.web.default_route import DefaultRouteAliases
 from gateway.web.errors import exception_handlers
 from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
@@ -98,14 +104,6 @@ class ResolverAuthenticator:
         self._services.client_resolver.note_use(client, now)
 
 
-def _is_aws_fault(error: Exception) -> bool:
-    """A failure of an AWS call (KMS Sign, Secrets Manager) that reached us unwrapped. botocore is imported only
-    when an error has happened, so it stays off the cold-start path."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return isinstance(error, BotoCoreError | ClientError)
-
-
 def _error(problem: OAuthError, *, basic_realm: str | None = None) -> Response:
     headers = dict(COMMON_HEADERS)
     if problem.error == "invalid_client" and basic_realm is not None:
@@ -121,15 +119,6 @@ def _unavailable() -> Response:
         "the authorization server is temporarily unavailable; nothing was changed, please retry",
         {**COMMON_HEADERS, "Retry-After": "1"},
     )
-
-
-def _named_client(form: Mapping[str, str], authorization: str | None) -> str | None:
-    """The client a request names (not yet authenticated): its per-client rate limit is counted before any
-    secret is checked, so a flood of bad secrets is refused as early as good ones."""
-    from gateway.oauth.client_auth import parse_basic
-
-    basic = parse_basic(authorization)
-    return form.get("client_id") or (basic.client_id if basic is not None else None)
 
 
 def _uses_basic(authorization: str | None) -> bool:
@@ -151,7 +140,8 @@ async def _read_form(request: Request) -> dict[str, str]:
     return parse_form(bytes(body))
 
 
-_Action = Callable[[Request, Route, dict[str, str], int], Awaitable[Response]]
+Parsed = TypeVar("Parsed")
+_Action = Callable[[Request, Route, Parsed, "ClientInfo", int], Awaitable[Response]]
 
 
 class TokenEndpoints:
@@ -160,12 +150,16 @@ class TokenEndpoints:
         self.authenticator = authenticator
 
     async def token(self, request: Request) -> Response:
-        return await self._handle(request, self._token)
+        return await self._handle(request, parse_token_request, self._token)
 
     async def revoke(self, request: Request) -> Response:
-        return await self._handle(request, self._revoke)
+        return await self._handle(request, parse_revocation_request, self._revoke)
 
-    async def _handle(self, request: Request, action: _Action) -> Response:
+    async def _handle(
+        self, request: Request, parse: Callable[[dict[str, str]], Parsed], action: _Action[Parsed]
+    ) -> Response:
+        """The steps every request takes: method, route, the address's limit, the form, the request's own
+        parameters, client authentication (RFC 6749 §2.3, a step of its own), the client's limit, the grant."""
         if request.method == "OPTIONS":
             return Response(status_code=204, headers=PREFLIGHT_HEADERS)
         if request.method != "POST":
@@ -184,33 +178,34 @@ class TokenEndpoints:
             )
         authorization = request.headers.get("authorization")
         settings = self._services.settings
+        address = client_address(request)
         by_address = RateLimit("token-ip", settings.rate_limit_token_per_ip)
-        refused = first_refusal(self._services, [(by_address, client_address(request))])
+        refused = first_refusal(self._services, [(by_address, address)])
         if refused is not None:
             return too_many_requests(refused, COMMON_HEADERS)
         try:
             form = await _read_form(request)
-            named = _named_client(form, authorization)
-            refused = first_refusal(
-                self._services, [(RateLimit("token-client", settings.rate_limit_token_per_client), named)]
-            )
+            parsed = parse(form)
+            now = self._services.now()
+            client = await self.authenticator.authenticate(route, form, authorization, now)
+            # Counted once authenticated, so that naming a client is not enough to spend its limit (rate_limits.py).
+            subject = client_subject(client.client_id, authenticated=client.has_secret, address=address)
+            by_client = RateLimit("token-client", settings.rate_limit_token_per_client)
+            refused = first_refusal(self._services, [(by_client, subject)])
             if refused is not None:
                 return too_many_requests(refused, COMMON_HEADERS)
-            return await action(request, route, form, self._services.now())
+            return await action(request, route, parsed, client, now)
         except OAuthError as problem:
             return _error(problem, basic_realm=route.issuer if _uses_basic(authorization) else None)
-        except StorageError as fault:
-            logger.warning("storage fault at %s: %s", request.url.path, fault)
-            return _unavailable()
-        except Exception as error:
-            if not _is_aws_fault(error):
-                raise
-            logger.warning("AWS fault at %s: %s", request.url.path, type(error).__name__)
+        except (StorageError, KeyServiceUnavailable, SecretUnavailableError) as fault:
+            # The ports' own errors (the DynamoDB, KMS and Secrets Manager adapters translate theirs): 503, and the
+            # service wrote nothing half-way (see the module docstring). Anything else is a bug: the JSON 500.
+            logger.warning("%s at %s: %s", type(fault).__name__, request.url.path, fault)
             return _unavailable()
 
-    async def _token(self, request: Request, route: Route, form: dict[str, str], now: int) -> Response:
-        grant_request = parse_token_request(form)
-        client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
+    async def _token(
+        self, request: Request, route: Route, grant_request: AnyTokenRequest, client: ClientInfo, now: int
+    ) -> Response:
         service = self._services.token_service
         seen = observation(request.scope)
         if isinstance(grant_request, ClientCredentialsRequest):
@@ -231,9 +226,9 @@ class TokenEndpoints:
         self.authenticator.note_use(client, now)
         return json_response(result.body(), 200, COMMON_HEADERS)
 
-    async def _revoke(self, request: Request, route: Route, form: dict[str, str], now: int) -> Response:
-        revocation = parse_revocation_request(form)
-        client = await self.authenticator.authenticate(route, form, request.headers.get("authorization"), now)
+    async def _revoke(
+        self, request: Request, route: Route, revocation: RevocationRequest, client: ClientInfo, now: int
+    ) -> Response:
         self._services.token_service.revoke(route, client.client_id, revocation.token, revocation.token_type_hint, now)
         # RFC 7009 §2.2: 200 whether or not there was anything to revoke; the body is ignored by clients.
         return Response(status_code=200, headers=COMMON_HEADERS)

@@ -1,5 +1,5 @@
 """Connecting upstream accounts in the browser (authorize function): ``GET /{ws}/{server}/connect`` and
-``GET /{ws}/connect/callback``.
+``GET /{ws}/{server}/connect/callback`` (``?upstream=`` names one upstream of a virtual route).
 
 Three ways in, one flow:
 
@@ -17,13 +17,13 @@ Three ways in, one flow:
   anyone may open it, only a workspace admin (config ``admins``) can complete it.
 
 The callback finds its flow from ``state`` and the signed flow cookie (:mod:`gateway.upstream.oauth_flow`), checks
-``iss``, exchanges the code, stores the token set in the vault, and returns to the consent page or shows
-"Connected — return to your application".
+that the answer arrived at the callback of the upstream the flow was started for (each upstream has its own, RFC 9700
+§4.4.2.2) and ``iss`` (RFC 9207), exchanges the code, stores the token set in the vault, and returns to the consent
+page or shows "Connected — return to your application".
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import logging
 from dataclasses import dataclass
@@ -37,10 +37,10 @@ from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
 from gateway.upstream import oauth_flow
 from gateway.upstream.client_metadata import connect_callback_url
+from gateway.upstream.client_registration import RegistrationError
 from gateway.upstream.connect_links import SHARED_SUBJECT, read_link
-from gateway.upstream.discovery import DiscoveryError, UpstreamAuthorization
+from gateway.upstream.metadata_discovery import DiscoveryError, UpstreamAuthorization
 from gateway.upstream.oauth_flow import FlowError, TokenEndpointError
-from gateway.upstream.registration import RegistrationError
 from gateway.upstream.services import UpstreamOAuth
 from gateway.upstream.subjects import is_shared, may_connect, subject_for
 from gateway.upstream.token_set import UpstreamClient
@@ -52,6 +52,7 @@ from gateway.web.sign_in_flow import (
     Context,
     connect_client,
     held_pending,
+    sign_in_starts_refused,
     stand_in_pending,
     start_sign_in,
 )
@@ -128,6 +129,9 @@ async def connect(ctx: Context) -> Response:
             )
     elif not is_shared(route):
         raise PageError(400, "Invalid link", "This connect address is incomplete. Use the link you were given.")
+    refused = sign_in_starts_refused(ctx)  # the sign-in it starts stores a pending authorization: counted first
+    if refused is not None:
+        return refused
     pending = stand_in_pending(ctx, route, CONNECT_CLIENT_ID, route.connect_endpoint({}), token)
     return await start_sign_in(ctx, route, pending, connect_client(route).client_name)
 
@@ -136,7 +140,7 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
     """A connect link's sign-in succeeded: is this the user the link is for? Then offer to continue upstream."""
     subject = _link_subject(ctx, route, pending)
     if not may_connect(route, subject, user.id):
-        ctx.grants.delete_pending(pending.pending_id)
+        ctx.authorization.abandon(pending.pending_id)
         if subject == SHARED_SUBJECT:
             raise PageError(
                 403,
@@ -150,10 +154,8 @@ async def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorizatio
             f"This connect link was made for another user than {user.display_name}. Sign in as the user who "
             "received it, or call the tool again in your own application for your own link.",
         )
-    pending = dataclasses.replace(
-        pending, user_id=user.id, user_name=user.name, idp_state=None, idp_nonce=None, idp_code_verifier=None
-    )
-    ctx.grants.put_pending(pending)
+    pending = ctx.authorization.signed_in(pending, user, ctx.now())
+    ctx.authorization.hold(pending)
     upstream = await _discover(ctx.services.upstream_oauth, route)
     return page(
         "connect_start.html",
@@ -188,7 +190,7 @@ async def _continue(ctx: Context, route: Route, pending_id: str, csrf: str) -> R
     started = oauth_flow.start_flow(
         upstream=upstream,
         client=client,
-        redirect_uri=connect_callback_url(ctx.base_url, route.workspace_name),
+        redirect_uri=connect_callback_url(route),
         route_key=route.key,
         subject=subject,
         user_id=pending.user_id,
@@ -240,12 +242,11 @@ async def _client(services: UpstreamOAuth, route: Route, upstream: UpstreamAutho
         ) from None
 
 
-# --- GET /{ws}/connect/callback ---------------------------------------------------------------------------------
+# --- GET /{ws}/{server}/connect/callback -----------------------------------------------------------------------
 
 
 async def connect_callback(ctx: Context) -> Response:
     request = ctx.request
-    workspace_name = request.path_params["workspace"]
     params = request.query_params
     secure = cookies.is_secure(ctx.base_url)
     try:
@@ -256,15 +257,23 @@ async def connect_callback(ctx: Context) -> Response:
         raise PageError(
             400, "Connection not recognised", f"The upstream sign-in could not be completed: {problem}."
         ) from None
-    route_workspace, _, rest = flow.route_key.partition("/")
-    if route_workspace != workspace_name:
-        raise PageError(400, "Connection not recognised", "The answer arrived at another workspace's address.")
-    server_name, _, member = rest.partition("/")
-    route = _oauth_route(ctx, workspace_name, server_name, member or None)
+    route = _oauth_route(ctx, request.path_params["workspace"], request.path_params["server"], params.get("upstream"))
+    if flow.route_key != route.key:
+        # RFC 9700 §4.4.2.2: the answer came back to the redirect URI of another upstream's authorization server
+        # than the one this flow was sent to — a mix-up. Its code is never sent to this flow's token endpoint.
+        logger.warning("upstream answer for %s arrived at the callback of %s: refused", flow.route_key, route.key)
+        raise PageError(
+            400,
+            "Connection refused",
+            "The upstream sign-in answered at the address of another upstream service; nothing was connected. "
+            "Start again from the Connect link.",
+        )
 
     if "error" in params:  # RFC 6749 §4.1.2.1: e.g. the user cancelled at the upstream
         error = params["error"][:100]
-        return _done(ctx, flow, _failed_page(route, f"The upstream service answered: {error}."))
+        reason = "denied" if error == "access_denied" else "refused"
+        _record_failure(ctx, route, flow, error)
+        return _done(ctx, flow, _failed_page(route, reason, f"the upstream answered error={error}"), reason)
     code = params.get("code")
     if not code:
         raise PageError(400, "Invalid request", "The upstream's answer has no authorization code.")
@@ -285,14 +294,18 @@ async def connect_callback(ctx: Context) -> Response:
             client=client,
             code=code,
             flow=flow,
-            redirect_uri=connect_callback_url(ctx.base_url, workspace_name),
+            redirect_uri=connect_callback_url(route),
             secret=ctx.secret,
         )
     except TokenEndpointError as problem:
         logger.warning("upstream code exchange for %s failed: %s", route.key, problem.error or "unreachable")
+        # Refused both ways of presenting the secret (oauth_flow retries once): the server no longer knows the
+        # registration. Forget it, so the next Connect registers anew instead of failing the same way forever.
         if problem.error == "invalid_client" and client.source == "dcr":
             services.registrar.forget(route)
-        return _done(ctx, flow, _failed_page(route, "The upstream service did not issue a credential.", problem))
+        reason = "exchange" if problem.error else "unreachable"
+        _record_failure(ctx, route, flow, problem.error or "unreachable")
+        return _done(ctx, flow, _failed_page(route, reason, problem), reason)
     services.vault.save(route.key, flow.subject, tokens)
     ctx.services.audit.record(
         "upstream.connected", workspace=route.workspace_name, route_key=route.key, user_id=flow.user_id,
@@ -302,24 +315,61 @@ async def connect_callback(ctx: Context) -> Response:
     return _done(ctx, flow, None)
 
 
-def _failed_page(route: Route, message: str, problem: Exception | None = None) -> PageError:
-    hint = f"Details for your administrator: {problem}" if problem is not None else None
-    return PageError(502 if problem else 400, "The account was not connected", message, hint=hint)
+# Why a connection failed, in words a user can act on (shown on the consent page or the failure page). Fixed text:
+# nothing the upstream sent reaches the page; the details are in the log and the audit trail.
+CONNECT_FAILURES = {
+    "denied": "Access was not allowed at {host}, so {title} is not connected. Connect again and allow access there.",
+    "refused": (
+        "{host} answered with an error, so {title} is not connected. Connect again; if it keeps failing, ask an "
+        "administrator of this gateway (its audit trail has the details)."
+    ),
+    "exchange": (
+        "{host} did not give the gateway a credential, so {title} is not connected. Connect again; if it keeps "
+        "failing, ask an administrator of this gateway (its audit trail has the details)."
+    ),
+    "unreachable": "{host} could not be reached, so {title} is not connected. Try Connect again in a moment.",
+}
 
 
-def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None) -> Response:
-    """Back to the consent page the flow started from, or the "Connected" page; the flow cookie is cleared."""
-    pending = ctx.grants.get_pending(flow.pending_id, ctx.now()) if flow.pending_id else None
+def connect_failure(route: Route, reason: str | None) -> str | None:
+    """The consent page's words for a failed connection of ``route``'s upstream (None for an unknown reason)."""
+    words = CONNECT_FAILURES.get(reason or "")
+    host = urlsplit(str(route.server.upstream)).netloc
+    return None if words is None else words.format(host=host, title=route.title)
+
+
+def _record_failure(ctx: Context, route: Route, flow: oauth_flow.Flow, error: str) -> None:
+    ctx.services.audit.record(
+        "upstream.failed", workspace=route.workspace_name, route_key=route.key, user_id=flow.user_id,
+        subject=flow.subject, error=error, stage="connect",
+    )  # fmt: skip
+
+
+def _failed_page(route: Route, reason: str, problem: Exception | str) -> PageError:
+    message = connect_failure(route, reason) or "The upstream service did not connect the account."
+    status = 502 if isinstance(problem, Exception) else 400
+    return PageError(
+        status, "The account was not connected", message, hint=f"Details for your administrator: {problem}"
+    )
+
+
+def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None, reason: str | None = None) -> Response:
+    """Back to the consent page the flow started from (which says why, after a failure), or the "Connected" page;
+    the flow cookie is cleared."""
+    pending = ctx.authorization.held(flow.pending_id, ctx.now()) if flow.pending_id else None
     route = ctx.services.routes.by_key(flow.route_key)
     assert route is not None
     if failure is not None and (pending is None or pending.client_id == CONNECT_CLIENT_ID):
         raise failure
     if pending is not None and pending.client_id != CONNECT_CLIENT_ID:
         # The consent page shows the account connected (or, after a failure, still offers Connect).
-        response = redirect(f"{route.endpoint('consent')}?{urlencode({'p': pending.pending_id})}")
+        query = {"p": pending.pending_id}
+        if failure is not None and reason is not None:
+            query.update(failed=route.key, why=reason)  # the consent page words it (connect_failure)
+        response = redirect(f"{route.endpoint('consent')}?{urlencode(query)}")
     else:
         if pending is not None:
-            ctx.grants.delete_pending(pending.pending_id)
+            ctx.authorization.abandon(pending.pending_id)
         response = page(
             "connected.html",
             page_title="Connected",

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gateway.audit import AuditTrail
+from gateway.audit import REDACTED, AuditTrail
 from gateway.storage.memory import MemoryAuditLog
 from gateway.storage.ports import StorageError
 from gateway.storage.records import AuditEvent
@@ -42,10 +42,38 @@ def test_a_failed_write_is_logged_and_counted_never_raised(caplog: pytest.LogCap
     assert "client.registered" in caplog.text and "c1" not in caplog.text  # the kind, not the event's details
 
 
-def test_a_detail_that_looks_like_a_token_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("note", "eyJhbGciOiJSUzI1NiJ9.e30.sig"),  # a JWT
+        ("client_name", "eyJhbGciOi"),  # the start of one
+        ("tool", "mcpgw_0123456789abcdef_secret"),  # a gateway API key
+        ("error", "Bearer eyJhbGciOi"),  # an upstream authorization server's error, carrying one
+        ("hint", "a mcpgw_x"),
+    ],
+)
+def test_a_detail_that_looks_like_a_credential_is_redacted_and_the_event_recorded(
+    name: str, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a trail
+    log = MemoryAuditLog()
+    trail = AuditTrail(log, retention_days=1, clock=lambda: NOW)
+
+    # When an event's detail (chosen by whoever sent the request) is shaped like a credential
+    with caplog.at_level(logging.INFO, logger="gateway.audit"):
+        event = trail.record("token.revoked", workspace="demo", client_id="c1", **{name: value, "scope": "mcp"})
+
+    # Then the event is recorded with that value redacted, the rest kept, and the log names only the field
+    assert event is not None and log.events("demo", since=NOW, until=NOW + 1) == [event]
+    assert event.detail == {name: REDACTED, "scope": "mcp"}
+    assert name in caplog.text and value not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["heyJoe", "Tools for mcp", "eyj lowercase", "my_mcpgw_tool"])
+def test_ordinary_values_are_kept(value: str) -> None:
     trail = AuditTrail(MemoryAuditLog(), retention_days=1, clock=lambda: NOW)
-    with pytest.raises(ValueError, match="looks like a token"):
-        trail.record("token.issued", workspace="demo", note="eyJhbGciOiJSUzI1NiJ9.e30.sig")
+    event = trail.record("client.registered", workspace="demo", client_name=value)
+    assert event is not None and event.detail == {"client_name": value}
 
 
 def test_tool_calls_can_be_left_out() -> None:

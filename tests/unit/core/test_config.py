@@ -89,6 +89,67 @@ def test_a_missing_or_unparsable_file_is_a_clear_error(tmp_path: Path) -> None:
         load_config(broken)
 
 
+# --- messages that point at the fix (issue "The first hour", item 3) --------------------------------------------
+
+
+def _message(data: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, "my-gateway.yaml")
+    return str(raised.value)
+
+
+def test_a_route_without_an_upstream_says_which_keys_to_add() -> None:
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"].pop("upstream")
+    message = _message(data)
+    assert (
+        "workspaces.demo.servers.echo: a route needs 'upstream' (the URL of one MCP server) or 'upstreams' "
+        "(several, for a virtual route); it has neither"
+    ) in message
+    assert "not both" not in message
+
+
+def test_a_typo_suggests_the_closest_key_and_reports_the_missing_one() -> None:
+    data = example_config_data()
+    echo = data["workspaces"]["demo"]["servers"]["echo"]
+    echo["upstraem"] = echo.pop("upstream")
+    message = _message(data)
+    assert (
+        "workspaces.demo.servers.echo.upstraem: unknown key 'upstraem': did you mean 'upstream'? "
+        "('upstream' is not set)"
+    ) in message
+    assert "workspaces.demo.servers.echo: a route needs 'upstream'" in message
+    assert "Extra inputs are not permitted" not in message
+
+
+def test_an_unknown_key_without_a_close_one_lists_the_keys_there_as_the_file_writes_them() -> None:
+    data = example_config_data()
+    data["workspaces"]["demo"]["identity_provider"]["users"][0]["colour"] = "blue"
+    message = _message(data)
+    # the location is the file's (no pydantic union tag such as identity_provider.dev.users)
+    assert "workspaces.demo.identity_provider.users.0.colour: unknown key 'colour'; the keys here are id, password" in (
+        message
+    )
+
+
+def test_the_gateways_own_checks_read_without_pydantics_prefix() -> None:
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"]["auth"] = {"type": "oauth", "registration": "preregistered"}
+    message = _message(data)
+    assert "workspaces.demo.servers.echo.auth: client_id is required when registration is 'preregistered'" in message
+    assert "Value error" not in message
+
+
+def test_a_yaml_syntax_error_names_the_file_and_the_line(tmp_path: Path) -> None:
+    broken = tmp_path / "my-gateway.yaml"
+    broken.write_text("workspaces:\n  demo:\n    servers: [echo\n    title: x\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(broken)
+    message = str(raised.value)
+    assert f"gateway configuration {broken} is not valid YAML: line 4, column 10:" in message
+    assert "<unicode string>" not in message
+
+
 def test_the_committed_json_schema_matches_the_models() -> None:
     committed = json.loads((ROOT / "schema" / "gateway-config.schema.json").read_text())
     assert committed == json.loads(json.dumps(json_schema()))
@@ -125,7 +186,7 @@ A, B = "https://a.example.com/mcp", "https://b.example.com/mcp"
     ("server", "expected"),
     [
         ({"upstream": A, **VIRTUAL_OK}, "either 'upstream'"),
-        ({"title": "nothing"}, "either 'upstream'"),
+        ({"title": "nothing"}, "a route needs 'upstream' (the URL of one MCP server) or 'upstreams'"),
         ({"upstreams": {}}, "at least one upstream"),
         (
             {"upstreams": {"a": {"url": A, "prefix": "x"}, "b": {"url": B, "prefix": "x"}}},

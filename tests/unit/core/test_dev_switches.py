@@ -192,3 +192,24 @@ def test_the_schema_marks_the_switches_for_editors() -> None:
     schema = GatewayConfig.model_json_schema()
     oauth = schema["$defs"]["OAuthPolicy"]["properties"]["cimd_allow_private_addresses"]
     assert oauth[DEV_SWITCH] == "local stage only"
+
+
+@pytest.mark.parametrize("claim", ["preferred_username", "email", "upn"])
+def test_check_warns_about_a_user_id_claim_that_can_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], claim: str
+) -> None:
+    # Given a workspace that names its users by a claim users or administrators can edit
+    data = example_config_data()
+    data["workspaces"]["demo"]["identity_provider"] = {
+        "type": "oidc", "issuer": "https://idp.example.com", "client_id": "gw", "user_id_claim": claim,
+    }  # fmt: skip
+    # When it is checked, then it passes with a warning that names the key and suggests an immutable claim
+    assert check_command([str(_write(tmp_path, data))]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: workspaces.demo.identity_provider.user_id_claim: {claim!r} can change" in err
+    assert "'sub'" in err
+    assert ("email_verified" in err) == (claim == "email")
+    # and the default claim draws no such warning
+    data["workspaces"]["demo"]["identity_provider"]["user_id_claim"] = "sub"
+    assert check_command([str(_write(tmp_path, data))]) == 0
+    assert "user_id_claim" not in capsys.readouterr().err

@@ -113,3 +113,24 @@ def test_serving_prm_imports_no_aws_sdk() -> None:
     root = Path(__file__).resolve().parents[3]
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root).stdout
     assert output.strip() == "[]"
+
+
+def test_a_virtual_routes_client_metadata_document_lists_each_oauth_upstreams_callback() -> None:
+    # Given a virtual route with two upstreams: one connected with OAuth, one without credentials
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["toolbox"] = {
+        "upstreams": {
+            "notes": {"url": "https://notes.example.com/mcp", "auth": {"type": "oauth", "registration": "cimd"}},
+            "plain": {"url": "https://plain.example.com/mcp"},
+        }
+    }
+    client = TestClient(create_app(memory_runtime(parse_config(data))))
+    # When an upstream's authorization server fetches the gateway's document for that route
+    response = client.get("/demo/toolbox/oauth-client.json")
+    # Then it is served, and names the OAuth upstream's own callback (RFC 9700 §4.4.2.2: one per upstream)
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert document["client_id"] == "https://gw.example.com/demo/toolbox/oauth-client.json"
+    assert document["redirect_uris"] == ["https://gw.example.com/demo/toolbox/connect/callback?upstream=notes"]
+    # and a route whose upstream needs no OAuth has no document
+    assert client.get("/demo/echo/oauth-client.json").status_code == 404

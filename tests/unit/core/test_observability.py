@@ -4,6 +4,7 @@ JSON logs that carry the request's correlation id."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -114,6 +115,27 @@ def test_logs_are_json_lines_with_the_correlation_id(
     assert all(line["route"] == "demo/echo" and line["workspace"] == "demo" for line in logged)
     assert all(line["user_id"] == "alice" for line in logged)  # known once the token is verified
     assert {"level", "message", "timestamp", "service"} <= set(logged[0])
+
+
+def test_the_aws_sdks_informational_lines_are_not_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a function's logging as a cold start configures it (INFO, as deployed and under `make dev`)
+    previous = {name: logging.getLogger(name).level for name in ("botocore", "boto3", "botocore.credentials")}
+    for name in previous:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    configure_logging("proxy", "INFO")
+    try:
+        # When botocore finds its credentials, as at every cold start
+        logging.getLogger("botocore.credentials").info("Found credentials in environment variables.")
+        logging.getLogger("gateway.proxy").info("a line of the gateway's own")
+        err = capsys.readouterr().err
+    finally:
+        reset_logging()
+        for name, level in previous.items():
+            logging.getLogger(name).setLevel(level)
+
+    # Then only the gateway's own line is written
+    assert "Found credentials" not in err
+    assert "a line of the gateway's own" in err
 
 
 def test_a_well_known_url_names_no_route() -> None:

@@ -210,10 +210,32 @@ def test_claims_missing_from_the_id_token_come_from_userinfo_with_the_same_sub(p
 
 
 def test_configurable_and_nested_claims(provider: FakeProvider) -> None:
-    provider.claims = {"email": "a@example.com", "preferred_username": "alice", "realm_access": {"roles": ["r1"]}}
+    provider.claims = {
+        "email": "a@example.com", "email_verified": True, "preferred_username": "alice",
+        "realm_access": {"roles": ["r1"]},
+    }  # fmt: skip
     rp = party(provider, user_id_claim="email", name_claim="preferred_username", groups_claim="realm_access.roles")
     user = sign_in(provider, rp)
     assert (user.id, user.name, user.groups) == ("a@example.com", "alice", ("r1",))
+
+
+@pytest.mark.parametrize("verified", [False, "false", None])
+def test_an_email_the_provider_did_not_verify_never_names_the_user(provider: FakeProvider, verified: Any) -> None:
+    # Given user_id_claim email, and a provider that does not say the address is verified (anyone can type one)
+    provider.claims = {"email": "ceo@example.com", "name": "Mallory", "groups": []}
+    if verified is not None:
+        provider.claims["email_verified"] = verified
+    # Then the sign-in is refused, saying why
+    with pytest.raises(oidc.UnverifiedIdentity, match="email_verified"):
+        sign_in(provider, party(provider, user_id_claim="email"))
+
+
+def test_a_verified_email_from_userinfo_names_the_user(provider: FakeProvider) -> None:
+    # Given an ID token with the address, and the verification only in UserInfo (as a string, like Cognito's)
+    provider.claims = {"email": "a@example.com", "name": "Alice", "groups": []}
+    provider.userinfo = {"sub": "u-1", "email_verified": "true"}
+    # Then the user is signed in under the address
+    assert sign_in(provider, party(provider, user_id_claim="email")).id == "a@example.com"
 
 
 def test_a_missing_user_id_claim_says_which(provider: FakeProvider) -> None:

@@ -176,3 +176,8 @@ def test_a_name_resolving_to_loopback_is_refused_without_the_dev_setting() -> No
     cimd = CimdResolver(SafeFetcher(resolver=to_loopback))
     with pytest.raises(OAuthError, match="non-public address"):
         resolve(cimd, "https://client.example.com/client.json")
+
+
+def test_a_documents_name_loses_its_bidi_and_zero_width_characters(server: LocalHttps) -> None:
+    url = publish(server, "/oauth/bidi.json", {"client_name": "Claude\u2066\u200d Desktop\u202c"})
+    assert resolve(cimd_for(server), url).client_name == "Claude Desktop"

@@ -15,7 +15,7 @@ from gateway.oauth.cimd import CimdResolver
 from gateway.oauth.client_auth import ClientAuthenticationError, authenticate_client
 from gateway.oauth.clients import ClientInfo, ClientResolver
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.registration import new_registration, parse_registration
+from gateway.oauth.registration_endpoint import new_registration, parse_registration
 from gateway.routes import Route, RouteTable
 from gateway.secrets import SecretResolver
 from gateway.storage.memory import MemoryClientStore

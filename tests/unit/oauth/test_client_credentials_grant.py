@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.config import ConfigError, parse_config
-from gateway.oauth.discovery import authorization_server_metadata
+from gateway.oauth.metadata_documents import authorization_server_metadata
 from gateway.runtime import Runtime
 from gateway.web.proxy_app import create_app as proxy_app
 from gateway.web.token_app import create_app as token_app
@@ -17,7 +17,7 @@ from tests.support.runtime import example_config_data, memory_runtime
 
 NOW = 1_800_000_000
 SERVICE = {"client_id": "ci", "client_name": "CI", "client_secret": "plain:ci-secret", "servers": ["echo"],
-           "service_identity": "svc-ci"}  # fmt: skip
+           "service_identity": "service:ci"}  # fmt: skip
 PLAIN = {"client_id": "web", "client_name": "Web", "client_secret": "plain:web-secret",
          "redirect_uris": ["https://app.example.com/cb"]}  # fmt: skip
 RESOURCE = "https://gw.example.com/demo/echo/mcp"
@@ -47,10 +47,10 @@ def test_a_bound_client_gets_an_access_token_for_its_route_without_a_refresh_tok
     route = runtime.routes.get("demo", "echo")
     assert route is not None
     claims = runtime.access_tokens.verify(body["access_token"], route=route, now=NOW)
-    assert claims.subject == "svc-ci" and claims.client_id == "ci" and claims.audience == RESOURCE
+    assert claims.subject == "service:ci" and claims.client_id == "ci" and claims.audience == RESOURCE
     # And a grant of the service identity backs it, ending with the token
     grant = runtime.grants.get_grant(claims.grant_id)
-    assert grant is not None and grant.user_id == "svc-ci" and grant.client_id == "ci"
+    assert grant is not None and grant.user_id == "service:ci" and grant.client_id == "ci"
     assert grant.absolute_expires_at == NOW + body["expires_in"] and grant.status == "active"
 
 
@@ -104,4 +104,20 @@ def test_a_service_identity_needs_a_client_secret() -> None:
     data = example_config_data()
     data["workspaces"]["demo"]["clients"] = [{**SERVICE, "client_secret": None}]
     with pytest.raises(ConfigError, match="needs a client_secret"):
+        parse_config(data)
+
+
+def test_a_service_identity_takes_the_reserved_prefix_apart_from_the_identity_providers_users() -> None:
+    # Given a service identity written like a person's user id
+    data = example_config_data()
+    data["workspaces"]["demo"]["clients"] = [{**SERVICE, "service_identity": "alice"}]
+    # Then the configuration is refused, saying which prefix services take
+    with pytest.raises(ConfigError, match="must be 'service:' followed by"):
+        parse_config(data)
+
+
+def test_a_dev_login_user_may_not_take_the_services_prefix() -> None:
+    data = example_config_data()
+    data["workspaces"]["demo"]["identity_provider"]["users"][0]["id"] = "service:ci"
+    with pytest.raises(ConfigError, match="reserved for the gateway's non-human principals"):
         parse_config(data)

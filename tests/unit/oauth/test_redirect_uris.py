@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.oauth.redirect_uris import InvalidRedirectUri, redirect_uri_matches, validate_redirect_uri
+from gateway.oauth.redirect_uris import (
+    InvalidRedirectUri,
+    browser_destination,
+    redirect_uri_matches,
+    validate_redirect_uri,
+)
 
 
 @pytest.mark.parametrize(
@@ -106,3 +111,21 @@ def test_a_registered_loopback_uri_matches_itself_on_any_port(host: str, port: i
     registered = validate_redirect_uri(f"http://{host}:{port}{path}")
     # Then the same URI on any other port matches
     assert redirect_uri_matches([registered], f"http://{host}:{other}{path}")
+
+
+@pytest.mark.parametrize(
+    ("uri", "opens"),
+    [
+        ("microsoft-edge:https://evil.example/cb", "evil.example"),
+        ("microsoft-edge:http://evil.example/cb", "evil.example"),
+        ("x-safari-https://evil.example/cb", "evil.example"),
+        ("googlechromes://evil.example/cb", "evil.example"),
+        ("com.example.app:/open?url=https://evil.example/x", "evil.example"),
+        ("cursor://anysphere.cursor-mcp/oauth/callback", None),
+        ("com.example.app:/callback", None),
+        ("https://claude.ai/api/mcp/auth_callback", None),
+        ("http://127.0.0.1:33418/callback", None),
+    ],
+)
+def test_schemes_that_open_a_browser_or_another_app_are_recognised(uri: str, opens: str | None) -> None:
+    assert browser_destination(uri) == opens

@@ -12,9 +12,10 @@ import pytest
 
 from gateway.audit import AuditTrail
 from gateway.config import GatewayConfig, OAuthPolicy, parse_config
+from gateway.identity.user import SignedInUser
 from gateway.oauth import pkce, refresh_tokens
+from gateway.oauth.authorization import new_code
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import hash_secret
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
 from gateway.oauth.token_service import TokenResponse, TokenService
 from gateway.routes import Route, RouteTable
@@ -55,7 +56,6 @@ class Harness:
         self.service = TokenService(
             grants=self.grants,
             access_tokens=self.access_tokens,
-            public_keys=KEY,
             shared_secret=SECRET,
             policy=POLICY,
             access_token_ttl_seconds=1800,
@@ -65,15 +65,13 @@ class Harness:
     def code(self, **changes: Any) -> str:
         """Store an authorization code as /authorize would, and return the code."""
         self._codes += 1
-        value = f"code-{self._codes}"
-        code = AuthorizationCode(
-            code_hash=hash_secret(value), grant_id=f"grant-{self._codes}", route_key=self.route.key,
-            client_id=CLIENT, redirect_uri=REDIRECT, code_challenge=pkce.s256(VERIFIER),
-            scopes=("mcp", "offline_access"), resource=self.route.resource, user_id="alice",
-            user_name="Alice", user_groups=("engineering",), created_at=NOW, expires_at=NOW + 300,
+        issued = new_code(
+            route=self.route, client_id=CLIENT, redirect_uri=REDIRECT, code_challenge=pkce.s256(VERIFIER),
+            scopes=("mcp", "offline_access"), user=SignedInUser("alice", "Alice", ("engineering",)), signed_in_at=NOW,
+            now=NOW, lifetime_seconds=300,
         )  # fmt: skip
-        self.grants.put_code(dataclasses.replace(code, **changes))
-        return value
+        self.grants.put_code(dataclasses.replace(issued.record, grant_id=f"grant-{self._codes}", **changes))
+        return issued.value
 
     def exchange(self, code: str, client: str = CLIENT, now: int = NOW, **fields: Any) -> TokenResponse:
         request = AuthorizationCodeRequest.model_validate(
@@ -206,6 +204,27 @@ def test_replayed_code_is_refused_and_revokes_what_was_issued_from_it() -> None:
     with pytest.raises(OAuthError):
         h.refresh(first.refresh_token, now=NOW + 2)
     assert h.grants.get_consent(h.route.key, CLIENT, "alice") is None
+
+
+@pytest.mark.parametrize(
+    ("client", "verifier"), [(OTHER_CLIENT, VERIFIER), (CLIENT, "w" * 43), (OTHER_CLIENT, "w" * 43)]
+)
+def test_a_used_code_presented_by_another_client_or_without_its_verifier_revokes_nothing(
+    client: str, verifier: str
+) -> None:
+    # Given alice's code, redeemed by her client
+    h = Harness()
+    code = h.code()
+    first = h.exchange(code)
+
+    # When someone else presents it: another (authenticated) client, or her client's id without the PKCE verifier
+    with pytest.raises(OAuthError) as excinfo:
+        h.exchange(code, client=client, now=NOW + 1, code_verifier=verifier)
+
+    # Then it is refused, and her grant lives on: only the code's own client can prove a replay
+    assert error_of(excinfo) == "invalid_grant"
+    assert h.status("grant-1") == "active"
+    assert h.refresh(first.refresh_token or "", now=NOW + 2).access_token
 
 
 def test_a_lost_redemption_race_counts_as_a_replay() -> None:
@@ -413,6 +432,43 @@ def test_refresh_allowed_by_group_policy() -> None:
     h.route = route_of(config(access={"groups": ["engineering"]}))
 
     assert h.refresh(first.refresh_token or "", now=NOW + 1).access_token
+
+
+MAX_GROUP_AGE = POLICY.group_membership_max_age_seconds
+
+
+def test_a_refresh_relying_on_groups_older_than_the_bound_must_sign_in_again() -> None:
+    # Given alice's grant on a route that lets her in by her group (engineering), from a sign-in at NOW
+    h = Harness(route_of(config(access={"groups": ["engineering"]})))
+    first, grant_id = h.issued()
+    assert MAX_GROUP_AGE == 12 * 3600  # the default
+
+    # When the client refreshes within the bound, then it works
+    second = h.refresh(first.refresh_token or "", now=NOW + MAX_GROUP_AGE)
+    # When it refreshes past the bound (she may have left the group since), then it must sign her in again
+    with pytest.raises(OAuthError) as excinfo:
+        h.refresh(second.refresh_token or "", now=NOW + MAX_GROUP_AGE + 1)
+    assert error_of(excinfo) == "invalid_grant" and "sign in again" in excinfo.value.description
+    # And nothing is revoked: her remembered consent lets the new sign-in through without a question
+    assert h.status(grant_id) == "active"
+
+
+def test_the_group_bound_counts_from_the_sign_in_not_from_the_code() -> None:
+    # Given a code issued at NOW from a sign-in an hour earlier (the user lingered on the consent page)
+    h = Harness(route_of(config(access={"groups": ["engineering"]})))
+    response = h.exchange(h.code(signed_in_at=NOW - 3600))
+    # Then the bound ends an hour earlier than the code's age would say
+    with pytest.raises(OAuthError):
+        h.refresh(response.refresh_token or "", now=NOW + MAX_GROUP_AGE - 3600 + 1)
+
+
+@pytest.mark.parametrize("access", [{}, {"users": ["alice"], "groups": ["engineering"]}])
+def test_no_group_bound_where_groups_do_not_let_the_user_in(access: dict[str, Any]) -> None:
+    # Given a route open to every user, or one that names alice herself
+    h = Harness(route_of(config(access=access)))
+    first, _ = h.issued()
+    # Then her refresh a day later works
+    assert h.refresh(first.refresh_token or "", now=NOW + 86400).access_token
 
 
 def test_scope_may_narrow_but_not_widen() -> None:

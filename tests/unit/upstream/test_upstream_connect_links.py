@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.upstream.connect_links import connect_url, link_token, read_link
-from tests.unit.upstream.test_upstream_discovery import route
+from tests.unit.upstream.test_metadata_discovery import route
 
 SECRET = b"k" * 32
 

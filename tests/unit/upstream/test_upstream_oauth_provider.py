@@ -12,7 +12,7 @@ from gateway.upstream.connect_links import read_link
 from gateway.upstream.credentials import ReconnectRequired
 from gateway.upstream.oauth_provider import OAuthCredentialProvider
 from tests.unit.upstream.fakes import token_set
-from tests.unit.upstream.test_upstream_discovery import route
+from tests.unit.upstream.test_metadata_discovery import route
 from tests.unit.upstream.test_upstream_vault import Refresher, vault
 
 SECRET = b"p" * 32

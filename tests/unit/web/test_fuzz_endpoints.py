@@ -34,7 +34,7 @@ from infra.devserver import REPO_ROOT
 from infra.lambda_event import HttpApiRoutes, HttpRequest, build_event
 from infra.placeholders import LOCAL_REDIRECT_URI, ensure_local_client, grant_backed_token
 from infra.template import functions, load_template
-from tests.support.hostile_json import DEEP_PARAMS, DEEP_SMALL, DEEP_SMALL_OBJECT
+from tests.support.hostile_json import DEEP_PARAMS, DEEP_SMALL, DEEP_SMALL_OBJECT, MCP_HOSTILE_BODIES
 from tests.support.runtime import example_config_data, memory_runtime
 from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream
 
@@ -132,7 +132,12 @@ class Gateway:
 
 # --- strategies ---------------------------------------------------------------------------------------------
 
-texts = st.text(max_size=40)
+# Strings an attacker may choose so that they look like the gateway's own credentials (a JWT, an API key): every
+# string field (DCR metadata, /revoke's parameters, tool names, ...) sometimes carries one (issue "Fail closed").
+secret_shaped = st.tuples(st.sampled_from(["eyJ", "eyJhbGciOi", "mcpgw_", "Bearer eyJ"]), st.text(max_size=30)).map(
+    "".join
+)
+texts = st.text(max_size=40) | secret_shaped
 slugs = st.sampled_from(["demo", "echo", "oidc", "acme", "", ".well-known", "..", "%2F"]) | st.text(
     alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", max_size=12
 )
@@ -149,6 +154,18 @@ mcp_messages = st.fixed_dictionaries(
     {"jsonrpc": st.sampled_from(["2.0", "1.0", 2]), "method": st.sampled_from(MCP_METHODS) | texts},
     optional={"id": st.integers() | texts | st.none() | st.booleans(), "params": json_values},
 )
+# tools/call as clients send them, some naming a tool like a credential (the audit trail records tool names)
+tool_calls = st.fixed_dictionaries(
+    {
+        "jsonrpc": st.just("2.0"),
+        "id": st.integers(0, 9) | texts,
+        "method": st.just("tools/call"),
+        "params": st.fixed_dictionaries(
+            {"name": st.sampled_from(["echo", "demo_say", "other_tool"]) | texts}, optional={"arguments": json_values}
+        ),
+    },
+)
+MCP_VERSIONS = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
 forms = st.dictionaries(st.sampled_from(OAUTH_PARAMETERS) | texts, texts, max_size=8).map(
     lambda form: urlencode(form).encode()
 )
@@ -158,6 +175,9 @@ bodies = st.one_of(
     json_values.map(lambda value: json.dumps(value).encode()),
     mcp_messages.map(lambda value: json.dumps(value).encode()),
     st.lists(mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode()),
+    tool_calls.map(lambda value: json.dumps(value).encode()),
+    st.lists(tool_calls | mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode()),
+    st.sampled_from(sorted(MCP_HOSTILE_BODIES.values())),
     forms,
     st.sampled_from([DEEP_SMALL, DEEP_SMALL_OBJECT, DEEP_PARAMS, b"[" * 2000, b'{"a":' * 900, b"\xff\xfe{}"]),
 )
@@ -223,6 +243,11 @@ def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
     content_type = draw(st.sampled_from([matching, matching, matching, *CONTENT_TYPES]))
     if content_type:
         headers.append(("content-type", content_type))
+    if draw(st.integers(0, 2)) == 0:  # a revision whose rules (batches, routing headers) the gateway applies
+        headers.append(("mcp-protocol-version", draw(st.sampled_from(MCP_VERSIONS))))
+        if draw(st.booleans()):
+            headers.append(("mcp-method", draw(st.sampled_from(["tools/call", "tools/list"]) | texts)))
+            headers.append(("mcp-name", draw(st.sampled_from(["echo", "=?base64?ZWNobw==?="]) | texts)))
     for name in ("cookie", "mcp-session-id", "mcp-protocol-version", "origin", "accept", "last-event-id"):
         if draw(st.integers(0, 3)) == 0:
             value = draw(texts.filter(lambda text: "\r" not in text and "\n" not in text))
@@ -254,3 +279,107 @@ def test_no_request_makes_the_gateway_answer_5xx(gateway: Gateway, function: str
     assert sum(seen.values()) >= EXAMPLES_PER_FUNCTION  # the budget was spent, not skipped
     assert set(seen) - {404, 405}, f"{function}: every request was turned away at the door ({dict(seen)})"
     print(f"\nfuzz {function}: {sum(seen.values())} requests, statuses {dict(sorted(seen.items()))}")
+
+
+# --- credential-shaped strings where the audit trail records them ----------------------------------------------
+
+DCR_STRING_FIELDS = [
+    "client_name", "client_uri", "logo_uri", "scope", "software_id", "software_version", "application_type",
+    "token_endpoint_auth_method", "redirect_uris", "grant_types", "response_types",
+]  # fmt: skip
+REVOKE_FIELDS = ["token_type_hint", "token", "client_id", "client_secret", "unknown_parameter"]
+
+
+@st.composite
+def hostile_registrations(draw: st.DrawFn) -> HttpRequest:
+    """A valid registration with one string field (or one item of a list field) shaped like a credential."""
+    metadata: dict[str, Any] = {"redirect_uris": [LOCAL_REDIRECT_URI], "client_name": "Fuzzed client"}
+    field, value = draw(st.sampled_from(DCR_STRING_FIELDS)), draw(secret_shaped)
+    if field.endswith("s") and field != "redirect_uris":
+        metadata[field] = [value]
+    elif field == "redirect_uris":
+        metadata[field] = [LOCAL_REDIRECT_URI, value]
+    else:
+        metadata[field] = value
+    return HttpRequest(
+        method="POST", raw_path="/demo/echo/register", raw_query="",
+        headers=[("content-type", "application/json")], body=json.dumps(metadata).encode(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", ["register", "revoke"])
+def test_credential_shaped_strings_in_any_field_never_make_a_5xx(upstream: ScriptedUpstream, endpoint: str) -> None:
+    """The audit trail redacts what looks like a credential instead of failing the request (issue "Fail closed",
+    item 5): a registration stores its client and answers 201, a revocation revokes and answers 200."""
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream.url
+    data["workspaces"]["demo"]["servers"]["toolbox"]["upstreams"]["demo"]["url"] = upstream.url
+    # a gateway of its own, without the per-address limits (every request comes from one address)
+    gateway = Gateway(memory_runtime(parse_config(data), rate_limit_register_per_ip=0, rate_limit_token_per_ip=0))
+    route = gateway.runtime.routes.get("demo", "echo")
+    assert route is not None
+    seen: Counter[int] = Counter()
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(registration=hostile_registrations(), field=st.sampled_from(REVOKE_FIELDS), value=secret_shaped)
+    def one_request(registration: HttpRequest, field: str, value: str) -> None:
+        if endpoint == "register":
+            request = registration
+        else:  # a valid revocation of a fresh token, one of its fields replaced
+            token = grant_backed_token(gateway.runtime, route, subject="fuzz", client_id=gateway.client_id)
+            form = {"token": token, "token_type_hint": "access_token", "client_id": gateway.client_id} | {field: value}
+            request = HttpRequest(
+                method="POST", raw_path="/demo/echo/revoke", raw_query="",
+                headers=[("content-type", "application/x-www-form-urlencoded")], body=urlencode(form).encode(),
+            )  # fmt: skip
+        target, status = gateway.send(request)
+        seen[status] += 1
+        assert status < 500, f"{target} answered {status} to {request.body!r}"
+
+    one_request()
+    assert seen[201 if endpoint == "register" else 200] > 0, dict(seen)  # the requests reached the audit trail
+
+
+# --- MCP bodies at the proxy, past the door ----------------------------------------------------------------------
+
+MCP_EXAMPLES = 300
+
+
+@pytest.mark.parametrize("server", ["echo", "toolbox"])  # a plain route and a virtual one
+def test_mcp_bodies_never_make_the_proxy_answer_5xx(gateway: Gateway, upstream: ScriptedUpstream, server: str) -> None:
+    """Every request carries a valid token, so each body reaches the one parse and what follows it (issue "Fail
+    closed" items 1, 2, 16): numbers and strings the parser refuses, batches under every revision, tool calls named
+    like credentials, routing headers that agree with the body or not."""
+    token = gateway.virtual_token if server == "toolbox" else gateway.token
+    seen: Counter[int] = Counter()
+
+    @settings(
+        max_examples=MCP_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        body=st.sampled_from(sorted(MCP_HOSTILE_BODIES.values()))
+        | tool_calls.map(lambda value: json.dumps(value).encode())
+        | st.lists(tool_calls | mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode())
+        | mcp_messages.map(lambda value: json.dumps(value).encode()),
+        version=st.none() | st.sampled_from(MCP_VERSIONS) | texts,
+        method=st.none() | st.sampled_from(["tools/call", "tools/list"]) | texts,
+        name=st.none() | st.sampled_from(["echo", "other_tool", "=?base64?ZWNobw==?=", "=?base64?!?="]) | texts,
+    )
+    def one_request(body: bytes, version: str | None, method: str | None, name: str | None) -> None:
+        headers = [("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+        headers.append(("accept", "application/json, text/event-stream"))
+        for header, value in (("mcp-protocol-version", version), ("mcp-method", method), ("mcp-name", name)):
+            if value is not None and "\r" not in value and "\n" not in value:
+                headers.append((header, value.encode("utf-8", "surrogatepass").decode("latin-1")))
+        request = HttpRequest(method="POST", raw_path=f"/demo/{server}/mcp", raw_query="", headers=headers, body=body)
+        target, status = gateway.send(request)
+        seen[status] += 1
+        assert status < 500, f"{target} answered {status} to {body[:200]!r} ({headers[3:]})"
+
+    one_request()
+    assert seen[400] > 0 and seen[200] > 0, dict(seen)  # bodies were refused, and bodies went through
+    print(f"\nfuzz MCP bodies on {server}: {sum(seen.values())} requests, statuses {dict(sorted(seen.items()))}")

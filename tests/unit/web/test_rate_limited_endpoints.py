@@ -10,8 +10,10 @@ from mangum import Mangum
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
+from gateway.oauth.hashing import hash_secret
 from gateway.runtime import Runtime
-from gateway.storage.memory import MemoryClientStore
+from gateway.storage.memory import MemoryClientStore, MemoryGrantStore
+from gateway.storage.records import RegisteredClient
 from gateway.web import authorize_app, register_app, token_app
 from gateway.web.rate_limiting import client_address
 from tests.support.runtime import memory_runtime
@@ -79,23 +81,85 @@ def test_the_address_is_api_gateways_source_ip_not_x_forwarded_for() -> None:
     assert (first["statusCode"], second["statusCode"], other["statusCode"]) == (201, 429, 201)
 
 
-def test_token_requests_are_limited_per_address_and_per_named_client() -> None:
+def _with_clients(runtime: Runtime) -> Runtime:
+    """A public client and a confidential one (secret ``SECRET``) registered at demo/echo."""
+    now = runtime.now()
+    for client_id, secret_hash in (("public", None), ("confidential", hash_secret(SECRET))):
+        client = RegisteredClient(
+            client_id=client_id, route_key="demo/echo", client_name=client_id, redirect_uris=("http://127.0.0.1/cb",),
+            token_endpoint_auth_method="client_secret_basic" if secret_hash else "none",
+            client_secret_hash=secret_hash, created_at=now, last_used_at=now, expires_at=now + 86400,
+        )  # fmt: skip
+        runtime.clients.create(client)
+    return runtime
+
+
+SECRET = "the-right-secret"
+REFRESH = {"grant_type": "refresh_token", "refresh_token": "unknown"}
+
+
+def _from(runtime: Runtime, address: str) -> TestClient:
+    return TestClient(token_app.create_app(runtime), client=(address, 50000))
+
+
+def test_token_requests_are_limited_per_address_and_per_authenticated_client() -> None:
     # Given limits of 2 token requests a minute per client, and 4 per address
-    runtime = _runtime(rate_limit_token_per_client=2, rate_limit_token_per_ip=4)
-    client = TestClient(token_app.create_app(runtime))
-    form = {"grant_type": "refresh_token", "refresh_token": "unknown"}
+    runtime = _with_clients(_runtime(rate_limit_token_per_client=2, rate_limit_token_per_ip=4))
+    client = _from(runtime, "192.0.2.1")
 
-    # When client A asks 3 times, then client B twice, then A with Basic credentials
-    a = [client.post("/demo/echo/token", data={**form, "client_id": "A"}) for _ in range(3)]
-    b = [client.post("/demo/echo/token", data={**form, "client_id": "B"}) for _ in range(2)]
-    basic = client.post("/demo/echo/token", data=form, auth=("A", "secret"))
+    # When the confidential client asks 3 times with its secret, then the public client twice
+    confidential = [client.post("/demo/echo/token", data=REFRESH, auth=("confidential", SECRET)) for _ in range(3)]
+    public = [client.post("/demo/echo/token", data={**REFRESH, "client_id": "public"}) for _ in range(2)]
 
-    # Then A's third is refused per client (before its client is even looked up), B's first goes on, B's second is
-    # the address's fifth and refused, and the Basic one is refused too
-    assert [r.status_code for r in a][:2] == [401, 401] and a[2].status_code == 429
-    _assert_oauth_429(a[2])
-    assert b[0].status_code == 401 and b[1].status_code == 429
-    assert basic.status_code == 429
+    # Then its third is refused per client, the public client's first goes on, and its second is the address's fifth
+    assert [r.status_code for r in confidential] == [400, 400, 429]
+    _assert_oauth_429(confidential[2])
+    assert public[0].status_code == 400 and public[1].status_code == 429
+
+
+def test_naming_a_confidential_client_without_its_secret_does_not_spend_its_limit() -> None:
+    # Given a limit of 2 token requests a minute per client
+    runtime = _with_clients(_runtime(rate_limit_token_per_client=2, rate_limit_token_per_ip=100))
+
+    # When a stranger sends 5 requests naming the confidential client with wrong secrets (and none at all)
+    stranger = _from(runtime, "198.51.100.66")
+    tries = [stranger.post("/demo/echo/token", data=REFRESH, auth=("confidential", "guess")) for _ in range(3)]
+    tries += [stranger.post("/demo/echo/token", data={**REFRESH, "client_id": "confidential"}) for _ in range(2)]
+
+    # Then each is refused as invalid_client, and the client itself, with its secret, is not locked out
+    assert [r.status_code for r in tries] == [401] * 5
+    owner = _from(runtime, "192.0.2.1")
+    assert owner.post("/demo/echo/token", data=REFRESH, auth=("confidential", SECRET)).status_code == 400
+
+
+def test_a_public_client_is_counted_per_address_so_a_stranger_cannot_lock_out_its_users() -> None:
+    # Given a limit of 2 token requests a minute per client
+    runtime = _with_clients(_runtime(rate_limit_token_per_client=2, rate_limit_token_per_ip=100))
+    form = {**REFRESH, "client_id": "public"}
+
+    # When a stranger sends 3 requests naming the public client
+    stranger = _from(runtime, "198.51.100.66")
+    flood = [stranger.post("/demo/echo/token", data=form) for _ in range(3)]
+
+    # Then the stranger's third is refused, and a user of the client at another address is not
+    assert [r.status_code for r in flood] == [400, 400, 429]
+    user = _from(runtime, "192.0.2.1")
+    assert user.post("/demo/echo/token", data=form).status_code == 400
+
+
+def test_authorize_requests_naming_a_client_do_not_lock_out_its_users_elsewhere() -> None:
+    # Given a limit of 2 authorization requests a minute
+    runtime = _runtime(rate_limit_authorize_per_ip=2)
+    params = {"client_id": "someone-elses-client"}
+
+    # When a stranger sends 3 naming one client
+    stranger = TestClient(authorize_app.create_app(runtime), follow_redirects=False, client=("198.51.100.66", 1))
+    flood = [stranger.get("/demo/echo/authorize", params=params) for _ in range(3)]
+
+    # Then the stranger is refused, and a user of that client at another address is not
+    assert [r.status_code == 429 for r in flood] == [False, False, True]
+    user = TestClient(authorize_app.create_app(runtime), follow_redirects=False, client=("192.0.2.1", 1))
+    assert user.get("/demo/echo/authorize", params=params).status_code != 429
 
 
 def test_authorize_and_sign_in_are_limited_per_address() -> None:
@@ -122,3 +186,17 @@ def test_a_rest_api_event_names_the_address_in_its_identity() -> None:
     # Then the address is API Gateway's, or else the peer's
     assert client_address(rest) == "192.0.2.8"
     assert client_address(peer) == "127.0.0.1"
+
+
+def test_signed_out_visits_to_my_connections_are_limited_before_they_store_anything() -> None:
+    # Given a limit of 2 sign-in starts a minute per address
+    runtime = _runtime(rate_limit_authorize_per_ip=2)
+    browser = TestClient(authorize_app.create_app(runtime), follow_redirects=False)
+    # When a signed-out browser opens My connections 4 times
+    visits = [browser.get("/demo/connections") for _ in range(4)]
+    # Then 2 start a sign-in and the rest are refused: 2 pending authorizations were written, not 4
+    assert [r.status_code for r in visits] == [303, 303, 429, 429]
+    _assert_oauth_429(visits[2])
+    store = runtime.grants
+    assert isinstance(store, MemoryGrantStore)
+    assert len(store._pending) == 2

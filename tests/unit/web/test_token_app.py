@@ -11,14 +11,20 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from mangum import Mangum
 from starlette.testclient import TestClient
 
+from gateway.aws.kms_keys import KmsPublicKeys, KmsSigner
+from gateway.identity.user import SignedInUser
 from gateway.oauth import pkce
+from gateway.oauth.authorization import new_code
 from gateway.oauth.hashing import hash_secret
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
-from gateway.storage.records import AuthorizationCode, RegisteredClient
+from gateway.storage.records import RegisteredClient
+from gateway.tokens.access_token import AccessTokens
+from gateway.tokens.local_keys import LocalRsaKey
 from gateway.web.token_app import MAX_BODY_BYTES, create_app
 from tests.support.runtime import memory_runtime
 
@@ -54,26 +60,20 @@ def client(runtime: Runtime) -> TestClient:
     return TestClient(create_app(runtime), raise_server_exceptions=False)
 
 
-def put_code(runtime: Runtime, value: str = "the-code", client_id: str = PUBLIC) -> str:
+GRANT_ID = "grant-the-code"
+
+
+def put_code(runtime: Runtime, client_id: str = PUBLIC) -> str:
+    """A code as /authorize stores it (its grant to be ``GRANT_ID``); returns its value."""
     now = runtime.now()  # the codes' lifetime starts when the test runs, not when this module was imported
-    runtime.grants.put_code(
-        AuthorizationCode(
-            code_hash=hash_secret(value),
-            grant_id=f"grant-{value}",
-            route_key="demo/echo",
-            client_id=client_id,
-            redirect_uri=REDIRECT,
-            code_challenge=pkce.s256(VERIFIER),
-            scopes=("mcp",),
-            resource="https://gw.example.com/demo/echo/mcp",
-            user_id="alice",
-            user_name="Alice",
-            user_groups=(),
-            created_at=now,
-            expires_at=now + 300,
-        )
-    )
-    return value
+    route = runtime.routes.get("demo", "echo")
+    assert route is not None
+    issued = new_code(
+        route=route, client_id=client_id, redirect_uri=REDIRECT, code_challenge=pkce.s256(VERIFIER), scopes=("mcp",),
+        user=SignedInUser("alice", "Alice"), signed_in_at=now, now=now, lifetime_seconds=300,
+    )  # fmt: skip
+    runtime.grants.put_code(dataclasses.replace(issued.record, grant_id=GRANT_ID))
+    return issued.value
 
 
 def code_form(code: str, client_id: str | None = PUBLIC) -> dict[str, str]:
@@ -119,7 +119,7 @@ def test_code_exchange_then_refresh_then_revoke(client: TestClient, runtime: Run
     # Then 200, and the grant is gone
     assert revoked.status_code == 200
     assert_no_store_and_cors(revoked)
-    grant = runtime.grants.get_grant("grant-the-code")
+    grant = runtime.grants.get_grant(GRANT_ID)
     assert grant is not None
     assert grant.status == "revoked"
 
@@ -247,6 +247,20 @@ def test_a_failing_store_is_503_and_consumes_nothing(client: TestClient, runtime
     assert client.post(TOKEN, data=code_form(code)).status_code == 200
 
 
+class FaultyKms:
+    """A KMS client whose Sign fails as KMS can (the public key is the test key's, so the signer knows its kid)."""
+
+    def __init__(self, key: LocalRsaKey, fault: Exception) -> None:
+        self._public = key.public_keys()[key.kid].public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        self._fault = fault
+
+    def get_public_key(self, **_: Any) -> dict[str, Any]:
+        return {"PublicKey": self._public}
+
+    def sign(self, **_: Any) -> dict[str, Any]:
+        raise self._fault
+
+
 @pytest.mark.parametrize(
     "fault",
     [
@@ -256,23 +270,38 @@ def test_a_failing_store_is_503_and_consumes_nothing(client: TestClient, runtime
     ids=["throttled", "unreachable"],
 )
 def test_a_failing_signer_is_503_and_consumes_nothing(client: TestClient, runtime: Runtime, fault: Exception) -> None:
+    # Given the KMS signer adapter over a KMS that fails (it translates the SDK's error into the port's)
     code = put_code(runtime)
     key: Any = runtime.__dict__["signing_key"]
-    real_sign = key.sign
-
-    def failing(signing_input: bytes) -> bytes:
-        raise fault
-
-    key.sign = failing
+    real_tokens = runtime.__dict__["access_tokens"]
+    kms: Any = FaultyKms(key, fault)
+    signer = KmsSigner(kms, "signing-key", KmsPublicKeys(kms, ("signing-key",)))
+    runtime.__dict__["access_tokens"] = AccessTokens(signer, key, 3600)
+    runtime.__dict__.pop("token_service", None)
     try:
         response = client.post(TOKEN, data=code_form(code))
     finally:
-        key.sign = real_sign
+        runtime.__dict__["access_tokens"] = real_tokens
+        runtime.__dict__.pop("token_service", None)
 
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
-    assert runtime.grants.get_grant("grant-the-code") is None
+    assert runtime.grants.get_grant(GRANT_ID) is None
     assert client.post(TOKEN, data=code_form(code)).status_code == 200
+
+
+def test_an_unreadable_shared_secret_is_503(runtime: Runtime) -> None:
+    # Given a container whose Secrets Manager read fails (the adapter translates it into the port's error)
+    class Unreachable:
+        def get_secret_value(self, **_: Any) -> dict[str, Any]:
+            raise EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com")
+
+    del runtime.__dict__["shared_secret"]
+    runtime.__dict__["secretsmanager"] = Unreachable()
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    # When a refresh needs the secret, then 503 temporarily_unavailable, not a 500
+    response = client.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": "x" * 40, "client_id": PUBLIC})
+    assert response.status_code == 503 and response.json()["error"] == "temporarily_unavailable"
 
 
 def test_an_unexpected_bug_is_a_json_500_without_a_trace(client: TestClient, runtime: Runtime) -> None:

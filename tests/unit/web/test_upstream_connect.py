@@ -1,4 +1,4 @@
-"""Connecting an upstream account in the browser (``/{ws}/{server}/connect`` and ``/{ws}/connect/callback``).
+"""Connecting an upstream account in the browser (``/{ws}/{server}/connect`` and ``/{ws}/{server}/connect/callback``).
 
 The gateway runs in-process (starlette TestClient, in-memory stores, a local AES-GCM token cipher); the upstream's
 authorization server is a small real HTTP server on 127.0.0.1 that publishes RFC 8414 metadata, approves (or
@@ -29,6 +29,7 @@ from gateway.oauth.pkce import s256
 from gateway.runtime import Runtime
 from gateway.storage.memory import MemoryGrantStore, MemoryUpstreamTokenStore
 from gateway.storage.records import RegisteredClient
+from gateway.upstream.client_metadata import connect_callback_url
 from gateway.upstream.connect_links import LINK_SECONDS, connect_url, link_token
 from gateway.web import authorize_app
 from gateway.web.sign_in_flow import CONNECT_CLIENT_ID
@@ -37,7 +38,7 @@ from tests.support.runtime import example_config_data, memory_runtime
 BASE = "https://gw.example.com"
 NOTES = "demo/notes"  # per-user upstream OAuth
 TEAM = "demo/team"  # a shared account, connected by an admin (alice; bob is not one)
-CALLBACK = f"{BASE}/demo/connect/callback"
+CALLBACK = f"{BASE}/demo/notes/connect/callback"
 GATEWAY_CLIENT = "gateway-at-upstream"
 MCP_CLIENT = "mcp-client-1"
 MCP_REDIRECT = "http://127.0.0.1:33418/callback"
@@ -50,12 +51,14 @@ MCP_REDIRECT = "http://127.0.0.1:33418/callback"
 class UpstreamAS:
     issuer: str = ""
     answer_error: str | None = None  # e.g. "access_denied": the user cancels at the upstream
+    token_error: str | None = None  # e.g. "invalid_client": the token endpoint refuses every code
     challenges: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (challenge, redirect_uri)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
 
     def reset(self) -> None:
         self.answer_error = None
+        self.token_error = None
         self.challenges.clear()
         self.token_requests.clear()
         self.issued.clear()
@@ -99,7 +102,8 @@ def _handler(state: UpstreamAS) -> type[BaseHTTPRequestHandler]:
                     state.challenges[code] = (query["code_challenge"], query["redirect_uri"])
                     answer["code"] = code
                 self.send_response(302)
-                self.send_header("Location", f"{query['redirect_uri']}?{urlencode(answer)}")
+                separator = "&" if "?" in query["redirect_uri"] else "?"  # RFC 6749 §3.1.2: its query is kept
+                self.send_header("Location", f"{query['redirect_uri']}{separator}{urlencode(answer)}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
             else:
@@ -118,6 +122,9 @@ def _handler(state: UpstreamAS) -> type[BaseHTTPRequestHandler]:
                 or form.get("client_id") != GATEWAY_CLIENT
             ):
                 self._json(400, {"error": "invalid_grant"})
+                return
+            if state.token_error is not None:
+                self._json(400, {"error": state.token_error})
                 return
             access = f"upstream-access-{secrets.token_hex(8)}"
             state.issued.append(access)
@@ -286,7 +293,8 @@ def test_a_connect_link_opened_without_being_signed_in_starts_the_workspace_sign
     pending = grants(runtime).get_pending(parse_qs(urlsplit(login).query)["p"][0], runtime.now())
     assert pending is not None and pending.client_id == CONNECT_CLIENT_ID and pending.user_id is None
     form_page = browser.get(login)
-    assert form_page.status_code == 200 and "Connect your account for Notes" in form_page.text
+    assert form_page.status_code == 200 and "to connect your account for Notes." in form_page.text
+    assert "which asks to use" not in form_page.text  # the page says what this sign-in is for
     assert stored_subjects(runtime) == []
 
 
@@ -366,7 +374,7 @@ def test_a_successful_reconnect_stores_the_encrypted_token_for_the_user_and_show
 ) -> None:
     # Given alice signed in through her link and approved at the upstream
     callback = reconnect_until_upstream(runtime, browser)
-    assert callback.startswith("/demo/connect/callback?")
+    assert callback.startswith("/demo/notes/connect/callback?")
 
     # When the upstream sends her browser back with a code
     response = browser.get(callback)
@@ -397,7 +405,7 @@ def test_the_callback_with_a_forged_or_missing_state_is_refused_and_stores_nothi
 
     for query in ({"state": "forged", "code": code}, {"code": code}, {"state": "", "code": code}):
         # When the callback arrives with a state this browser did not start
-        response = browser.get(f"/demo/connect/callback?{urlencode(query)}")
+        response = browser.get(f"/demo/notes/connect/callback?{urlencode(query)}")
 
         # Then it is refused with a page, the code is never redeemed, and nothing is stored
         assert response.status_code == 400, query
@@ -508,6 +516,41 @@ def test_connecting_from_the_consent_page_stores_the_token_and_returns_to_consen
     assert_html_security_headers(after)
 
 
+@pytest.mark.parametrize(
+    ("answer_error", "token_error", "words", "audited"),
+    [
+        ("access_denied", None, "Access was not allowed at 127.0.0.1:9, so Notes is not connected.", "access_denied"),
+        (None, "invalid_grant", "127.0.0.1:9 did not give the gateway a credential", "invalid_grant"),
+    ],
+)
+def test_a_failed_connect_from_the_consent_page_says_why_there_and_is_audited(
+    runtime: Runtime, browser: TestClient, upstream_as: UpstreamAS, answer_error: str | None,
+    token_error: str | None, words: str, audited: str,
+) -> None:  # fmt: skip
+    # Given alice on the consent page, and an upstream that refuses her (she cancels, or its token endpoint refuses)
+    consent = to_consent(runtime, browser, "notes", "alice")
+    before = browser.get(consent)
+    upstream_as.answer_error, upstream_as.token_error = answer_error, token_error
+
+    # When she presses Connect and her browser comes back from the upstream
+    response = browser.get(through_upstream(browser, browser.get(connect_link_on(before.text))))
+
+    # Then she is back on the consent page, which says why in words she can act on, and still offers Connect
+    assert response.status_code == 303 and local(response.headers["location"]).startswith(consent)
+    page = browser.get(local(response.headers["location"]))
+    assert page.status_code == 200 and words in page.text and "Connect again" in page.text
+    assert connect_link_on(page.text) and stored_subjects(runtime) == []
+    # And the failure is in the audit trail, for the administrator the page points to
+    failures = [
+        event for event in runtime.audit_log.events("demo", since=0, until=2**40) if event.kind == "upstream.failed"
+    ]
+    assert [(event.user_id, event.detail.get("error"), event.detail.get("stage")) for event in failures] == [
+        ("alice", audited, "connect")
+    ]
+    # And the plain consent page (no failure reported) says nothing of it
+    assert words not in browser.get(consent).text
+
+
 # --- the shared account ----------------------------------------------------------------------------------------
 
 
@@ -612,3 +655,39 @@ def test_a_connect_link_for_one_upstream_of_a_virtual_route_stores_only_its_cred
     # the link is bound to its upstream: presented for another one of the same route, it is refused
     other = browser.get(local(url).replace("upstream=wiki", "upstream=notes"))
     assert other.status_code == 400
+
+
+def test_signed_out_connect_addresses_are_limited_per_address_before_they_store_anything(
+    upstream_as: UpstreamAS,
+) -> None:
+    # Given a limit of 2 sign-in starts a minute per address
+    runtime = memory_runtime(parse_config(_config(upstream_as.issuer)), rate_limit_authorize_per_ip=2)
+    browser = TestClient(authorize_app.create_app(runtime), base_url=BASE, follow_redirects=False)
+    # When one address opens the shared account's connect address (no link needed) and a valid connect link, twice each
+    shared = [browser.get("/demo/team/connect") for _ in range(2)]
+    links = [browser.get(f"/demo/notes/connect?{urlencode({'for': link(runtime, NOTES, 'alice')})}") for _ in range(2)]
+    # Then the first two start a sign-in, the others are refused with 429, and only two pending rows were written
+    assert [r.status_code for r in shared + links] == [303, 303, 429, 429]
+    assert links[0].headers["retry-after"]
+    assert len(grants(runtime)._pending) == 2
+
+
+def test_each_upstream_has_its_own_callback_and_an_answer_at_another_ones_is_refused(
+    runtime: Runtime, browser: TestClient, upstream_as: UpstreamAS
+) -> None:
+    # Given alice's flow for demo/notes, which the upstream answers at the callback of demo/notes
+    callback = reconnect_until_upstream(runtime, browser)
+    assert callback.startswith("/demo/notes/connect/callback?")
+    # (the other upstreams of the workspace each have their own: a virtual route's by ?upstream=)
+    member = route(runtime, "demo/toolbox/wiki")
+    assert connect_callback_url(member) == f"{BASE}/demo/toolbox/connect/callback?upstream=wiki"
+    assert connect_callback_url(route(runtime, TEAM)) == f"{BASE}/demo/team/connect/callback"
+
+    # When the same answer (state and code) is delivered at the callback of another upstream (RFC 9700 §4.4 mix-up:
+    # an authorization server sent the browser to the redirect URI it knows)
+    elsewhere = "/demo/toolbox/connect/callback?upstream=wiki&" + urlsplit(callback).query
+    response = browser.get(elsewhere)
+
+    # Then it is refused: the code never reaches a token endpoint and nothing is stored
+    assert response.status_code == 400 and "another upstream service" in response.text
+    assert upstream_as.token_requests == [] and stored_subjects(runtime) == []

@@ -1,0 +1,285 @@
+"""The operator service: the one implementation of what an administrator looks at and does, whoever asks (the admin
+CLI today; the admin console and its JSON API of issue "Admin console" are meant to call it too).
+
+It takes its stores, audit trail, clock and (for the commands that need it) the gateway configuration as arguments,
+returns typed views (:mod:`gateway.operations.views`) that cannot carry a secret, prints nothing, and records each
+action in the audit trail as done ``by`` whoever the caller says acted. A problem the operator can fix raises
+:class:`OperatorError` (:class:`NotFound` for an unknown id) with a message that says what to do; a store failure
+raises :class:`~gateway.storage.ports.StorageError`, except in :meth:`OperatorService.offboard_user`, which goes on
+with the rest and reports what it could not end (running it again finishes the job: it ends only what is active).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from gateway.api_keys.issuing import KeyRefused, KeyRequest, create_key, revoke_key
+from gateway.audit import AuditTrail
+from gateway.config import DevLoginProvider, GatewayConfig
+from gateway.oauth.authorization import revoke_grant
+from gateway.operations.views import (
+    ClientView,
+    ConnectionView,
+    CreatedKey,
+    Ended,
+    GrantView,
+    KeyView,
+    Offboarding,
+)
+from gateway.storage.ports import ApiKeyStore, AuditLog, ClientStore, GrantStore, StorageError, UpstreamTokenStore
+from gateway.storage.records import ApiKey, AuditEvent, Grant
+from gateway.upstream.connect_links import SHARED_SUBJECT
+
+T = TypeVar("T")
+REASON_ADMIN = "admin"
+REASON_OFFBOARDED = "offboarded"
+
+
+class OperatorError(Exception):
+    """A request the operator can correct; the message says how."""
+
+
+class NotFound(OperatorError):
+    """The grant, client, key or connection named does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Audit events of a workspace with ``since <= at < until``, newest first, filtered by what is given."""
+
+    workspace: str
+    since: int
+    until: int
+    route_key: str | None = None
+    user_id: str | None = None
+    client_id: str | None = None
+    limit: int = 100
+    before: str | None = None
+    """The page after the one that ended with this position (:attr:`AuditPage.next_before`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of audit events, newest first; ``next_before`` is the next page's ``before`` (None: no more)."""
+
+    events: list[AuditEvent]
+    next_before: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OffboardingResult:
+    """What :meth:`OperatorService.offboard_user` ended, and what it could not (``failures``: one line each)."""
+
+    offboarding: Offboarding
+    failures: tuple[str, ...] = ()
+
+
+class OperatorService:
+    def __init__(
+        self,
+        *,
+        clients: ClientStore,
+        grants: GrantStore,
+        upstream_tokens: UpstreamTokenStore,
+        api_keys: ApiKeyStore,
+        audit_log: AuditLog,
+        audit: AuditTrail,
+        clock: Callable[[], float] = time.time,
+        config: GatewayConfig | None = None,
+    ) -> None:
+        self._clients = clients
+        self._grants = grants
+        self._upstream_tokens = upstream_tokens
+        self._api_keys = api_keys
+        self._audit_log = audit_log
+        self._audit = audit
+        self._clock = clock
+        self._config = config
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    # --- looking -----------------------------------------------------------------------------------------------
+
+    def audit_events(self, query: AuditQuery) -> AuditPage:
+        """A page of events: DynamoDB queries of the day partitions in the range, never a scan."""
+        events = self._audit_log.events(
+            query.workspace, since=query.since, until=query.until, route_key=query.route_key,
+            user_id=query.user_id, client_id=query.client_id, limit=query.limit, before=query.before,
+        )  # fmt: skip
+        full = len(events) >= query.limit > 0
+        return AuditPage(events, events[-1].position if full else None)
+
+    def grants_of_user(self, workspace: str, user_id: str) -> list[GrantView]:
+        grants = sorted(self._grants.grants_of_user(workspace, user_id), key=lambda grant: grant.created_at)
+        return [GrantView.of(grant) for grant in grants]
+
+    def grant(self, grant_id: str) -> GrantView:
+        return GrantView.of(self._grant(grant_id))
+
+    def client(self, client_id: str) -> ClientView:
+        client = self._clients.get(client_id, self._now())
+        if client is None:
+            raise NotFound(f"no client {client_id!r} (or its registration expired)")
+        return ClientView.of(client)
+
+    def connection(self, route_key: str, subject: str) -> ConnectionView:
+        token = self._upstream_tokens.get(route_key, subject)
+        if token is None:
+            raise NotFound(f"no upstream connection of {subject!r} at {route_key!r}")
+        return ConnectionView.of(token)
+
+    def keys(self, workspace: str, user_id: str | None = None) -> list[KeyView]:
+        if user_id:
+            keys = self._api_keys.keys_of_user(workspace, user_id)
+        else:
+            keys = self._api_keys.keys_of_workspace(workspace)
+        return [KeyView.of(key) for key in sorted(keys, key=lambda key: key.created_at)]
+
+    # --- acting --------------------------------------------------------------------------------------------------
+
+    def revoke_grant(self, grant_id: str, *, by: str = REASON_ADMIN) -> Ended:
+        """The client's next MCP call is 401, its refresh token is refused."""
+        return self._revoke_grant(self._grant(grant_id), REASON_ADMIN, by)
+
+    def revoke_client(self, client_id: str, *, by: str = REASON_ADMIN) -> list[Ended]:
+        """Every active grant of the client, and its registration (it can neither sign in nor refresh)."""
+        now = self._now()
+        client = self._clients.get(client_id, now)
+        grants = [grant for grant in self._grants.grants_of_client(client_id) if grant.status == "active"]
+        if client is None and not grants:
+            raise NotFound(f"no client {client_id!r} with a registration or an active grant")
+        ended = [self._revoke_grant(grant, REASON_ADMIN, by) for grant in grants]
+        if client is not None:
+            self._clients.touch(client_id, now, now)  # its registration expires now
+            workspace = client.route_key.split("/", 1)[0]
+            self._audit.record(
+                "client.revoked", workspace=workspace, route_key=client.route_key, client_id=client_id, by=by
+            )
+            ended.append(Ended("client", client_id, workspace, client.route_key, None, client_id, client.client_name))
+        return ended
+
+    def disconnect(self, route_key: str, subject: str, *, by: str = REASON_ADMIN) -> Ended:
+        """Forget an upstream connection: the user connects again on the next call that needs it."""
+        if self._upstream_tokens.get(route_key, subject) is None:
+            raise NotFound(f"no upstream connection of {subject!r} at {route_key!r}")
+        return self._disconnect(route_key, subject, by)
+
+    def create_key(self, request: KeyRequest) -> CreatedKey:
+        """A new API key acting as ``request.user_id``; its value is in the result and nowhere else."""
+        config = self._require_config()
+        try:
+            key, value = create_key(self._api_keys, self._audit, config, request, self._now())
+        except KeyRefused as problem:
+            raise OperatorError(str(problem)) from None
+        return CreatedKey(KeyView.of(key), value, tuple(self._owner_warnings(config, request)))
+
+    def revoke_key(self, key_id: str, *, by: str = REASON_ADMIN) -> Ended:
+        """The key's next call is 401."""
+        key = self._api_keys.get_key(key_id)
+        if key is None:
+            raise NotFound(f"no key {key_id!r}")
+        return self._revoke_key(key, by)
+
+    def offboard_user(
+        self, workspace: str, user_id: str, *, keep_connections: bool = False, by: str = REASON_ADMIN
+    ) -> OffboardingResult:
+        """End all of a user's access in a workspace: every active grant (the clients they authorized, and
+        ``client_credentials`` grants of a service identity), every active API key they own, and, unless
+        ``keep_connections``, every upstream account connected for them. Goes on past a failure and reports it;
+        what was ended stays ended, and running it again ends the rest."""
+        if not workspace or not user_id:
+            raise OperatorError("name the workspace and the user")
+        ended: list[Ended] = []
+        kept: list[str] = []
+        failures: list[str] = []
+
+        def attempt(what: str, action: Callable[[], Ended]) -> None:
+            try:
+                ended.append(action())
+            except StorageError as problem:
+                failures.append(f"{what} not ended: {problem}")
+
+        grants = _listed(failures, "the user's grants", lambda: self._grants.grants_of_user(workspace, user_id))
+        for grant in grants:
+            if grant.status == "active":
+                attempt(f"grant {grant.grant_id}", partial(self._revoke_grant, grant, REASON_OFFBOARDED, by))
+        keys = _listed(failures, "the user's API keys", lambda: self._api_keys.keys_of_user(workspace, user_id))
+        for key in keys:
+            if key.status == "active":
+                attempt(f"API key {key.key_id}", partial(self._revoke_key, key, by))
+        routes = _listed(
+            failures, "the user's upstream connections",
+            lambda: self._upstream_tokens.routes_of_subject(workspace, user_id),
+        )  # fmt: skip
+        for route_key in routes:
+            if keep_connections or user_id == SHARED_SUBJECT:  # "shared" rows are routes' shared accounts
+                kept.append(route_key)
+            else:
+                attempt(f"connection {route_key}", partial(self._disconnect, route_key, user_id, by))
+        offboarding = Offboarding(workspace, user_id, tuple(ended), tuple(kept))
+        self._audit.record(
+            "user.offboarded", workspace=workspace, user_id=user_id, by=by,
+            grants=offboarding.count("grant"), api_keys=offboarding.count("api_key"),
+            connections=offboarding.count("connection"), kept_connections=len(kept) or None,
+            failures=len(failures) or None,
+        )  # fmt: skip
+        return OffboardingResult(offboarding, tuple(failures))
+
+    # --- the one place each change is made ------------------------------------------------------------------
+
+    def _grant(self, grant_id: str) -> Grant:
+        grant = self._grants.get_grant(grant_id)
+        if grant is None:
+            raise NotFound(f"no grant {grant_id!r}")
+        return grant
+
+    def _revoke_grant(self, grant: Grant, reason: str, by: str) -> Ended:
+        # The proxy reads the grant's status per call: its access tokens and its refresh token stop working now.
+        revoke_grant(self._grants, self._audit, grant, self._now(), reason=reason, by=by)
+        return Ended("grant", grant.grant_id, grant.workspace, grant.route_key, grant.user_id, grant.client_id)
+
+    def _revoke_key(self, key: ApiKey, by: str) -> Ended:
+        revoke_key(self._api_keys, self._audit, key, self._now(), by=by)
+        return Ended("api_key", key.key_id, key.workspace, None, key.user_id, key.key_id, key.name)
+
+    def _disconnect(self, route_key: str, subject: str, by: str) -> Ended:
+        self._upstream_tokens.delete(route_key, subject)
+        workspace = route_key.split("/", 1)[0]
+        self._audit.record("upstream.disconnected", workspace=workspace, route_key=route_key, user_id=subject, by=by)
+        return Ended("connection", route_key, workspace, route_key, subject)
+
+    def _require_config(self) -> GatewayConfig:
+        if self._config is None:
+            raise OperatorError("this needs the gateway configuration: --config FILE (or --local, or GATEWAY_CONFIG)")
+        return self._config
+
+    @staticmethod
+    def _owner_warnings(config: GatewayConfig, request: KeyRequest) -> list[str]:
+        """Where the workspace knows its users (the development login lists them), a key for someone else acts as
+        a user nobody signs in as: usually a typo."""
+        workspace = config.workspaces[request.workspace]
+        provider = workspace.identity_provider
+        if not isinstance(provider, DevLoginProvider):
+            return []
+        known = {user.id for user in provider.users}
+        services = {client.service_identity for client in workspace.clients if client.service_identity}
+        if request.user_id in known or request.user_id in services:
+            return []
+        return [
+            f"workspace {request.workspace!r} signs in with the development login, which has no user "
+            f"{request.user_id!r} (it knows {', '.join(sorted(known))}): the key acts as a user nobody signs in as"
+        ]
+
+
+def _listed(failures: list[str], what: str, read: Callable[[], list[T]]) -> list[T]:
+    """What ``read`` returns; nothing (and a line in ``failures``) when the store failed."""
+    try:
+        return read()
+    except StorageError as problem:
+        failures.append(f"{what} could not be read: {problem}")
+        return []
