@@ -27,19 +27,23 @@ from tests.support.invoke_flows import (
 
 
 @pytest.fixture
-def json_logs(gateway_env: dict[str, str]) -> Iterator[None]:
-    with_default_settings(gateway_env)
+def debug_env(gateway_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The functions' environment with their log level at DEBUG (each container sets its level at its cold start),
+    applied for the test; JSON log lines in this process."""
+    env = with_default_settings({**gateway_env, "GATEWAY_LOG_LEVEL": "DEBUG"})
     configure_logging("gateway", "DEBUG")
     try:
-        yield
+        yield env
     finally:
         reset_logging()
         logging.getLogger().setLevel(logging.WARNING)
+        with_default_settings(gateway_env)
 
 
 def test_a_whole_flow_logs_no_token_code_or_secret(
-    json_logs: None, gateway_env: dict[str, str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    debug_env: dict[str, str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    gateway_env = debug_env
     caplog.set_level(logging.DEBUG)
     secrets: list[str] = []
     # a confidential client registers: its secret
