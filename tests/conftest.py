@@ -2,10 +2,13 @@
 
 ``local_aws`` (moto with the template's resources), ``demo_upstream`` (the demo MCP server), ``gateway_env`` (the
 functions' environment applied to ``os.environ``) and ``dev_server`` (the template's HTTP API on a free port) are
-each started once per session. The configuration also has route ``demo/everything`` in front of
-``127.0.0.1:{everything_port}``, where the e2e tests start ``@modelcontextprotocol/server-everything`` when they need
-it (the functions read one configuration per process, so the route must exist from the start), and the
-pre-registered client ``demo-ci`` (``client_credentials`` as the service identity ``service:ci``).
+each started once per session, with the deployment's process boundaries: the store, the demo upstream and each of
+the dev server's function containers run in processes of their own (docs/architecture.md, "The local stack").
+
+The configuration also has route ``demo/everything`` in front of ``127.0.0.1:{everything_port}``, where the e2e
+tests start ``@modelcontextprotocol/server-everything`` when they need it (the functions read one configuration per
+process, so the route must exist from the start), and the pre-registered client ``demo-ci`` (``client_credentials``
+as the service identity ``service:ci``).
 
 ``gateway_env`` uses the dev server's URL as the public base URL, so a token made in-process (``make invoke``,
 placeholders) is valid at the dev server and vice versa.

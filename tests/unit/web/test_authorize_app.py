@@ -368,6 +368,18 @@ def test_route_descriptions_show_markdown_code_spans_as_code_and_escape_the_rest
     assert rendered == "Runs <code>echo</code> &lt;script&gt;alert(1)&lt;/script&gt;"
 
 
+def test_the_sign_in_page_opened_without_a_sign_in_in_progress_says_what_to_do_instead(browser: TestClient) -> None:
+    # Given no sign-in in progress (a bookmark, a link shared from another browser)
+    # When the sign-in page is opened
+    response = browser.get("/demo/login")
+
+    # Then it says what the page is for, where to start instead, and where the user's authorizations are
+    assert response.status_code == 400
+    assert "No sign-in in progress" in response.text
+    assert "open the route in your MCP client" in response.text
+    assert f"{BASE}/demo/connections" in response.text
+
+
 def test_an_identity_provider_user_named_like_a_service_cannot_sign_in() -> None:
     # Given an identity provider that names one of its users in the form reserved for services (no configuration may
     # say so for the dev login, so the provider's answer is built here as an OpenID provider could send it)

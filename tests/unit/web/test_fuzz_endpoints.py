@@ -35,7 +35,7 @@ from gateway.web.proxy import app as proxy_app
 from gateway.web.register import app as register_app
 from gateway.web.token import app as token_app
 from infra.devserver import REPO_ROOT
-from infra.lambda_event import HttpRequest, RouteTable, build_event
+from infra.lambda_event import HttpApiRoutes, HttpRequest, build_event
 from infra.placeholders import LOCAL_REDIRECT_URI, ensure_local_client, grant_backed_token
 from infra.template import functions, load_template
 from tests.support.hostile_json import DEEP_PARAMS, DEEP_SMALL, DEEP_SMALL_OBJECT, MCP_HOSTILE_BODIES
@@ -99,7 +99,7 @@ class Gateway:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.routes: RouteTable[str] = RouteTable()
+        self.routes: HttpApiRoutes[str] = HttpApiRoutes()
         self.paths: dict[str, list[tuple[str, str]]] = {name: [] for name in APPS}
         for spec in functions(load_template(REPO_ROOT / "template.yaml")):
             name = spec.handler.split(".")[0].removeprefix("oauth_")

@@ -125,7 +125,12 @@ def route_of(ctx: Context, pending: PendingAuthorization) -> Route:
 def held_pending(ctx: Context, pending_id: str | None, workspace_name: str) -> PendingAuthorization:
     """The pending authorization named in the URL or form, provided this browser started it (cookie)."""
     if not pending_id or len(pending_id) > 200:
-        raise PageError(400, "Invalid request", "The request does not name a sign-in in progress.")
+        raise PageError(
+            400,
+            "No sign-in in progress",
+            "This page continues a sign-in that an MCP client started: open the route in your MCP client to sign in. "
+            f"What you authorized is on My connections: {ctx.base_url}/{workspace_name}/connections",
+        )
     pending = ctx.authorization.held(pending_id, ctx.now())
     if pending is None or pending.route_key.partition("/")[0] != workspace_name:
         raise PageError(400, "Sign-in expired", EXPIRED)
