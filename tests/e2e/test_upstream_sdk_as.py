@@ -45,7 +45,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "sdk_upstream_as.py"
 HOST = "127.0.0.1"
-ROUTE = "acme/notes"
+# A workspace of its own: the session's tables are shared, and test_upstream_oauth leaves alice connected at acme/notes.
+WORKSPACE = "sdk-as"
+ROUTE = f"{WORKSPACE}/notes"
 VERIFIER = "sdk-as-e2e-verifier-" + "y" * 40
 
 
@@ -70,7 +72,7 @@ def _config(upstream: str) -> str:
 oauth:
   cimd_allow_private_addresses: true   # the upstream and its authorization server run on 127.0.0.1 over http
 workspaces:
-  acme:
+  {WORKSPACE}:
     title: Acme
     identity_provider:
       type: dev
@@ -197,10 +199,12 @@ async def _reconnect(link: str, artifacts: Path) -> str:
 async def _disconnect(stack: Stack, artifacts: Path) -> None:
     async with chromium(artifacts) as browser:
         page = await browser.new_page()
-        await page.goto(f"{stack.gateway}/acme/connections")
+        await page.goto(f"{stack.gateway}/{WORKSPACE}/connections")
         await _gateway_sign_in(browser, page)
         await page.wait_for_selector("text=Your connections")
-        await page.goto(f"{stack.gateway}/acme/connections?{urlencode({'disconnect': ROUTE})}")  # its confirmation
+        await page.goto(
+            f"{stack.gateway}/{WORKSPACE}/connections?{urlencode({'disconnect': ROUTE})}"
+        )  # its confirmation
         await _submit(page, f'button[name="disconnect"][value="{ROUTE}"]')
         await page.wait_for_selector("text=Your connections")
         await browser.screenshot(page, "disconnected")
