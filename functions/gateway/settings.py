@@ -48,6 +48,10 @@ class Settings:
     """Write each request's CloudWatch EMF metrics to standard output (``make dev`` turns them off)."""
     audit_tool_calls: bool = True
     """Record every ``tools/call`` in the audit trail (one DynamoDB write after the upstream answered)."""
+    defer_after_answer: bool = True
+    """Work the client does not wait for (the ``tool.called`` audit event) runs after the answer has left, where the
+    deployment allows it: on Lambda's buffered deployment an internal extension keeps the invocation open for it
+    (:mod:`gateway.after_answer`). False: before the answer, as the streaming deployment always does."""
     signing_key_id: str = "alias/mcp-gateway-signing"
     verify_key_ids: str = ""
     """Comma-separated extra KMS keys whose public keys stay in the JWKS and the verifier during a rotation."""
