@@ -382,17 +382,18 @@ def test_audit_events_are_filtered_by_route_user_and_client(audit_log: AuditLog)
 
 def test_grants_of_a_client_are_found_in_any_status(stores: tuple[ClientStore, GrantStore, UpstreamTokenStore]) -> None:
     _, grants, _ = stores
-    wanted = "client-of-grants-" + str(id(grants))
+    tag = uuid.uuid4().hex  # the DynamoDB parameters share one table; id() of a freed store comes back
+    wanted = "client-of-grants-" + tag
     for n, client in enumerate([wanted, wanted, "someone-else"]):
-        grant = _grant(f"grant-cg-{n}-{id(grants)}", client_id=client)
-        code = _code(f"code-cg-{n}-{id(grants)}", grant.grant_id, client_id=client)
+        grant = _grant(f"grant-cg-{n}-{tag}", client_id=client)
+        code = _code(f"code-cg-{n}-{tag}", grant.grant_id, client_id=client)
         grants.put_code(code)
         grants.redeem_code(code.code_hash, grant, None, NOW)
-    grants.revoke_grant(f"grant-cg-1-{id(grants)}", NOW, "test")
+    grants.revoke_grant(f"grant-cg-1-{tag}", NOW, "test")
 
     found = sorted((grant.grant_id, grant.status) for grant in grants.grants_of_client(wanted))
 
-    assert found == [(f"grant-cg-0-{id(grants)}", "active"), (f"grant-cg-1-{id(grants)}", "revoked")]
+    assert found == [(f"grant-cg-0-{tag}", "active"), (f"grant-cg-1-{tag}", "revoked")]
 
 
 # --- API keys and rate limits ----------------------------------------------------------------------------------

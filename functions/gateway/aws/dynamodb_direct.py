@@ -10,10 +10,10 @@ for the connection), so the stores' error translation to ``StorageError`` is the
 the botocore client it wraps, which also supplies the endpoint (``AWS_ENDPOINT_URL``, region, FIPS...), the
 credentials (refreshed by botocore when they are temporary) and the CA bundle.
 
-Transport: one kept HTTP/1.1 connection per thread (a container serves one request at a time; the virtual route's
-credential reads run in worker threads), re-opened once at once when the server closed it while idle; throttling,
-5xx and connection failures are retried with jittered backoff up to :data:`MAX_ATTEMPTS` attempts, as botocore's
-standard retry mode does.
+Transport: one kept HTTP/1.1 connection per thread (:mod:`gateway.aws.kept_connection`; a container serves one
+request at a time, a virtual route's credential reads run in worker threads), opened again at once when the server
+closed it while idle; throttling, 5xx and connection failures are retried with jittered backoff up to
+:data:`MAX_ATTEMPTS` attempts, as botocore's standard retry mode does.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ import base64
 import datetime
 import hashlib
 import hmac
-import http.client
 import json
 import random
-import socket
 import ssl
 import threading
 import time
@@ -40,6 +38,8 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+
+from gateway.aws.kept_connection import BadAnswer, ClosedBeforeAnswer, KeptConnection
 
 SERVICE = "dynamodb"
 TARGET_PREFIX = "DynamoDB_20120810."
@@ -68,7 +68,7 @@ RETRYABLE_CODES = frozenset(
         "TransactionInProgressException",
     }
 )
-_STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_STALE_CONNECTION = (ClosedBeforeAnswer, BrokenPipeError, ConnectionResetError)
 
 
 class SigningCredentials(Protocol):
@@ -122,6 +122,12 @@ def signed_headers(
         f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
     )
     return headers
+
+
+def _request_bytes(headers: Mapping[str, str], body: bytes) -> bytes:
+    """A POST to ``/`` with ``headers`` (their values are the signer's: no CR or LF) and ``body``."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"POST / HTTP/1.1\r\n{lines}content-length: {len(body)}\r\n\r\n".encode() + body
 
 
 def _encode(value: Any) -> Any:
@@ -184,7 +190,7 @@ class DirectDynamoDB:
         default_port = 443 if self._https else 80
         self._host_header = parts.netloc if parts.port not in (None, default_port) else parts.hostname
         self._ssl_context = ssl_context
-        self._local = threading.local()
+        self._local = threading.local()  # one kept connection per thread
         self._keys: dict[tuple[str, str], bytes] = {}
         self._models: dict[str, Any] = {}
 
@@ -222,7 +228,8 @@ class DirectDynamoDB:
                 continue
             document = json.loads(data) if data else {}
             if status == 200:
-                answer: dict[str, Any] = decode_blobs(document)
+                # Only a binary attribute value has a member "B" or "BS" (in JSON an unescaped quote follows it)
+                answer: dict[str, Any] = decode_blobs(document) if b'"B' in data else document
                 return answer
             code = _error_code(document)
             if attempt < MAX_ATTEMPTS and (code in RETRYABLE_CODES or status >= 500):
@@ -257,31 +264,26 @@ class DirectDynamoDB:
             secret_key=credentials.secret_key, token=credentials.token, region=self._region, amz_date=amz_date,
             key=key,
         )  # fmt: skip
-        for fresh in (False, True):
-            connection, reused = self._connection(fresh)
+        request = _request_bytes(headers, body)
+        for attempt in (1, 2):
+            connection = self._connection()
+            reused = connection.answers > 0
             try:
-                connection.request("POST", "/", body, headers)
-                response = connection.getresponse()
-                data = response.read()
+                status, data, closes = connection.exchange(request)
             except _STALE_CONNECTION as error:
                 self._drop()
-                if reused and not fresh:
+                if reused and attempt == 1:
                     continue  # kept too long: the server closed it; once more on a new connection
                 raise ConnectionClosedError(endpoint_url=self._endpoint_url) from error
             except TimeoutError as error:
                 self._drop()
                 raise ReadTimeoutError(endpoint_url=self._endpoint_url) from error
-            except OSError as error:
-                self._drop()
-                raise EndpointConnectionError(endpoint_url=self._endpoint_url, error=error) from error
-            except http.client.HTTPException as error:
+            except (BadAnswer, OSError, ValueError) as error:
                 self._drop()
                 raise ConnectionClosedError(endpoint_url=self._endpoint_url) from error
-            if response.will_close:
+            if closes:
                 self._drop()
-            else:
-                self._local.reused = True
-            return response.status, data
+            return status, data
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _key(self, secret_key: str, date: str) -> bytes:
@@ -292,34 +294,24 @@ class DirectDynamoDB:
             key = self._keys[(secret_key, date)] = signing_key(secret_key, date, self._region)
         return key
 
-    def _connection(self, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is not None and not fresh:
-            return connection, bool(getattr(self._local, "reused", False))
-        self._drop()
-        if self._https:
-            context = self._ssl_context or ssl.create_default_context()
-            connection = http.client.HTTPSConnection(
-                self._hostname, self._port, timeout=CONNECT_TIMEOUT_SECONDS, context=context
-            )
-        else:
-            connection = http.client.HTTPConnection(self._hostname, self._port, timeout=CONNECT_TIMEOUT_SECONDS)
+    def _connection(self) -> KeptConnection:
+        connection: KeptConnection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection
+        context = (self._ssl_context or ssl.create_default_context()) if self._https else None
         try:
-            connection.connect()
+            connection = KeptConnection(
+                self._hostname, self._port, context=context, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+            )  # fmt: skip
         except OSError as error:  # refused, unreachable, timed out, TLS handshake
-            connection.close()
             raise EndpointConnectionError(endpoint_url=self._endpoint_url, error=error) from error
-        if connection.sock is not None:
-            connection.sock.settimeout(READ_TIMEOUT_SECONDS)
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._local.connection = connection
-        self._local.reused = False
-        return connection, False
+        return connection
 
     def _drop(self) -> None:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        connection: KeptConnection | None = getattr(self._local, "connection", None)
         self._local.connection = None
-        self._local.reused = False
         if connection is not None:
             connection.close()
 
