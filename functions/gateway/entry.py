@@ -13,10 +13,12 @@ import gc
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from mangum import Mangum
-from starlette.types import ASGIApp
+from mangum.handlers.api_gateway import HTTPGateway
+from starlette.types import ASGIApp, Scope
 
 from gateway.after_answer import AfterAnswer
 from gateway.observability import ObserveRequests, configure_logging
@@ -35,6 +37,16 @@ class LambdaFunction:
     uvicorn behind the Lambda Web Adapter."""
     handler: Handler
     """The buffered deployment's handler: one API Gateway event in, one whole answer out."""
+
+
+class _HttpApiEvent(HTTPGateway):
+    """Mangum's HTTP API event handler with the ASGI scope built once per event (Mangum builds it for the app, then
+    again when it turns the answer into a Lambda result: ≈ 40 µs of the proxy's per-request CPU)."""
+
+    @cached_property
+    def scope(self) -> Scope:
+        scope: Scope = super().scope
+        return scope
 
 
 class Handler:
@@ -76,7 +88,7 @@ def build_function(
         Tracer(service=name)  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
     app = create_app(runtime)
     asgi_app = ObserveRequests(app, name, sink=print if settings.metrics else None)
-    handler = Handler(Mangum(asgi_app, lifespan="off"), runtime.after_answer)
+    handler = Handler(Mangum(asgi_app, lifespan="off", custom_handlers=[_HttpApiEvent]), runtime.after_answer)
     api = environ.get("AWS_LAMBDA_RUNTIME_API")
     if api and settings.defer_after_answer and not settings.response_streaming:
         # On Lambda's buffered deployment: an internal extension runs the work after the answer (registered now,
