@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.oauth.id_jag import ID_JAG_PROFILE, JWT_BEARER_GRANT, trusted_issuers
 from gateway.routes import Route
+from gateway.tokens.dpop import SIGNING_ALGORITHMS as DPOP_ALGORITHMS
+from gateway.tokens.foreign_jwts import ASYMMETRIC_ALGORITHMS
 
 GRANT_TYPES = ["authorization_code", "refresh_token"]
-CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 def jwks_uri(base_url: str) -> str:
@@ -41,6 +44,8 @@ def grant_types(route: Route) -> list[str]:
         for client in route.workspace.clients
     ):
         supported = [*supported, "client_credentials"]
+    if trusted_issuers(route):  # enterprise-managed authorization: ID-JAGs redeemed here
+        supported = [*supported, JWT_BEARER_GRANT]
     return supported
 
 
@@ -58,13 +63,21 @@ def authorization_server_metadata(route: Route, *, openid_form: bool = False) ->
         "response_modes_supported": ["query"],
         "grant_types_supported": grant_types(route),
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        # RFC 8414 §2 / RFC 7523: private_key_jwt assertions are verified with asymmetric algorithms only.
+        "token_endpoint_auth_signing_alg_values_supported": list(ASYMMETRIC_ALGORITHMS),
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASYMMETRIC_ALGORITHMS),
+        # RFC 9449 §5.1: DPoP proofs on /token bind the tokens to the client's key.
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         # RFC 9207: the authorization response carries `iss`.
         "authorization_response_iss_parameter_supported": True,
         # MCP 2025-11-25 "Client ID Metadata Documents": an https client_id is fetched and validated.
         "client_id_metadata_document_supported": True,
     }
+    if trusted_issuers(route):
+        # draft-ietf-oauth-identity-assertion-authz-grant: which jwt-bearer profile the grant type above means.
+        metadata["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     if openid_form:
         # OpenID Connect Discovery 1.0 §3 requires these; strict parsers reject the document without them.
         metadata["subject_types_supported"] = ["public"]

@@ -16,8 +16,9 @@ from gateway.identity.user import SignedInUser
 from gateway.oauth import pkce, refresh_tokens
 from gateway.oauth.authorization import new_code
 from gateway.oauth.errors import OAuthError
+from gateway.oauth.token_parts import TokenResponse
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
-from gateway.oauth.token_service import TokenResponse, TokenService
+from gateway.oauth.token_service import TokenService
 from gateway.routes import Route, RouteTable
 from gateway.storage.memory import MemoryAuditLog, MemoryGrantStore
 from gateway.storage.records import AuthorizationCode
