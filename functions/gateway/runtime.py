@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from gateway.proxy.verified_tokens import VerifiedTokens
     from gateway.secrets import SecretResolver
     from gateway.tokens.access_token import AccessTokens
+    from gateway.tokens.dpop import DpopProof
     from gateway.tokens.keys import PublicKeySource
     from gateway.upstream.cipher import TokenCipher
     from gateway.upstream.credentials import UpstreamCredentialProvider
@@ -314,6 +315,17 @@ class Runtime(StateRuntime):
         from gateway.api_keys.verifier import ApiKeyVerifier
 
         return ApiKeyVerifier(self.api_keys, self.settings.grant_status_cache_seconds)
+
+    @cached_property
+    def dpop_replay(self) -> Callable[[DpopProof, int], bool]:
+        """The proxy's memory of accepted DPoP proofs: this container's (bounded), or the shared store
+        (``GATEWAY_DPOP_REPLAY=shared``). True when the proof is new."""
+        if self.settings.dpop_replay == "shared":
+            return lambda proof, now: self.single_use.use(proof.replay_key(), proof.remember_until, now)
+        from gateway.tokens.dpop import ProofReplayCache
+
+        cache = ProofReplayCache()
+        return cache.first_use
 
     @cached_property
     def verified_tokens(self) -> VerifiedTokens:

@@ -195,3 +195,29 @@ class DpopNonces:
         window = struct.unpack(">Q", raw[:8])[0]
         current = int(now) // self._window
         return window in (current, current - 1) and hmac.compare_digest(nonce, self._for(window))
+
+
+class ProofReplayCache:
+    """The proof ids a container has accepted, until their ``iat`` window closes (RFC 9449 §11.1): a replay within
+    the window at the same container is refused. Bounded: at most ``max_entries`` proofs are remembered; past that
+    the ones closest to expiry are forgotten first, so the bound (docs/clients.md "DPoP") is per container and
+    window. Another container does not know them: the deployment may choose the shared store instead
+    (``GATEWAY_DPOP_REPLAY=shared``, one conditional write per call)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._seen: dict[str, int] = {}
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def first_use(self, proof: DpopProof, now: float) -> bool:
+        key = proof.replay_key()
+        with self._lock:
+            until = self._seen.get(key)
+            if until is not None and until > now:
+                return False
+            if len(self._seen) >= self._max:
+                self._seen = {k: v for k, v in self._seen.items() if v > now}
+                while len(self._seen) >= self._max:
+                    del self._seen[min(self._seen, key=self._seen.__getitem__)]
+            self._seen[key] = proof.remember_until
+            return True

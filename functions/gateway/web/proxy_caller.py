@@ -18,6 +18,7 @@ forwarded upstream (:mod:`gateway.proxy.headers` carries only the transport's ow
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,7 +36,9 @@ from gateway.routes import Route
 from gateway.settings import Settings
 from gateway.storage.ports import StorageError
 from gateway.tokens.access_token import InvalidAccessToken
-from gateway.web.bearer import bearer_token, challenge
+from gateway.tokens.dpop import SIGNING_ALGORITHMS as DPOP_ALGORITHMS
+from gateway.tokens.dpop import DpopProof, InvalidDpopProof, canonical_url, the_proof, verify_proof
+from gateway.web.bearer import bearer_token, challenge, dpop_challenge, dpop_token
 from gateway.web.responses import error_response
 from gateway.web.services import GatewayState
 
@@ -73,16 +76,23 @@ class CallerServices(GatewayState, Protocol):
     @property
     def rate_limits(self) -> RateLimits: ...
 
+    @property
+    def dpop_replay(self) -> Callable[[DpopProof, int], bool]: ...
+
 
 async def authenticate(
     services: CallerServices, request: Request, route: Route, cors: dict[str, str]
 ) -> Caller | Response:
     key = request.headers.get(services.settings.api_key_header)
-    token = bearer_token(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    token = bearer_token(authorization)
     if key is None and token is not None and looks_like_key(token):
         key = token
+    bound_token = dpop_token(authorization) if key is None else None
     if key is not None:
         found = await _key_caller(services, request, route, key, cors)
+    elif bound_token is not None:
+        found = await _token_caller(services, request, route, bound_token, cors, dpop=True)
     elif token is not None:
         found = await _token_caller(services, request, route, token, cors)
     else:
@@ -109,12 +119,16 @@ async def authenticate(
 
 
 async def _token_caller(
-    services: CallerServices, request: Request, route: Route, token: str, cors: dict[str, str]
+    services: CallerServices, request: Request, route: Route, token: str, cors: dict[str, str], *, dpop: bool = False
 ) -> Caller | Response:
     try:
         claims = services.verified_tokens.verify(token, route)
     except InvalidAccessToken as problem:
         return invalid_token(route, str(problem), cors)
+    if dpop or claims.jkt is not None or route.workspace.dpop.required:
+        refused = _dpop_refusal(services, request, route, token, claims.jkt, dpop=dpop)
+        if refused is not None:
+            return _dpop_challenged(route, refused, cors)
     missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
     if missing:
         description = f"the access token lacks the scope {' '.join(missing)}"
@@ -146,6 +160,45 @@ async def _key_caller(
         logger.exception("API key lookup failed")
         return await _unavailable(request, "the gateway's key store is unavailable", cors)
     return Caller(user_id=record.user_id, client_id=record.key_id, grant_id=None, tools=record.tools, is_key=True)
+
+
+def _dpop_refusal(
+    services: CallerServices, request: Request, route: Route, token: str, jkt: str | None, *, dpop: bool
+) -> str | None:
+    """RFC 9449 §7.1: why a request with this token fails its DPoP check (None: it passes). A bound token needs
+    ``Authorization: DPoP`` and a proof of its key for this request (§4.3: method, the route URL, ``iat`` window,
+    ``ath``), each proof used once."""
+    if not dpop:
+        if jkt is not None:
+            return "this access token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof"
+        return "this workspace requires DPoP-bound tokens"
+    if jkt is None:
+        return "the access token is not DPoP-bound: send it as Authorization: Bearer"
+    now = services.now()
+    try:
+        proof = verify_proof(
+            the_proof(request.headers.getlist("dpop")),
+            method=request.method,
+            urls={canonical_url(route.resource)},
+            now=now,
+            access_token=token,
+        )
+    except InvalidDpopProof as problem:
+        return str(problem)
+    if proof.jkt != jkt:
+        return "the DPoP proof was made with another key than the token is bound to"
+    if not services.dpop_replay(proof, now):
+        return "the DPoP proof was already used (its jti is single-use)"
+    return None
+
+
+def _dpop_challenged(route: Route, description: str, cors: dict[str, str]) -> Response:
+    """401 with a ``DPoP`` challenge, and a ``Bearer`` one where the workspace also accepts bearer tokens."""
+    response = error_response(401, "invalid_dpop_proof", description, cors)
+    response.headers.append("WWW-Authenticate", dpop_challenge(description, DPOP_ALGORITHMS))
+    if not route.workspace.dpop.required:
+        response.headers.append("WWW-Authenticate", challenge(route))
+    return response
 
 
 def invalid_token(route: Route, description: str, cors: dict[str, str]) -> Response:
