@@ -616,8 +616,8 @@ def _validated_form(path: Path, fingerprint: str | None) -> GatewayConfig | None
 def _rebuild(annotation: Any, value: Any) -> Any:
     """``value`` (a part of ``model_dump(mode="json", exclude_unset=True)`` of a valid configuration) as the
     ``annotation`` it was dumped from: the same models with the same fields set, built without validating."""
-    if not isinstance(value, (dict, list)):
-        return value
+    if not isinstance(value, (dict, list)) or annotation is Any:
+        return value  # a scalar, or free-form JSON (an inline JWK Set) kept as it was dumped
     origin, arguments = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
         return _rebuild(arguments[0], value)

@@ -236,6 +236,18 @@ workspaces:
         client_name: Desktop
         redirect_uris: [http://127.0.0.1:5000/callback]
         servers: [github]
+      - client_id: agent
+        client_name: Agent with keys
+        redirect_uris: [https://agent.example/cb]
+        dpop_bound_access_tokens: true
+        jwks: {keys: [{kty: EC, crv: P-256, x: f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU,
+                       y: x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0, kid: k1, use: sig}]}
+    access_token_ttl_seconds: 28800
+    dpop: {required: true, nonce: true}
+    enterprise_authorization:
+      issuers:
+        - {issuer: https://acme.okta.example, jwks_uri: https://acme.okta.example/keys, clients: [agent],
+           servers: [github], groups_claim: roles}
     servers:
       github:
         upstream: https://mcp.github.example/mcp
