@@ -126,7 +126,11 @@ async def _token_caller(
     except InvalidAccessToken as problem:
         return invalid_token(route, str(problem), cors)
     if dpop or claims.jkt is not None or route.workspace.dpop.required:
-        refused = _dpop_refusal(services, request, route, token, claims.jkt, dpop=dpop)
+        try:
+            refused = _dpop_refusal(services, request, route, token, claims.jkt, dpop=dpop)
+        except StorageError:  # the shared replay record (GATEWAY_DPOP_REPLAY=shared) could not be written
+            logger.exception("DPoP replay check failed")
+            return await _unavailable(request, "the gateway's grant store is unavailable", cors)
         if refused is not None:
             return _dpop_challenged(route, refused, cors)
     missing = [scope for scope in route.default_scopes if scope not in claims.scopes]

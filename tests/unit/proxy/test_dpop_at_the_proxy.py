@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from gateway.config import parse_config
 from gateway.runtime import Runtime
+from gateway.storage.ports import StorageError
 from gateway.web.proxy_app import create_app
 from infra.placeholders import create_grant
 from tests.support.jose_keys import SigningKey, dpop_proof, thumbprint
@@ -145,3 +146,38 @@ def test_the_route_url_is_the_one_of_the_configured_base_not_the_host_header(
     token = token_for(runtime, key)
     spoofed = dpop_proof(key, "POST", f"http://testserver{MCP}", runtime.now(), access_token=token)
     assert "another URL" in refusal(call(client, f"DPoP {token}", spoofed))
+
+
+def test_with_the_shared_replay_store_a_replay_is_refused_by_another_container(upstream: tuple[str, Recorded]) -> None:
+    # Given two containers of one deployment with GATEWAY_DPOP_REPLAY=shared (one store, as the grants table is)
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream[0]
+    first = memory_runtime(parse_config(data), dpop_replay="shared")
+    second = memory_runtime(parse_config(data), dpop_replay="shared")
+    for name in ("single_use", "grants", "public_keys", "access_tokens"):
+        second.__dict__[name] = first.__dict__[name]
+    key = SigningKey()
+    token = token_for(first, key)
+    proof = dpop_proof(key, "POST", URL, first.now(), access_token=token)
+
+    # When the proof is used at the first and replayed at the second
+    assert call(TestClient(create_app(first)), f"DPoP {token}", proof).status_code == 200
+    replay = call(TestClient(create_app(second)), f"DPoP {token}", proof)
+
+    # Then the second refuses it
+    assert "already used" in refusal(replay)
+
+
+def test_a_failing_shared_replay_store_is_503_not_500(upstream: tuple[str, Recorded]) -> None:
+    client, runtime = gateway_for(upstream[0])
+
+    class Unreachable:
+        def use(self, key: str, expires_at: int, now: int) -> bool:
+            raise StorageError("DynamoDB write failed: ProvisionedThroughputExceededException")
+
+    runtime.__dict__["single_use"] = Unreachable()
+    runtime.__dict__["dpop_replay"] = lambda proof, now: runtime.single_use.use(proof.replay_key(), 0, now)
+    key = SigningKey()
+    token = token_for(runtime, key)
+    response = call(client, f"DPoP {token}", dpop_proof(key, "POST", URL, runtime.now(), access_token=token))
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
