@@ -34,9 +34,9 @@ from gateway.tokens.foreign_jwts import (
     InvalidJwt,
     PublicKey,
     algorithm_of,
-    header_of,
     jwk_thumbprint,
     number_claim,
+    parse,
     sha256_b64url,
     string_claim,
     verify_signature,
@@ -141,7 +141,8 @@ def verify_proof(
     """RFC 9449 §4.3 for a request ``method`` to one of ``urls`` (canonical forms, :func:`canonical_url`); raises
     :class:`InvalidDpopProof` (:class:`DpopNonceRequired` when ``nonce_ok`` refuses the proof's nonce)."""
     try:
-        header = header_of(proof)
+        jws = parse(proof)
+        header = jws.header
         if header.get("typ") != PROOF_TYPE:
             raise InvalidJwt(f"its typ must be {PROOF_TYPE}")
         algorithm = algorithm_of(header, SIGNING_ALGORITHMS)
@@ -149,7 +150,7 @@ def verify_proof(
         if not isinstance(jwk, dict):
             raise InvalidJwt("its header must carry the public key (jwk)")
         key = _KEYS.key(jwk)
-        claims = verify_signature(proof, [key], algorithm)
+        claims = verify_signature(jws, [key], algorithm)
         jti = string_claim(claims, "jti", max_length=256)
         if claims.get("htm") != method:
             raise InvalidJwt(f"it was made for another method (htm must be {method})")
