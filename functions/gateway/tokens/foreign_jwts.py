@@ -143,11 +143,11 @@ def _segment(text: str) -> bytes:
     # One regex match checks the base64url alphabet (PyJWT checks it character by character in Python, which was
     # most of a DPoP proof's cost).
     if not _SEGMENT.fullmatch(text):
-        raise InvalidJwt("the JWT is not base64url")
+        raise InvalidJwt("the JWT is malformed: not base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
-        raise InvalidJwt("the JWT is not base64url") from None
+        raise InvalidJwt("the JWT is malformed: not base64url") from None
 
 
 def parse(token: str) -> CompactJws:
@@ -159,7 +159,7 @@ def parse(token: str) -> CompactJws:
         header = json.loads(_segment(header_text))
         claims = json.loads(_segment(claims_text))
     except (ValueError, RecursionError):
-        raise InvalidJwt("the JWT header or payload is not JSON") from None
+        raise InvalidJwt("the JWT is malformed: its header or payload is not JSON") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise InvalidJwt("the JWT header and payload must be JSON objects")
     signing_input = f"{header_text}.{claims_text}".encode("ascii")
