@@ -26,13 +26,19 @@ def jwks_uri(base_url: str) -> str:
 
 def protected_resource_metadata(route: Route) -> dict[str, Any]:
     """RFC 9728 §2. ``resource`` is the route URL exactly: clients compare it with the URL they were given."""
-    return {
+    metadata: dict[str, Any] = {
         "resource": route.resource,
         "authorization_servers": [route.issuer],
         "scopes_supported": route.scopes_supported,
         "bearer_methods_supported": ["header"],
         "resource_name": route.title,
     }
+    if route.workspace.dpop.required:
+        # RFC 9728 §2 (with RFC 9449): the MCP endpoint takes DPoP-bound tokens only, with proofs of these algorithms.
+        # (Elsewhere DPoP is accepted but Bearer is the default: the document stays as bearer-only clients know it.)
+        metadata["dpop_signing_alg_values_supported"] = list(DPOP_ALGORITHMS)
+        metadata["dpop_bound_access_tokens_required"] = True
+    return metadata
 
 
 def grant_types(route: Route) -> list[str]:

@@ -181,3 +181,11 @@ def test_a_failing_shared_replay_store_is_503_not_500(upstream: tuple[str, Recor
     token = token_for(runtime, key)
     response = call(client, f"DPoP {token}", dpop_proof(key, "POST", URL, runtime.now(), access_token=token))
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
+
+
+def test_the_protected_resource_metadata_says_when_dpop_is_required(upstream: tuple[str, Recorded]) -> None:
+    from gateway.web.metadata_app import create_app as metadata_app
+
+    _, strict = gateway_for(upstream[0], dpop={"required": True})
+    prm = TestClient(metadata_app(strict)).get("/.well-known/oauth-protected-resource/demo/echo/mcp").json()
+    assert prm["dpop_bound_access_tokens_required"] is True and "ES256" in prm["dpop_signing_alg_values_supported"]
