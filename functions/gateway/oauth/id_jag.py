@@ -18,6 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gateway.oauth.enterprise_issuers import trusted_issuers
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.key_sets import KeySetSource, KeySetUnavailable
 from gateway.principals import person_id_problem
@@ -38,18 +39,8 @@ if TYPE_CHECKING:
     from gateway.routes import Route
     from gateway.storage.ports import SingleUseStore
 
-JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1
-ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"  # authorization_grant_profiles_supported
 ID_JAG_TYPE = "oauth-id-jag+jwt"
 MAX_GROUPS = 200
-
-
-def trusted_issuers(route: Route) -> list[TrustedIssuer]:
-    """The identity providers whose ID-JAGs this route's token endpoint redeems (none: the grant is not offered)."""
-    enterprise = route.workspace.enterprise_authorization
-    if enterprise is None:
-        return []
-    return [issuer for issuer in enterprise.issuers if not issuer.servers or route.server_name in issuer.servers]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.oauth.id_jag import ID_JAG_PROFILE, JWT_BEARER_GRANT, trusted_issuers
+from gateway.oauth.enterprise_issuers import ID_JAG_PROFILE, JWT_BEARER_GRANT, trusted_issuers
 from gateway.routes import Route
-from gateway.tokens.dpop import SIGNING_ALGORITHMS as DPOP_ALGORITHMS
-from gateway.tokens.foreign_jwts import ASYMMETRIC_ALGORITHMS
+from gateway.tokens.algorithms import ASYMMETRIC_ALGORITHMS
+
+DPOP_ALGORITHMS = ASYMMETRIC_ALGORITHMS  # RFC 9449 §5.1: asymmetric only, as gateway.tokens.dpop verifies them
 
 GRANT_TYPES = ["authorization_code", "refresh_token"]
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 from jwt.exceptions import PyJWKError
 
+from gateway.tokens.algorithms import ASYMMETRIC_ALGORITHMS
 from gateway.tokens.foreign_jwts import (
-    ASYMMETRIC_ALGORITHMS,
     SKEW_SECONDS,
     InvalidJwt,
     PublicKey,

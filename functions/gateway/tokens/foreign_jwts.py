@@ -23,10 +23,8 @@ import jwt
 from jwt.exceptions import InvalidTokenError as _PyJwtInvalid
 from jwt.exceptions import PyJWKError
 
-# RFC 7518 §3.1 (RS*, PS*, ES*) and RFC 8037 §3.1 (EdDSA): the asymmetric JWS algorithms the gateway verifies.
-ASYMMETRIC_ALGORITHMS: tuple[str, ...] = (
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-)  # fmt: skip
+from gateway.tokens.algorithms import ASYMMETRIC_ALGORITHMS
+
 MAX_JWT_BYTES = 16 * 1024
 MAX_KEYS = 20
 SKEW_SECONDS = 60
