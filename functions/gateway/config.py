@@ -161,6 +161,15 @@ class OAuthUpstreamAuth(_Model):
     authorization_server: HttpUrl | None = Field(
         default=None, description="Override discovery from the upstream's protected resource metadata."
     )
+    issuer: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "The issuer this upstream's authorization server names itself with, when it differs from the URL its "
+            "metadata is found at (a known quirk of some providers). The metadata's 'issuer' (RFC 8414 §3.3) and the "
+            "'iss' of every answer (RFC 9207) must then equal this value exactly: the checks stay on, against the "
+            "issuer you vouch for."
+        ),
+    )
 
     @model_validator(mode="after")
     def _preregistered_needs_client_id(self) -> OAuthUpstreamAuth:

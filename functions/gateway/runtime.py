@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from gateway.oauth.token_grants import TokenGrants
     from gateway.oauth.token_service import TokenService
     from gateway.proxy.grant_status import GrantStatusCache
-    from gateway.proxy.sessions import SessionCodec
+    from gateway.proxy.session_ids import SessionCodec
     from gateway.proxy.verified_tokens import VerifiedTokens
     from gateway.secrets import SecretResolver
     from gateway.tokens.access_token import AccessTokens
@@ -293,9 +293,11 @@ class Runtime(StateRuntime):
     def session_codec(self) -> SessionCodec:
         """The key is derived once from the shared secret, when a session id is first sealed or opened (at most one
         Secrets Manager read per cold start, none for a container that never sees a session)."""
-        from gateway.proxy.sessions import SessionCodec
+        from gateway.proxy.session_ids import SessionCodec
 
-        return SessionCodec.from_shared_secret(lambda: self.shared_secret)
+        return SessionCodec.from_shared_secret(
+            lambda: self.shared_secret, clock=self.clock, max_age_seconds=self.settings.session_max_age_seconds
+        )
 
     @cached_property
     def grant_status(self) -> GrantStatusCache:

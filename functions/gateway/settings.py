@@ -59,6 +59,9 @@ class Settings:
     """How long a warm proxy trusts a grant's "active" status without reading it again. 0 (the default): every
     request reads it, so a revocation bites on the next call; more is an opt-in that lets a revoked token work that
     much longer (docs/deploy.md)."""
+    session_max_age_seconds: int = 86400
+    """How long a sealed ``Mcp-Session-Id`` opens after the gateway issued it (at ``initialize``); later it is
+    unknown (404) and the client starts a new session, as MCP §Session Management has it."""
     response_streaming: bool = False
     """The streaming deployment (template ``ProxyResponseMode=streaming``): the proxy runs under an ASGI server
     behind the Lambda Web Adapter and relays event streams as they arrive, and serves ``GET`` streams. Off: every
@@ -101,6 +104,8 @@ class Settings:
             raise SettingsError("GATEWAY_GRANT_STATUS_CACHE_SECONDS must be between 0 and 300")
         if self.dpop_replay not in ("container", "shared"):
             raise SettingsError(f"GATEWAY_DPOP_REPLAY must be container or shared, not {self.dpop_replay!r}")
+        if not 300 <= self.session_max_age_seconds <= 30 * 86400:
+            raise SettingsError("GATEWAY_SESSION_MAX_AGE_SECONDS must be between 300 and 2592000 (30 days)")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, not {self.log_format!r}")
         if not 1 <= self.audit_retention_days <= 3650:

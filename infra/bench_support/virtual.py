@@ -3,7 +3,9 @@
 Three upstreams whose ``tools/list`` takes 20, 40 and 60 ms (:mod:`infra.bench_support.slow_upstreams`, a process of
 their own) behind one virtual route of a dev server: its merged ``tools/list`` should take about as long as the
 slowest upstream (they are asked concurrently), not the sum. And ``tools/call`` through a virtual route against the
-same call through a plain route to the same upstream, interleaved, measured in one run.
+same call through a plain route to the same upstream, interleaved, measured in one run. Then the gateway's own CPU
+per warm call on each route, and the upstream requests for calls of a hashed tool name
+(:mod:`infra.bench_support.virtual_cpu`).
 """
 
 from __future__ import annotations
@@ -91,9 +93,14 @@ def measure_virtual(template: dict[str, Any], env: Mapping[str, str], root: Path
                     route = runtime.routes.get("bench", name)
                     assert route is not None
                     tokens[name] = grant_backed_token(runtime, route, subject="alice")
-                return _measure(server.url, urls, tokens, lists, calls)
+                latency = _measure(server.url, urls, tokens, lists, calls)
             finally:
                 server.stop()
+            from infra.bench_support.virtual_cpu import measure_cpu, measure_hashed_calls
+
+            cpu = measure_cpu(urls, Path(directory), calls * 5)
+            hashed = measure_hashed_calls(Path(directory))
+            return f"{latency}\n\n{cpu}\n\n{hashed}"
     finally:
         assert process.stdin is not None
         process.stdin.close()

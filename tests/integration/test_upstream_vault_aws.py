@@ -28,7 +28,9 @@ from gateway.upstream.vault import NotConnected, UpstreamVault
 from infra.local_aws import local_environment
 from tests.conftest import LocalAwsStack
 
-ROUTE = "acme/notes"
+# A route key no other test uses: the session's moto tables are shared with the e2e tier, whose stacks configure
+# acme/notes and expect alice to have no stored credential there.
+ROUTE = "vault-test/notes"
 CONTAINERS = 8
 
 
@@ -56,8 +58,8 @@ def test_kms_envelope_decrypts_only_under_the_same_context(local_aws: LocalAwsSt
     plaintext = b'{"access_token": "' + b"x" * 6000 + b'"}'  # larger than KMS Encrypt's 4 KB limit
     blob = cipher.encrypt(plaintext, encryption_context(ROUTE, "alice"))
     assert plaintext not in blob
-    assert cipher.decrypt(blob, {"subject": "alice", "server": "notes", "workspace": "acme"}) == plaintext
-    for other in (encryption_context(ROUTE, "bob"), encryption_context("acme/other", "alice")):
+    assert cipher.decrypt(blob, {"subject": "alice", "server": "notes", "workspace": "vault-test"}) == plaintext
+    for other in (encryption_context(ROUTE, "bob"), encryption_context("vault-test/other", "alice")):
         with pytest.raises(DecryptionFailed):
             cipher.decrypt(blob, other)
     with pytest.raises(DecryptionFailed):
@@ -82,15 +84,17 @@ def _tokens(token_endpoint: str, *, access: str = "access-1", obtained_at: int, 
 def test_a_row_copied_to_another_user_fails_to_decrypt(local_aws: LocalAwsStack) -> None:
     store, cipher = _store(local_aws), _cipher(local_aws)
     vault = UpstreamVault(store, cipher, partial(oauth_flow.refresh, SafeFetcher()))
-    vault.save("acme/copy", "alice", _tokens("http://127.0.0.1/token", obtained_at=int(time.time()), expires_in=3600))
-    row = store.get("acme/copy", "alice")
+    vault.save(
+        "vault-test/copy", "alice", _tokens("http://127.0.0.1/token", obtained_at=int(time.time()), expires_in=3600)
+    )
+    row = store.get("vault-test/copy", "alice")
     assert row is not None
     assert store.put(dataclasses.replace(row, subject="bob", version=1), None)
     with pytest.raises(NotConnected):
         asyncio.run(
-            UpstreamVault(store, cipher, partial(oauth_flow.refresh, SafeFetcher())).current("acme/copy", "bob")
+            UpstreamVault(store, cipher, partial(oauth_flow.refresh, SafeFetcher())).current("vault-test/copy", "bob")
         )
-    assert asyncio.run(vault.current("acme/copy", "alice")).access_token == "access-1"
+    assert asyncio.run(vault.current("vault-test/copy", "alice")).access_token == "access-1"
 
 
 class _TokenEndpoint:

@@ -1,28 +1,21 @@
-"""A key scoped to some tools: which ``tools/call`` of a request body it may not make.
+"""A key scoped to some tools: which ``tools/call`` of a request it may not make.
 
 Only calls are checked: ``tools/list`` is relayed unchanged (a scoped key sees every tool of the route and is
-refused when it calls one outside its list; docs/non-interactive.md explains why).
+refused when it calls one outside its list; docs/non-interactive.md explains why). The decision reads the request's
+one parse (:class:`gateway.mcp.payload.Payload`), the same that is forwarded: every call of a batch, and calls sent
+as notifications, are checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from gateway import safe_json
+from gateway.mcp.payload import Payload
 
 
-def refused_tool(body: bytes, allowed: Collection[str]) -> str | None:
-    """The first tool a ``tools/call`` in ``body`` (a message or a batch) names outside ``allowed``, else None.
-    A body that is not JSON carries no call: the upstream answers it as it answers any client."""
-    try:
-        decoded = safe_json.loads(body)
-    except ValueError:
-        return None
-    for message in decoded if isinstance(decoded, list) else [decoded]:
-        if not isinstance(message, dict) or message.get("method") != "tools/call":
-            continue
-        params = message.get("params")
-        name = params.get("name") if isinstance(params, dict) else None
-        if not isinstance(name, str) or name not in allowed:
-            return name[:200] if isinstance(name, str) else "(unnamed)"
+def refused_tool(payload: Payload, allowed: Collection[str]) -> str | None:
+    """The first tool a ``tools/call`` of ``payload`` names outside ``allowed``, else None."""
+    for call in payload.tool_calls:
+        if call.name not in allowed:
+            return call.audited_name
     return None

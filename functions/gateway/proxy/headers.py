@@ -6,12 +6,18 @@ and the ``Mcp-Param-*`` headers mirrored from tool arguments) and W3C Trace Cont
 (RFC 9110 §7.6.1) and credentials never are: the client's ``Authorization`` and cookies must not reach the upstream
 (MCP 2025-11-25 §Security "Token Passthrough"), and the upstream's ``Set-Cookie`` and ``WWW-Authenticate`` must not
 reach the client. The client's ``Mcp-Session-Id`` is the gateway's sealed wrapper; the proxy replaces it with the
-upstream's own id (:mod:`gateway.proxy.sessions`).
+upstream's own id (:mod:`gateway.proxy.session_ids`). ``Mcp-Method`` and ``Mcp-Name`` are never the client's: for a
+2026-07-28 request the gateway computes them from the payload it forwards (MCP 2026-07-28 §Streamable HTTP "Server
+Validation": components that route on headers and components that act on the body must agree).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+
+from gateway.mcp.payload import Payload
+from gateway.mcp.revisions import is_stateless
+from gateway.mcp.stateless import ROUTING_HEADERS, routing_headers
 
 REQUEST_HEADERS = frozenset(
     {
@@ -31,13 +37,28 @@ RESPONSE_HEADERS = frozenset({"content-type", "mcp-session-id", "mcp-protocol-ve
 RESUME_HEADERS = frozenset({"mcp-session-id", "mcp-protocol-version", "traceparent", "tracestate"})
 
 
-def upstream_request_headers(client_headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The client's headers the upstream may see (without ``Mcp-Session-Id``, which the proxy rewrites)."""
-    forwarded: dict[str, str] = {}
+def transport_headers(client_headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The client's MCP transport headers, by lower-case name (without ``Mcp-Session-Id``, which the proxy
+    rewrites)."""
+    found: dict[str, str] = {}
     for name, value in client_headers:
         lowered = name.lower()
         if lowered in REQUEST_HEADERS or lowered.startswith(PARAM_HEADER_PREFIX):
-            forwarded[lowered] = value
+            found[lowered] = value
+    return found
+
+
+def upstream_request_headers(client_headers: Iterable[tuple[str, str]], payload: Payload) -> dict[str, str]:
+    """The headers the upstream sees with ``payload``: the client's transport headers, the content type of the bytes
+    the gateway serialized, the routing headers computed from the payload for a 2026-07-28 request (never the
+    client's own)."""
+    forwarded = transport_headers(client_headers)
+    for name in ROUTING_HEADERS:
+        forwarded.pop(name, None)
+    if payload.messages:
+        forwarded["content-type"] = "application/json"  # the bytes are the gateway's serialization (UTF-8 JSON)
+        if not payload.batch and is_stateless(forwarded.get("mcp-protocol-version")):
+            forwarded.update(routing_headers(payload.messages[0]))
     return forwarded
 
 

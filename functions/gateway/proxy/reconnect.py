@@ -16,39 +16,48 @@ a JSON-RPC response: the transport requires an HTTP error status for input the s
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from gateway.proxy.forward import JSON, Relayed
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, URL_ELICITATION_REQUIRED, Inbound, error_body
+from gateway.mcp.codes import INTERNAL_ERROR, URL_ELICITATION_REQUIRED
+from gateway.mcp.jsonrpc import Message, RequestId, error_response
+from gateway.mcp.payload import Payload
+from gateway.proxy.answer import Relayed, json_answer
 from gateway.routes import Route
 from gateway.upstream.credentials import ReconnectRequired
 
 
-def reconnect_response(
-    route: Route, inbound: Inbound, required: ReconnectRequired, *, url_elicitation: bool
-) -> Relayed:
+def reconnect_message(
+    request_id: RequestId | None, route: Route, required: ReconnectRequired, *, url_elicitation: bool
+) -> Message:
+    """The answer to one request whose user must (re)connect the upstream account first.
+
+    Built per request, from its id, so that each revision's form can be chosen here: MCP 2026-07-28 replaces
+    server-to-client requests with ``input_required`` results (multi round-trip requests), the seam for that form.
+    """
     title = route.title
     if url_elicitation:
-        body = error_body(
-            inbound,
-            URL_ELICITATION_REQUIRED,
-            f"Connect your {title} account to continue: the gateway has no usable credential for it.",
-            {
-                "elicitations": [
-                    {
-                        "mode": "url",
-                        "elicitationId": str(uuid.uuid4()),
-                        "url": required.connect_url,
-                        "message": f"Sign in to {title} ({required.upstream}) so the gateway can call it for you.",
-                    }
-                ]
-            },
-        )
-    else:
-        body = error_body(
-            inbound,
-            INTERNAL_ERROR,
-            f"Connect your {title} account ({required.upstream}) by opening {required.connect_url} , then retry.",
-            {"upstream": required.upstream, "connectUrl": required.connect_url, "reason": required.reason},
-        )
-    status = 200 if inbound.request_ids else 403
-    return Relayed(status, {"content-type": JSON}, body)
+        data: dict[str, Any] = {
+            "elicitations": [
+                {
+                    "mode": "url",
+                    "elicitationId": str(uuid.uuid4()),
+                    "url": required.connect_url,
+                    "message": f"Sign in to {title} ({required.upstream}) so the gateway can call it for you.",
+                }
+            ]
+        }
+        message = f"Connect your {title} account to continue: the gateway has no usable credential for it."
+        return error_response(request_id, URL_ELICITATION_REQUIRED, message, data)
+    message = f"Connect your {title} account ({required.upstream}) by opening {required.connect_url} , then retry."
+    data = {"upstream": required.upstream, "connectUrl": required.connect_url, "reason": required.reason}
+    return error_response(request_id, INTERNAL_ERROR, message, data)
+
+
+def reconnect_response(
+    route: Route, payload: Payload, required: ReconnectRequired, *, url_elicitation: bool
+) -> Relayed:
+    """The answer to every request of ``payload``; 403 with ``id: null`` for a payload of notifications only."""
+    ids: list[RequestId | None] = list(payload.request_ids) or [None]
+    answers = [reconnect_message(request_id, route, required, url_elicitation=url_elicitation) for request_id in ids]
+    status = 200 if payload.request_ids else 403
+    return json_answer(status, answers if payload.batch and payload.request_ids else answers[0])

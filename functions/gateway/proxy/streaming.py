@@ -19,26 +19,18 @@ Answers that are not event streams are read whole and checked exactly as in the 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-from gateway import safe_json
-from gateway.proxy import sse
-from gateway.proxy.forward import (
-    EVENT_STREAM,
-    MAX_CONNECT_SECONDS,
-    Relayed,
-    checked_answer,
-    media_type,
-    upstream_errors,
-    upstream_target,
-)
+from gateway.mcp import sse
+from gateway.mcp.codes import INTERNAL_ERROR
+from gateway.mcp.jsonrpc import RequestId, error_response
+from gateway.mcp.outcome import outcomes_by_id
+from gateway.proxy.answer import EVENT_STREAM, Outgoing, Relayed, media_type
+from gateway.proxy.forward import MAX_CONNECT_SECONDS, checked_answer, upstream_errors, upstream_target
 from gateway.proxy.headers import client_response_headers
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, Inbound, RequestId, error_response, response_ids
-from gateway.proxy.outcomes import message_outcome
-from gateway.proxy.upstream_http import BodyTooLarge, UpstreamHttpError, UpstreamStream, upstream_pool
+from gateway.proxy.http1_client import BodyTooLarge, UpstreamHttpError, UpstreamStream, upstream_pool
 from gateway.routes import Route
 
 # No Lambda payload limit applies to a streamed response; this bounds what one stream may carry (API Gateway
@@ -49,11 +41,11 @@ WHOLE_ANSWER_LIMIT_BYTES = 10 * 1024 * 1024
 
 @dataclass(slots=True)
 class StreamWatch:
-    """What the proxy learns of a relayed event stream as it passes: which requests it answered and how the last
+    """What the proxy learns of a relayed event stream as it passes: which requests it answered and how each
     answer ended (for the audit trail)."""
 
     pending: set[RequestId]
-    outcome: str = "error"
+    outcomes: dict[RequestId, str] = field(default_factory=dict)
     resumable: bool = False  # an event carried an ``id``: a client can resume the stream after it ends
     _parser: sse.IncrementalParser = field(default_factory=sse.IncrementalParser)
 
@@ -63,17 +55,9 @@ class StreamWatch:
         except UnicodeDecodeError:
             return  # the client gets the bytes as sent; the audit calls the call an error
         self.resumable = self.resumable or stream.last_event_id is not None
-        for data in stream.data:
-            if '"id"' not in data:
-                continue
-            try:
-                message = safe_json.loads(data)
-            except ValueError:
-                continue
-            ids = response_ids(message)
-            if ids:
-                self.pending.difference_update(ids)
-                self.outcome = message_outcome(message) or self.outcome
+        answered = outcomes_by_id(sse.messages(stream, responses_only=True))
+        self.pending.difference_update(answered)
+        self.outcomes.update(answered)
 
 
 @dataclass(slots=True)
@@ -88,20 +72,18 @@ class Streamed:
 
 
 async def open_stream(
-    route: Route,
-    method: str,
-    forwarded: dict[str, str],
+    outgoing: Outgoing,
     credentials: dict[str, str],
-    body: bytes,
-    inbound: Inbound,
     *,
     exits: AsyncExitStack,
     deadline: float,
+    decode: bool = False,
 ) -> Relayed | Streamed:
     """Send a POST, GET or DELETE and return the answer: an event stream as a :class:`Streamed` whose body is read
     until ``deadline`` (the event loop's clock), anything else whole and checked. The upstream connection is
     registered on ``exits``, which the caller closes once it is done with the answer (a :class:`Streamed` body
     closes it itself when it ends)."""
+    route, method, payload = outgoing.route, outgoing.method, outgoing.payload
     target = upstream_target(route)
     seconds = route.server.timeout_seconds
     with upstream_errors():
@@ -109,20 +91,20 @@ async def open_stream(
             upstream_pool().stream(
                 target.origin,
                 method,
-                {**forwarded, **credentials},
-                body,
+                {**outgoing.headers, **credentials},
+                payload.body,
                 max_body=STREAM_LIMIT_BYTES,
                 connect_timeout=min(MAX_CONNECT_SECONDS, seconds),
             )
         )
     content_type = media_type(response.headers.get("content-type"))
-    streams = method == "GET" or (method == "POST" and inbound.expects_response)
+    streams = method == "GET" or (method == "POST" and payload.expects_response)
     if response.status == 200 and content_type == EVENT_STREAM and streams:
-        watch = StreamWatch(set(inbound.request_ids))
+        watch = StreamWatch(set(payload.request_ids))
         relayed = _relay_events(route, response, watch, exits, deadline)
         return Streamed(200, client_response_headers(response.headers), relayed, watch)
     content = await _read_whole(response)
-    return checked_answer(route, method, response.status, response.headers, content, inbound, forwarded)
+    return checked_answer(outgoing, response.status, response.headers, content, decode=decode)
 
 
 async def _read_whole(response: UpstreamStream) -> bytes:
@@ -182,8 +164,7 @@ def _error_events(route: Route, watch: StreamWatch, cause: str) -> bytes:
     data = {"upstream": route.key, "cause": cause}
     events = []
     for request_id in sorted(watch.pending, key=str):
-        payload = json.dumps(error_response(request_id, INTERNAL_ERROR, message, data), separators=(",", ":"))
-        events.append(f"\n\nevent: message\ndata: {payload}\n\n")
+        events.append("\n\n" + sse.event(error_response(request_id, INTERNAL_ERROR, message, data)))
+        watch.outcomes[request_id] = "error"
     watch.pending.clear()
-    watch.outcome = "error"
     return "".join(events).encode()

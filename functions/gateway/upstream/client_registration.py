@@ -103,50 +103,61 @@ class ClientRegistrar:
         if auth.client_secret is None:
             return UpstreamClient(auth.client_id, None, "none", "preregistered")
         secret = self._secrets(auth.client_secret)
-        method: ClientAuthMethod = (
-            "client_secret_basic" if server.supports_auth_method("client_secret_basic") else "client_secret_post"
-        )
-        return UpstreamClient(auth.client_id, secret, method, "preregistered")
+        return UpstreamClient(auth.client_id, secret, server.secret_auth_method(), "preregistered")
 
     # --- dynamic (RFC 7591) -------------------------------------------------------------------------------------
 
     async def _dynamic(self, route: Route, server: AuthorizationServer) -> UpstreamClient:
         redirect_uri = connect_callback_url(route)
-        row = self._store.get(route.key, REGISTRATION_SUBJECT)
-        context = encryption_context(route.key, REGISTRATION_SUBJECT)
-        if row is not None:
-            from gateway.upstream.cipher import DecryptionFailed
-
-            try:
-                stored = _StoredRegistration(**json.loads(self._cipher.decrypt(row.ciphertext, context)))
-            except (DecryptionFailed, ValueError, TypeError):
-                stored = None
-            if stored is not None and stored.issuer == server.issuer and stored.redirect_uri == redirect_uri:
-                return UpstreamClient(stored.client_id, stored.client_secret, stored.auth_method, "dcr")
+        row, kept = self._kept(route, server, redirect_uri)
+        if kept is not None:
+            return kept
         registered = await self._register(route, server, redirect_uri)
-        now = int(self._clock())
         record = UpstreamToken(
             route_key=route.key,
             subject=REGISTRATION_SUBJECT,
-            ciphertext=self._cipher.encrypt(json.dumps(asdict(registered)).encode(), context),
+            ciphertext=self._cipher.encrypt(
+                json.dumps(asdict(registered)).encode(), encryption_context(route.key, REGISTRATION_SUBJECT)
+            ),
             version=1 if row is None else row.version + 1,
             access_expires_at=None,
-            updated_at=now,
+            updated_at=int(self._clock()),
             metadata={"issuer": server.issuer},
         )
-        # Conditional: if another container registered at the same moment, either registration works; keep ours
-        # only when the row is unchanged since we read it.
-        self._store.put(record, None if row is None else row.version)
+        # Conditional: when another container registered at the same moment, its registration is the one kept, and
+        # this one uses it too (one registration per upstream: a flow started with ours would fail at the callback,
+        # which compares the client with the one kept).
+        if not self._store.put(record, None if row is None else row.version):
+            _, kept = self._kept(route, server, redirect_uri)
+            if kept is not None:
+                return kept
         return UpstreamClient(registered.client_id, registered.client_secret, registered.auth_method, "dcr")
+
+    def _kept(
+        self, route: Route, server: AuthorizationServer, redirect_uri: str
+    ) -> tuple[UpstreamToken | None, UpstreamClient | None]:
+        """The stored row, and its registration when it is still usable (same server, same redirect URI)."""
+        from gateway.upstream.cipher import DecryptionFailed
+
+        row = self._store.get(route.key, REGISTRATION_SUBJECT)
+        if row is None:
+            return None, None
+        try:
+            stored = _StoredRegistration(
+                **json.loads(self._cipher.decrypt(row.ciphertext, encryption_context(route.key, REGISTRATION_SUBJECT)))
+            )
+        except (DecryptionFailed, ValueError, TypeError):
+            return row, None
+        if stored.issuer != server.issuer or stored.redirect_uri != redirect_uri:
+            return row, None
+        return row, UpstreamClient(stored.client_id, stored.client_secret, stored.auth_method, "dcr")
 
     async def _register(self, route: Route, server: AuthorizationServer, redirect_uri: str) -> _StoredRegistration:
         assert server.registration_endpoint is not None
         # A confidential client where the server allows it (the gateway keeps secrets safely), else public + PKCE.
-        method: ClientAuthMethod = "none"
-        for candidate in ("client_secret_basic", "client_secret_post"):
-            if candidate in server.token_endpoint_auth_methods:
-                method = "client_secret_basic" if candidate == "client_secret_basic" else "client_secret_post"
-                break
+        secret_methods = ("client_secret_basic", "client_secret_post")
+        confidential = any(method in server.token_endpoint_auth_methods for method in secret_methods)
+        method: ClientAuthMethod = server.secret_auth_method() if confidential else "none"
         metadata: dict[str, Any] = {
             "client_name": f"{CLIENT_NAME} ({route.workspace.title or route.workspace_name})",
             "redirect_uris": [redirect_uri],

@@ -11,7 +11,9 @@ gateway publishes itself are :mod:`gateway.oauth.metadata_documents`) (MCP 2025-
    override, which skips step 1): for an issuer with a path, ``/.well-known/oauth-authorization-server/{path}``,
    ``/.well-known/openid-configuration/{path}``, then ``{path}/.well-known/openid-configuration``; without one,
    the two root URLs (RFC 8414 §3, OIDC Discovery §4). The document's ``issuer`` must equal the issuer the URL was
-   built from (RFC 8414 §3.3), and PKCE ``S256`` must be advertised: MCP clients MUST refuse to proceed otherwise.
+   built from (RFC 8414 §3.3) — or, for a provider known to name itself otherwise, exactly the route's configured
+   ``auth.issuer`` (which the callback's RFC 9207 ``iss`` is then compared with too) — and PKCE ``S256`` must be
+   advertised: MCP clients MUST refuse to proceed otherwise.
 
 Every fetch goes through :class:`~gateway.net.ssrf.SafeFetcher` (the URLs come from an upstream). Results are cached
 per route in the warm container for an hour; :meth:`Discovery.forget` drops a route's entry after a failure.
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from gateway import safe_json
 from gateway.net.ssrf import FetchError, FetchResult, SafeFetcher
 from gateway.routes import Route
+from gateway.upstream.token_set import ClientAuthMethod
 
 CACHE_SECONDS = 3600
 _JSON = {"Accept": "application/json"}
@@ -49,10 +52,19 @@ class AuthorizationServer:
     token_endpoint_auth_methods: tuple[str, ...]
     scopes_supported: tuple[str, ...]
     iss_parameter_supported: bool  # RFC 9207
+    revocation_endpoint: str | None = None  # RFC 7009 (RFC 8414 §2)
 
     def supports_auth_method(self, method: str) -> bool:
         # RFC 8414 §2: absent means client_secret_basic only.
         return method in (self.token_endpoint_auth_methods or ("client_secret_basic",))
+
+    def secret_auth_method(self) -> ClientAuthMethod:
+        """How to present a client secret here: ``client_secret_post`` where the server lists it (every common
+        server that lists it accepts it, while some that list Basic too also want the body's ``client_id``),
+        else ``client_secret_basic``, which RFC 6749 §2.3.1 makes mandatory to support."""
+        return (
+            "client_secret_post" if "client_secret_post" in self.token_endpoint_auth_methods else "client_secret_basic"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +135,29 @@ def _strings(value: object) -> tuple[str, ...]:
     return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
 
 
-def parse_as_metadata(data: dict[str, Any], issuer: str) -> AuthorizationServer:
-    if not isinstance(data.get("issuer"), str) or not _same_url(data["issuer"], issuer):
-        # RFC 8414 §3.3: a mismatch means the document must not be used (mix-up defence).
-        raise DiscoveryError(f"authorization server metadata names issuer {data.get('issuer')!r}, not {issuer!r}")
+def parse_as_metadata(data: dict[str, Any], issuer: str, *, expected_issuer: str | None = None) -> AuthorizationServer:
+    """The metadata found for ``issuer``. RFC 8414 §3.3: its ``issuer`` must be the one the URL was built from, or
+    the configured ``expected_issuer`` of a provider known to name itself otherwise (``auth.issuer``), exactly."""
+    named = data.get("issuer")
+    if expected_issuer is not None:
+        if named != expected_issuer:
+            raise DiscoveryError(
+                f"authorization server metadata at {issuer} names issuer {named!r}, not the configured issuer "
+                f"{expected_issuer!r}"
+            )
+    elif not isinstance(named, str) or not _same_url(named, issuer):
+        # A mismatch means the document must not be used (mix-up defence).
+        raise DiscoveryError(
+            f"authorization server metadata names issuer {named!r}, not {issuer!r} (if this provider is known to "
+            "name itself so, the route's auth.issuer can say which issuer to expect)"
+        )
     for name in ("authorization_endpoint", "token_endpoint"):
         if not isinstance(data.get(name), str):
             raise DiscoveryError(f"authorization server {issuer} advertises no {name}")
     if "S256" not in _strings(data.get("code_challenge_methods_supported")):
         raise DiscoveryError(f"authorization server {issuer} does not advertise PKCE S256 (MCP requires it)")
     registration = data.get("registration_endpoint")
+    revocation = data.get("revocation_endpoint")
     return AuthorizationServer(
         issuer=data["issuer"],
         authorization_endpoint=data["authorization_endpoint"],
@@ -142,6 +167,7 @@ def parse_as_metadata(data: dict[str, Any], issuer: str) -> AuthorizationServer:
         token_endpoint_auth_methods=_strings(data.get("token_endpoint_auth_methods_supported")),
         scopes_supported=_strings(data.get("scopes_supported")),
         iss_parameter_supported=data.get("authorization_response_iss_parameter_supported") is True,
+        revocation_endpoint=revocation if isinstance(revocation, str) else None,
     )
 
 
@@ -185,7 +211,7 @@ class Discovery:
                 raise DiscoveryError(f"the protected resource metadata of {upstream} names no authorization server")
             issuer = servers[0]
             prm_scopes = _strings(prm.get("scopes_supported"))
-        server = await self._authorization_server(issuer)
+        server = await self._authorization_server(issuer, getattr(auth, "issuer", None))
         # MCP 2025-11-25 "Scope Selection Strategy": the challenge's scope, else PRM's scopes_supported.
         scopes = configured_scopes or challenge_scopes or prm_scopes
         return UpstreamAuthorization(resource=upstream, server=server, scopes=scopes)
@@ -227,8 +253,8 @@ class Discovery:
             raise DiscoveryError(f"protected resource metadata at {url} is for {resource!r}, not {upstream}")
         return data
 
-    async def _authorization_server(self, issuer: str) -> AuthorizationServer:
+    async def _authorization_server(self, issuer: str, expected_issuer: str | None) -> AuthorizationServer:
         found = await self._first_document(as_metadata_urls(issuer), "authorization server metadata")
         if isinstance(found, list):
             raise DiscoveryError(f"no metadata for authorization server {issuer} (" + "; ".join(found) + ")")
-        return parse_as_metadata(found[1], issuer)
+        return parse_as_metadata(found[1], issuer, expected_issuer=expected_issuer)

@@ -22,16 +22,16 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from gateway import safe_json
-from gateway.net.ssrf import FetchError, SafeFetcher
+from gateway.net.ssrf import FetchError, FetchResult, SafeFetcher
 from gateway.oauth.hashing import random_token
 from gateway.oauth.pkce import s256
 from gateway.upstream.metadata_discovery import UpstreamAuthorization
-from gateway.upstream.token_set import TokenSet, UpstreamClient
+from gateway.upstream.token_set import ClientAuthMethod, TokenSet, UpstreamClient
 
 FLOW_SECONDS = 900  # how long a started upstream authorization may take
 _STATE_COOKIE_PREFIX = "mcpgw-u-"
@@ -39,6 +39,7 @@ _MAC_CONTEXT = b"mcp-gateway/upstream-flow/v1\x00"
 _PKCE_CONTEXT = b"mcp-gateway/upstream-pkce/v1\x00"
 # RFC 6749 §5.2 errors after which the stored credential is useless and the user must connect again.
 RECONNECT_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+_T = TypeVar("_T")
 
 
 class TokenEndpointError(Exception):
@@ -186,31 +187,33 @@ def check_issuer(upstream: UpstreamAuthorization, flow: Flow, iss: str | None) -
         raise FlowError("the answer names another authorization server (iss mismatch)")
 
 
-# --- token endpoint -------------------------------------------------------------------------------------------
+# --- token endpoint ---------------------------------------------------------------------------------------------
+
+# The other way to present a client secret, tried once when the server answers ``invalid_client`` to the first.
+_OTHER_SECRET_METHOD: dict[ClientAuthMethod, ClientAuthMethod] = {
+    "client_secret_basic": "client_secret_post",
+    "client_secret_post": "client_secret_basic",
+}
 
 
 def _client_auth(client: UpstreamClient, form: dict[str, str]) -> dict[str, str]:
-    """RFC 6749 §2.3.1; the Basic credentials are form-urlencoded before base64 (§2.3.1, Appendix B)."""
+    """RFC 6749 §2.3.1; the Basic credentials are form-urlencoded before base64 (§2.3.1, Appendix B).
+
+    ``client_id`` is in the body whatever the method: RFC 6749 §3.2.1 lets a client identify itself there, and
+    servers differ on where they look for it — the official ``mcp`` SDK's authorization server refuses a request
+    without it even when the Basic header names the client (``invalid_client "Missing client_id"``)."""
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    form["client_id"] = client.client_id
     if client.auth_method == "client_secret_basic" and client.client_secret is not None:
         user = quote(client.client_id, safe="")
         password = quote(client.client_secret, safe="")
         headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    else:
-        form["client_id"] = client.client_id
-        if client.auth_method == "client_secret_post" and client.client_secret is not None:
-            form["client_secret"] = client.client_secret
+    elif client.auth_method == "client_secret_post" and client.client_secret is not None:
+        form["client_secret"] = client.client_secret
     return headers
 
 
-async def _token_request(
-    fetcher: SafeFetcher, token_endpoint: str, client: UpstreamClient, form: dict[str, str]
-) -> dict[str, Any]:
-    headers = _client_auth(client, form)
-    try:
-        result = await fetcher.request("POST", token_endpoint, headers=headers, content=urlencode(form).encode())
-    except FetchError as error:
-        raise TokenEndpointError(f"token endpoint unreachable: {error}") from None
+def _answer(result: FetchResult) -> dict[str, Any]:
     try:
         data = safe_json.loads(result.body)
     except ValueError:
@@ -221,13 +224,61 @@ async def _token_request(
         code = data.get("error") if isinstance(data.get("error"), str) else "invalid_response"
         description = str(data.get("error_description") or "")[:200]
         raise TokenEndpointError(f"token endpoint refused: {code} {description}".rstrip(), str(code))
-    if not isinstance(data.get("access_token"), str) or not data["access_token"]:
-        raise TokenEndpointError("token response has no access_token", "invalid_response")
     return data
 
 
+async def _post_form(
+    fetcher: SafeFetcher,
+    endpoint: str,
+    client: UpstreamClient,
+    form: dict[str, str],
+    parse: Callable[[FetchResult], _T],
+) -> tuple[_T, UpstreamClient]:
+    """POST ``form`` with ``client``'s authentication; when the server refuses the client (RFC 6749 §5.2
+    ``invalid_client``) and the client has a secret, once more with the secret presented the other way (Basic ↔
+    body): servers differ in the methods they really accept, whatever they advertise. Returns the parsed answer and
+    the client as it authenticated (so later requests use the method that worked)."""
+    attempt = client
+    for retry in (True, False):
+        body = dict(form)
+        headers = _client_auth(attempt, body)
+        try:
+            result = await fetcher.request("POST", endpoint, headers=headers, content=urlencode(body).encode())
+        except FetchError as error:
+            raise TokenEndpointError(f"token endpoint unreachable: {error}") from None
+        try:
+            return parse(result), attempt
+        except TokenEndpointError as refused:
+            other = _OTHER_SECRET_METHOD.get(attempt.auth_method)
+            if not retry or other is None or attempt.client_secret is None or not _refuses_client(refused, result):
+                raise
+            attempt = replace(attempt, auth_method=other)
+    raise AssertionError("unreachable")
+
+
+def _refuses_client(refused: TokenEndpointError, result: FetchResult) -> bool:
+    # RFC 6749 §5.2 invalid_client; RFC 7009 §2.2.1 lets a revocation endpoint answer 401 unauthorized_client.
+    return refused.error == "invalid_client" or (result.status == 401 and refused.error == "unauthorized_client")
+
+
+async def _token_request(
+    fetcher: SafeFetcher, token_endpoint: str, client: UpstreamClient, form: dict[str, str]
+) -> tuple[dict[str, Any], UpstreamClient]:
+    data, used = await _post_form(fetcher, token_endpoint, client, form, _answer)
+    if not isinstance(data.get("access_token"), str) or not data["access_token"]:
+        raise TokenEndpointError("token response has no access_token", "invalid_response")
+    return data, used
+
+
 def _token_set(
-    data: dict[str, Any], *, issuer: str, token_endpoint: str, resource: str, client: UpstreamClient, now: int
+    data: dict[str, Any],
+    *,
+    issuer: str,
+    token_endpoint: str,
+    resource: str,
+    client: UpstreamClient,
+    now: int,
+    revocation_endpoint: str | None,
 ) -> TokenSet:
     expires_in = data.get("expires_in")
     expires_at = now + int(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else None
@@ -244,6 +295,7 @@ def _token_set(
         token_endpoint=token_endpoint,
         resource=resource,
         client=client,
+        revocation_endpoint=revocation_endpoint,
     )
 
 
@@ -266,14 +318,15 @@ async def exchange_code(
         "code_verifier": code_verifier(flow.state, secret),
         "resource": upstream.resource,
     }
-    data = await _token_request(fetcher, upstream.server.token_endpoint, client, form)
+    data, used = await _token_request(fetcher, upstream.server.token_endpoint, client, form)
     return _token_set(
         data,
         issuer=upstream.server.issuer,
         token_endpoint=upstream.server.token_endpoint,
         resource=upstream.resource,
-        client=client,
+        client=used,
         now=int(clock()),
+        revocation_endpoint=upstream.server.revocation_endpoint,
     )
 
 
@@ -282,13 +335,37 @@ async def refresh(fetcher: SafeFetcher, tokens: TokenSet, *, clock: Callable[[],
     if tokens.refresh_token is None:
         raise TokenEndpointError("the upstream issued no refresh token", "invalid_grant")
     form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, "resource": tokens.resource}
-    data = await _token_request(fetcher, tokens.token_endpoint, tokens.client, form)
+    data, used = await _token_request(fetcher, tokens.token_endpoint, tokens.client, form)
     newer = _token_set(
         data,
         issuer=tokens.issuer,
         token_endpoint=tokens.token_endpoint,
         resource=tokens.resource,
-        client=tokens.client,
+        client=used,
         now=int(clock()),
+        revocation_endpoint=tokens.revocation_endpoint,
     )
     return tokens.with_refreshed(newer)
+
+
+def _revocation_answer(result: FetchResult) -> None:
+    """RFC 7009 §2.2: 200 means revoked (or nothing to revoke); an error answer is as at the token endpoint."""
+    if result.status == 200:
+        return
+    _answer(result)  # raises with the server's error
+    raise TokenEndpointError(f"revocation endpoint answered HTTP {result.status}")
+
+
+async def revoke(fetcher: SafeFetcher, tokens: TokenSet) -> bool:
+    """RFC 7009 §2.1: revoke the token set at the upstream's revocation endpoint, the refresh token when there is
+    one (the server then also revokes its access tokens, §2.1), else the access token, with the same client
+    authentication as the token requests. False when the server advertises no revocation endpoint. Raises
+    :class:`TokenEndpointError`."""
+    if tokens.revocation_endpoint is None:
+        return False
+    if tokens.refresh_token is not None:
+        form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+    else:
+        form = {"token": tokens.access_token, "token_type_hint": "access_token"}
+    await _post_form(fetcher, tokens.revocation_endpoint, tokens.client, form, _revocation_answer)
+    return True

@@ -55,6 +55,7 @@ def build_upstream_oauth(
         cache_seconds=cache_seconds,
         clock=clock,
         audit=audit,
+        revoker=partial(oauth_flow.revoke, fetcher),
     )
     registrar = ClientRegistrar(fetcher, store, cipher, secrets, clock=clock)
     return UpstreamOAuth(fetcher, Discovery(fetcher, clock=clock), registrar, vault)

@@ -8,6 +8,7 @@ the hot path makes no AWS call. Values are never logged; errors name the referen
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 class StaticHeadersProvider:
     """An :class:`~gateway.upstream.credentials.UpstreamCredentialProvider` for static headers (same for every user).
 
-    Resolution is synchronous: a Lambda container serves one request at a time, and it happens once per
-    ``max_age_seconds`` per route. Raises :class:`gateway.secrets.SecretUnavailableError` when a value cannot be read.
+    Resolution (Secrets Manager, SSM: synchronous) happens once per ``max_age_seconds`` per route, in a worker thread
+    so that it never blocks the event loop (a virtual route calls its upstreams concurrently). Raises
+    :class:`gateway.secrets.SecretUnavailableError` when a value cannot be read.
     """
 
     def __init__(
@@ -43,11 +45,11 @@ class StaticHeadersProvider:
         cached = self._cached.get(route.key)
         if cached is not None and cached[0] > self._clock():
             return cached[1]
-        return self._resolve(route, force=False)
+        return await asyncio.to_thread(self._resolve, route, force=False)
 
     async def after_unauthorized(self, route: Route, user_id: str) -> dict[str, str]:
         # The upstream refused the values we hold: read them again in case the secret was rotated.
-        return self._resolve(route, force=True)
+        return await asyncio.to_thread(self._resolve, route, force=True)
 
     def _resolve(self, route: Route, *, force: bool) -> dict[str, str]:
         auth = route.server.auth

@@ -39,6 +39,7 @@ class TokenSet:
     token_endpoint: str
     resource: str
     client: UpstreamClient
+    revocation_endpoint: str | None = None  # RFC 7009, where the server advertises one (sets stored before: None)
 
     def __repr__(self) -> str:  # tokens never reach logs or tracebacks
         refreshable = self.refresh_token is not None

@@ -18,6 +18,10 @@ refresher first takes the row's lease (a conditional update, :meth:`UpstreamToke
 wait briefly and re-read until the row's version moves. The lease holder's write clears the lease; a lease whose
 holder died expires after ``lease_seconds``. A refresh the server refuses with ``invalid_grant`` (or the client is no
 longer known) deletes the credential: the user must connect again (:class:`CredentialRevoked`).
+
+**Off the event loop.** The store and the cipher are synchronous (DynamoDB, KMS): every call the async methods make
+to them runs in a worker thread (``asyncio.to_thread``), so a cache miss inside a fan-out (a virtual route's
+upstreams, called concurrently) never blocks the other calls in flight.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.upstream.vault")
 
 Refresher = Callable[[TokenSet], Awaitable[TokenSet]]
+Revoker = Callable[[TokenSet], Awaitable[bool]]
 
 
 class NotConnected(Exception):
@@ -80,8 +85,10 @@ class UpstreamVault:
         wait_seconds: float = 8.0,
         poll_seconds: float = 0.1,
         audit: AuditTrail | None = None,
+        revoker: Revoker | None = None,
     ) -> None:
         self._audit = audit
+        self._revoker = revoker
         self._store = store
         self._cipher = cipher
         self._refresher = refresher
@@ -111,7 +118,7 @@ class UpstreamVault:
         fresh = cached is not None and now - cached.checked_at < self.cache_seconds
         if cached is not None and fresh and not cached.tokens.refresh_due(int(now), self.refresh_skew_seconds):
             return cached.tokens
-        row, tokens = self._load(route_key, subject)
+        row, tokens = await asyncio.to_thread(self._load, route_key, subject)
         if not tokens.refresh_due(int(now), self.refresh_skew_seconds):
             return tokens
         return await self._refresh(row, tokens, rejected=None)
@@ -119,7 +126,7 @@ class UpstreamVault:
     async def after_unauthorized(self, route_key: str, subject: str, rejected: TokenSet | None) -> TokenSet:
         """The upstream answered 401 to ``rejected``: a newer token set if another writer stored one, else a
         refreshed one. Raises like :meth:`current`."""
-        row, tokens = self._load(route_key, subject)
+        row, tokens = await asyncio.to_thread(self._load, route_key, subject)
         if rejected is not None and tokens.access_token != rejected.access_token:
             return tokens
         return await self._refresh(row, tokens, rejected=tokens)
@@ -168,6 +175,23 @@ class UpstreamVault:
         self._store.delete(route_key, subject)
         self._cache.pop((route_key, subject), None)
 
+    async def disconnect(self, route_key: str, subject: str) -> None:
+        """Forget the credential, and revoke it at the upstream's authorization server where it has a revocation
+        endpoint (RFC 7009), so the upstream grant ends too. Deleting comes first and always happens: a revocation
+        the server refuses or cannot take is logged and audited, never an error for the user."""
+        try:
+            _, tokens = self._load(route_key, subject)
+        except NotConnected:
+            tokens = None
+        self.delete(route_key, subject)
+        if tokens is None or self._revoker is None:
+            return
+        try:
+            await self._revoker(tokens)
+        except TokenEndpointError as error:
+            logger.warning("revoking the upstream credential of %s failed: %s", route_key, error.error or "unreachable")
+            self._record("upstream.failed", route_key, subject, error=error.error or "unreachable", deleted=True)
+
     def _write(self, route_key: str, subject: str, tokens: TokenSet, version: int, expected: int | None) -> bool:
         now = int(self._clock())
         row = UpstreamToken(
@@ -192,15 +216,18 @@ class UpstreamVault:
         deadline = self._clock() + self.wait_seconds
         while True:
             now = int(self._clock())
-            if self._store.acquire_lease(route_key, subject, owner, now, now + self.lease_seconds):
-                latest_row = self._store.get(route_key, subject)
+            if await asyncio.to_thread(
+                self._store.acquire_lease, route_key, subject, owner, now, now + self.lease_seconds
+            ):
+                latest_row = await asyncio.to_thread(self._store.get, route_key, subject)
                 if latest_row is not None and latest_row.version == row.version:
                     return await self._refresh_holding_lease(row, tokens)
                 # Another container's refresh landed between our read and our lease: release the lease (a
                 # rewrite of the row as it is clears it, no re-encryption) and use what it stored.
                 if latest_row is not None:
-                    self._store.put(dataclasses.replace(latest_row, version=latest_row.version + 1), latest_row.version)
-                row, latest = self._load(route_key, subject)
+                    released = dataclasses.replace(latest_row, version=latest_row.version + 1)
+                    await asyncio.to_thread(self._store.put, released, latest_row.version)
+                row, latest = await asyncio.to_thread(self._load, route_key, subject)
                 if latest.access_token != tokens.access_token or not latest.refresh_due(
                     int(self._clock()), self.refresh_skew_seconds
                 ):
@@ -211,7 +238,7 @@ class UpstreamVault:
             if self._clock() >= deadline:
                 return self._give_up(tokens, "another container's refresh did not finish in time")
             await self._sleep(self.poll_seconds)
-            row, latest = self._load(route_key, subject)
+            row, latest = await asyncio.to_thread(self._load, route_key, subject)
             if latest.access_token != tokens.access_token and not latest.refresh_due(
                 int(self._clock()), self.refresh_skew_seconds
             ):
@@ -225,7 +252,7 @@ class UpstreamVault:
         except TokenEndpointError as error:
             if error.needs_reconnect:
                 logger.info("upstream refused to refresh the credential of %s (%s): deleted", route_key, error.error)
-                self.delete(route_key, subject)
+                await asyncio.to_thread(self.delete, route_key, subject)
                 self._record("upstream.failed", route_key, subject, error=error.error or "refused", deleted=True)
                 raise CredentialRevoked(
                     f"the upstream authorization server refused the refresh: {error.error}"
@@ -233,12 +260,12 @@ class UpstreamVault:
             logger.warning("refreshing the upstream credential of %s failed: %s", route_key, error)
             self._record("upstream.failed", route_key, subject, error="unreachable", deleted=False)
             return self._give_up(tokens, str(error))
-        if self._write(route_key, subject, newer, row.version + 1, row.version):
+        if await asyncio.to_thread(self._write, route_key, subject, newer, row.version + 1, row.version):
             logger.info("upstream credential of %s refreshed", route_key)
             self._record("upstream.refreshed", route_key, subject)
             return newer
         # Someone else wrote meanwhile (a reconnect): theirs is newer than ours.
-        _, latest = self._load(route_key, subject)
+        _, latest = await asyncio.to_thread(self._load, route_key, subject)
         return latest
 
     def _record(

@@ -4,8 +4,11 @@ client accepts, and the way back from such a name to the upstream and its own na
 Names: ``{prefix}_{name}``, where ``name`` is the upstream's (or the projection's). Clients accept
 ``[A-Za-z0-9_-]`` and several cap tool names at 64 characters, so a name that does not fit as it is gets the
 *hashed form*: ``{prefix}_{the name with other characters as '_', cut}__{8 hex of its SHA-256}``, stable across
-containers and calls, and never equal to a plain name that fits (the tests check both). The way back
-(:meth:`Catalog.resolve`) needs no state for a plain name; a hashed one is looked up in the upstream's list.
+containers and calls, and never equal to a plain name that fits (the tests check both). The way back needs no state
+for a plain name (:meth:`Catalog.tool_target`); a hashed one is looked up among the hashed names the catalog has
+shown (:meth:`Catalog.known`): every list it builds teaches it the hashed names in it, so a call of such a name needs
+the upstream's list only when this container never listed that upstream. What it learns never goes stale: a hashed
+name is a function of the configuration (prefix, projections, filter) and the upstream's own name.
 
 Projections are the configuration's (rename, new description, annotations); filters are ``allow`` / ``deny`` glob
 patterns on the upstream's own names. Prompts take the prefix, not the tool filter. A virtual route with a single
@@ -24,6 +27,7 @@ from typing import Any
 from gateway.config import ToolFilter, ToolProjection, VirtualUpstream
 
 MAX_NAME = 64
+MAX_KNOWN_NAMES = 10_000  # hashed names remembered per virtual route (the oldest are forgotten first)
 SEPARATOR = "_"
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_-]")
 _PLAIN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -93,9 +97,21 @@ class Catalog:
     def __init__(self, members: list[Member]) -> None:
         self.members = members
         self._by_prefix = {member.prefix: member for member in members}
+        self._by_name = {member.name: member for member in members}
+        self._hashed: dict[tuple[str, str], tuple[Member, str]] = {}  # (kind, hashed name) -> (upstream, own name)
+
+    def known(self, kind: str, exposed: str) -> tuple[Member, str] | None:
+        """(upstream, its own name) of a hashed ``tool`` or ``prompt`` name a list of this catalog has shown."""
+        return self._hashed.get((kind, exposed))
+
+    def _remember(self, kind: str, exposed: str, member: Member, original: str) -> None:
+        if is_hashed(exposed):
+            if len(self._hashed) >= MAX_KNOWN_NAMES:
+                del self._hashed[next(iter(self._hashed))]
+            self._hashed[(kind, exposed)] = (member, original)
 
     def member(self, name: str) -> Member | None:
-        return next((member for member in self.members if member.name == name), None)
+        return self._by_name.get(name)
 
     def member_of(self, exposed: str) -> Member | None:
         """The upstream whose prefix ``exposed`` starts with (prefixes are unambiguous, the config checks it)."""
@@ -133,12 +149,13 @@ class Catalog:
                     view["annotations"] = {**(annotations if isinstance(annotations, dict) else {})}
                     view["annotations"].update(projection.annotations)
             view["name"] = exposed_name(member.prefix, base)
+            self._remember("tool", view["name"], member, original)
             shown.append(view)
         return shown
 
     def tool_target(self, exposed: str) -> tuple[Member, str] | None:
         """(upstream, its own tool name) for a plain exposed name, without any list; None for a name that is not
-        this route's, is filtered out, or is in the hashed form (look that one up with :meth:`find_tool`)."""
+        this route's, is filtered out, or is in the hashed form (look that one up with :meth:`known`)."""
         member = self.member_of(exposed)
         if member is None or is_hashed(exposed):
             return None
@@ -172,7 +189,9 @@ class Catalog:
         shown = []
         for prompt in listed:
             if isinstance(prompt, dict) and isinstance(prompt.get("name"), str):
-                shown.append({**prompt, "name": exposed_name(member.prefix, prompt["name"])})
+                view = {**prompt, "name": exposed_name(member.prefix, prompt["name"])}
+                self._remember("prompt", view["name"], member, prompt["name"])
+                shown.append(view)
         return shown
 
     def prompt_target(self, exposed: str) -> tuple[Member, str] | None:

@@ -40,10 +40,3 @@ def merge_capabilities(merged: dict[str, Any], capabilities: object) -> None:
         entry = merged.setdefault(name, {})
         if name == "resources" and offered.get("subscribe") is True:
             entry["subscribe"] = True
-
-
-def response_error(request_id: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "id": request_id, "error": error}

@@ -2,7 +2,7 @@
 
 A client holds one ``Mcp-Session-Id``; behind it are up to one session per upstream. Their ids and the protocol
 version each upstream negotiated travel as compact JSON inside the single-upstream proxy's sealed session id
-(:class:`gateway.proxy.sessions.SessionCodec`: bound to the user and the route, opaque to the client), so no table
+(:class:`gateway.proxy.session_ids.SessionCodec`: bound to the user and the route, opaque to the client), so no table
 is read. List cursors are opaque to the client too: base64url JSON of each upstream's own cursor.
 """
 

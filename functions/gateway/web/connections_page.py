@@ -317,7 +317,7 @@ async def _act(ctx: Context, workspace_name: str, signed_in: Session) -> Respons
         route = _own_account(ctx, workspace_name, route_key)
         if route is None:
             raise PageError(404, "Not found", "That account is not one of this workspace's.")
-        ctx.services.upstream_oauth.vault.delete(route.key, user_id)
+        await ctx.services.upstream_oauth.vault.disconnect(route.key, user_id)
         audit.record("upstream.disconnected", workspace=workspace_name, route_key=route.key, user_id=user_id, by="user")
         return redirect(_url(ctx, workspace_name, disconnected=route.key))
     if isinstance(key_id, str):

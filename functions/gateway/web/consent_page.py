@@ -187,6 +187,15 @@ def _consent_view(route: Route, pending: PendingAuthorization, client: Authorizi
     }
 
 
+def _connect_failure(request: Request, account_route: Route) -> str | None:
+    """Why the last Connect of this account failed, when the connect callback sent the browser back saying so."""
+    if request.query_params.get("failed") != account_route.key:
+        return None
+    from gateway.web.upstream_connect import connect_failure
+
+    return connect_failure(account_route, request.query_params.get("why"))
+
+
 async def consent(ctx: Context) -> Response:
     request: Request = ctx.request
     workspace_name, server_name = request.path_params["workspace"], request.path_params["server"]
@@ -233,6 +242,7 @@ async def consent(ctx: Context) -> Response:
                 "upstream_host": account.upstream_host,
                 "shared": account.shared,
                 "connect_url": account.route.connect_endpoint({"p": pending.pending_id, "csrf": pending.csrf_token}),
+                "problem": _connect_failure(request, account.route),
             }
             for account in accounts
         ],

@@ -1,9 +1,11 @@
 """ASGI app of the proxy function: ``/{workspace}/{server}/mcp`` (bare Starlette: the hot path).
 
-Per request on a warm container: the token is verified locally (cached public keys, no KMS call; a token verified
-before is remembered until it expires), the grant's status
-comes from the container's cache or one DynamoDB read (:mod:`gateway.proxy.grant_status`), and the request is relayed
-by :func:`gateway.proxy.relay.relay` over the container's pooled HTTP client.
+Per request on a warm container: the body is parsed once (:func:`gateway.mcp.payload.parse_client_body`: every
+decision below reads that parse, and what goes upstream is serialized from it; a body it refuses is answered 400
+and forwarded nowhere), the token is verified locally (cached public keys, no KMS call; a token verified before is
+remembered until it expires), the grant's status comes from the container's cache or one DynamoDB read
+(:mod:`gateway.proxy.grant_status`), and the request is relayed by :func:`gateway.proxy.relay.relay` over the
+container's pooled HTTP client, or answered by the virtual server.
 """
 
 from __future__ import annotations
@@ -19,18 +21,20 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as Path
 
+from gateway.mcp.jsonrpc import RequestId
+from gateway.mcp.outcome import outcomes_by_id, request_outcome
+from gateway.mcp.payload import NO_PAYLOAD, Payload, parse_client_body
+from gateway.mcp.stateless import header_refusal
 from gateway.observability import add_log_keys, observation
-from gateway.proxy.forward import Relayed
-from gateway.proxy.jsonrpc import Inbound
-from gateway.proxy.outcomes import outcome
-from gateway.proxy.relay import inbound_of, relay
-from gateway.proxy.sessions import SessionCodec
+from gateway.proxy.answer import Relayed, json_answer
+from gateway.proxy.relay import relay
+from gateway.proxy.session_ids import SessionCodec
 from gateway.proxy.streaming import Streamed
 from gateway.routes import Route
 from gateway.upstream.credentials import UpstreamCredentialProvider
 from gateway.web.cors import mcp_cors_headers, origin_allowed
 from gateway.web.errors import exception_handlers
-from gateway.web.proxy_caller import Caller, CallerServices, authenticate
+from gateway.web.proxy_caller import Caller, CallerServices, authenticate, tool_refusal
 from gateway.web.responses import error_response
 from gateway.web.services import LearnBaseUrl
 
@@ -79,8 +83,19 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         return Response(status_code=204, headers=mcp_cors_headers(origin, allowed_origins, preflight=True))
     cors = mcp_cors_headers(origin, allowed_origins)
 
+    # The one parse of the body: every decision below reads it, and what goes upstream is serialized from it. It is
+    # made when first needed, so a caller turned away at the door costs no parse.
+    body = await request.body() if request.method == "POST" else b""
+    parsed: list[Payload] = []
+
+    def one_parse() -> Payload:
+        if not parsed:
+            version = request.headers.get("mcp-protocol-version")
+            parsed.append(parse_client_body(body, protocol_version=version) if request.method == "POST" else NO_PAYLOAD)
+        return parsed[0]
+
     # Who calls: an access token or a gateway API key (gateway.web.proxy_caller), or the answer instead.
-    claims = await authenticate(runtime, request, route, cors)
+    claims = await authenticate(runtime, request, route, one_parse, cors)
     if isinstance(claims, Response):
         return claims
     add_log_keys(client_id=claims.client_id, user_id=claims.user_id)
@@ -90,37 +105,64 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         # A buffered response cannot hold an SSE stream open (nor can a virtual route merge several): the transport
         # lets servers answer 405.
         return Response(status_code=405, headers={**cors, "Allow": ALLOWED_METHODS})
-    body = await request.body()
-    inbound = inbound_of(request.method, body)
+    payload = one_parse()
+    refusal = payload.refusal or (None if route.is_virtual else header_refusal(payload, request.headers))
+    if refusal is not None:  # nothing the gateway did not understand is forwarded
+        return _response(json_answer(refusal.status, refusal.response()), cors)
+    refused_call = tool_refusal(claims, payload)
+    if refused_call is not None:
+        return _response(refused_call, cors)
     started = time.perf_counter()
     relayed: Relayed | Streamed
     if route.is_virtual:
         relayed = await runtime.virtual_server.handle(
-            route, claims.user_id, request.method, request.headers.items(), body, request.headers.get("mcp-session-id")
-        )
+            route, claims.user_id, request.method, request.headers.items(), payload,
+            request.headers.get("mcp-session-id"),
+        )  # fmt: skip
     else:
         relayed = await relay(
             route,
             claims.user_id,
             request.method,
             request.headers.items(),
-            body,
+            payload,
             runtime.session_codec,
             request.headers.get("mcp-session-id"),
             runtime.credential_provider(route),
-            inbound,
             streaming=streaming,
+            decode=bool(payload.tool_calls),
         )
     seen = observation(request.scope)
     if seen is not None:
         seen.upstream_ms = (time.perf_counter() - started) * 1000
-        seen.method = inbound.method if request.method == "POST" else request.method
-        seen.tool = inbound.tool
+        seen.method = payload.method if request.method == "POST" else request.method
+        seen.tool = payload.tool
     if isinstance(relayed, Streamed):
-        return _streamed_response(runtime, route, claims, inbound, relayed, started, request, cors)
-    if inbound.tool is not None:
-        _record_tool_call(runtime, route, claims, inbound.tool, outcome(relayed), time.perf_counter() - started)
+        return _streamed_response(runtime, route, claims, payload, relayed, started, request, cors)
+    if payload.tool_calls:
+        outcomes = outcomes_by_id(relayed.messages or ())
+        _record_tool_calls(runtime, route, claims, payload, relayed.status_code, outcomes, started)
+    return _response(relayed, cors)
+
+
+def _response(relayed: Relayed, cors: dict[str, str]) -> Response:
     return Response(relayed.body, status_code=relayed.status_code, headers={**relayed.headers, **cors})
+
+
+def _record_tool_calls(
+    runtime: ProxyServices,
+    route: Route,
+    claims: Caller,
+    payload: Payload,
+    status: int,
+    outcomes: dict[RequestId, str],
+    started: float,
+) -> None:
+    """One ``tool.called`` event per ``tools/call`` of the payload (each call of a batch), with how it ended."""
+    duration = time.perf_counter() - started
+    for call in payload.tool_calls:
+        ended = request_outcome(status, outcomes, call.request_id)
+        _record_tool_call(runtime, route, claims, call.audited_name, ended, duration)
 
 
 def _record_tool_call(
@@ -138,7 +180,7 @@ def _streamed_response(
     runtime: ProxyServices,
     route: Route,
     claims: Caller,
-    inbound: Inbound,
+    payload: Payload,
     streamed: Streamed,
     started: float,
     request: Request,
@@ -156,8 +198,10 @@ def _streamed_response(
             elapsed_ms = (time.perf_counter() - started) * 1000
             if seen is not None:
                 seen.upstream_ms = elapsed_ms
-            if inbound.tool is not None:
-                _record_tool_call(runtime, route, claims, inbound.tool, streamed.watch.outcome, elapsed_ms / 1000)
+            if payload.tool_calls:
+                _record_tool_calls(
+                    runtime, route, claims, payload, streamed.status_code, streamed.watch.outcomes, started
+                )
 
     headers = {**streamed.headers, **cors, "cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(relayed_body(), status_code=streamed.status_code, headers=headers)

@@ -2,7 +2,7 @@
 
 :func:`authenticate` answers the proxy's question before anything is relayed, with either the caller or the
 response to send instead (401 and a ``WWW-Authenticate`` challenge, 403 for a missing scope, 429 over the rate
-limit, 503 when a store fails, or a JSON-RPC error for a tool outside a key's allow-list).
+limit, 503 when a store fails); :func:`tool_refusal` answers a ``tools/call`` outside a key's allow-list.
 
 - An access token (``Authorization: Bearer <JWT>``) is verified locally and its grant's status read
   (:mod:`gateway.proxy.grant_status`).
@@ -28,10 +28,12 @@ from starlette.responses import Response
 from gateway.api_keys.key_format import looks_like_key
 from gateway.api_keys.tool_scope import refused_tool
 from gateway.api_keys.verifier import ApiKeyVerifier, InvalidApiKey
+from gateway.mcp.codes import INTERNAL_ERROR, INVALID_PARAMS, RATE_LIMITED
+from gateway.mcp.payload import Payload
+from gateway.proxy.answer import Relayed, error_answer
 from gateway.proxy.grant_status import GrantStatusCache
-from gateway.proxy.jsonrpc import INTERNAL_ERROR, error_body, inspect
 from gateway.proxy.verified_tokens import VerifiedTokens
-from gateway.rate_limits import RateLimit, RateLimits, Verdict
+from gateway.rate_limits import RateLimit, RateLimits
 from gateway.routes import Route
 from gateway.settings import Settings
 from gateway.storage.ports import StorageError
@@ -43,9 +45,6 @@ from gateway.web.responses import error_response
 from gateway.web.services import GatewayState
 
 logger = logging.getLogger("gateway.proxy")
-
-INVALID_PARAMS = -32602  # JSON-RPC 2.0 §5.1; MCP servers answer an unknown tool with it too
-RATE_LIMITED = -32000  # implementation-defined server error (JSON-RPC 2.0 §5.1), with HTTP 429
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +80,10 @@ class CallerServices(GatewayState, Protocol):
 
 
 async def authenticate(
-    services: CallerServices, request: Request, route: Route, cors: dict[str, str]
+    services: CallerServices, request: Request, route: Route, payload: Callable[[], Payload], cors: dict[str, str]
 ) -> Caller | Response:
+    """``payload`` gives the request's one parse (made when first asked for: a caller refused at the door costs no
+    parse, and the error answers that carry request ids ask for it)."""
     key = request.headers.get(services.settings.api_key_header)
     authorization = request.headers.get("authorization")
     token = bearer_token(authorization)
@@ -90,11 +91,11 @@ async def authenticate(
         key = token
     bound_token = dpop_token(authorization) if key is None else None
     if key is not None:
-        found = await _key_caller(services, request, route, key, cors)
+        found = _key_caller(services, route, payload, key, cors)
     elif bound_token is not None:
-        found = await _token_caller(services, request, route, bound_token, cors, dpop=True)
+        found = _token_caller(services, route, payload, bound_token, cors, request=request, dpop=True)
     elif token is not None:
-        found = await _token_caller(services, request, route, token, cors)
+        found = _token_caller(services, route, payload, token, cors, request=request)
     else:
         return error_response(
             401,
@@ -108,18 +109,30 @@ async def authenticate(
     subject = f"key:{found.client_id}" if found.is_key else f"user:{route.workspace_name}/{found.user_id}"
     verdict = services.rate_limits.check(limit, subject)
     if not verdict.allowed:
-        return await _rate_limited(request, verdict, cors)
-    if found.tools and request.method == "POST":
-        tool = refused_tool(await request.body(), found.tools)
-        if tool is not None:
-            message = f"this API key may not call the tool {tool!r}"
-            body = error_body(inspect(await request.body()), INVALID_PARAMS, message)
-            return Response(body, 200, cors, media_type="application/json")
+        message = f"rate limit reached; retry after {verdict.retry_after} seconds"
+        limited = error_answer(429, payload(), RATE_LIMITED, message, {"retry_after": verdict.retry_after})
+        return _response(limited, {**cors, "Retry-After": str(verdict.retry_after)})
     return found
 
 
-async def _token_caller(
-    services: CallerServices, request: Request, route: Route, token: str, cors: dict[str, str], *, dpop: bool = False
+def tool_refusal(caller: Caller, payload: Payload) -> Relayed | None:
+    """The JSON-RPC error for a ``tools/call`` outside a key's allow-list (every call of a batch is checked), else
+    None. Nothing of such a request is forwarded."""
+    tool = refused_tool(payload, caller.tools) if caller.tools else None
+    if tool is None:
+        return None
+    return error_answer(200, payload, INVALID_PARAMS, f"this API key may not call the tool {tool!r}")
+
+
+def _token_caller(
+    services: CallerServices,
+    route: Route,
+    payload: Callable[[], Payload],
+    token: str,
+    cors: dict[str, str],
+    *,
+    request: Request,
+    dpop: bool = False,
 ) -> Caller | Response:
     try:
         claims = services.verified_tokens.verify(token, route)
@@ -130,7 +143,7 @@ async def _token_caller(
             refused = _dpop_refusal(services, request, route, token, claims.jkt, dpop=dpop)
         except StorageError:  # the shared replay record (GATEWAY_DPOP_REPLAY=shared) could not be written
             logger.exception("DPoP replay check failed")
-            return await _unavailable(request, "the gateway's grant store is unavailable", cors)
+            return _unavailable(payload(), "the gateway's grant store is unavailable", cors)
         if refused is not None:
             return _dpop_challenged(route, refused, cors)
     missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
@@ -147,14 +160,14 @@ async def _token_caller(
         active = bool(claims.grant_id) and services.grant_status.is_active(claims.grant_id, services.now())
     except StorageError:
         logger.exception("grant status lookup failed")
-        return await _unavailable(request, "the gateway's grant store is unavailable", cors)
+        return _unavailable(payload(), "the gateway's grant store is unavailable", cors)
     if not active:
         return invalid_token(route, "the access token's grant was revoked or has ended", cors)
     return Caller(user_id=claims.user_id, client_id=claims.client_id, grant_id=claims.grant_id)
 
 
-async def _key_caller(
-    services: CallerServices, request: Request, route: Route, key: str, cors: dict[str, str]
+def _key_caller(
+    services: CallerServices, route: Route, payload: Callable[[], Payload], key: str, cors: dict[str, str]
 ) -> Caller | Response:
     try:
         record = services.api_key_verifier.verify(key, route, services.now())
@@ -162,7 +175,7 @@ async def _key_caller(
         return invalid_token(route, str(problem), cors)
     except StorageError:
         logger.exception("API key lookup failed")
-        return await _unavailable(request, "the gateway's key store is unavailable", cors)
+        return _unavailable(payload(), "the gateway's key store is unavailable", cors)
     return Caller(user_id=record.user_id, client_id=record.key_id, grant_id=None, tools=record.tools, is_key=True)
 
 
@@ -214,12 +227,9 @@ def invalid_token(route: Route, description: str, cors: dict[str, str]) -> Respo
     )
 
 
-async def _unavailable(request: Request, message: str, cors: dict[str, str]) -> Response:
-    body = error_body(inspect(await request.body()), INTERNAL_ERROR, message)
-    return Response(body, 503, {**cors, "Retry-After": "1"}, media_type="application/json")
+def _unavailable(payload: Payload, message: str, cors: dict[str, str]) -> Response:
+    return _response(error_answer(503, payload, INTERNAL_ERROR, message), {**cors, "Retry-After": "1"})
 
 
-async def _rate_limited(request: Request, verdict: Verdict, cors: dict[str, str]) -> Response:
-    message = f"rate limit reached; retry after {verdict.retry_after} seconds"
-    body = error_body(inspect(await request.body()), RATE_LIMITED, message, {"retry_after": verdict.retry_after})
-    return Response(body, 429, {**cors, "Retry-After": str(verdict.retry_after)}, media_type="application/json")
+def _response(answer: Relayed, headers: dict[str, str]) -> Response:
+    return Response(answer.body, answer.status_code, {**answer.headers, **headers})

@@ -271,7 +271,9 @@ async def connect_callback(ctx: Context) -> Response:
 
     if "error" in params:  # RFC 6749 §4.1.2.1: e.g. the user cancelled at the upstream
         error = params["error"][:100]
-        return _done(ctx, flow, _failed_page(route, f"The upstream service answered: {error}."))
+        reason = "denied" if error == "access_denied" else "refused"
+        _record_failure(ctx, route, flow, error)
+        return _done(ctx, flow, _failed_page(route, reason, f"the upstream answered error={error}"), reason)
     code = params.get("code")
     if not code:
         raise PageError(400, "Invalid request", "The upstream's answer has no authorization code.")
@@ -297,9 +299,13 @@ async def connect_callback(ctx: Context) -> Response:
         )
     except TokenEndpointError as problem:
         logger.warning("upstream code exchange for %s failed: %s", route.key, problem.error or "unreachable")
+        # Refused both ways of presenting the secret (oauth_flow retries once): the server no longer knows the
+        # registration. Forget it, so the next Connect registers anew instead of failing the same way forever.
         if problem.error == "invalid_client" and client.source == "dcr":
             services.registrar.forget(route)
-        return _done(ctx, flow, _failed_page(route, "The upstream service did not issue a credential.", problem))
+        reason = "exchange" if problem.error else "unreachable"
+        _record_failure(ctx, route, flow, problem.error or "unreachable")
+        return _done(ctx, flow, _failed_page(route, reason, problem), reason)
     services.vault.save(route.key, flow.subject, tokens)
     ctx.services.audit.record(
         "upstream.connected", workspace=route.workspace_name, route_key=route.key, user_id=flow.user_id,
@@ -309,13 +315,47 @@ async def connect_callback(ctx: Context) -> Response:
     return _done(ctx, flow, None)
 
 
-def _failed_page(route: Route, message: str, problem: Exception | None = None) -> PageError:
-    hint = f"Details for your administrator: {problem}" if problem is not None else None
-    return PageError(502 if problem else 400, "The account was not connected", message, hint=hint)
+# Why a connection failed, in words a user can act on (shown on the consent page or the failure page). Fixed text:
+# nothing the upstream sent reaches the page; the details are in the log and the audit trail.
+CONNECT_FAILURES = {
+    "denied": "Access was not allowed at {host}, so {title} is not connected. Connect again and allow access there.",
+    "refused": (
+        "{host} answered with an error, so {title} is not connected. Connect again; if it keeps failing, ask an "
+        "administrator of this gateway (its audit trail has the details)."
+    ),
+    "exchange": (
+        "{host} did not give the gateway a credential, so {title} is not connected. Connect again; if it keeps "
+        "failing, ask an administrator of this gateway (its audit trail has the details)."
+    ),
+    "unreachable": "{host} could not be reached, so {title} is not connected. Try Connect again in a moment.",
+}
 
 
-def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None) -> Response:
-    """Back to the consent page the flow started from, or the "Connected" page; the flow cookie is cleared."""
+def connect_failure(route: Route, reason: str | None) -> str | None:
+    """The consent page's words for a failed connection of ``route``'s upstream (None for an unknown reason)."""
+    words = CONNECT_FAILURES.get(reason or "")
+    host = urlsplit(str(route.server.upstream)).netloc
+    return None if words is None else words.format(host=host, title=route.title)
+
+
+def _record_failure(ctx: Context, route: Route, flow: oauth_flow.Flow, error: str) -> None:
+    ctx.services.audit.record(
+        "upstream.failed", workspace=route.workspace_name, route_key=route.key, user_id=flow.user_id,
+        subject=flow.subject, error=error, stage="connect",
+    )  # fmt: skip
+
+
+def _failed_page(route: Route, reason: str, problem: Exception | str) -> PageError:
+    message = connect_failure(route, reason) or "The upstream service did not connect the account."
+    status = 502 if isinstance(problem, Exception) else 400
+    return PageError(
+        status, "The account was not connected", message, hint=f"Details for your administrator: {problem}"
+    )
+
+
+def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None, reason: str | None = None) -> Response:
+    """Back to the consent page the flow started from (which says why, after a failure), or the "Connected" page;
+    the flow cookie is cleared."""
     pending = ctx.authorization.held(flow.pending_id, ctx.now()) if flow.pending_id else None
     route = ctx.services.routes.by_key(flow.route_key)
     assert route is not None
@@ -323,7 +363,10 @@ def _done(ctx: Context, flow: oauth_flow.Flow, failure: PageError | None) -> Res
         raise failure
     if pending is not None and pending.client_id != CONNECT_CLIENT_ID:
         # The consent page shows the account connected (or, after a failure, still offers Connect).
-        response = redirect(f"{route.endpoint('consent')}?{urlencode({'p': pending.pending_id})}")
+        query = {"p": pending.pending_id}
+        if failure is not None and reason is not None:
+            query.update(failed=route.key, why=reason)  # the consent page words it (connect_failure)
+        response = redirect(f"{route.endpoint('consent')}?{urlencode(query)}")
     else:
         if pending is not None:
             ctx.authorization.abandon(pending.pending_id)

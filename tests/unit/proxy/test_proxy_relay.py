@@ -384,7 +384,9 @@ def test_an_upstream_404_carrying_a_json_rpc_error_is_relayed_as_is(
     upstream.answer = answer
 
     # When a client without a session sends that method
-    response = gateway.post({**TOOLS_CALL, "method": "ping"}, headers={"MCP-Protocol-Version": protocol_version})
+    # (with the headers 2026-07-28 requires of every request: Mcp-Method mirrors the method)
+    headers = {"MCP-Protocol-Version": protocol_version, "Mcp-Method": "ping"}
+    response = gateway.post({**TOOLS_CALL, "method": "ping"}, headers=headers)
 
     # Then it gets the upstream's answer, status and body, not the gateway's "wrong upstream URL" 502
     assert response.status_code == 404
@@ -591,7 +593,8 @@ def test_a_stateless_2026_request_declares_url_elicitation_in_its_meta(gateway: 
     gateway.post(TOOLS_CALL)  # the provider's first call succeeds
     meta: dict[str, object] = {"io.modelcontextprotocol/clientCapabilities": {"elicitation": {"url": {}}}}
     message = {**TOOLS_CALL, "params": {**TOOLS_CALL["params"], "_meta": meta}}
-    response = gateway.post(message, headers={"MCP-Protocol-Version": "2026-07-28"})
+    headers = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
+    response = gateway.post(message, headers=headers)
     assert response.json()["error"]["code"] == -32042
 
 

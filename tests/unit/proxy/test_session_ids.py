@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.proxy.sessions import Session, SessionCodec, UnknownSession
+from gateway.proxy.session_ids import Session, SessionCodec, UnknownSession
 
 CODEC = SessionCodec.from_shared_secret(b"unit-test-shared-secret")
 
@@ -73,3 +73,28 @@ def test_it_is_visible_ascii_and_differs_every_time(upstream_id: str) -> None:
     assert all(0x21 <= ord(char) <= 0x7E for char in first)  # MCP §Session Management
     assert first != second
     assert CODEC.open(first, route_key="demo/echo", user_id="alice").upstream_session_id == upstream_id
+
+
+def test_a_session_id_opens_within_its_lifetime_only() -> None:
+    # Given a codec whose ids live an hour, on a clock the test moves
+    now = [1_800_000_000.0]
+    codec = SessionCodec.from_shared_secret(b"unit-test-shared-secret", clock=lambda: now[0], max_age_seconds=3600)
+    sealed = codec.seal(Session("abc"), route_key="demo/echo", user_id="alice")
+
+    # When it is presented at the end of its lifetime, and a second later
+    now[0] += 3600
+    assert codec.open(sealed, route_key="demo/echo", user_id="alice") == Session("abc")
+    now[0] += 1
+
+    # Then it is unknown, as any id the gateway did not issue (the client initializes again)
+    with pytest.raises(UnknownSession):
+        codec.open(sealed, route_key="demo/echo", user_id="alice")
+
+
+def test_a_session_id_from_the_future_is_unknown() -> None:
+    now = [1_800_000_000.0]
+    codec = SessionCodec.from_shared_secret(b"unit-test-shared-secret", clock=lambda: now[0])
+    sealed = codec.seal(Session("abc"), route_key="demo/echo", user_id="alice")
+    now[0] -= 3600  # sealed an hour "later" than now: a clock far ahead, or a forgery
+    with pytest.raises(UnknownSession):
+        codec.open(sealed, route_key="demo/echo", user_id="alice")

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.storage.memory import MemoryUpstreamTokenStore
-from gateway.upstream.cipher import LocalTokenCipher
+from gateway.storage.records import UpstreamToken
+from gateway.upstream.cipher import LocalTokenCipher, encryption_context
 from gateway.upstream.client_metadata import client_metadata_document
 from gateway.upstream.client_registration import REGISTRATION_SUBJECT, ClientRegistrar, RegistrationError
 from gateway.upstream.metadata_discovery import AuthorizationServer
@@ -98,3 +99,60 @@ def test_no_registration_endpoint_and_no_cimd_is_an_error() -> None:
     bare = dataclasses.replace(SERVER, registration_endpoint=None)
     with pytest.raises(RegistrationError, match="neither"):
         asyncio.run(registrar(FakeFetcher()).client_for(route(), bare))
+
+
+def test_the_secret_goes_in_the_body_where_the_server_lists_client_secret_post() -> None:
+    # Given a server that lists both secret methods, as the official mcp SDK's authorization server does
+    both = dataclasses.replace(SERVER, token_endpoint_auth_methods=("client_secret_post", "client_secret_basic"))
+    fetcher = FakeFetcher()
+    sent: list[dict[str, Any]] = []
+
+    def register(_m: str, _u: str, _h: Any, body: bytes | None) -> tuple[int, Any, dict[str, str]]:
+        sent.append(json.loads(body or b"{}"))
+        return 201, {**sent[-1], "client_id": "dyn-1", "client_secret": "dyn-secret"}, {}
+
+    fetcher.on("POST", SERVER.registration_endpoint or "", register)
+    # When the gateway registers, and when it uses pre-registered credentials
+    client = asyncio.run(registrar(fetcher).client_for(route(), both))
+    configured = route({"type": "oauth", "registration": "preregistered", "client_id": "pre", "client_secret": "env:S"})
+    preregistered = asyncio.run(registrar(FakeFetcher()).client_for(configured, both))
+    # Then both present the secret in the body
+    assert sent[0]["token_endpoint_auth_method"] == "client_secret_post"
+    assert client.auth_method == preregistered.auth_method == "client_secret_post"
+
+
+class _RacingStore(MemoryUpstreamTokenStore):
+    """Another container stores its registration between this one's read and its conditional write."""
+
+    def __init__(self, other: bytes) -> None:
+        super().__init__()
+        self.other = other
+
+    def put(self, token: UpstreamToken, expected_version: int | None) -> bool:
+        if self.other:
+            super().put(dataclasses.replace(token, ciphertext=self.other), None)
+            self.other = b""
+        return super().put(token, expected_version)
+
+
+def test_two_containers_registering_at_once_both_use_the_one_kept() -> None:
+    # Given another container whose registration "dyn-other" lands first
+    cipher = LocalTokenCipher(b"k" * 32)
+    theirs = {
+        "issuer": SERVER.issuer,
+        "redirect_uri": "https://gw.example.com/acme/notes/connect/callback",
+        "client_id": "dyn-other",
+        "client_secret": "other-secret",
+        "auth_method": "client_secret_basic",
+    }
+    store = _RacingStore(
+        cipher.encrypt(json.dumps(theirs).encode(), encryption_context("acme/notes", REGISTRATION_SUBJECT))
+    )
+    fetcher = FakeFetcher()
+    fetcher.on("POST", SERVER.registration_endpoint or "", (201, {"client_id": "dyn-mine", "client_secret": "x"}))
+    # When this container registers too
+    client = asyncio.run(ClientRegistrar(fetcher.as_fetcher(), store, cipher, str).client_for(route(), SERVER))
+    # Then it uses the registration that was kept, so a flow it starts matches the client at the callback
+    assert client.client_id == "dyn-other"
+    again = asyncio.run(ClientRegistrar(fetcher.as_fetcher(), store, cipher, str).client_for(route(), SERVER))
+    assert again.client_id == "dyn-other" and len(fetcher.calls) == 1

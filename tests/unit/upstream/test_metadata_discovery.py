@@ -16,6 +16,7 @@ from gateway.upstream.metadata_discovery import (
     bearer_challenge_params,
     prm_urls,
 )
+from gateway.upstream.oauth_flow import Flow, FlowError, check_issuer
 from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import FakeFetcher
 
@@ -160,3 +161,38 @@ def test_the_configured_authorization_server_overrides_discovery() -> None:
     assert [call[1] for call in fetcher.calls] == [
         "https://as.example.com/.well-known/oauth-authorization-server/tenant"
     ]
+
+
+QUIRKY_ISSUER = "https://login.as.example.com/tenant/v2.0"  # what the provider calls itself, not where it is found
+
+
+def _quirky(auth: dict[str, Any]) -> Any:
+    fetcher = FakeFetcher()
+    fetcher.on("POST", UPSTREAM, challenge("https://up.example.com/prm"))
+    fetcher.on("GET", "https://up.example.com/prm", (200, {"resource": UPSTREAM, "authorization_servers": [ISSUER]}))
+    document = as_document(issuer=QUIRKY_ISSUER)
+    fetcher.on("GET", "https://as.example.com/.well-known/oauth-authorization-server/tenant", (200, document))
+    return asyncio.run(Discovery(fetcher.as_fetcher()).discover(route(auth)))
+
+
+def test_a_provider_that_names_itself_otherwise_is_accepted_only_under_the_configured_issuer() -> None:
+    # Given a provider whose metadata, found at ISSUER, names another issuer (issue 24 item 6)
+    # Then without an override the metadata is refused, and the message says which setting would accept it
+    with pytest.raises(DiscoveryError, match=r"auth\.issuer"):
+        _quirky({"type": "oauth"})
+    # And an override naming yet another issuer is refused too
+    with pytest.raises(DiscoveryError, match="configured issuer"):
+        _quirky({"type": "oauth", "issuer": "https://someone-else.example.com"})
+
+    # When the route's config vouches for the issuer the provider uses
+    found = _quirky({"type": "oauth", "issuer": QUIRKY_ISSUER})
+
+    # Then discovery succeeds under that issuer, and RFC 9207's iss is compared with it, strictly
+    assert found.server.issuer == QUIRKY_ISSUER
+    flow = Flow("state", "acme/notes", "alice", "alice", None, QUIRKY_ISSUER, "client", 2000)
+    check_issuer(found, flow, QUIRKY_ISSUER)
+    for wrong in (ISSUER, QUIRKY_ISSUER + "/", "https://evil.example.com"):
+        with pytest.raises(FlowError, match="iss mismatch"):
+            check_issuer(found, flow, wrong)
+    with pytest.raises(FlowError):
+        check_issuer(found, flow, None)  # the server advertises iss: its absence is refused too

@@ -14,6 +14,7 @@ from gateway.oauth.pkce import s256
 from gateway.upstream import oauth_flow
 from gateway.upstream.metadata_discovery import AuthorizationServer, UpstreamAuthorization
 from gateway.upstream.oauth_flow import FlowError, TokenEndpointError
+from gateway.upstream.token_set import TokenSet, UpstreamClient
 from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import CLIENT, FakeFetcher, token_set
 
@@ -142,7 +143,9 @@ def test_the_code_exchange_sends_the_verifier_resource_and_basic_client_auth() -
         )
     )
     assert seen["form"]["code_verifier"] == [oauth_flow.code_verifier(state, SECRET)]
-    assert seen["form"]["resource"] == ["https://up.example.com/mcp"] and "client_id" not in seen["form"]
+    assert seen["form"]["resource"] == ["https://up.example.com/mcp"]
+    # client_id in the body as well as in the Basic header (RFC 6749 §3.2.1): some servers look only there
+    assert seen["form"]["client_id"] == ["gw-client"] and "client_secret" not in seen["form"]
     assert seen["headers"]["Authorization"] == "Basic " + base64.b64encode(b"gw-client:gw-secret").decode()
     assert (tokens.access_token, tokens.refresh_token, tokens.expires_at) == ("AT-secret", "RT-secret", 5060)
     assert "secret" not in repr(tokens)
@@ -176,3 +179,86 @@ def test_refresh_errors_say_whether_the_user_must_reconnect() -> None:
     with pytest.raises(TokenEndpointError) as no_refresh:
         asyncio.run(oauth_flow.refresh(fetcher.as_fetcher(), token_set(refresh=None)))
     assert no_refresh.value.needs_reconnect
+
+
+# --- servers that refuse the client authentication they were offered (issue 24 item 7) --------------------------
+
+
+def _exchange(fetcher: FakeFetcher, client: UpstreamClient = CLIENT) -> TokenSet:
+    started = start()
+    state = parse_qs(urlsplit(started.authorization_url).query)["state"][0]
+    flow = oauth_flow.read_flow(
+        state, {started.cookie_name: started.cookie_value}, secret=SECRET, secure_cookie=True, now=1000
+    )
+    return asyncio.run(
+        oauth_flow.exchange_code(
+            fetcher.as_fetcher(),
+            upstream=UPSTREAM,
+            client=client,
+            code="c0de",
+            flow=flow,
+            redirect_uri=CALLBACK,
+            secret=SECRET,
+            clock=lambda: 5000,
+        )
+    )
+
+
+def _accepts_only_the_body(_m: str, _u: str, headers: Any, body: bytes | None) -> tuple[int, Any, dict[str, str]]:
+    """A token endpoint that reads the client secret from the body only (client_secret_post)."""
+    form = parse_qs((body or b"").decode())
+    if "Authorization" in headers or form.get("client_secret") != ["gw-secret"]:
+        return 401, {"error": "invalid_client", "error_description": "Client secret is required"}, {}
+    return 200, {"access_token": "AT", "expires_in": 60, "refresh_token": "RT"}, {}
+
+
+def test_a_server_that_refuses_basic_is_asked_once_more_with_the_secret_in_the_body() -> None:
+    # Given a token endpoint that answers invalid_client to Basic authentication
+    fetcher = FakeFetcher()
+    fetcher.on("POST", SERVER.token_endpoint, _accepts_only_the_body)
+    # When the gateway exchanges a code as a client_secret_basic client
+    tokens = _exchange(fetcher)
+    # Then it retried once with client_secret_post, and the token set remembers the method that worked
+    assert [("Authorization" in headers) for _m, _u, headers, _b in fetcher.calls] == [True, False]
+    assert tokens.access_token == "AT" and tokens.client.auth_method == "client_secret_post"
+    # And a refresh of that set goes straight to the method that worked
+    fetcher.calls.clear()
+    refreshed = asyncio.run(oauth_flow.refresh(fetcher.as_fetcher(), tokens, clock=lambda: 6000))
+    assert len(fetcher.calls) == 1 and refreshed.client.auth_method == "client_secret_post"
+
+
+def test_a_client_refused_both_ways_is_an_error_after_one_retry() -> None:
+    fetcher = FakeFetcher()
+    fetcher.on("POST", SERVER.token_endpoint, (401, {"error": "invalid_client"}))
+    with pytest.raises(TokenEndpointError) as refused:
+        _exchange(fetcher)
+    assert refused.value.error == "invalid_client" and len(fetcher.calls) == 2
+    # other errors, and public clients, are not retried
+    fetcher.calls.clear()
+    fetcher.on("POST", SERVER.token_endpoint, (400, {"error": "invalid_grant"}))
+    with pytest.raises(TokenEndpointError):
+        _exchange(fetcher)
+    fetcher.on("POST", SERVER.token_endpoint, (401, {"error": "invalid_client"}))
+    with pytest.raises(TokenEndpointError):
+        _exchange(fetcher, UpstreamClient("public", None, "none", "cimd"))
+    assert len(fetcher.calls) == 2
+
+
+def test_revocation_sends_the_refresh_token_with_the_client_authentication() -> None:
+    # Given a token set from a server with a revocation endpoint (RFC 7009)
+    fetcher = FakeFetcher()
+    fetcher.on("POST", "https://as.example.com/revoke", _revoked_only_with_the_body)
+    tokens = dataclasses.replace(token_set(), revocation_endpoint="https://as.example.com/revoke")
+    # When it is revoked
+    assert asyncio.run(oauth_flow.revoke(fetcher.as_fetcher(), tokens)) is True
+    # Then the refresh token was sent with its hint, and the Basic attempt the server refused was retried in the body
+    forms = [parse_qs((body or b"").decode()) for _m, _u, _h, body in fetcher.calls]
+    assert len(forms) == 2 and forms[1]["token"] == ["refresh-1"] and forms[1]["token_type_hint"] == ["refresh_token"]
+    # And a server without a revocation endpoint is not asked
+    assert asyncio.run(oauth_flow.revoke(fetcher.as_fetcher(), token_set())) is False
+
+
+def _revoked_only_with_the_body(_m: str, _u: str, headers: Any, body: bytes | None) -> tuple[int, Any, dict[str, str]]:
+    if "Authorization" in headers:  # as the mcp SDK's revocation endpoint answers a client it cannot authenticate
+        return 401, {"error": "unauthorized_client"}, {}
+    return 200, b"", {}

@@ -187,3 +187,33 @@ def test_refreshes_and_refused_refreshes_are_in_the_audit_trail() -> None:
     assert set(events) == {("upstream.refreshed", "alice"), ("upstream.failed", "bob")}
     assert events[("upstream.failed", "bob")].detail == {"error": "invalid_grant", "deleted": True}
     assert "access-" not in repr(events)
+
+
+def test_disconnecting_deletes_and_revokes_at_the_upstream_even_when_the_revocation_fails() -> None:
+    # Given alice's and bob's stored credentials, and an upstream whose revocation endpoint is down for bob
+    revoked: list[str] = []
+
+    async def revoker(tokens: TokenSet) -> bool:
+        if tokens.access_token == "bob-access":
+            raise TokenEndpointError("revocation endpoint unreachable")
+        revoked.append(tokens.access_token)
+        return True
+
+    log, clock, store = MemoryAuditLog(), Clock(), MemoryUpstreamTokenStore()
+    trail = AuditTrail(log, retention_days=1, clock=clock)
+    disconnecting = UpstreamVault(
+        store, LocalTokenCipher(), Refresher(), clock=clock, sleep=clock.sleep, audit=trail, revoker=revoker
+    )
+    disconnecting.save(ROUTE, "alice", token_set())
+    disconnecting.save(ROUTE, "bob", token_set("bob-access"))
+
+    # When both disconnect (and someone never connected does too)
+    asyncio.run(disconnecting.disconnect(ROUTE, "alice"))
+    asyncio.run(disconnecting.disconnect(ROUTE, "bob"))
+    asyncio.run(disconnecting.disconnect(ROUTE, "carol"))
+
+    # Then both credentials are gone, alice's was revoked upstream, and bob's failed revocation is audited
+    assert store.get(ROUTE, "alice") is None and store.get(ROUTE, "bob") is None
+    assert revoked == ["access-1"]
+    events = [(event.kind, event.user_id, event.detail) for event in log.events("acme", since=0, until=10**9)]
+    assert events == [("upstream.failed", "bob", {"error": "unreachable", "deleted": True})]

@@ -5,141 +5,27 @@ name, pagination across upstreams, and an upstream that is down."""
 from __future__ import annotations
 
 import base64
-import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from gateway.config import parse_config
-from gateway.runtime import Runtime
 from gateway.virtual.catalog import exposed_name
-from gateway.web.proxy_app import create_app
-from infra.asgi_thread import AsgiThread
-from infra.placeholders import grant_backed_token
-from tests.support.mini_mcp import MiniMcp, serve
 from tests.support.runtime import example_config_data, memory_runtime
-
-MCP = "/demo/toolbox/mcp"
-ACCEPT = "application/json, text/event-stream"
-
-
-class Upstreams:
-    def __init__(self) -> None:
-        self.linear = MiniMcp("linear", ["list_issues", "get_issue", "delete_issue"], prompts=["triage"])
-        self.github = MiniMcp(
-            "github", [f"tool_{n:02d}" for n in range(5)], page_size=2, sse_calls=True, resources=["gh://readme"]
-        )
-        self.notes = MiniMcp(
-            "notes", ["search", "find.by.tag"], resources=["notes://today"], instructions="Search notes first."
-        )
-        self.running: dict[str, AsgiThread] = {}
-
-    def all(self) -> dict[str, MiniMcp]:
-        return {"linear": self.linear, "github": self.github, "notes": self.notes}
-
-
-@pytest.fixture
-def upstreams() -> Iterator[Upstreams]:
-    found = Upstreams()
-    for name, server in found.all().items():
-        found.running[name] = serve(server)
-    yield found
-    for thread in found.running.values():
-        thread.stop()
-
-
-def _runtime(upstreams: Upstreams, *, down: str | None = None, oauth: str | None = None) -> Runtime:
-    data = example_config_data()
-    urls = {name: thread.url for name, thread in upstreams.running.items()}
-    if down:
-        urls[down] = "http://127.0.0.1:9/mcp"  # discard port: nothing listens
-    data["workspaces"]["demo"]["servers"]["toolbox"] = {
-        "title": "Acme toolbox",
-        "timeout_seconds": 5,
-        "upstreams": {
-            "linear": {
-                "url": urls["linear"],
-                "tools": {"deny": ["delete_*"]},
-                "projections": {"get_issue": {"name": "issue", "annotations": {"readOnlyHint": True}}},
-            },
-            "github": {"url": urls["github"], "prefix": "gh"},
-            "notes": {"url": urls["notes"]},
-        },
-    }
-    if oauth:  # this upstream needs each user's own account (none is connected in these tests)
-        upstream = data["workspaces"]["demo"]["servers"]["toolbox"]["upstreams"][oauth]
-        upstream["auth"] = {"type": "oauth", "authorization_server": "https://as.example.com", "client_id": "gw"}
-        upstream["auth"]["registration"] = "preregistered"
-    return memory_runtime(parse_config(data))
-
-
-class Client:
-    def __init__(self, runtime: Runtime, user: str = "alice") -> None:
-        self.runtime = runtime
-        self.http = TestClient(create_app(runtime))
-        route = runtime.routes.get("demo", "toolbox")
-        assert route is not None
-        self.token = grant_backed_token(runtime, route, subject=user)
-        self.session: str | None = None
-        self.ids = 0
-        self.notifications: list[dict[str, Any]] = []
-
-    def post(self, message: Any, *, session: str | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": ACCEPT, "MCP-Protocol-Version": "2025-11-25"}
-        if session or self.session:
-            headers["Mcp-Session-Id"] = session or self.session or ""
-        return self.http.post(MCP, json=message, headers=headers)
-
-    def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.ids += 1
-        response = self.post({"jsonrpc": "2.0", "id": self.ids, "method": method, "params": params or {}})
-        assert response.status_code == 200, response.text
-        self.notifications = []
-        if response.headers["content-type"].startswith("text/event-stream"):
-            events = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
-            *self.notifications, body = events
-        else:
-            body = response.json()
-        assert body["id"] == self.ids
-        return dict(body)
-
-    def initialize(self, capabilities: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.post(
-            {
-                "jsonrpc": "2.0",
-                "id": 0,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": capabilities or {},
-                    "clientInfo": {"name": "test"},
-                },
-            }
-        )
-        assert response.status_code == 200, response.text
-        self.session = response.headers["mcp-session-id"]
-        assert self.post({"jsonrpc": "2.0", "method": "notifications/initialized"}).status_code == 202
-        result: dict[str, Any] = response.json()["result"]
-        return result
-
-
-def _all_tools(client: Client) -> list[dict[str, Any]]:
-    tools: list[dict[str, Any]] = []
-    params: dict[str, Any] = {}
-    for _ in range(10):
-        result = client.request("tools/list", params)["result"]
-        tools += result["tools"]
-        if "nextCursor" not in result:
-            return tools
-        params = {"cursor": result["nextCursor"]}
-    raise AssertionError("the cursor never ended")
+from tests.unit.virtual.virtual_gateway import (
+    ACCEPT,
+    MCP,
+    Client,
+    Upstreams,
+    all_tools,
+    stateless_post,
+    virtual_runtime,
+)
 
 
 def test_initialize_opens_one_session_per_upstream_inside_the_clients(upstreams: Upstreams) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     result = client.initialize()
 
     assert result["serverInfo"]["name"] == "demo/toolbox" and result["protocolVersion"] == "2025-11-25"
@@ -153,10 +39,10 @@ def test_initialize_opens_one_session_per_upstream_inside_the_clients(upstreams:
 
 
 def test_tools_are_merged_filtered_projected_and_paginated(upstreams: Upstreams) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     client.initialize()
 
-    tools = _all_tools(client)
+    tools = all_tools(client)
 
     names = [tool["name"] for tool in tools]
     assert sorted(names) == sorted(
@@ -173,7 +59,7 @@ def test_tools_are_merged_filtered_projected_and_paginated(upstreams: Upstreams)
 
 
 def test_a_call_reaches_its_upstream_under_its_own_name_with_its_session(upstreams: Upstreams) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     client.initialize()
 
     renamed = client.request("tools/call", {"name": "linear_issue", "arguments": {"id": "A-1"}})
@@ -193,9 +79,9 @@ def test_a_call_reaches_its_upstream_under_its_own_name_with_its_session(upstrea
 
 
 def test_a_name_in_the_hashed_form_is_looked_up_in_its_upstreams_list(upstreams: Upstreams) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     client.initialize()
-    [hashed] = [tool["name"] for tool in _all_tools(client) if tool["name"].startswith("notes_find")]
+    [hashed] = [tool["name"] for tool in all_tools(client) if tool["name"].startswith("notes_find")]
     assert hashed.startswith("notes_find_by_tag__")  # clients accept only [A-Za-z0-9_-]
 
     answer = client.request("tools/call", {"name": hashed, "arguments": {"tag": "x"}})
@@ -205,7 +91,7 @@ def test_a_name_in_the_hashed_form_is_looked_up_in_its_upstreams_list(upstreams:
 
 @pytest.mark.parametrize("name", ["linear_delete_issue", "linear_get_issue", "nobody_search", "gh_", 42])
 def test_filtered_renamed_or_unknown_tools_are_invalid_params(upstreams: Upstreams, name: object) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     client.initialize()
     answer = client.request("tools/call", {"name": name, "arguments": {}})
     assert answer["error"]["code"] == -32602
@@ -213,7 +99,7 @@ def test_filtered_renamed_or_unknown_tools_are_invalid_params(upstreams: Upstrea
 
 
 def test_prompts_and_resources_are_routed(upstreams: Upstreams) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     client.initialize()
 
     prompts = client.request("prompts/list")["result"]["prompts"]
@@ -229,10 +115,10 @@ def test_prompts_and_resources_are_routed(upstreams: Upstreams) -> None:
 
 
 def test_an_upstream_that_is_down_is_left_out_and_its_calls_name_it(upstreams: Upstreams) -> None:
-    client = Client(_runtime(upstreams, down="github"))
+    client = Client(virtual_runtime(upstreams, down="github"))
     client.initialize()
 
-    names = [tool["name"] for tool in _all_tools(client)]
+    names = [tool["name"] for tool in all_tools(client)]
     assert "notes_search" in names and not any(name.startswith("gh_") for name in names)
     answer = client.request("tools/call", {"name": "gh_tool_00", "arguments": {}})
     assert answer["error"]["code"] == -32603
@@ -241,7 +127,7 @@ def test_an_upstream_that_is_down_is_left_out_and_its_calls_name_it(upstreams: U
 
 
 def test_ping_unknown_methods_and_bad_cursors_are_answered_here(upstreams: Upstreams) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     client.initialize()
     before = sum(len(server.seen) for server in upstreams.all().values())
     assert client.request("ping")["result"] == {}
@@ -253,7 +139,7 @@ def test_ping_unknown_methods_and_bad_cursors_are_answered_here(upstreams: Upstr
 
 
 def test_the_session_is_bound_to_its_user_and_delete_ends_every_upstream_session(upstreams: Upstreams) -> None:
-    runtime = _runtime(upstreams)
+    runtime = virtual_runtime(upstreams)
     alice = Client(runtime)
     alice.initialize()
     bob = Client(runtime, user="bob")
@@ -271,9 +157,9 @@ def test_the_session_is_bound_to_its_user_and_delete_ends_every_upstream_session
 
 
 def test_a_single_upstream_session_id_is_unknown_on_a_virtual_route(upstreams: Upstreams) -> None:
-    runtime = _runtime(upstreams)
+    runtime = virtual_runtime(upstreams)
     client = Client(runtime)
-    from gateway.proxy.sessions import Session
+    from gateway.proxy.session_ids import Session
 
     foreign = runtime.session_codec.seal(Session("plain-upstream-id"), route_key="demo/toolbox", user_id="alice")
     assert client.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, session=foreign).status_code == 404
@@ -281,11 +167,11 @@ def test_a_single_upstream_session_id_is_unknown_on_a_virtual_route(upstreams: U
 
 def test_an_upstream_the_user_has_not_connected_asks_to_connect_it_alone(upstreams: Upstreams) -> None:
     # Given a virtual route whose linear upstream needs alice's own account, and a client that declared URL elicitation
-    client = Client(_runtime(upstreams, oauth="linear"))
+    client = Client(virtual_runtime(upstreams, oauth="linear"))
     client.initialize({"elicitation": {"form": {}, "url": {}}})
 
     # When she lists and calls tools
-    names = [tool["name"] for tool in _all_tools(client)]
+    names = [tool["name"] for tool in all_tools(client)]
     answer = client.request("tools/call", {"name": "linear_list_issues", "arguments": {}})
 
     # Then the other upstreams work, linear is left out of the list, and its call is -32042 with its own link
@@ -299,7 +185,7 @@ def test_an_upstream_the_user_has_not_connected_asks_to_connect_it_alone(upstrea
 
 
 def test_an_upstream_that_forgot_its_session_is_initialized_again_transparently(upstreams: Upstreams) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     client.initialize()
     upstreams.notes.sessions.clear()  # the upstream restarted
 
@@ -315,12 +201,12 @@ def test_an_upstream_that_forgot_its_session_is_initialized_again_transparently(
 
 def test_an_upstream_that_was_down_at_initialize_joins_the_session_when_it_is_back(upstreams: Upstreams) -> None:
     upstreams.github.refuse_initialize = 1
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     client.initialize()  # github answers 503: left out of the client's session
 
-    names = [tool["name"] for tool in _all_tools(client)]
+    names = [tool["name"] for tool in all_tools(client)]
 
-    # it was opened when next needed (here by the client's notifications/initialized) and serves the list
+    # it was opened when next needed (here by the first list) and serves the list
     assert "gh_tool_00" in names
     assert upstreams.github.methods().count("initialize") == 2
     assert upstreams.github.sessions == {"github-session-0"}
@@ -340,32 +226,14 @@ def test_when_the_only_upstream_forgets_the_session_the_client_is_told_to_start_
     assert upstreams.notes.methods().count("initialize") == 1
 
 
-def _stateless(client: Client, method: str, params: dict[str, Any] | None = None) -> Any:
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "modern", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {},
-    }
-    headers = {
-        "Authorization": f"Bearer {client.token}",
-        "Accept": ACCEPT,
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": method,
-    }
-    if params and "name" in params:
-        headers["Mcp-Name"] = params["name"]
-    message = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": meta}}
-    return client.http.post(MCP, json=message, headers=headers)
-
-
 def test_a_2026_07_28_client_reaches_upstreams_that_only_speak_older_revisions(upstreams: Upstreams) -> None:
     # Given a stateless (2026-07-28) client, no initialize and no session, and upstreams that require sessions
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
 
     # When it discovers the route and lists and calls tools
-    discovered = _stateless(client, "server/discover")
-    listed = _stateless(client, "tools/list")
-    called = _stateless(client, "tools/call", {"name": "notes_search", "arguments": {"q": "y"}})
+    discovered = stateless_post(client, "server/discover")
+    listed = stateless_post(client, "tools/list")
+    called = stateless_post(client, "tools/call", {"name": "notes_search", "arguments": {"q": "y"}})
 
     # Then each upstream got a session of its own revision from the gateway, and the client what it expects
     assert discovered.status_code == 200, discovered.text
@@ -378,7 +246,7 @@ def test_a_2026_07_28_client_reaches_upstreams_that_only_speak_older_revisions(u
     assert upstreams.notes.methods().count("initialize") == 1  # one session per user in this container, reused
     assert upstreams.notes.seen[-1][2]["mcp-protocol-version"] == "2025-11-25"
     # an unknown method is HTTP 404 with -32601 for this revision
-    unknown = _stateless(client, "nothing/here")
+    unknown = stateless_post(client, "nothing/here")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == -32601
 
 
@@ -418,7 +286,7 @@ def test_a_merged_list_is_reused_for_the_configured_time_only(upstreams: Upstrea
 def test_a_2026_07_28_request_that_fails_the_revisions_checks_is_refused_here(
     upstreams: Upstreams, change: dict[str, Any], status: int, code: int
 ) -> None:
-    client = Client(_runtime(upstreams))
+    client = Client(virtual_runtime(upstreams))
     version = change.get("version", "2026-07-28")
     method = change.get("method", "tools/list")
     meta = {"io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": {}}

@@ -34,7 +34,7 @@ from infra.devserver import REPO_ROOT
 from infra.lambda_event import HttpRequest, RouteTable, build_event
 from infra.placeholders import LOCAL_REDIRECT_URI, ensure_local_client, grant_backed_token
 from infra.template import functions, load_template
-from tests.support.hostile_json import DEEP_PARAMS, DEEP_SMALL, DEEP_SMALL_OBJECT
+from tests.support.hostile_json import DEEP_PARAMS, DEEP_SMALL, DEEP_SMALL_OBJECT, MCP_HOSTILE_BODIES
 from tests.support.jose_keys import SigningKey, client_assertion, dpop_proof, unsigned
 from tests.support.runtime import example_config_data, memory_runtime
 from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream
@@ -180,10 +180,18 @@ mcp_messages = st.fixed_dictionaries(
     {"jsonrpc": st.sampled_from(["2.0", "1.0", 2]), "method": st.sampled_from(MCP_METHODS) | texts},
     optional={"id": st.integers() | texts | st.none() | st.booleans(), "params": json_values},
 )
-tool_calls = st.fixed_dictionaries(  # a tools/call whose tool name is anything, a credential-shaped one included
-    {"jsonrpc": st.just("2.0"), "id": st.integers(), "method": st.just("tools/call"),
-     "params": st.fixed_dictionaries({"name": texts, "arguments": st.just({})})},
-)  # fmt: skip
+# tools/call as clients send them, some naming a tool like a credential (the audit trail records tool names)
+tool_calls = st.fixed_dictionaries(
+    {
+        "jsonrpc": st.just("2.0"),
+        "id": st.integers(0, 9) | texts,
+        "method": st.just("tools/call"),
+        "params": st.fixed_dictionaries(
+            {"name": st.sampled_from(["echo", "demo_say", "other_tool"]) | texts}, optional={"arguments": json_values}
+        ),
+    },
+)
+MCP_VERSIONS = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
 forms = st.dictionaries(st.sampled_from(OAUTH_PARAMETERS) | texts, texts, max_size=8).map(
     lambda form: urlencode(form).encode()
 )
@@ -192,8 +200,10 @@ bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda value: json.dumps(value).encode()),
     mcp_messages.map(lambda value: json.dumps(value).encode()),
-    tool_calls.map(lambda value: json.dumps(value).encode()),
     st.lists(mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode()),
+    tool_calls.map(lambda value: json.dumps(value).encode()),
+    st.lists(tool_calls | mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode()),
+    st.sampled_from(sorted(MCP_HOSTILE_BODIES.values())),
     forms,
     st.sampled_from([DEEP_SMALL, DEEP_SMALL_OBJECT, DEEP_PARAMS, b"[" * 2000, b'{"a":' * 900, b"\xff\xfe{}"]),
 )
@@ -263,6 +273,11 @@ def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
     content_type = draw(st.sampled_from([matching, matching, matching, *CONTENT_TYPES]))
     if content_type:
         headers.append(("content-type", content_type))
+    if draw(st.integers(0, 2)) == 0:  # a revision whose rules (batches, routing headers) the gateway applies
+        headers.append(("mcp-protocol-version", draw(st.sampled_from(MCP_VERSIONS))))
+        if draw(st.booleans()):
+            headers.append(("mcp-method", draw(st.sampled_from(["tools/call", "tools/list"]) | texts)))
+            headers.append(("mcp-name", draw(st.sampled_from(["echo", "=?base64?ZWNobw==?="]) | texts)))
     for name in ("cookie", "mcp-session-id", "mcp-protocol-version", "origin", "accept", "last-event-id"):
         if draw(st.integers(0, 3)) == 0:
             value = draw(texts.filter(lambda text: "\r" not in text and "\n" not in text))
@@ -396,3 +411,48 @@ def test_assertions_id_jags_and_dpop_proofs_never_make_a_5xx(upstream: ScriptedU
 
     one_request()
     assert seen[400] and seen[401], dict(seen)  # both the grant's and the client's checks were reached
+
+
+# --- MCP bodies at the proxy, past the door ----------------------------------------------------------------------
+
+MCP_EXAMPLES = 300
+
+
+@pytest.mark.parametrize("server", ["echo", "toolbox"])  # a plain route and a virtual one
+def test_mcp_bodies_never_make_the_proxy_answer_5xx(gateway: Gateway, upstream: ScriptedUpstream, server: str) -> None:
+    """Every request carries a valid token, so each body reaches the one parse and what follows it (issue "Fail
+    closed" items 1, 2, 16): numbers and strings the parser refuses, batches under every revision, tool calls named
+    like credentials, routing headers that agree with the body or not."""
+    token = gateway.virtual_token if server == "toolbox" else gateway.token
+    seen: Counter[int] = Counter()
+
+    @settings(
+        max_examples=MCP_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        body=st.sampled_from(sorted(MCP_HOSTILE_BODIES.values()))
+        | tool_calls.map(lambda value: json.dumps(value).encode())
+        | st.lists(tool_calls | mcp_messages, max_size=3).map(lambda value: json.dumps(value).encode())
+        | mcp_messages.map(lambda value: json.dumps(value).encode()),
+        version=st.none() | st.sampled_from(MCP_VERSIONS) | texts,
+        method=st.none() | st.sampled_from(["tools/call", "tools/list"]) | texts,
+        name=st.none() | st.sampled_from(["echo", "other_tool", "=?base64?ZWNobw==?=", "=?base64?!?="]) | texts,
+    )
+    def one_request(body: bytes, version: str | None, method: str | None, name: str | None) -> None:
+        headers = [("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+        headers.append(("accept", "application/json, text/event-stream"))
+        for header, value in (("mcp-protocol-version", version), ("mcp-method", method), ("mcp-name", name)):
+            if value is not None and "\r" not in value and "\n" not in value:
+                headers.append((header, value.encode("utf-8", "surrogatepass").decode("latin-1")))
+        request = HttpRequest(method="POST", raw_path=f"/demo/{server}/mcp", raw_query="", headers=headers, body=body)
+        target, status = gateway.send(request)
+        seen[status] += 1
+        assert status < 500, f"{target} answered {status} to {body[:200]!r} ({headers[3:]})"
+
+    one_request()
+    assert seen[400] > 0 and seen[200] > 0, dict(seen)  # bodies were refused, and bodies went through
+    print(f"\nfuzz MCP bodies on {server}: {sum(seen.values())} requests, statuses {dict(sorted(seen.items()))}")

@@ -51,12 +51,14 @@ MCP_REDIRECT = "http://127.0.0.1:33418/callback"
 class UpstreamAS:
     issuer: str = ""
     answer_error: str | None = None  # e.g. "access_denied": the user cancels at the upstream
+    token_error: str | None = None  # e.g. "invalid_client": the token endpoint refuses every code
     challenges: dict[str, tuple[str, str]] = field(default_factory=dict)  # code -> (challenge, redirect_uri)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
 
     def reset(self) -> None:
         self.answer_error = None
+        self.token_error = None
         self.challenges.clear()
         self.token_requests.clear()
         self.issued.clear()
@@ -120,6 +122,9 @@ def _handler(state: UpstreamAS) -> type[BaseHTTPRequestHandler]:
                 or form.get("client_id") != GATEWAY_CLIENT
             ):
                 self._json(400, {"error": "invalid_grant"})
+                return
+            if state.token_error is not None:
+                self._json(400, {"error": state.token_error})
                 return
             access = f"upstream-access-{secrets.token_hex(8)}"
             state.issued.append(access)
@@ -509,6 +514,41 @@ def test_connecting_from_the_consent_page_stores_the_token_and_returns_to_consen
     assert after.status_code == 200 and "Accounts to connect" not in after.text
     assert not re.search(r'value="approve"\s+disabled', after.text)
     assert_html_security_headers(after)
+
+
+@pytest.mark.parametrize(
+    ("answer_error", "token_error", "words", "audited"),
+    [
+        ("access_denied", None, "Access was not allowed at 127.0.0.1:9, so Notes is not connected.", "access_denied"),
+        (None, "invalid_grant", "127.0.0.1:9 did not give the gateway a credential", "invalid_grant"),
+    ],
+)
+def test_a_failed_connect_from_the_consent_page_says_why_there_and_is_audited(
+    runtime: Runtime, browser: TestClient, upstream_as: UpstreamAS, answer_error: str | None,
+    token_error: str | None, words: str, audited: str,
+) -> None:  # fmt: skip
+    # Given alice on the consent page, and an upstream that refuses her (she cancels, or its token endpoint refuses)
+    consent = to_consent(runtime, browser, "notes", "alice")
+    before = browser.get(consent)
+    upstream_as.answer_error, upstream_as.token_error = answer_error, token_error
+
+    # When she presses Connect and her browser comes back from the upstream
+    response = browser.get(through_upstream(browser, browser.get(connect_link_on(before.text))))
+
+    # Then she is back on the consent page, which says why in words she can act on, and still offers Connect
+    assert response.status_code == 303 and local(response.headers["location"]).startswith(consent)
+    page = browser.get(local(response.headers["location"]))
+    assert page.status_code == 200 and words in page.text and "Connect again" in page.text
+    assert connect_link_on(page.text) and stored_subjects(runtime) == []
+    # And the failure is in the audit trail, for the administrator the page points to
+    failures = [
+        event for event in runtime.audit_log.events("demo", since=0, until=2**40) if event.kind == "upstream.failed"
+    ]
+    assert [(event.user_id, event.detail.get("error"), event.detail.get("stage")) for event in failures] == [
+        ("alice", audited, "connect")
+    ]
+    # And the plain consent page (no failure reported) says nothing of it
+    assert words not in browser.get(consent).text
 
 
 # --- the shared account ----------------------------------------------------------------------------------------

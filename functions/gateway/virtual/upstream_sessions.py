@@ -1,9 +1,12 @@
-"""The upstream sessions behind a client's requests on a virtual route, and the request's context.
+"""The upstream sessions behind a client's requests on a virtual route (the gateway as each upstream's client), and
+the context of one client request.
 
 A client's own ``initialize`` opens one session per upstream (:class:`gateway.virtual.server.VirtualServer`), sealed
 inside the client's session id. :class:`UpstreamSessions` keeps what changes after that in the warm container: an
 upstream initialized later (it was down, or not connected), again (it forgot its session), or for a 2026-07-28 client
-that has no session at all while the upstream speaks an older revision.
+that has no session at all while the upstream speaks an older revision. Such sessions belong to one client session,
+or — for a sessionless client — to one user of one route: they are keyed by the member route's key
+(``workspace/server/upstream``), never by the upstream's name alone, which other routes and workspaces reuse.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.mcp.codes import INVALID_REQUEST, SESSION_NOT_FOUND, UNSUPPORTED_PROTOCOL_VERSION
+from gateway.mcp.jsonrpc import Message
+from gateway.mcp.revisions import LATEST_SESSION_VERSION, SESSION_VERSIONS, STATELESS_VERSION
 from gateway.routes import Route
 from gateway.upstream.credentials import UpstreamCredentialProvider
 from gateway.virtual.merge import cause_of, result_of
@@ -21,10 +27,9 @@ from gateway.virtual.upstream_call import Answer, UpstreamProblem, call
 
 logger = logging.getLogger("gateway.virtual")
 
-SUPPORTED_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
-STATELESS_VERSION = "2026-07-28"  # no initialize and no session: each request carries the client's _meta
-LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 MAX_LATER_SESSIONS = 10_000
+# How an upstream of the session era refuses a 2026-07-28 request (-32000: the SDKs' "no session" answer).
+_REFUSALS_OF_STATELESS = (INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION, -32000, SESSION_NOT_FOUND)
 
 ProviderFor = Callable[[Route], UpstreamCredentialProvider]
 
@@ -35,7 +40,7 @@ class SessionEnded(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Exchange:
+class VirtualRequest:
     """One client POST on a virtual route: who, where, and the upstream sessions behind the client's id."""
 
     route: Route
@@ -47,18 +52,18 @@ class Exchange:
     client_session: str | None = None
     """The client's sealed session id, which keys the upstream sessions this container opened after it."""
     client_headers: dict[str, str] = field(default_factory=dict)
-    """The client's MCP transport headers (``upstream_request_headers``)."""
-    streamed: list[dict[str, Any]] = field(default_factory=list)
+    """The client's MCP transport headers (:func:`gateway.proxy.headers.transport_headers`)."""
+    streamed: list[Message] = field(default_factory=list)
     """Notifications an upstream sent before its answer (progress, logging): relayed on an SSE answer."""
 
     @property
     def stateless(self) -> bool:
         """The client speaks MCP 2026-07-28 or later: no session, and a protocol version of the stateless era (an
-        unsupported one is refused by :mod:`gateway.virtual.modern`); its requests go to each upstream as they are."""
+        unsupported one is refused by :mod:`gateway.mcp.stateless`); its requests go to each upstream as they are."""
         return (
             self.client_session is None
             and self.client_version is not None
-            and self.client_version not in SUPPORTED_VERSIONS
+            and self.client_version not in SESSION_VERSIONS
         )
 
 
@@ -67,15 +72,24 @@ class UpstreamSessions:
 
     def __init__(self) -> None:
         # The client's id cannot change mid-session, so this container keeps them; another container opens its own.
+        # Keyed by (client session, or "~" + user for a sessionless client; member route key).
         self._later: dict[tuple[str, str], UpstreamSession] = {}
         self._legacy: dict[str, bool] = {}  # upstream key -> refuses 2026-07-28 requests (learnt on first use)
         self._capabilities: dict[str, Any] = {}  # upstream key -> what its last initialize offered
+
+    def in_session(self, request: VirtualRequest, member: Route) -> bool:
+        """Whether an upstream session with ``member`` stands behind the client's (opened at its ``initialize``, or
+        later by this container)."""
+        owner = _owner(request)
+        return (member.member or "") in request.state.upstreams or (
+            owner is not None and (owner, member.key) in self._later
+        )
 
     def legacy_capabilities(self, member: Route) -> Any | None:
         """What an upstream of an older revision offered at the initialize this container sent it, if any."""
         return self._capabilities.get(member.key) if self._legacy.get(member.key) else None
 
-    async def send(self, exchange: Exchange, member: Route, message: dict[str, Any]) -> Answer | UpstreamProblem:
+    async def send(self, request: VirtualRequest, member: Route, message: Message) -> Answer | UpstreamProblem:
         """``message`` to one upstream in the client's session: an upstream session missing from it (the upstream
         was down or not connected at initialize) is opened first, and one the upstream forgot is opened again.
 
@@ -83,58 +97,58 @@ class UpstreamSessions:
         one that does not (it refuses them) gets them in a session of its own revision, opened by this container
         for the user (each revision independently on each side)."""
         name = member.member or ""
-        owner = exchange.client_session or (f"~{exchange.user_id}" if exchange.stateless else None)
-        later_key = (owner or "", name)
-        session = self._later.get(later_key) or exchange.state.upstreams.get(name)
-        if session is None and exchange.stateless and self._legacy.get(member.key) is not True:
-            answer = await self.call_in(exchange, member, message, None)
+        owner = _owner(request)
+        later_key = (owner or "", member.key)
+        session = (self._later.get(later_key) if owner else None) or request.state.upstreams.get(name)
+        if session is None and request.stateless and self._legacy.get(member.key) is not True:
+            answer = await self.call_in(request, member, message, None)
             if not _refused_stateless(answer):
                 self._legacy[member.key] = False
                 return answer
             if self._legacy.get(member.key) is False:
                 return answer  # it speaks the revision: the refusal is its answer
-            opened = await self.open_session(exchange, member)
+            opened = await self.open_session(request, member)
             if isinstance(opened, UpstreamProblem):
                 return answer  # not an older revision either: its refusal stands
             self._legacy[member.key] = True
             logger.info("upstream %s does not speak %s: using a session of its own", member.key, STATELESS_VERSION)
             session = opened
         if session is None and owner is not None:
-            opened = await self.open_session(exchange, member)
+            opened = await self.open_session(request, member)
             if isinstance(opened, UpstreamProblem):
                 return opened
             session = opened
-        answer = await self.call_in(exchange, member, _for_session(message, session), session)
+        answer = await self.call_in(request, member, _for_session(message, session), session)
         if isinstance(answer, UpstreamProblem) and answer.session_lost:
-            if set(exchange.state.upstreams) == {name} and later_key not in self._later:
+            if set(request.state.upstreams) == {name} and later_key not in self._later:
                 raise SessionEnded  # its only upstream forgot it: as the upstream would, say the session is gone
-            reopened = await self.open_session(exchange, member)
+            reopened = await self.open_session(request, member)
             if isinstance(reopened, UpstreamProblem):
                 return reopened
-            answer = await self.call_in(exchange, member, _for_session(message, reopened), reopened)
+            answer = await self.call_in(request, member, _for_session(message, reopened), reopened)
         return answer
 
     async def call_in(
-        self, exchange: Exchange, member: Route, message: dict[str, Any], session: UpstreamSession | None
+        self, request: VirtualRequest, member: Route, message: Message, session: UpstreamSession | None
     ) -> Answer | UpstreamProblem:
         return await call(
-            member, exchange.provider_for(member), exchange.user_id, message,
+            member, request.provider_for(member), request.user_id, message,
             session_id=session.session_id if session is not None else None,
-            protocol_version=session.protocol_version if session is not None else exchange.client_version,
-            trace_headers=exchange.trace,
+            protocol_version=session.protocol_version if session is not None else request.client_version,
+            trace_headers=request.trace,
         )  # fmt: skip
 
-    async def open_session(self, exchange: Exchange, member: Route) -> UpstreamSession | UpstreamProblem:
+    async def open_session(self, request: VirtualRequest, member: Route) -> UpstreamSession | UpstreamProblem:
         """Initialize one upstream for a client session that is already open (the client's own ``initialize``
         params are not kept: the gateway introduces itself with the client's protocol version)."""
-        version = exchange.client_version if exchange.client_version in SUPPORTED_VERSIONS else LATEST_VERSION
+        version = request.client_version if request.client_version in SESSION_VERSIONS else LATEST_SESSION_VERSION
         params: dict[str, Any] = {
             "protocolVersion": version,
             "capabilities": {},
             "clientInfo": {"name": "mcp-gateway", "version": "1"},
         }
         answer = await self.call_in(
-            exchange, member, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, None
+            request, member, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, None
         )
         result = result_of(answer)
         if result is None or not isinstance(answer, Answer):
@@ -145,15 +159,20 @@ class UpstreamSessions:
             )
         negotiated = result.get("protocolVersion")
         session = UpstreamSession(answer.session_id, negotiated if isinstance(negotiated, str) else version)
-        await self.call_in(exchange, member, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+        await self.call_in(request, member, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
         if len(self._later) >= MAX_LATER_SESSIONS:
             self._later.clear()
-        owner = exchange.client_session or (f"~{exchange.user_id}" if exchange.stateless else "")
-        self._later[(owner, member.member or "")] = session
+        owner = _owner(request)
+        if owner is not None:
+            self._later[(owner, member.key)] = session
         self._capabilities[member.key] = result.get("capabilities")
         return session
 
-    # --- requests --------------------------------------------------------------------------------------------
+
+def _owner(request: VirtualRequest) -> str | None:
+    """Whose upstream sessions these are: the client's session, or a sessionless client's user (on this route: the
+    key the sessions are kept under names the member route)."""
+    return request.client_session or (f"~{request.user_id}" if request.stateless else None)
 
 
 def _refused_stateless(answer: Answer | UpstreamProblem) -> bool:
@@ -162,10 +181,10 @@ def _refused_stateless(answer: Answer | UpstreamProblem) -> bool:
     if isinstance(answer, UpstreamProblem):
         return answer.reconnect is None and answer.cause.startswith(("answered HTTP 4", "gave no JSON-RPC answer"))
     error = (answer.message or {}).get("error")
-    return isinstance(error, dict) and error.get("code") in (-32600, -32022, -32000, -32001)
+    return isinstance(error, dict) and error.get("code") in _REFUSALS_OF_STATELESS
 
 
-def _for_session(message: dict[str, Any], session: UpstreamSession | None) -> dict[str, Any]:
+def _for_session(message: Message, session: UpstreamSession | None) -> Message:
     """``server/discover`` does not exist before 2026-07-28: in a session it becomes a ``ping`` (its answer is not
     used; the session's initialize told what the upstream offers)."""
     if session is not None and message.get("method") == "server/discover":

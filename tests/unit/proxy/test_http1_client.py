@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from gateway.proxy.upstream_http import BodyTooLarge, ConnectFailed, Origin, UpstreamHttpError, UpstreamPool
+from gateway.proxy.http1_client import BodyTooLarge, ConnectFailed, Origin, UpstreamHttpError, UpstreamPool
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

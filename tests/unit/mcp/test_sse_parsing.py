@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.proxy import sse
-from gateway.proxy.sse import answered_ids, parse
+from gateway.mcp import sse
+from gateway.mcp.sse import answered_ids, parse
 from tests.support.hostile_json import DEEP_SMALL
 
 

@@ -2,7 +2,7 @@
 
 MCP Streamable HTTP (2025-03-26 and later, §Session Management) lets the server assign a session id at
 ``initialize``; the client sends it back on every request. The gateway never shows the upstream's id: it sends
-``g1.`` + base64url(nonce ‖ AES-GCM(upstream session id, flags)), where
+``g1.`` + base64url(nonce ‖ AES-GCM(flags ‖ issued at ‖ upstream session id)), where
 
 - the key is derived with HKDF-SHA256 from the deployment's shared secret (every container derives the same key,
   with no table and no KMS call), on first use: a container whose requests carry no session id to upstreams that
@@ -11,7 +11,11 @@ MCP Streamable HTTP (2025-03-26 and later, §Session Management) lets the server
   to: another user, another route, a tampered or a foreign id all fail the same way, and the proxy answers 404 as the
   spec requires for a session id the server does not know;
 - ``flags`` carry what the gateway must remember about the session, taken from the client's ``initialize`` (whether
-  it declared URL elicitation, MCP 2025-11-25 §Elicitation).
+  it declared URL elicitation, MCP 2025-11-25 §Elicitation);
+- the id carries the time it was issued and opens for ``max_age_seconds`` from then
+  (``GATEWAY_SESSION_MAX_AGE_SECONDS``, a day by default): a session id that leaked (a log, a proxy) does not serve
+  its user forever. An expired id gets 404 like any unknown one, and the client initializes again (MCP §Session
+  Management). Ids sealed without a time (before lifetimes existed) no longer open.
 
 The result is visible ASCII (base64url, 0x21-0x7E), as the spec requires of session ids. Upstreams without sessions
 (a stateless server, or the sessionless 2026-07-28 revision) send no id, and the client gets none.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,6 +40,9 @@ HKDF_INFO = b"mcp-gateway/session-id/v1"
 MAX_SESSION_ID_LENGTH = 1024  # generous: upstream ids are UUIDs or similar
 
 FLAG_URL_ELICITATION = 0x01
+FLAG_ISSUED_AT = 0x02  # four bytes of issue time (Unix seconds, big-endian) follow the flags
+DEFAULT_MAX_AGE_SECONDS = 86400
+CLOCK_SKEW_SECONDS = 60  # another container's clock may run a little ahead
 
 
 class UnknownSession(Exception):
@@ -55,19 +63,33 @@ def derive_key(shared_secret: bytes) -> bytes:
 
 
 class SessionCodec:
-    def __init__(self, key: bytes | Callable[[], bytes]) -> None:
+    def __init__(
+        self,
+        key: bytes | Callable[[], bytes],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS,
+    ) -> None:
         """``key``: the key, or how to get it when a session id is first sealed or opened."""
         self._key = key
         self._cipher: AESGCM | None = None
+        self._clock = clock
+        self.max_age_seconds = max_age_seconds
 
     @classmethod
-    def from_shared_secret(cls, shared_secret: bytes | Callable[[], bytes]) -> SessionCodec:
+    def from_shared_secret(
+        cls,
+        shared_secret: bytes | Callable[[], bytes],
+        *,
+        clock: Callable[[], float] = time.time,
+        max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS,
+    ) -> SessionCodec:
         """``shared_secret``: the secret, or how to read it (then only when a session id is first sealed or
         opened)."""
         if callable(shared_secret):
             read = shared_secret
-            return cls(lambda: derive_key(read()))
-        return cls(derive_key(shared_secret))
+            return cls(lambda: derive_key(read()), clock=clock, max_age_seconds=max_age_seconds)
+        return cls(derive_key(shared_secret), clock=clock, max_age_seconds=max_age_seconds)
 
     @property
     def _aead(self) -> AESGCM:
@@ -78,14 +100,16 @@ class SessionCodec:
         return self._cipher
 
     def seal(self, session: Session, *, route_key: str, user_id: str) -> str:
-        flags = FLAG_URL_ELICITATION if session.url_elicitation else 0
-        plaintext = bytes((flags,)) + session.upstream_session_id.encode()
+        flags = FLAG_ISSUED_AT | (FLAG_URL_ELICITATION if session.url_elicitation else 0)
+        issued_at = int(self._clock()).to_bytes(4, "big")
+        plaintext = bytes((flags,)) + issued_at + session.upstream_session_id.encode()
         nonce = os.urandom(NONCE_BYTES)
         sealed = nonce + self._aead.encrypt(nonce, plaintext, _associated_data(route_key, user_id))
         return PREFIX + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
 
     def open(self, session_id: str, *, route_key: str, user_id: str) -> Session:
-        """The session in ``session_id``; :class:`UnknownSession` unless it was sealed for this user and route."""
+        """The session in ``session_id``; :class:`UnknownSession` unless it was sealed for this user and route, and
+        within its lifetime."""
         if not session_id.startswith(PREFIX) or len(session_id) > MAX_SESSION_ID_LENGTH:
             raise UnknownSession
         encoded = session_id[len(PREFIX) :]
@@ -102,11 +126,17 @@ class SessionCodec:
             plaintext = aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _associated_data(route_key, user_id))
         except InvalidTag:
             raise UnknownSession from None
+        flags = plaintext[0]
+        if not flags & FLAG_ISSUED_AT or len(plaintext) < 5:
+            raise UnknownSession  # sealed before session ids had a lifetime
+        age = int(self._clock()) - int.from_bytes(plaintext[1:5], "big")
+        if not -CLOCK_SKEW_SECONDS <= age <= self.max_age_seconds:
+            raise UnknownSession
         try:
-            upstream_session_id = plaintext[1:].decode()
+            upstream_session_id = plaintext[5:].decode()
         except UnicodeDecodeError:
             raise UnknownSession from None
-        return Session(upstream_session_id, url_elicitation=bool(plaintext[0] & FLAG_URL_ELICITATION))
+        return Session(upstream_session_id, url_elicitation=bool(flags & FLAG_URL_ELICITATION))
 
 
 def _associated_data(route_key: str, user_id: str) -> bytes:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from gateway import safe_json
-from gateway.proxy.jsonrpc import RequestId, response_ids
+from gateway.mcp.jsonrpc import Message, RequestId, dumps, flatten, response_ids
 
 _LINE = re.compile(r"\r\n|\r|\n")
 
@@ -91,15 +91,35 @@ class IncrementalParser:
         return stream
 
 
-def answered_ids(stream: ParsedStream) -> set[RequestId]:
-    """The ids of the JSON-RPC responses carried by the stream's events (other messages are ignored)."""
-    answered: set[RequestId] = set()
+def messages(stream: ParsedStream, *, responses_only: bool = False) -> list[Message]:
+    """The JSON-RPC messages carried by the stream's events, in order (data that is not JSON is skipped). With
+    ``responses_only``, events that cannot hold a response (no ``"id"``: notifications, priming events) are not
+    decoded at all."""
+    found: list[Message] = []
     for data in stream.data:
-        if '"id"' not in data:
-            continue  # notifications and priming events: no JSON to decode
+        if responses_only and '"id"' not in data:
+            continue
+        if not data.strip():
+            continue
         try:
-            message = safe_json.loads(data)
+            decoded = safe_json.loads(data)
         except ValueError:
             continue
-        answered.update(response_ids(message))
-    return answered
+        found += flatten(decoded)
+    return found
+
+
+def answered(found: list[Message]) -> set[RequestId]:
+    """The ids of the JSON-RPC responses among messages read from a stream."""
+    return set(response_ids(found))
+
+
+def answered_ids(stream: ParsedStream) -> set[RequestId]:
+    """The ids of the JSON-RPC responses carried by the stream's events (other messages are ignored)."""
+    return answered(messages(stream, responses_only=True))
+
+
+def event(message: Message) -> str:
+    """One SSE event carrying one JSON-RPC message (MCP §Streamable HTTP: ``event: message``). Compact JSON holds no
+    line break, so the message is one ``data`` line."""
+    return f"event: message\ndata: {dumps(message).decode()}\n\n"
