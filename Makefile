@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install dependencies
 
-dev: $(STAMP) ## run the gateway on http://127.0.0.1:9000 (CONFIG=my-gateway.yaml; MODE=streaming)
-	$(PY) -m infra.dev $(if $(CONFIG),--config "$(CONFIG)") $(if $(MODE),--mode "$(MODE)")
+dev: $(STAMP) ## run the gateway on http://127.0.0.1:9000 (CONFIG=my-gateway.yaml; MODE=streaming; RESET=1 starts clean)
+	$(PY) -m infra.dev $(if $(CONFIG),--config "$(CONFIG)") $(if $(MODE),--mode "$(MODE)") $(if $(RESET),--reset)
 
 test: $(STAMP) ## set everything up and run all checks and tests
 	bash infra/scripts/test.sh

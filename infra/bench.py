@@ -2,9 +2,10 @@
 
     python -m infra.bench [--only coldstart|rss|proxy|tokens] [--runs N] [--write-docs]
 
-Everything runs on 127.0.0.1 against a local stack started here: moto provisioned from template.yaml (in this
-process), the demo upstream MCP server (its own process), and, for the proxy benchmark, the dev server (this
-process) and a load client (its own process).
+Everything runs on 127.0.0.1 against a local stack started here, with the deployment's process boundaries: moto
+provisioned from template.yaml (its own process, over kept connections: the store is elsewhere, as DynamoDB is), the
+demo upstream MCP server (its own process), and, for the proxy benchmark, the dev server (this process) whose
+function containers are processes of their own, as Lambda runs them, and a load client (its own process).
 
 - ``coldstart``: each function's handler in a fresh interpreter (:mod:`infra.bench_support.child`), from spawn to
   the first handled event, with ``.pyc`` compiled (``compileall`` on functions/ and one discarded warm-up round),
@@ -44,7 +45,7 @@ from urllib.parse import urlencode
 
 from infra.dev import EXAMPLE_CONFIG, config_for_upstream, gateway_environment
 from infra.devserver import REPO_ROOT
-from infra.lambda_event import HttpRequest, RouteTable, build_event
+from infra.lambda_event import HttpApiRoutes, HttpRequest, build_event
 from infra.template import FunctionSpec, functions, load_template
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -102,35 +103,6 @@ def machine_line() -> str:
 # --- the local stack ----------------------------------------------------------------------------------------
 
 
-class UpstreamProcess:
-    """The demo upstream MCP server in its own process (:mod:`infra.bench_support.upstream`)."""
-
-    def __init__(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "infra.bench_support.upstream"],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        match = re.search(r"(http://\S+/mcp)", line)
-        if match is None:
-            self.stop()
-            raise RuntimeError(f"the demo upstream did not start: {line!r}")
-        self.url = match.group(1)
-
-    def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=5)
-
-
 @dataclass
 class Stack:
     template: dict[str, Any]
@@ -141,12 +113,13 @@ class Stack:
 
 @contextmanager
 def local_stack(template: dict[str, Any]) -> Iterator[Stack]:
-    """moto (this process) provisioned from the template, the demo upstream (own process), the functions' env
-    applied to ``os.environ`` (so this process can mint tokens as the token endpoint would)."""
+    """moto provisioned from the template and the demo upstream, each in a process of its own, and the functions'
+    env applied to ``os.environ`` (so this process can mint tokens as the token endpoint would)."""
+    from infra.demo_upstream import start_demo_upstream
     from infra.invoke import apply_environment
     from infra.local_aws import provision, start_local_aws
 
-    upstream = UpstreamProcess()
+    upstream = start_demo_upstream()
     aws = None
     saved = dict(os.environ)
     try:
@@ -223,7 +196,7 @@ def _http_event(
     """An event as API Gateway builds it for this request (the template's routes decide the route key)."""
 
     def make(stack: Stack) -> dict[str, Any]:
-        table: RouteTable[str] = RouteTable()
+        table: HttpApiRoutes[str] = HttpApiRoutes()
         for spec in functions(stack.template):
             for route in spec.routes:
                 table.add(route.method, route.path, spec.logical_id)
@@ -896,32 +869,50 @@ def _dev_server_nagle() -> tuple[Callable[[bool], None], bool]:
     return switch, original
 
 
-def _process_cpu_seconds() -> float:
-    """User + system CPU of this process (the dev server and the functions it runs; moto idles meanwhile)."""
-    times = os.times()
-    return times.user + times.system
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def processes_cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
+    """User + system CPU time of each live process of ``pids`` so far (``/proc/<pid>/stat``)."""
+    seconds: dict[int, float] = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+    return seconds
+
+
+class GatewayCpu:
+    """CPU time of the dev server's process and its container processes over a measurement (containers started
+    meanwhile count from zero); the store and the upstream, in processes of their own, are not counted."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self._before = processes_cpu_seconds(server.process_ids())
+
+    def seconds(self) -> float:
+        after = processes_cpu_seconds(self._server.process_ids())
+        return sum(value - self._before.get(pid, 0.0) for pid, value in after.items())
+
+
+DYNAMODB_READS = frozenset(
+    f"DynamoDB_20120810.{name}" for name in ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems")
+)
 
 
 @contextmanager
-def counting_dynamodb_reads() -> Iterator[Callable[[], int]]:
-    """Count the DynamoDB read calls this process makes meanwhile (the dev server's simulated containers run here)."""
-    from botocore.client import BaseClient
+def counting_dynamodb_reads(endpoint_url: str) -> Iterator[Callable[[], int]]:
+    """Count the DynamoDB reads the store serves meanwhile (counted by the stand-in itself, in its own process)."""
+    from infra.local_aws import store_calls
 
-    reads = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
-    client_class: Any = BaseClient  # every botocore client's calls pass through this method
-    original = client_class._make_api_call
-    count = [0]
+    def reads(calls: Mapping[str, int]) -> int:
+        return sum(count for name, count in calls.items() if name in DYNAMODB_READS)
 
-    def counted(client: Any, operation_name: str, api_params: Any) -> Any:
-        if operation_name in reads and client.meta.service_model.service_name == "dynamodb":
-            count[0] += 1
-        return original(client, operation_name, api_params)
-
-    client_class._make_api_call = counted
-    try:
-        yield lambda: count[0]
-    finally:
-        client_class._make_api_call = original
+    before = reads(store_calls(endpoint_url))
+    yield lambda: reads(store_calls(endpoint_url)) - before
 
 
 # The proxy as deployed by default (revocation bites on the next request: one grant read per call), with the
@@ -974,6 +965,11 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
         measured: dict[str, dict[str, Any]] = {}
         say(f"  direct, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
         measured["direct"] = run_load(stack.upstream_url, concurrency, requests, seconds)
+        from infra.bench_support.passthrough import start_passthrough
+
+        with start_passthrough(stack.upstream_url) as passthrough:
+            say(f"  pass-through, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
+            measured["pass-through"] = run_load(passthrough.url, concurrency, requests, seconds)
         for label, parameters, settings in PROXY_VARIANTS:
             server = start_dev_server(stack.template, {**stack.env, **settings}, parameters=parameters)
             try:
@@ -981,17 +977,15 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
                 for name, nodelay in variants:
                     say(f"  {name}, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
                     nagle_off(nodelay)
-                    cpu_before = _process_cpu_seconds()
+                    cpu = GatewayCpu(server)
                     try:
-                        with counting_dynamodb_reads() as reads:
+                        with counting_dynamodb_reads(stack.endpoint_url) as reads:
                             result = run_load(f"{server.url}/demo/echo/mcp", concurrency, requests, seconds, token)
                             read_count = reads()
                     finally:
                         nagle_off(False)
                     served = result["count"] + WARMUP_REQUESTS_PER_THREAD * concurrency
-                    result["gateway_cpu_ms"] = (
-                        (_process_cpu_seconds() - cpu_before) / served * 1000 if served else math.nan
-                    )
+                    result["gateway_cpu_ms"] = cpu.seconds() / served * 1000 if served else math.nan
                     result["reads_per_call"] = read_count / served if served else math.nan
                     if result["errors"]:
                         say(f"    {result['errors']} errors, first: {result['first_error']}")
@@ -1002,7 +996,11 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
         for label, result in measured.items():
             comparison = ""
             cost = "—"
-            if label != "direct":
+            if label == "pass-through":
+                added_p50 = result["p50_ms"] - direct["p50_ms"]
+                ratio = result["throughput"] / direct["throughput"] if direct["throughput"] else math.nan
+                comparison = f"+{added_p50:.2f} ms p50, {ratio:.0%} throughput"
+            elif label != "direct":
                 front_door = "rest_api" if "streaming" in label else "http_api"
                 cost = f"{cost_per_million_calls(front_door, result['p50_ms'] - direct['p50_ms'] + 1.0):.2f}"
                 added_p50 = result["p50_ms"] - direct["p50_ms"]
@@ -1020,8 +1018,8 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
                     f"{result['p50_ms']:.2f}",
                     f"{result['p99_ms']:.2f}",
                     f"{result['throughput']:.0f}",
-                    "—" if label == "direct" else f"{result['gateway_cpu_ms']:.2f}",
-                    "—" if label == "direct" else f"{result['reads_per_call']:.2f}",
+                    "—" if "gateway_cpu_ms" not in result else f"{result['gateway_cpu_ms']:.2f}",
+                    "—" if "reads_per_call" not in result else f"{result['reads_per_call']:.2f}",
                     comparison,
                     cost,
                 ]
@@ -1029,7 +1027,8 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
     return (
         f"{machine_line()} `tools/call` (echo) from a separate load-client process (threads, one pooled httpx "
         f"client each), up to {requests} requests or {seconds:g} s per row after a warm-up; direct = the demo "
-        "upstream (uvicorn, its own process), gateway = the dev server in front of it (same proxy handler code "
+        "upstream (uvicorn, its own process), pass-through = a plain Starlette + httpx pass-through in front of it "
+        "(its own process: what any HTTP proxy adds), gateway = the dev server in front of it (same proxy handler code "
         "as Lambda, payload-2.0 events, Mangum) with the deployment's default settings (the grant's status read "
         "on every request, so a revocation bites on the next call); `grant cache 30 s` = the same with the opt-in "
         "`GATEWAY_GRANT_STATUS_CACHE_SECONDS=30`; `streaming mode` = the streaming deployment "
@@ -1042,10 +1041,12 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
             else "; `TCP_NODELAY` = the same with Nagle's algorithm off on the dev server's connections"
         )
         + ".\n\n"
-        + "`gateway CPU` is the dev server process's CPU time per request (HTTP server, simulated containers, the "
-        "proxy handler), less noisy on a shared machine than latency; `DynamoDB reads/call` counts the reads the "
-        "proxy made, warm-up included. One grant read (`GetItem`, strongly consistent) against the local stand-in "
-        f"(moto, in this process) takes {get_item_ms:.2f} ms here, best of 3 batches: most of the difference between "
+        + "`gateway CPU` is the CPU time per request of the dev server's process and its container processes (HTTP "
+        "server, the hand-off to a container, the proxy handler; not the store's or the upstream's, which run in "
+        "processes of their own), less noisy on a shared machine than latency; `DynamoDB reads/call` counts the "
+        "reads the store served, warm-up included. One grant read (`GetItem`, strongly consistent) against the local "
+        f"stand-in (moto in its own process, over a kept connection) takes {get_item_ms:.2f} ms here, best of 3 "
+        "batches: most of the difference between "
         "the first two gateway rows; on AWS it is a network round trip to DynamoDB instead. `$/M calls` estimates "
         "what a million calls cost on AWS at list prices (us-east-1): the front door's requests (HTTP API $1.00, "
         "REST API $3.50 per million), Lambda's requests ($0.20 per million) and its duration at 1 GB arm64, taking "

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
-import signal
-import threading
-from types import FrameType
+import sys
 
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 
 from infra.asgi_thread import HOST, AsgiThread, listening_socket
+from infra.child_process import ChildServer, StopRequests, child_parser, inherited_socket, serve_until_stopped
 from infra.ports import port_taken_message
 
 DEFAULT_PORT = 9001
@@ -52,36 +51,57 @@ def create_app() -> Starlette:
     return create_server().streamable_http_app(stateless_http=True, host=HOST)
 
 
-DemoUpstream = AsgiThread  # a running demo upstream; see :func:`start_demo_upstream`
+class DemoUpstream(ChildServer):
+    """The demo upstream running in a process of its own (see :func:`start_demo_upstream`)."""
+
+    @property
+    def url(self) -> str:
+        """The MCP endpoint, e.g. ``http://127.0.0.1:9001/mcp``."""
+        return f"http://{HOST}:{self.port}/mcp"
 
 
-def start_demo_upstream(port: int = 0) -> DemoUpstream:
-    """Start the demo upstream on 127.0.0.1 (port 0: a free port). Raises ``OSError`` if the port is taken."""
+def start_demo_upstream(port: int = 0, *, wait: bool = True) -> DemoUpstream:
+    """Start the demo upstream in a process of its own on 127.0.0.1 (port 0: a free port), as an upstream MCP server
+    runs elsewhere than the gateway. Raises ``OSError`` if the port is taken (bound here, so the message can name
+    who holds it). ``wait=False``: return at once (its port is known); call ``wait_ready()`` before using it."""
+    return DemoUpstream("demo upstream", "infra.demo_upstream", listening_socket(port), ["--child"], wait=wait)
+
+
+def serve_in_this_process(port: int = 0) -> AsgiThread:
+    """The demo upstream in a thread of this process (``python -m infra.demo_upstream`` on its own)."""
     return AsgiThread(create_app(), listening_socket(port), "demo upstream").start()
 
 
-def main() -> None:
+def _child_main(argv: list[str]) -> None:
+    """Entry point of the process :func:`start_demo_upstream` starts (:mod:`infra.child_process`)."""
+    parser = child_parser("The demo upstream MCP server in a process of its own.")
+    parser.add_argument("--child", action="store_true")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    upstream = AsgiThread(create_app(), inherited_socket(arguments.fd), "demo upstream").start()
+    serve_until_stopped(arguments.ready_fd, upstream.stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--child" in argv:
+        _child_main(argv)
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        upstream = start_demo_upstream(args.port)
+        upstream = serve_in_this_process(args.port)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise SystemExit(
                 port_taken_message(args.port, "demo upstream", "Stop it, or choose another port: --port <port>")
             ) from None
         raise SystemExit(f"cannot listen on {HOST}:{args.port}: {error.strerror}") from None
-    stopping = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
     print(f"demo upstream MCP server on {upstream.url} (Ctrl-C to stop)", flush=True)
-    stopping.wait()
+    with StopRequests() as stop:
+        stop.wait()
     upstream.stop()
 
 

@@ -1,17 +1,20 @@
 """``make dev``: the whole gateway on 127.0.0.1, with no Docker and no AWS account.
 
 Starts the local AWS stand-in (moto) and creates in it what template.yaml declares, the demo upstream MCP server on
-127.0.0.1:9001 and the dev server on 127.0.0.1:9000, then prints the route URLs. Ports: ``DEV_PORT`` and
-``UPSTREAM_PORT``. ``.dev/state.json`` (or ``DEV_STATE_FILE``) describes the running stack so ``make invoke`` can
-use it; it is removed on exit (Ctrl-C or SIGTERM).
+127.0.0.1:9001 and the dev server on 127.0.0.1:9000 (each in a process of its own, as are the function containers),
+then prints the route URLs. Ports: ``DEV_PORT`` and ``UPSTREAM_PORT``. In ``.dev/`` (or beside ``DEV_STATE_FILE``):
+``state.json`` describes the running stack so ``make invoke`` and ``mcp-gateway admin --local`` can use it (removed
+on exit: Ctrl-C or SIGTERM), ``local-aws.state`` keeps the stand-in's state across restarts (``--reset``, ``make dev
+RESET=1``, deletes it first), ``config/`` holds the configuration served and its validated form.
 
-    python -m infra.dev [--config path/to/gateway.yaml]     # make dev [CONFIG=path/to/gateway.yaml]
+    python -m infra.dev [--config path/to/gateway.yaml] [--reset]     # make dev [CONFIG=...] [RESET=1]
 
 The gateway configuration defaults to examples/gateway.yaml. A configuration of one's own is served as written (the
 demo upstream still starts; its routes may use it) and is checked first: a bad one stops ``make dev`` with the
 message of ``python -m gateway.config check FILE``.
 
-The building blocks (:func:`start_stack`, :func:`gateway_environment`) are shared with ``make invoke`` and the tests.
+The building blocks (:func:`start_stack`, :func:`gateway_environment`) live in :mod:`infra.local_stack`, shared with
+``make invoke``, ``make bench`` and the tests (importable from here too).
 """
 
 from __future__ import annotations
@@ -21,169 +24,55 @@ import errno
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import Any
 
-from infra.demo_upstream import DemoUpstream, start_demo_upstream
-from infra.devserver import REPO_ROOT, DevServer, function_environment
-from infra.local_aws import LocalAws, local_environment, provision, start_local_aws
+from infra.child_process import StopRequests
+from infra.dev_overview import Overview, banner_sections, build_overview, local_pages, relative
+from infra.devserver import REPO_ROOT, DevServer
+from infra.lambda_container import QUIET_LOGGERS
+from infra.local_stack import (
+    DEFAULT_DEV_PORT,
+    DEFAULT_UPSTREAM_PORT,
+    DEMO_UPSTREAM_URL,
+    EXAMPLE_CONFIG,
+    HOST,
+    TEMPLATE_PATH,
+    Stack,
+    compile_config,
+    config_for_upstream,
+    gateway_environment,
+    is_example,
+    served_config,
+    start_stack,
+)
 from infra.ports import port_taken_message
 from infra.template import load_template
 
+__all__ = [
+    "DEFAULT_DEV_PORT",
+    "DEFAULT_UPSTREAM_PORT",
+    "DEMO_UPSTREAM_URL",
+    "EXAMPLE_CONFIG",
+    "HOST",
+    "TEMPLATE_PATH",
+    "Stack",
+    "compile_config",
+    "config_for_upstream",
+    "gateway_environment",
+    "main",
+    "read_live_state",
+    "served_config",
+    "start_stack",
+    "state_file",
+]
+
 log = logging.getLogger("infra.dev")
 
-TEMPLATE_PATH = REPO_ROOT / "template.yaml"
-EXAMPLE_CONFIG = REPO_ROOT / "examples" / "gateway.yaml"
 DEFAULT_STATE_FILE = REPO_ROOT / ".dev" / "state.json"
-HOST = "127.0.0.1"
-DEFAULT_DEV_PORT = 9000
-DEFAULT_UPSTREAM_PORT = 9001
-# The upstream URL examples/gateway.yaml gives the demo route; rewritten when the demo upstream runs elsewhere.
-DEMO_UPSTREAM_URL = f"http://{HOST}:{DEFAULT_UPSTREAM_PORT}/mcp"
-
-
-# --- building blocks ----------------------------------------------------------------------------------------
-
-
-def gateway_environment(
-    template: dict[str, Any],
-    *,
-    endpoint_url: str,
-    refs: dict[str, str],
-    public_base_url: str,
-    config_path: Path = EXAMPLE_CONFIG,
-    parameters: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The environment every function gets locally: what the template gives it with ``parameters`` (with the
-    provisioned table, key and secret ids), the SDK pointed at the stand-in, and the local stage, config and base
-    URL. The config's validated form is written beside it (:func:`compile_config`), so the functions load it as they
-    do deployed."""
-    compile_config(config_path)
-    env = function_environment(template, refs=refs, parameters=parameters)
-    env.update(local_environment(endpoint_url))
-    env.update(
-        GATEWAY_STAGE="local",
-        GATEWAY_CONFIG=str(config_path),
-        GATEWAY_PUBLIC_BASE_URL=public_base_url,
-        GATEWAY_METRICS="false",  # no EMF document per request in the dev server's terminal (CloudWatch reads them)
-        GATEWAY_LOG_FORMAT="text",  # the dev server's readable lines, not a JSON line per record as well
-    )
-    return env
-
-
-def compile_config(config_path: Path) -> None:
-    """Validate the configuration and write its validated form beside it, as ``make build`` does for the deployed
-    one (the same command, on this checkout's functions/). A file that cannot be validated (or a directory that
-    cannot be written) is left as it is: the functions then validate the file themselves and report what is wrong
-    with it."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "functions")}
-    command = [sys.executable, "-m", "gateway.config", "compile", str(config_path)]
-    completed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        log.debug("no validated form of %s: %s", config_path, completed.stderr.strip())
-
-
-def config_for_upstream(upstream_url: str, directory: Path, config_path: Path = EXAMPLE_CONFIG) -> Path:
-    """``config_path`` itself if the demo upstream runs where it says, else a copy in ``directory`` pointing at
-    ``upstream_url``."""
-    if upstream_url == DEMO_UPSTREAM_URL:
-        return config_path
-    text = config_path.read_text(encoding="utf-8").replace(DEMO_UPSTREAM_URL, upstream_url)
-    copy = directory / config_path.name
-    copy.write_text(text, encoding="utf-8")
-    return copy
-
-
-def _is_example(config_path: Path) -> bool:
-    return config_path.resolve() == EXAMPLE_CONFIG.resolve()
-
-
-@dataclass
-class Stack:
-    """The local AWS stand-in with the template's resources, the demo upstream, and the functions' environment."""
-
-    aws: LocalAws
-    refs: dict[str, str]
-    upstream: DemoUpstream | None
-    env: dict[str, str]
-    _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
-    config_source: Path = EXAMPLE_CONFIG  # the configuration asked for; ``config_path`` is the one served
-
-    @property
-    def endpoint_url(self) -> str:
-        return self.aws.endpoint_url
-
-    @property
-    def config_path(self) -> Path:
-        """The configuration the functions read (``GATEWAY_CONFIG``)."""
-        return Path(self.env["GATEWAY_CONFIG"])
-
-    def stop(self) -> None:
-        if self.upstream is not None:
-            self.upstream.stop()
-        self.aws.stop()
-        if self._workdir is not None:
-            self._workdir.cleanup()
-
-    def __enter__(self) -> Stack:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-
-def start_stack(
-    template: dict[str, Any],
-    *,
-    public_base_url: str,
-    upstream_port: int | None = 0,
-    aws_port: int = 0,
-    config_path: Path = EXAMPLE_CONFIG,
-    parameters: Mapping[str, str] | None = None,
-) -> Stack:
-    """Start moto, provision the template, start the demo upstream (``upstream_port`` None: none) and compute
-    the functions' environment for ``config_path``: examples/gateway.yaml pointed at the demo upstream's actual
-    port (:func:`config_for_upstream`), any other configuration as written; ``parameters`` are template parameters
-    (``ProxyResponseMode``). Raises ``OSError`` when a port is taken."""
-    upstream = start_demo_upstream(upstream_port) if upstream_port is not None else None
-    try:
-        aws = start_local_aws(aws_port)
-    except BaseException:
-        if upstream is not None:
-            upstream.stop()
-        raise
-    try:
-        refs = provision(aws.endpoint_url, template)
-        workdir = None
-        served = config_path
-        if _is_example(config_path) and upstream is not None and upstream.url != DEMO_UPSTREAM_URL:
-            workdir = tempfile.TemporaryDirectory(prefix="mcp-gateway-dev-")
-            served = config_for_upstream(upstream.url, Path(workdir.name), config_path)
-        env = gateway_environment(
-            template,
-            endpoint_url=aws.endpoint_url,
-            refs=refs,
-            public_base_url=public_base_url,
-            config_path=served,
-            parameters=parameters,
-        )
-    except BaseException:
-        aws.stop()
-        if upstream is not None:
-            upstream.stop()
-        raise
-    return Stack(aws, refs, upstream, env, workdir, config_path)
+LOCAL_AWS_STATE_NAME = "local-aws.state"
 
 
 # --- the state file -----------------------------------------------------------------------------------------
@@ -194,6 +83,16 @@ def state_file() -> Path:
     return Path(os.environ.get("DEV_STATE_FILE") or DEFAULT_STATE_FILE)
 
 
+def local_aws_state_file(state_path: Path) -> Path:
+    """Where ``make dev`` keeps the local AWS stand-in's state across restarts: beside the state file."""
+    return state_path.parent / LOCAL_AWS_STATE_NAME
+
+
+def served_config_dir(state_path: Path) -> Path:
+    """Where ``make dev`` keeps the configuration it serves and its validated form: beside the state file."""
+    return state_path.parent / "config"
+
+
 def write_state(stack: Stack, server: DevServer, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -202,6 +101,7 @@ def write_state(stack: Stack, server: DevServer, path: Path) -> None:
         "aws_endpoint_url": stack.endpoint_url,
         "dev_server_url": server.url,
         "upstream_url": stack.upstream.url if stack.upstream else None,
+        "config_source": str(stack.config_source),
         "refs": stack.refs,
         "env": stack.env,
     }
@@ -257,15 +157,9 @@ def check_config(config_path: Path) -> None:
         raise SystemExit(str(problem)) from None
 
 
-def banner(server: DevServer, stack: Stack) -> str:
-    """What ``make dev`` prints: where everything runs, each route's URL, and how to add it to Claude Code, all
-    from the configuration the functions are given."""
-    from gateway.config import DevLoginProvider, load_config  # gateway: functions/ package
-    from gateway.routes import RouteTable
-
-    config = load_config(stack.config_path)
-    routes = RouteTable(config, server.url).all()
-    names = [route.server_name for route in routes]
+def banner(server: DevServer, stack: Stack, overview: Overview) -> str:
+    """What ``make dev`` prints: where everything runs, each route's URL and how to add it to Claude Code, the
+    start page and My connections, all from the configuration the functions are given."""
     lines = [
         "",
         "MCP gateway running locally (Ctrl-C to stop)",
@@ -279,46 +173,18 @@ def banner(server: DevServer, stack: Stack) -> str:
             else "buffered (every answer whole, as the HTTP API and Mangum; make dev MODE=streaming to stream)"
         ),
     ]
-    source = _relative(stack.config_source)
     if stack.upstream is not None:
-        unused = not any(
-            stack.upstream.url in (route.server.upstream, *(m.server.upstream for m in route.members()))
-            for route in routes
+        lines.append(f"  demo upstream  {stack.upstream.url}")
+    if stack.aws_state is not None:
+        lines.append(
+            f"  local state    {_relative(stack.aws_state.parent)}/ keeps clients, grants, keys and connections "
+            "across restarts (make dev RESET=1 starts clean)"
         )
-        lines.append(f"  demo upstream  {stack.upstream.url}" + (f"  (no route of {source} uses it)" if unused else ""))
-    if stack.config_path != stack.config_source:
-        source += ", with the demo upstream's actual port"  # see config_for_upstream
-    lines += ["", f"Routes ({source}):"]
-    for route in routes:
-        lines += [
-            f"  {route.key:<20} {route.resource}  ->  "
-            + (
-                str(route.server.upstream)
-                if route.server.upstream
-                else ", ".join(f"{m.member}: {m.server.upstream}" for m in route.members())
-            ),
-            f"  {'':<20} PRM: {route.resource_metadata_url}",
-        ]
-    lines += ["", "Add a route to Claude Code:"]
-    for route in routes:
-        name = (
-            route.server_name if names.count(route.server_name) == 1 else f"{route.workspace_name}-{route.server_name}"
-        )
-        lines.append(f"  claude mcp add --transport http {name} {route.resource}")
-    for workspace_name, workspace in config.workspaces.items():
-        provider = workspace.identity_provider
-        if isinstance(provider, DevLoginProvider):
-            logins = ", ".join(f"{user.id} / {user.password}" for user in provider.users)
-            lines.append(f"\nDev login for workspace {workspace_name}: {logins}")
-    lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + banner_sections(overview))
 
 
 def _relative(path: Path) -> str:
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
+    return relative(path, REPO_ROOT)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -338,7 +204,30 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default="buffered",
         help="the deployment mode (template parameter ProxyResponseMode; make dev MODE=streaming)",
     )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="start with a clean local state: forget the clients, grants, keys and connections kept in .dev/ "
+        "(make dev RESET=1)",
+    )
     return parser.parse_args(argv)
+
+
+def overview_of(server: DevServer, stack: Stack) -> Overview:
+    from gateway.config import load_config  # gateway: functions/ package
+
+    source = _relative(stack.config_source)
+    upstream = stack.upstream.url if stack.upstream is not None else None
+    moved = is_example(stack.config_source) and upstream is not None and upstream != DEMO_UPSTREAM_URL
+    return build_overview(
+        load_config(stack.config_path),
+        server.url,
+        config_source=source,
+        upstream_url=upstream,
+        default_upstream_url=DEMO_UPSTREAM_URL,
+        serves=lambda method, path: server.match(method, path) is not None,
+        served_as=", with the demo upstream's actual port" if moved else "",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,19 +235,23 @@ def main(argv: list[str] | None = None) -> int:
     config_path = Path(os.path.abspath(arguments.config))  # the functions may run with another working directory
     check_config(config_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("mcp", "httpx", "botocore", "werkzeug"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Installed first: Ctrl-C or SIGTERM during start-up still ends in a clean shutdown.
-    stopping = threading.Event()
+    # Installed first: Ctrl-C or SIGTERM during start-up still ends in a clean shutdown. Signal-safe: the handlers
+    # only note the signal (infra.child_process.StopRequests), so the SIGTERM that make forwards on top of the
+    # process group's own can never block the process in a lock.
+    with StopRequests() as stop_requests:
+        return _run(arguments, config_path, stop_requests)
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+def _run(arguments: argparse.Namespace, config_path: Path, stop_requests: StopRequests) -> int:
     dev_port = _port("DEV_PORT", DEFAULT_DEV_PORT)
     upstream_port = _port("UPSTREAM_PORT", DEFAULT_UPSTREAM_PORT)
     state_path = state_file()
+    aws_state = local_aws_state_file(state_path)
+    if arguments.reset:
+        aws_state.unlink(missing_ok=True)
+        log.info("local state reset: starting clean")
     template = load_template(TEMPLATE_PATH)
     parameters = {"ProxyResponseMode": arguments.mode}
 
@@ -376,24 +269,32 @@ def main(argv: list[str] | None = None) -> int:
             upstream_port=upstream_port,
             config_path=config_path,
             parameters=parameters,
+            config_dir=served_config_dir(state_path),
+            aws_state=aws_state,
         )
     except OSError as error:
         server.stop()
         if error.errno == errno.EADDRINUSE:
             raise _port_taken("demo upstream", upstream_port, "UPSTREAM_PORT") from None
         raise
+    except BaseException:
+        server.stop()
+        raise
 
     try:
+        overview = overview_of(server, stack)
+        server.local_pages = local_pages(overview)
         server.start(stack.env)
         write_state(stack, server, state_path)
-        print(banner(server, stack), flush=True)
-        while not stopping.wait(0.5):
-            pass
+        if not stop_requests.requested:
+            print(banner(server, stack, overview), flush=True)
+        stop_requests.wait()
         print("\nstopping...", flush=True)
     finally:
+        # In order: no new requests, then the containers, the demo upstream, and the store last (it saves).
+        state_path.unlink(missing_ok=True)
         server.stop()
         stack.stop()
-        state_path.unlink(missing_ok=True)
     print("stopped", flush=True)
     return 0
 

@@ -5,20 +5,27 @@ as API Gateway's response streaming does. The adapter's ``x-amzn-request-context
 context (request id, stage, source address).
 
 One server stands for the function's containers: on Lambda each concurrent request gets a container of its own;
-here they share one event loop, which changes nothing the gateway relies on (containers share no state).
+here they share one event loop, which changes nothing the gateway relies on (containers share no state). It runs in
+a process of its own (``python -m infra.child_process infra.dev_streaming``, with the function's environment), or,
+for a function whose containers are threads, in a thread of this process.
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib
 import json
 import logging
 import secrets
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from infra.asgi_thread import AsgiThread, listening_socket
+from infra.child_process import ChildServer, child_parser, inherited_socket, serve_until_stopped
+from infra.lambda_container import QUIET_LOGGERS
 from infra.lambda_event import HttpRequest
 from infra.template import FunctionSpec
 
@@ -34,8 +41,22 @@ ADAPTER_CONTEXT_HEADER = "x-amzn-request-context"
 
 class LoadsApps(Protocol):
     spec: FunctionSpec
+    environment: dict[str, str]
+    log_level: int
+
+    @property
+    def isolation(self) -> str: ...
+
+    @property
+    def code_dir(self) -> Path: ...
 
     def load(self, dotted: str) -> Any: ...
+
+
+class _Server(Protocol):
+    port: int
+
+    def stop(self) -> None: ...
 
 
 class ResponseWriter(Protocol):
@@ -53,21 +74,27 @@ class StreamingFunction:
 
     def __init__(self, function: LoadsApps) -> None:
         self.function = function
-        self._server: AsgiThread | None = None
+        self._server: _Server | None = None
         self._lock = threading.Lock()
 
     @property
     def spec(self) -> FunctionSpec:
         return self.function.spec
 
-    def _started(self) -> AsgiThread:
+    def _started(self) -> _Server:
         with self._lock:
             if self._server is None:
                 app_name = self.spec.asgi_app
                 if app_name is None:
                     raise RuntimeError(f"{self.spec.logical_id} names no ASGI app")
-                app = self.function.load(app_name)
-                self._server = AsgiThread(app, listening_socket(), f"{self.spec.logical_id}-web-adapter").start()
+                name = f"{self.spec.logical_id}-web-adapter"
+                if self.function.isolation == "process":
+                    args = ["--code-dir", str(self.function.code_dir), "--app", app_name]
+                    args += ["--log-level", logging.getLevelName(self.function.log_level)]
+                    env = self.function.environment or None
+                    self._server = ChildServer(name, __name__, listening_socket(), args, env=env)
+                else:
+                    self._server = AsgiThread(self.function.load(app_name), listening_socket(), name).start()
             return self._server
 
     def forward(
@@ -112,6 +139,12 @@ class StreamingFunction:
         finally:
             connection.close()
 
+    @property
+    def process_id(self) -> int | None:
+        """The process serving the app, once started in a process of its own."""
+        server = self._server
+        return server.process.pid if isinstance(server, ChildServer) and server.running else None
+
     def stop(self) -> None:
         with self._lock:
             if self._server is not None:
@@ -132,3 +165,24 @@ def _request_context(request: HttpRequest, stage: str) -> dict[str, Any]:
         "path": request.raw_path,
         "identity": {"sourceIp": request.source_ip},
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The function's ASGI app under uvicorn, in a process of its own (see the module docstring)."""
+    parser = child_parser("A streaming function's ASGI app under uvicorn, as the Lambda Web Adapter serves it.")
+    parser.add_argument("--code-dir", required=True)
+    parser.add_argument("--app", required=True, help="module.attribute")
+    parser.add_argument("--log-level", default="INFO")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sys.path.insert(0, arguments.code_dir)
+    module_name, _, attribute = arguments.app.rpartition(".")
+    app = getattr(importlib.import_module(module_name), attribute)
+    server = AsgiThread(app, inherited_socket(arguments.fd), f"{module_name} web adapter").start()
+    serve_until_stopped(arguments.ready_fd, server.stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,252 +1,75 @@
 """The local dev server: serves the HTTP API declared in template.yaml by calling each function's Lambda handler.
 
 A request is matched against the template's routes as API Gateway matches them, turned into the payload-2.0 event
-(:mod:`infra.lambda_event`), and handed to a simulated container of the function: a daemon thread with its own
-asyncio event loop (Mangum drives the app with ``run_until_complete``) that runs one invocation at a time. A
-function gets a new container when all of its containers are busy, up to a limit, as Lambda scales. Handlers are
-imported on first use, in the container, so a broken function answers 502 and the server keeps running. Each
-container loads the handler module afresh (a cold start: the entry point builds its own runtime from the
-environment), so containers share nothing but what they would share on AWS: the tables, keys and secrets.
+(:mod:`infra.lambda_event`), and handed to a simulated container of the function (:mod:`infra.lambda_function`):
+by default a process of its own per container, as Lambda runs them, which imports the handler on its first
+invocation, so a broken function answers 502 and the server keeps running. The streaming deployment's functions are
+served as the Lambda Web Adapter serves them (:mod:`infra.dev_streaming`). What no route of the template serves may
+be answered by local pages (``local_pages``: ``make dev``'s start page), never part of the deployed API.
 
-All functions run in this one process and therefore share ``os.environ``: :func:`function_environment` merges their
-environments and refuses conflicting values instead of letting one function see another's.
+Every function gets the union of the functions' environments (:func:`function_environment`, which refuses
+conflicting values), as they got when they shared one process, so ``make invoke`` and the tests' in-process
+runtimes see the same values.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import importlib.util
-import itertools
 import logging
 import os
-import queue
 import secrets
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any
 
+from infra.child_process import REPO_ROOT
 from infra.dev_streaming import StreamingFunction
+from infra.keepalive_wsgi import BadRequestBody, read_body
+from infra.lambda_container import ContainerProcess, FunctionFailed, FunctionTimedOut, HandlerError
 from infra.lambda_event import (
     PAYLOAD_LIMIT_BYTES,
+    HttpApiRoutes,
     HttpRequest,
     HttpResponse,
     InvalidLambdaResponse,
     RouteMatch,
-    RouteTable,
     build_event,
     gateway_error,
     internal_error,
     not_found,
     payload_size,
-    request_id_of,
     response_from_lambda,
     service_unavailable,
 )
+from infra.lambda_function import DEFAULT_MAX_CONTAINERS, Forker, Isolation, LambdaFunction
+from infra.lambda_zygote import AVAILABLE as ZYGOTES_AVAILABLE
+from infra.lambda_zygote import Zygote
 from infra.template import FunctionSpec, functions, resolve_environment
+
+__all__ = [
+    "REPO_ROOT",
+    "DevServer",
+    "FunctionFailed",
+    "FunctionTimedOut",
+    "LambdaFunction",
+    "function_environment",
+    "patched_environ",
+    "start_dev_server",
+]
 
 log = logging.getLogger("infra.devserver")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION_TIMEOUT_SECONDS = 30.0
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024  # the HTTP API's request payload limit
-DEFAULT_MAX_CONTAINERS = 8
 MAX_REMEMBERED_MATCHES = 4096
 
-Handler = Callable[[dict[str, Any], Any], Any]
-
-
-class FunctionFailed(Exception):
-    """The function could not be imported, raised, or returned a result API Gateway rejects."""
-
-
-class FunctionTimedOut(Exception):
-    """The invocation outlived the function's timeout or the integration timeout."""
-
-
-# --- Lambda context -----------------------------------------------------------------------------------------
-
-
-class LambdaContext:
-    """The context object Lambda passes to a Python handler (the attributes handlers and Powertools read)."""
-
-    def __init__(self, spec: FunctionSpec, *, request_id: str, log_stream_name: str, timeout: float) -> None:
-        self.function_name = spec.logical_id
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{spec.logical_id}"
-        self.memory_limit_in_mb = spec.memory_size
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{spec.logical_id}"
-        self.log_stream_name = log_stream_name
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-# --- simulated containers -----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Job:
-    event: dict[str, Any]
-    timeout: float
-    future: concurrent.futures.Future[Any]
-
-
-class LambdaFunction:
-    """One function of the template and its pool of simulated containers."""
-
-    def __init__(
-        self, spec: FunctionSpec, *, root: Path = REPO_ROOT, max_containers: int = DEFAULT_MAX_CONTAINERS
-    ) -> None:
-        self.spec = spec
-        self.root = root
-        self.max_containers = max_containers
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._modules: list[ModuleType] = []
-        self._containers: list[threading.Thread] = []
-        self._idle = 0
-        self._pending = 0
-        self._closed = False
-
-    @property
-    def containers(self) -> int:
-        """How many containers have been started (a measure of concurrency)."""
-        with self._lock:
-            return len(self._containers)
-
-    @property
-    def modules(self) -> list[ModuleType]:
-        """The handler module each container loaded, oldest first (tests inspect a container's runtime)."""
-        with self._lock:
-            return list(self._modules)
-
-    def invoke(self, event: dict[str, Any], *, integration_timeout: float | None = None) -> Any:
-        """Run the handler on ``event`` in a free container and return its result.
-
-        Raises :class:`FunctionTimedOut` after the function's timeout (or ``integration_timeout`` if shorter) and
-        :class:`FunctionFailed` when the handler cannot be imported or raises.
-        """
-        timeout = float(self.spec.timeout)
-        if integration_timeout is not None:
-            timeout = min(timeout, integration_timeout)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._submit(_Job(event, float(self.spec.timeout), future))
-        try:
-            return future.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            # A thread cannot be killed: the container stays busy until the handler returns, and new requests
-            # go to other containers meanwhile.
-            raise FunctionTimedOut(f"{self.spec.logical_id} did not answer within {timeout:g} s") from None
-
-    def close(self) -> None:
-        """Stop idle containers; busy ones stop when their invocation returns (they are daemon threads)."""
-        with self._lock:
-            self._closed = True
-            count = len(self._containers)
-        for _ in range(count):
-            self._jobs.put(None)
-
-    def _submit(self, job: _Job) -> None:
-        with self._lock:
-            if self._closed:
-                raise FunctionFailed(f"{self.spec.logical_id} is shut down")
-            self._pending += 1
-            if self._pending > self._idle and len(self._containers) < self.max_containers:
-                self._start_container()
-        self._jobs.put(job)
-
-    def _start_container(self) -> None:
-        """Called with the lock held. A new container counts as idle: it is about to take a job."""
-        number = len(self._containers) + 1
-        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{secrets.token_hex(16)}"
-        thread = threading.Thread(
-            target=self._container_main,
-            args=(stream,),
-            name=f"{self.spec.logical_id}-container-{number}",
-            daemon=True,
-        )
-        self._containers.append(thread)
-        self._idle += 1
-        thread.start()
-
-    def _container_main(self, log_stream_name: str) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        handler: list[Handler] = []  # loaded by the first invocation of this container
-        try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
-                with self._lock:
-                    self._idle -= 1
-                    self._pending -= 1
-                try:
-                    if job.future.set_running_or_notify_cancel():
-                        self._run(job, log_stream_name, handler)
-                finally:
-                    with self._lock:
-                        self._idle += 1
-        finally:
-            loop.close()
-
-    def _run(self, job: _Job, log_stream_name: str, handler: list[Handler]) -> None:
-        try:
-            if not handler:
-                handler.append(self._load_handler())
-            context = LambdaContext(
-                self.spec,
-                request_id=request_id_of(job.event) or secrets.token_hex(16),
-                log_stream_name=log_stream_name,
-                timeout=job.timeout,
-            )
-            job.future.set_result(handler[0](job.event, context))
-        except BaseException as error:  # a Lambda runtime reports any failure
-            job.future.set_exception(error)
-
-    def _load_handler(self) -> Handler:
-        """A fresh instance of the handler's module (``proxy.app`` of ``proxy.app.handler``), as a new container's
-        init phase runs it; the shared core it imports is loaded once per process, like a layer."""
-        handler = self.load(self.spec.handler)
-        if not callable(handler):
-            raise FunctionFailed(f"{self.spec.handler} is not callable")
-        loaded: Handler = handler
-        return loaded
-
-    def load(self, dotted: str) -> Any:
-        """``module.attribute`` from a fresh instance of the module in the function's code directory."""
-        module_name, _, attribute = dotted.rpartition(".")
-        code_dir = (self.root / self.spec.code_uri).resolve()
-        if str(code_dir) not in sys.path:
-            sys.path.insert(0, str(code_dir))
-        path = code_dir.joinpath(*module_name.split(".")).with_suffix(".py")
-        spec = importlib.util.spec_from_file_location(f"{module_name}.container{next(_container_numbers)}", path)
-        if spec is None or spec.loader is None:
-            raise FunctionFailed(f"{self.spec.logical_id}: no module {module_name} in {code_dir}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        value = getattr(module, attribute, None)
-        if value is None:
-            raise FunctionFailed(f"{module_name} has no {attribute!r}")
-        with self._lock:
-            self._modules.append(module)
-        return value
-
-
-_container_numbers = itertools.count(1)
+LocalPages = Callable[[HttpRequest], HttpResponse | None]
 
 
 # --- environment --------------------------------------------------------------------------------------------
@@ -256,7 +79,7 @@ def function_environment(
     template: Mapping[str, Any], *, refs: Mapping[str, str], parameters: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The union of every function's environment. Raises ``ValueError`` if two functions need different values
-    for one variable, since locally they share one process."""
+    for one variable, since locally they share one environment (``make invoke``'s, the tests' runtimes)."""
     merged: dict[str, str] = {}
     owner: dict[str, str] = {}
     conflicts: list[str] = []
@@ -270,7 +93,7 @@ def function_environment(
                 owner.setdefault(key, spec.logical_id)
     if conflicts:
         raise ValueError(
-            "functions need different values of the same environment variable, which one local process "
+            "functions need different values of the same environment variable, which one local environment "
             "cannot give them: " + "; ".join(conflicts)
         )
     return merged
@@ -323,8 +146,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         raw_path, _, raw_query = self.path.partition("?")
         function_name = "-"
         try:
-            body = self._read_body()
-        except _BadRequest as problem:
+            body = read_body(self.rfile, self.headers, MAX_REQUEST_BODY_BYTES)
+        except BadRequestBody as problem:
             self._send(gateway_error(problem.status, problem.message), started, raw_path, function_name)
             self.close_connection = True
             return
@@ -343,7 +166,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._stream(streaming, request, started, raw_path)
             return
         if match is None:
-            response = not_found()
+            response = (dev.local_pages(request) if dev.local_pages is not None else None) or not_found()
+            function_name = "-" if response.status == 404 else "local page"
         else:
             function_name = match.target.spec.logical_id
             event = build_event(request, match, server_port=dev.port)
@@ -370,32 +194,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _write_and_flush(self, data: bytes) -> None:
         self.wfile.write(data)
         self.wfile.flush()
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_REQUEST_BODY_BYTES:
-                    raise _BadRequest(413, "Request Entity Too Large")
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length_header = self.headers.get("content-length")
-        if not length_header:
-            return b""
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise _BadRequest(400, "Bad Request") from None
-        if length > MAX_REQUEST_BODY_BYTES:
-            raise _BadRequest(413, "Request Entity Too Large")
-        return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, response: HttpResponse, started: float, path: str, function_name: str) -> None:
         elapsed = (time.perf_counter() - started) * 1000
@@ -425,13 +223,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 class DevServer:
     """The template's HTTP API served on 127.0.0.1. Use :func:`start_dev_server`."""
 
@@ -445,15 +236,25 @@ class DevServer:
         integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
         max_containers: int = DEFAULT_MAX_CONTAINERS,
         parameters: Mapping[str, str] | None = None,
+        isolation: Isolation = "process",
+        local_pages: LocalPages | None = None,
+        fork_server: bool = True,
     ) -> None:
-        """``parameters``: the template parameters the functions are deployed with (``ProxyResponseMode``...)."""
+        """``parameters``: the template parameters the functions are deployed with (``ProxyResponseMode``...);
+        ``isolation``: a process per container (as Lambda), or a thread of this process; ``fork_server``: container
+        processes are forked from a process that imported the shared core once (:mod:`infra.lambda_zygote`, Linux),
+        not each a new interpreter; ``local_pages``: answers requests no route of the template serves (None for API
+        Gateway's 404)."""
+        self._fork_server = fork_server and isolation == "process" and ZYGOTES_AVAILABLE
+        self._zygotes: dict[Path, Zygote] = {}
         self.integration_timeout = integration_timeout
+        self.local_pages = local_pages
         self.functions: dict[str, LambdaFunction] = {}
         self.streaming: dict[str, StreamingFunction] = {}
         """The functions the template runs under the Lambda Web Adapter (response streaming), by logical id."""
-        self.routes: RouteTable[LambdaFunction] = RouteTable()
+        self.routes: HttpApiRoutes[LambdaFunction] = HttpApiRoutes()
         for spec in functions(dict(template), parameters):
-            function = LambdaFunction(spec, root=root, max_containers=max_containers)
+            function = LambdaFunction(spec, root=root, max_containers=max_containers, isolation=isolation)
             self.functions[spec.logical_id] = function
             if spec.streams:
                 self.streaming[spec.logical_id] = StreamingFunction(function)
@@ -470,6 +271,19 @@ class DevServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def fork_servers(self) -> list[Zygote]:
+        """The fork servers its container processes come from (none for thread containers, or off Linux)."""
+        return list(self._zygotes.values())
+
+    def process_ids(self) -> list[int]:
+        """This process and every container process it runs now (what a benchmark sums the CPU time of)."""
+        pids = [os.getpid()]
+        for function in self.functions.values():
+            pids += function.process_ids
+        pids += [pid for streaming in self.streaming.values() if (pid := streaming.process_id) is not None]
+        return pids
 
     def match(self, method: str, raw_path: str) -> RouteMatch[LambdaFunction] | None:
         """The template route serving ``method raw_path``, remembered per pair (the table is fixed once built)."""
@@ -490,6 +304,15 @@ class DevServer:
             env.setdefault("GATEWAY_PUBLIC_BASE_URL", self.url)
         self._environ = patched_environ(env)
         self._environ.__enter__()
+        level = logging.getLogger().getEffectiveLevel()
+        for function in self.functions.values():
+            function.environment = dict(os.environ)  # a container process's, as the template gives it
+            function.log_level = level
+            if self._fork_server:
+                zygote = self._zygotes.get(function.code_dir)
+                if zygote is None:  # started now: its imports run while the server starts
+                    zygote = self._zygotes[function.code_dir] = Zygote(function.code_dir, function.environment, level)
+                function.forker = _forker(zygote)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="devserver", daemon=True
         )
@@ -509,6 +332,8 @@ class DevServer:
             if function.spec.timeout < self.integration_timeout:
                 return internal_error()  # Lambda's "Task timed out" is a function error
             return service_unavailable()
+        except HandlerError:
+            return internal_error()  # the container logged it, with its traceback
         except ImportError as error:
             log.error("%s: cannot import handler %s: %s", name, function.spec.handler, error)
             return internal_error()
@@ -525,6 +350,7 @@ class DevServer:
             return internal_error()
 
     def stop(self) -> None:
+        """Stop serving, then the containers. Idempotent."""
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
@@ -534,6 +360,9 @@ class DevServer:
             function.close()
         for streaming in self.streaming.values():
             streaming.stop()
+        for zygote in self._zygotes.values():
+            zygote.stop()
+        self._zygotes.clear()
         if self._environ is not None:
             self._environ.__exit__(None, None, None)
             self._environ = None
@@ -545,6 +374,13 @@ class DevServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _forker(zygote: Zygote) -> Forker:
+    def fork(spec: FunctionSpec, code_dir: Path, log_stream_name: str, log_level: int) -> ContainerProcess:
+        return zygote.fork(spec, log_stream_name, log_level)
+
+    return fork
 
 
 def start_dev_server(

@@ -140,8 +140,10 @@ class _Route(Generic[T]):
         return parameters if len(segments) == len(self.segments) else None
 
 
-class RouteTable(Generic[T]):
-    """The routes of one HTTP API. Each maps a route key (``GET /a/{b}``) to a target, e.g. a function."""
+class HttpApiRoutes(Generic[T]):
+    """The routes of one API Gateway HTTP API, matched as API Gateway matches them: each maps a route key
+    (``GET /a/{b}``) to its integration target, e.g. a function. Not :class:`gateway.routes.RouteTable` (the
+    gateway's own MCP routes, /{workspace}/{server}/mcp)."""
 
     def __init__(self) -> None:
         self._routes: list[_Route[T]] = []

@@ -1,14 +1,15 @@
 """The local AWS stand-in: moto's server mode on 127.0.0.1, provisioned from ``template.yaml``.
 
-:func:`start_local_aws` runs moto (DynamoDB, KMS, Secrets Manager, SSM, ...) over real HTTP in a background thread,
-one request at a time so that conditional writes are atomic as in AWS;
+:func:`start_local_aws` runs moto (DynamoDB, KMS, Secrets Manager, SSM, ...) over real HTTP in a process of its own
+(:mod:`infra.local_aws_server`: as on AWS, the store is elsewhere; one request at a time so that conditional writes
+are atomic as in AWS; connections kept open, as an SDK client keeps them to the regional endpoint);
 :func:`provision` creates the template's tables, keys, aliases, secrets and SSM parameters there through boto3, reading
 their properties from the template, and returns what ``Ref`` gives for each, as CloudFormation would. The functions
 then run unchanged with :func:`local_environment` pointing the AWS SDK at the stand-in.
 
-moto keeps its state per process, not per server: two stand-ins started in one process share their resources.
-:func:`provision` is therefore idempotent (it reuses a table, key alias or secret that already exists under the same
-name), and :meth:`LocalAws.reset` empties the state when a clean slate is wanted.
+Each stand-in has its own state, kept in a file across restarts when asked (``make dev``). :func:`provision` is
+idempotent (it reuses a table, key alias or secret that already exists under the same name, so a restored state
+keeps its keys and secret), and :meth:`LocalAws.reset` empties the state when a clean slate is wanted.
 
 ``python -m infra.local_aws --port 4566`` starts one, provisions it and prints the refs as JSON (for debugging).
 """
@@ -17,19 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import secrets
 import string
 import sys
-import threading
 import urllib.request
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from infra.asgi_thread import listening_socket
+from infra.child_process import ChildServer, StopRequests
 from infra.template import (
     LOCAL_REGION,
     LOCAL_STACK_NAME,
@@ -43,59 +45,31 @@ LOCAL_ACCESS_KEY = "testing"
 LOCAL_HOST = "127.0.0.1"
 
 
-class _SerializedMotoServer:
-    """moto's WSGI app on a threaded werkzeug server that handles one AWS request at a time.
+class LocalAws:
+    """A running local AWS stand-in (its own process). Use as a context manager, or call :meth:`stop`."""
 
-    moto's own ``ThreadedMotoServer`` runs requests concurrently, and moto's condition checks are not atomic: two
-    parallel conditional writes to one item can both succeed, which DynamoDB never allows (the storage contract tests
-    redeem one code from 8 threads). Connections are still accepted in parallel; only the work is serialized, which
-    costs nothing noticeable at local request rates.
-    """
+    def __init__(self, server: ChildServer) -> None:
+        self._server = server
+        self.port = server.port
+        self.endpoint_url = f"http://{LOCAL_HOST}:{server.port}"
 
-    def __init__(self, host: str, port: int) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
-
-        app = DomainDispatcherApplication(create_backend_app)
-        lock = threading.Lock()
-
-        def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-            with lock:
-                result = app(environ, start_response)
-                try:
-                    return list(result)
-                finally:
-                    close = getattr(result, "close", None)
-                    if close is not None:
-                        close()
-
-        self._server = make_server(host, port, serialized, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
-        self._thread.start()
+    def wait_ready(self) -> None:
+        self._server.wait_ready()
 
     @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+    def pid(self) -> int:
+        return self._server.process.pid
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-
-class LocalAws:
-    """A running moto server. Use as a context manager, or call :meth:`stop`."""
-
-    def __init__(self, server: _SerializedMotoServer, endpoint_url: str) -> None:
-        self._server = server
-        self.endpoint_url = endpoint_url
-
-    def stop(self) -> None:
+        """Stop the stand-in (it saves its state first, when it keeps one). Idempotent."""
         self._server.stop()
 
+    def calls(self) -> dict[str, int]:
+        """The calls the stand-in served so far, by operation (``DynamoDB_20120810.GetItem``, ``TrentService.Sign``)."""
+        return store_calls(self.endpoint_url)
+
     def reset(self) -> None:
-        """Forget every resource moto holds in this process (moto's own reset endpoint)."""
+        """Forget every resource the stand-in holds (moto's own reset endpoint)."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - our own loopback server
             pass
@@ -109,18 +83,23 @@ class LocalAws:
         self.stop()
 
 
-def start_local_aws(port: int = 0, *, log_requests: bool = False) -> LocalAws:
-    """Start moto's server on 127.0.0.1 (``port=0`` picks a free port). Changes no environment variable.
+def store_calls(endpoint_url: str) -> dict[str, int]:
+    """The calls the stand-in at ``endpoint_url`` served so far, by operation (see :mod:`infra.local_aws_server`)."""
+    from infra.local_aws_server import CALLS_PATH
 
-    Unless ``log_requests``, werkzeug's per-request access log is silenced (when nobody configured its logger), so
-    the dev server's output is not drowned in ``POST / 200`` lines.
-    """
-    werkzeug_logger = logging.getLogger("werkzeug")
-    if not log_requests and werkzeug_logger.level == logging.NOTSET:
-        werkzeug_logger.setLevel(logging.WARNING)
-    server = _SerializedMotoServer(LOCAL_HOST, port)
-    host, bound_port = server.address
-    return LocalAws(server, f"http://{host}:{bound_port}")
+    with urllib.request.urlopen(f"{endpoint_url}{CALLS_PATH}", timeout=10) as response:  # noqa: S310 - loopback
+        counts: dict[str, int] = json.loads(response.read())
+    return counts
+
+
+def start_local_aws(port: int = 0, *, state: Path | None = None, wait: bool = True) -> LocalAws:
+    """Start moto in a process of its own on 127.0.0.1 (``port=0`` picks a free port), serving over keep-alive
+    connections (:mod:`infra.local_aws_server`). ``state``: a file to restore the state from and keep it in
+    across restarts. Changes no environment variable. Raises ``OSError`` when the port is taken. ``wait=False``:
+    return at once; call :meth:`LocalAws.wait_ready` before using it."""
+    sock = listening_socket(port)
+    args = ["--state", str(state)] if state is not None else []
+    return LocalAws(ChildServer("local AWS stand-in", "infra.local_aws_server", sock, args, wait=wait))
 
 
 def local_environment(endpoint_url: str) -> dict[str, str]:
@@ -364,20 +343,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local_aws", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=4566, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--template", default="template.yaml")
-    parser.add_argument("--log-requests", action="store_true", help="print moto's access log")
     parser.add_argument(
         "--parameter", type=_parse_parameter, action="append", default=[], help="NAME=VALUE template parameter"
     )
     args = parser.parse_args(argv)
     template = load_template(args.template)
-    with start_local_aws(args.port, log_requests=args.log_requests) as local:
+    with start_local_aws(args.port) as local:
         refs = provision(local.endpoint_url, template, parameters=dict(args.parameter))
         print(json.dumps({"environment": local_environment(local.endpoint_url), "refs": refs}, indent=2))
         print("local AWS stand-in running; Ctrl-C to stop", file=sys.stderr, flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping", file=sys.stderr)
+        with StopRequests() as stop:
+            stop.wait()
+        print("stopping", file=sys.stderr)
     return 0
 
 

@@ -11,7 +11,7 @@ Importing this module registers the fillers (``infra.placeholders`` must import 
 
 from __future__ import annotations
 
-from gateway.web import cookies
+from gateway.web.common import cookies
 from infra.placeholders import LOCAL_CLIENT_ID, LOCAL_REDIRECT_URI, PlaceholderContext, ensure_local_client, placeholder
 
 CODE_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 Appendix B

@@ -11,10 +11,10 @@ Importing this module registers the fillers; :mod:`infra.placeholders` imports i
 
 from __future__ import annotations
 
+from gateway.crypto import pkce
+from gateway.crypto.hashing import random_token
 from gateway.identity.user import SignedInUser
-from gateway.oauth import pkce
 from gateway.oauth.authorization import new_code
-from gateway.oauth.hashing import random_token
 from gateway.oauth.token_requests import AuthorizationCodeRequest
 from infra.placeholders import (
     LOCAL_CLIENT_ID,

@@ -2,10 +2,13 @@
 
 ``local_aws`` (moto with the template's resources), ``demo_upstream`` (the demo MCP server), ``gateway_env`` (the
 functions' environment applied to ``os.environ``) and ``dev_server`` (the template's HTTP API on a free port) are
-each started once per session. The configuration also has route ``demo/everything`` in front of
-``127.0.0.1:{everything_port}``, where the e2e tests start ``@modelcontextprotocol/server-everything`` when they need
-it (the functions read one configuration per process, so the route must exist from the start), and the
-pre-registered client ``demo-ci`` (``client_credentials`` as the service identity ``service:ci``).
+each started once per session, with the deployment's process boundaries: the store, the demo upstream and each of
+the dev server's function containers run in processes of their own (docs/architecture.md, "The local stack").
+
+The configuration also has route ``demo/everything`` in front of ``127.0.0.1:{everything_port}``, where the e2e
+tests start ``@modelcontextprotocol/server-everything`` when they need it (the functions read one configuration per
+process, so the route must exist from the start), and the pre-registered client ``demo-ci`` (``client_credentials``
+as the service identity ``service:ci``).
 
 ``gateway_env`` uses the dev server's URL as the public base URL, so a token made in-process (``make invoke``,
 placeholders) is valid at the dev server and vice versa.
@@ -27,6 +30,7 @@ from infra.dev import TEMPLATE_PATH, config_for_upstream, gateway_environment
 from infra.devserver import DevServer, function_environment, patched_environ, start_dev_server
 from infra.local_aws import local_environment, provision, start_local_aws
 from infra.template import load_template
+from tests.support.rate_limits import generous_rate_limits
 
 # GATEWAY_TEST_CLOCK_SHIFT_SECONDS moves the wall clock after collection (make test runs a shifted pass).
 pytest_plugins = ["tests.support.clock_shift"]
@@ -142,9 +146,7 @@ def gateway_env(
     # The session's tests share one client address (127.0.0.1): limits far above what they send, so the counters
     # are kept (and exercised) without refusing anything; tests of the limits run a gateway of their own. The
     # proxy's per-caller limit stays as deployed by default (off): the hot-path tests count the default's calls.
-    env.update(
-        {name: "100000" for name, value in env.items() if name.startswith("GATEWAY_RATE_LIMIT_") and value != "0"}
-    )
+    env.update(generous_rate_limits(env))
     with patched_environ(env):
         yield env
 

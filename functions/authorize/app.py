@@ -1,27 +1,9 @@
-"""Authorize function: /authorize, the workspace's sign-in (dev login or OpenID Connect callback) and consent.
+"""Authorize function (gateway/web/authorize/): /authorize, the workspace's sign-in (dev login or OpenID Connect
+callback), consent, connecting upstream accounts, My connections. Bare Starlette + Jinja2 (cold start); the OpenID
+Connect relying party (httpx, PyJWT) is imported on first use, so a dev-login workspace never loads it."""
 
-Bare Starlette + Jinja2 (cold start); the OpenID Connect relying party (httpx, PyJWT) is imported on first use, so
-a dev-login workspace never loads it.
-"""
+from gateway.entry import build_function
+from gateway.web.authorize.app import create_app
 
-from __future__ import annotations
-
-import gc
-
-from mangum import Mangum
-
-from gateway.observability import ObserveRequests, configure_logging
-from gateway.runtime import Runtime
-from gateway.web.authorize_app import create_app
-
-runtime = Runtime.from_environment()  # the composition root: settings and configuration, once per cold start
-configure_logging("authorize", runtime.settings.log_level, json_lines=runtime.settings.log_format == "json")
-if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start time
-    from aws_lambda_powertools import Tracer
-
-    Tracer(service="authorize")  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
-app = create_app(runtime)
-handler = Mangum(ObserveRequests(app, "authorize", sink=print if runtime.settings.metrics else None), lifespan="off")
-# What init built lives as long as the container: no later collection needs to examine it again (the first
-# event's would have to walk all of it).
-gc.freeze()
+function = build_function("authorize", create_app)
+handler = function.handler

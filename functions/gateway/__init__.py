@@ -1,7 +1,8 @@
 """Shared core of the MCP gateway: configuration, OAuth, tokens, storage ports and the proxy.
 
-Domain modules import neither boto3 nor an HTTP framework; adapters (``gateway.aws``) and the web layer
-(``gateway.web``) do, and only the Lambda entry points under ``functions/<name>/app.py`` wire them together.
+Below the HTTP layer (``gateway.web``) nothing imports boto3 or an HTTP framework; the adapters (``gateway.aws``) are
+plugged in by the composition root (``gateway.runtime``), which only ``gateway.entry`` builds, for the Lambda entry
+points under ``functions/<name>/app.py`` (docs/architecture.md, "Dependency direction").
 """
 
 import os as _os

@@ -327,12 +327,23 @@ class Server(_Model):
         return self.upstreams is not None
 
 
-def _key_set(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A JWK Set given inline must hold at least one asymmetric public signing key (private keys are refused)."""
-    if value is not None:
-        from gateway.tokens.foreign_jwts import KeySet  # only a configuration with inline keys pays for it
+_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
-        KeySet.from_json(value)  # raises InvalidKeySet, a ValueError: pydantic reports it at this key
+
+def _key_set(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A JWK Set given inline (RFC 7517 §5) must hold public keys of an asymmetric type: a private or symmetric key
+    here would be a secret in the configuration. (The keys themselves are parsed where they are used:
+    gateway.tokens.foreign_jwts, a layer above this one.)"""
+    if value is None:
+        return value
+    keys = value.get("keys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(key, dict) for key in keys):
+        raise ValueError("must be a JWK Set: an object whose 'keys' is a non-empty list of keys")
+    for index, key in enumerate(keys):
+        if key.get("kty") not in ("RSA", "EC", "OKP"):
+            raise ValueError(f"keys.{index}: kty must be RSA, EC or OKP (an asymmetric signing key)")
+        if _PRIVATE_JWK_MEMBERS & set(key):
+            raise ValueError(f"keys.{index}: a private key; publish only the public key here")
     return value
 
 

@@ -5,7 +5,7 @@ Unicode format characters (category ``Cf``) are invisible yet change what a read
 CVE-2021-42574), so a client named ``Evil\u202eedoC edualC`` is displayed as "EvilClaude Code"; zero-width
 characters (U+200B to U+200D, U+2060, U+FEFF) make two different names look identical. Control characters (``Cc``)
 have no business in a name either. :func:`visible_text` removes all of them; a page renders every value through it
-(``gateway.web.pages``), and registration stores names already cleaned.
+(``gateway.web.common.pages``), and registration stores names already cleaned.
 """
 
 from __future__ import annotations

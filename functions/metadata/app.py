@@ -1,26 +1,9 @@
-"""Metadata function: Protected Resource Metadata, authorization-server metadata at every discovery URL, JWKS.
+"""Metadata function (gateway/web/metadata/): Protected Resource Metadata, authorization-server metadata at every
+discovery URL, JWKS. PRM and AS metadata are served without importing the AWS SDK; only the JWKS reads the signing
+keys from KMS."""
 
-PRM and AS metadata are served without importing the AWS SDK; only the JWKS reads the signing keys from KMS.
-"""
+from gateway.entry import build_function
+from gateway.web.metadata.app import create_app
 
-from __future__ import annotations
-
-import gc
-
-from mangum import Mangum
-
-from gateway.observability import ObserveRequests, configure_logging
-from gateway.runtime import Runtime
-from gateway.web.metadata_app import create_app
-
-runtime = Runtime.from_environment()  # the composition root: settings and configuration, once per cold start
-configure_logging("metadata", runtime.settings.log_level, json_lines=runtime.settings.log_format == "json")
-if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start time
-    from aws_lambda_powertools import Tracer
-
-    Tracer(service="metadata")  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
-app = create_app(runtime)
-handler = Mangum(ObserveRequests(app, "metadata", sink=print if runtime.settings.metrics else None), lifespan="off")
-# What init built lives as long as the container: no later collection needs to examine it again (the first
-# event's would have to walk all of it).
-gc.freeze()
+function = build_function("metadata", create_app)
+handler = function.handler

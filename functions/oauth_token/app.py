@@ -1,23 +1,8 @@
-"""Token function: ``/{workspace}/{server}/token`` and ``/{workspace}/{server}/revoke`` of every route."""
+"""Token function (gateway/web/token/): /{workspace}/{server}/token and /revoke of every route. (This package is
+oauth_token: a package named token would shadow the standard library.)"""
 
-from __future__ import annotations
+from gateway.entry import build_function
+from gateway.web.token.app import create_app
 
-import gc
-
-from mangum import Mangum
-
-from gateway.observability import ObserveRequests, configure_logging
-from gateway.runtime import Runtime
-from gateway.web.token_app import create_app
-
-runtime = Runtime.from_environment()  # the composition root: settings and configuration, once per cold start
-configure_logging("token", runtime.settings.log_level, json_lines=runtime.settings.log_format == "json")
-if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start time
-    from aws_lambda_powertools import Tracer
-
-    Tracer(service="token")  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
-app = create_app(runtime)
-handler = Mangum(ObserveRequests(app, "token", sink=print if runtime.settings.metrics else None), lifespan="off")
-# What init built lives as long as the container: no later collection needs to examine it again (the first
-# event's would have to walk all of it).
-gc.freeze()
+function = build_function("token", create_app)
+handler = function.handler

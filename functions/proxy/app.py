@@ -1,25 +1,9 @@
-"""Proxy function: the MCP endpoint ``/{workspace}/{server}/mcp`` of every route."""
+"""Proxy function (gateway/web/proxy/): the MCP endpoint /{workspace}/{server}/mcp of every route."""
 
-from __future__ import annotations
+from gateway.entry import build_function
+from gateway.web.proxy.app import create_app
 
-import gc
-
-from mangum import Mangum
-
-from gateway.observability import ObserveRequests, configure_logging
-from gateway.runtime import Runtime
-from gateway.web.proxy_app import create_app
-
-runtime = Runtime.from_environment()  # the composition root: settings and configuration, once per cold start
-configure_logging("proxy", runtime.settings.log_level, json_lines=runtime.settings.log_format == "json")
-if runtime.settings.tracing:  # opt-in: the X-Ray SDK's imports cost cold-start time
-    from aws_lambda_powertools import Tracer
-
-    Tracer(service="proxy")  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
-app = create_app(runtime)
-asgi_app = ObserveRequests(app, "proxy", sink=print if runtime.settings.metrics else None)
-"""What the streaming deployment serves (``proxy/serve.py`` under the Lambda Web Adapter, the dev server)."""
-handler = Mangum(asgi_app, lifespan="off")  # the buffered deployment: one API Gateway event, one whole answer
-# What init built lives as long as the container: no later collection needs to examine it again (the first
-# event's would have to walk all of it).
-gc.freeze()
+function = build_function("proxy", create_app)
+handler = function.handler  # the buffered deployment: one API Gateway event, one whole answer
+asgi_app = function.asgi_app
+"""What the streaming deployment serves (proxy/serve.py under the Lambda Web Adapter, the dev server)."""

@@ -34,10 +34,10 @@ def _runtime(config: dict[str, Any], directory: Path, clock: Callable[[], float]
     from gateway.config import parse_config
     from gateway.runtime import Runtime
     from gateway.settings import Settings
-    from gateway.storage import memory
     from gateway.tokens.access_token import AccessTokens
-    from gateway.tokens.local_keys import LocalRsaKey
-    from gateway.upstream.cipher import LocalTokenCipher
+    from infra.memory import stores as memory
+    from infra.memory.cipher import LocalTokenCipher
+    from infra.memory.keys import LocalRsaKey
 
     path = directory / "gateway.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -93,7 +93,7 @@ def _tools_call(name: str, request_id: int = 2) -> bytes:
 def measure_cpu(urls: Mapping[int, str], directory: Path, calls: int) -> str:
     """Gateway CPU per warm ``tools/call``: a plain route, a virtual route with that one upstream, and a virtual route
     over three upstreams (a prefixed name), interleaved."""
-    from gateway.web.proxy_app import create_app
+    from gateway.web.proxy.app import create_app
     from infra.placeholders import grant_backed_token
 
     ordered = [urls[delay] for delay in sorted(urls)]
@@ -188,7 +188,7 @@ def _paginated_upstream(seen: Counter[str]) -> Any:
 def measure_hashed_calls(directory: Path, calls: int = 100) -> str:
     """Upstream requests for ``calls`` calls of a hashed tool name through a container that never listed the route."""
     from gateway.virtual.catalog import exposed_name
-    from gateway.web.proxy_app import create_app
+    from gateway.web.proxy.app import create_app
     from infra.asgi_thread import AsgiThread, listening_socket
     from infra.placeholders import grant_backed_token
 

@@ -3,7 +3,8 @@ Provider, and a second gateway whose configuration adds a workspace that signs u
 
 The session's ``dev_server`` cannot serve another configuration: the functions read theirs from the process
 environment into one runtime per process, as a Lambda container does. So :func:`isolated_gateway` runs a second dev
-server (its own moto, same template, same code) in a subprocess, with :func:`serve_gateway` as its entry point.
+server (its own moto, same template, same code) in a subprocess, with :func:`serve_gateway` as its entry point; its
+store and its function containers run in processes of their own, as the session's do.
 """
 
 from __future__ import annotations

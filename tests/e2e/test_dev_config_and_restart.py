@@ -10,14 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -25,77 +21,30 @@ import pytest
 import yaml
 
 from infra.asgi_thread import AsgiThread
-from infra.demo_upstream import start_demo_upstream
+from infra.demo_upstream import DemoUpstream, start_demo_upstream
 from infra.devserver import REPO_ROOT
 from infra.ports import tcp_sockets
 from tests.fixtures.conformance_server import start_conformance_server
+from tests.support.dev_process import HOST, MAKE, STARTUP_SECONDS, Running, dev_environment, kill_group, start
 
 pytestmark = pytest.mark.e2e
 
-HOST = "127.0.0.1"
-STARTUP_SECONDS = 90
-MAKE = ["make", "--no-print-directory", "-o", ".venv/.installed"]  # -o: never (re)install the venv from a test
 LINUX_PROC = Path("/proc/net/tcp").exists()
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="no make")
-
-
-def dev_environment(tmp_path: Path, dev_port: int, upstream_port: int) -> dict[str, str]:
-    """This environment without the session's function environment, with the given ports and a private state file."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("GATEWAY_", "AWS_"))}
-    env.update(DEV_PORT=str(dev_port), UPSTREAM_PORT=str(upstream_port), DEV_STATE_FILE=str(tmp_path / "state.json"))
-    return env
-
-
-@dataclass
-class Running:
-    """``make dev`` (or ``python -m infra.dev``) in a process group of its own, as in a terminal."""
-
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, text: str) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not any(text in line for line in self.lines):
-            assert self.process.poll() is None, self.output
-            assert time.monotonic() < deadline, self.output
-            time.sleep(0.1)
-
-    def interrupt(self) -> int:
-        """Ctrl-C, as a terminal sends it: SIGINT to the whole process group (make and its child)."""
-        os.killpg(self.process.pid, signal.SIGINT)
-        return self.process.wait(timeout=30)
 
 
 @pytest.fixture
 def run() -> Iterator[Callable[[list[str], dict[str, str]], Running]]:
     started: list[Running] = []
 
-    def start(command: list[str], env: dict[str, str]) -> Running:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        running = Running(process)
-        assert process.stdout is not None
-        stdout = process.stdout
-        threading.Thread(target=lambda: running.lines.extend(iter(stdout.readline, "")), daemon=True).start()
+    def run_one(command: list[str], env: dict[str, str]) -> Running:
+        running = start(command, env)
         started.append(running)
         return running
 
-    yield start
+    yield run_one
     for running in started:
-        if running.process.poll() is None:
-            os.killpg(running.process.pid, signal.SIGKILL)
-            running.process.wait()
+        kill_group(running)
 
 
 def prm_url(dev_port: int, workspace: str, server: str) -> str:
@@ -145,11 +94,43 @@ def test_make_dev_serves_the_routes_of_the_config_it_is_given(
     assert prm.json()["resource"] == route
     assert prm.json()["authorization_servers"] == [f"http://{HOST}:{dev_port}/acme/notes"]
     assert httpx.get(prm_url(dev_port, "demo", "echo")).status_code == 404
-    # And `make invoke` would use the same configuration
+    # And `make invoke` would use the same configuration: a copy of it beside the state file, with its validated
+    # form there too (nothing is written beside the user's file)
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["env"]["GATEWAY_CONFIG"] == str(config)
+    served = Path(state["env"]["GATEWAY_CONFIG"])
+    assert state["config_source"] == str(config)
+    assert served.parent == tmp_path / "config" and served.read_text() == config.read_text()
+    assert served.with_name(served.name + ".validated.json").is_file()
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("my-gateway")) == ["my-gateway.yaml"]
 
     dev.interrupt()
+
+
+@needs_make
+@pytest.mark.slow
+def test_a_copy_of_the_example_with_another_upstream_port_is_told_which_route_to_change_and_how(
+    tmp_path: Path, free_port: Callable[[], int], run: Callable[[list[str], dict[str, str]], Running]
+) -> None:
+    # Given a copy of the example configuration (its routes point at the demo upstream's default 127.0.0.1:9001)
+    config = tmp_path / "my-gateway.yaml"
+    config.write_text((REPO_ROOT / "examples" / "gateway.yaml").read_text())
+    dev_port, upstream_port = free_port(), free_port()
+
+    # When `make dev CONFIG=my-gateway.yaml` runs with another UPSTREAM_PORT
+    dev = run(
+        [*MAKE, "dev", f"CONFIG={config}", f"PY={sys.executable}"], dev_environment(tmp_path, dev_port, upstream_port)
+    )
+    dev.wait_for("Note: ")
+    dev.wait_for("start make dev without UPSTREAM_PORT")
+
+    # Then the banner names each route still pointing at 9001, the key to change and the value to set
+    upstream = f"http://{HOST}:{upstream_port}/mcp"
+    output = " ".join(dev.output.split())
+    assert "route demo/echo (workspaces.demo.servers.echo.upstream)" in output
+    assert "route demo/toolbox (workspaces.demo.servers.toolbox.upstreams.demo.url)" in output
+    assert f"points at http://{HOST}:9001/mcp" in output
+    assert f"set that key to {upstream} in {config}" in output
+    dev.ctrl_c()
 
 
 BAD_CONFIG = """\
@@ -270,7 +251,7 @@ def assert_time_wait_blocks_a_plain_bind(port: int) -> None:
 
 @pytest.mark.parametrize("start", [start_demo_upstream, start_conformance_server], ids=["demo", "conformance"])
 def test_a_server_starts_again_on_its_port_right_after_a_stop(
-    start: Callable[[int], AsgiThread], free_port: Callable[[], int]
+    start: Callable[[int], AsgiThread | DemoUpstream], free_port: Callable[[], int]
 ) -> None:
     # Given the server ran on a fixed port, served a connection it closed itself, and was stopped
     port = free_port()

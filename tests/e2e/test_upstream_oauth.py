@@ -35,7 +35,7 @@ import boto3
 import httpx
 import pytest
 
-from gateway.oauth.pkce import s256
+from gateway.crypto.pkce import s256
 from infra.demo_upstream import DemoUpstream
 from infra.dev import gateway_environment
 from infra.devserver import REPO_ROOT
@@ -43,6 +43,7 @@ from infra.local_aws import LOCAL_ACCESS_KEY
 from infra.template import LOCAL_REGION
 from tests.conftest import LocalAwsStack, pick_free_port
 from tests.support.mcp_client import run_async
+from tests.support.rate_limits import generous_rate_limits
 
 pytestmark = pytest.mark.e2e
 
@@ -218,6 +219,7 @@ def stack(
             config_path=config,
         )
         env["GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS"] = "0"  # see stored changes (expiry edits, deletions) at once
+        env.update(generous_rate_limits(env))  # the session's earlier sign-ins share the counters
         gateway_env = {**base_env, **env, "E2E_GATEWAY_ENV": json.dumps(env)}
         processes.append(
             _start([sys.executable, "-c", _GATEWAY_SCRIPT, str(gateway_port)], gateway_env, "listening", timeout=90)

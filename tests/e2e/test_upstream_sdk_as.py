@@ -29,7 +29,7 @@ import httpx
 import pytest
 from playwright.async_api import Page
 
-from gateway.oauth.pkce import s256
+from gateway.crypto.pkce import s256
 from infra.dev import gateway_environment
 from infra.devserver import REPO_ROOT
 from infra.local_aws import LOCAL_ACCESS_KEY
@@ -38,13 +38,16 @@ from tests.conftest import LocalAwsStack, pick_free_port
 from tests.e2e.test_upstream_oauth import _GATEWAY_SCRIPT, McpSession, _start, _stop, _whoami
 from tests.support.browser import Browser, chromium
 from tests.support.mcp_client import run_async
+from tests.support.rate_limits import generous_rate_limits
 from tests.support.sign_in import loopback_callback
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "sdk_upstream_as.py"
 HOST = "127.0.0.1"
-ROUTE = "acme/notes"
+# A workspace of its own: the session's tables are shared, and test_upstream_oauth leaves alice connected at acme/notes.
+WORKSPACE = "sdk-as"
+ROUTE = f"{WORKSPACE}/notes"
 VERIFIER = "sdk-as-e2e-verifier-" + "y" * 40
 
 
@@ -69,7 +72,7 @@ def _config(upstream: str) -> str:
 oauth:
   cimd_allow_private_addresses: true   # the upstream and its authorization server run on 127.0.0.1 over http
 workspaces:
-  acme:
+  {WORKSPACE}:
     title: Acme
     identity_provider:
       type: dev
@@ -101,6 +104,7 @@ def stack(
             config_path=config,
         )  # fmt: skip
         env["GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS"] = "0"  # see stored changes (the expiry moved) at once
+        env.update(generous_rate_limits(env))  # the session's earlier sign-ins share the counters
         gateway_env = {**base_env, **env, "E2E_GATEWAY_ENV": json.dumps(env)}
         processes.append(
             _start([sys.executable, "-c", _GATEWAY_SCRIPT, str(gateway_port)], gateway_env, "listening", timeout=90)
@@ -195,10 +199,12 @@ async def _reconnect(link: str, artifacts: Path) -> str:
 async def _disconnect(stack: Stack, artifacts: Path) -> None:
     async with chromium(artifacts) as browser:
         page = await browser.new_page()
-        await page.goto(f"{stack.gateway}/acme/connections")
+        await page.goto(f"{stack.gateway}/{WORKSPACE}/connections")
         await _gateway_sign_in(browser, page)
         await page.wait_for_selector("text=Your connections")
-        await page.goto(f"{stack.gateway}/acme/connections?{urlencode({'disconnect': ROUTE})}")  # its confirmation
+        await page.goto(
+            f"{stack.gateway}/{WORKSPACE}/connections?{urlencode({'disconnect': ROUTE})}"
+        )  # its confirmation
         await _submit(page, f'button[name="disconnect"][value="{ROUTE}"]')
         await page.wait_for_selector("text=Your connections")
         await browser.screenshot(page, "disconnected")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from infra.devserver import REPO_ROOT, DevServer, start_dev_server
-from infra.lambda_event import RouteTable, rest_api_event
+from infra.lambda_event import HttpApiRoutes, rest_api_event
 
 EVENTS = REPO_ROOT / "events"
 CODE_URI = str(Path(__file__).parent.relative_to(REPO_ROOT))
@@ -70,6 +71,12 @@ def plain(event: dict[str, Any], context: Any) -> object:
     return {"hello": "world"} if event["pathParameters"]["kind"] == "dict" else "hello"
 
 
+def whoami(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The process the container runs in, after sleeping ``seconds`` if asked."""
+    time.sleep(float((event.get("queryStringParameters") or {}).get("seconds", "0")))
+    return {"statusCode": 200, "body": json.dumps({"pid": os.getpid(), "stream": context.log_stream_name})}
+
+
 def big(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"statusCode": 200, "body": "x" * (7 * 1024 * 1024)}
 
@@ -108,6 +115,7 @@ TEMPLATE: dict[str, Any] = {
         "SlowFunction": function(f"{MODULE}.slow", "GET /slow", timeout=1),
         "PlainFunction": function(f"{MODULE}.plain", "GET /plain/{kind}"),
         "BigFunction": function(f"{MODULE}.big", "GET /big"),
+        "WhoamiFunction": function(f"{MODULE}.whoami", "GET /whoami", timeout=1),
     }
 }
 
@@ -198,7 +206,7 @@ def test_lambda_context_reports_the_template_settings(client: httpx.Client) -> N
 
 def test_the_most_specific_route_wins() -> None:
     # Given the routes of the AWS documentation's example, plus a method-specific route next to an ANY route
-    table: RouteTable[str] = RouteTable()
+    table: HttpApiRoutes[str] = HttpApiRoutes()
     for route in (
         "ANY /{proxy+}",
         "GET /pets/{proxy+}",
@@ -225,7 +233,7 @@ def test_the_most_specific_route_wins() -> None:
 
 def test_path_parameters_are_decoded_and_greedy_ones_keep_their_slashes() -> None:
     # Given a greedy route and a parameter route
-    table: RouteTable[str] = RouteTable()
+    table: HttpApiRoutes[str] = HttpApiRoutes()
     table.add("GET", "/.well-known/oauth-protected-resource/{proxy+}", "prm")
     table.add("ANY", "/{workspace}/{server}/mcp", "proxy")
 
@@ -369,24 +377,30 @@ def test_simultaneous_requests_run_in_separate_containers(client: httpx.Client) 
     def call() -> None:
         results.append(client.get("/slow", params={"seconds": "0.6"}))
 
-    threads = [threading.Thread(target=call) for _ in range(2)]
+    def send_together() -> float:
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started
 
-    # When they are sent at the same time
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    # When they are sent at the same time, twice (the first time, each container's cold start comes first)
+    send_together()
+    elapsed = send_together()
 
     # Then each ran in its own container (its own log stream), concurrently
-    assert [response.status_code for response in results] == [200, 200]
+    assert [response.status_code for response in results] == [200] * 4
     assert results[0].text != results[1].text
+    assert {response.text for response in results[2:]} == {response.text for response in results[:2]}
     assert elapsed < 1.1
 
 
 def test_a_function_running_past_its_timeout_fails(client: httpx.Client) -> None:
-    # Given SlowFunction's 1 s timeout
+    # Given SlowFunction's 1 s timeout, and a warm container (the timeout counts from the invocation, not from a
+    # container's init phase, as on Lambda)
+    assert client.get("/slow", params={"seconds": "0"}).status_code == 200
     started = time.perf_counter()
 
     # When it runs for 2 s
@@ -448,3 +462,42 @@ def test_the_rest_api_event_carries_the_same_request_in_payload_format_1() -> No
     assert event["pathParameters"] == {"workspace": "demo", "server": "echo"}
     assert event["requestContext"]["identity"]["sourceIp"] == "203.0.113.7"
     assert (event["requestContext"]["stage"], event["requestContext"]["path"]) == ("live", "/live/demo/echo/authorize")
+
+
+def test_each_container_is_a_process_of_its_own_and_a_timed_out_one_is_replaced(client: httpx.Client) -> None:
+    # Given a function's container, and another function's
+    first = client.get("/whoami").json()
+    again = client.get("/whoami").json()
+    echo_container = client.get("/echo/x").json()["context"]["log_stream_name"]
+
+    # Then a container is a process of its own (not the dev server's), kept warm between invocations
+    assert first["pid"] != os.getpid()
+    assert again == first
+    assert echo_container != first["stream"]
+
+    # When the container outlives its function's timeout
+    assert client.get("/whoami", params={"seconds": "3"}).status_code == 502
+
+    # Then its process is gone (killed, as Lambda resets a timed-out environment) and the next call gets a new one
+    replaced = client.get("/whoami").json()
+    assert replaced["pid"] != first["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(first["pid"], 0)
+
+
+def test_without_its_fork_server_the_dev_server_starts_containers_as_new_interpreters() -> None:
+    # Given a dev server whose fork server died before any container started
+    with start_dev_server(TEMPLATE, {}, default_base_url=False) as running:
+        if not running.fork_servers:
+            pytest.skip("no fork server on this system: containers are new interpreters anyway")
+        for fork_server in running.fork_servers:
+            fork_server.process.kill()
+            fork_server.process.wait()
+
+        # When a function is called
+        with httpx.Client(base_url=running.url, timeout=30) as http:
+            answer = http.get("/whoami")
+
+        # Then it still answers, from a container process of its own
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["pid"] != os.getpid()

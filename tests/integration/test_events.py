@@ -20,7 +20,7 @@ import pytest
 from infra import placeholders
 from infra.devserver import REPO_ROOT
 from infra.invoke import UnknownFunction, discard_containers, function_names, invoke, readable
-from infra.lambda_event import RouteTable
+from infra.lambda_event import HttpApiRoutes
 from infra.template import FunctionSpec
 
 EVENTS = REPO_ROOT / "events"
@@ -288,7 +288,7 @@ def test_event_is_a_valid_http_api_event_for_its_function(name: str, template: d
     # Given the event and the function the table names
     event = load(name)
     spec: FunctionSpec = function_names(template)[EXPECTED[name].function]
-    routes: RouteTable[str] = RouteTable()
+    routes: HttpApiRoutes[str] = HttpApiRoutes()
     for route in spec.routes:
         routes.add(route.method, route.path, route.route_key)
 

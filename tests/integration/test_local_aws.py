@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
+import os
+import signal
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from infra.local_aws import local_environment, provision, start_local_aws
+from infra.ports import tcp_sockets
 from infra.template import functions, load_template, resolve_environment
 
 if TYPE_CHECKING:
@@ -220,7 +224,7 @@ def test_shared_secret_has_a_generated_value(stack: Stack) -> None:
 
 def test_provision_is_idempotent(stack: Stack) -> None:
     # Given a provisioned stand-in
-    # When the template is provisioned again in the same moto process
+    # When the template is provisioned again on the same stand-in
     again = provision(stack.endpoint_url, stack.template)
 
     # Then the same resources are reused
@@ -243,3 +247,133 @@ def test_proxy_environment_resolves_to_real_resources(stack: Stack) -> None:
     upstream = stack.kms().describe_key(KeyId=env["GATEWAY_UPSTREAM_TOKEN_KEY_ID"])["KeyMetadata"]
     assert upstream.get("KeyUsage") == "ENCRYPT_DECRYPT"
     assert stack.secretsmanager().get_secret_value(SecretId=env["GATEWAY_SHARED_SECRET_ID"])["SecretString"]
+
+
+# --- its own process, keep-alive, state across restarts ---------------------------------------------------------------
+
+
+def list_tables_request(connection: http.client.HTTPConnection) -> http.client.HTTPResponse:
+    """DynamoDB ``ListTables`` as the SDK sends it (moto reads the service from the credential scope)."""
+    connection.request(
+        "POST",
+        "/",
+        body=b"{}",
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        },
+    )
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def test_the_stand_in_runs_in_a_process_of_its_own_and_keeps_connections_open(stack: Stack) -> None:
+    # Given the stand-in, and one HTTP/1.1 connection to it
+    host, port = stack.endpoint_url.removeprefix("http://").split(":")
+    owners = {holder for holder in _listeners(int(port))}
+    assert owners and os.getpid() not in owners  # another process listens there
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        # When two AWS requests are sent over it, one after the other
+        first = list_tables_request(connection)
+        sock = connection.sock
+        second = list_tables_request(connection)
+
+        # Then both are answered on the same connection, which stays open (as DynamoDB's endpoint keeps an SDK's)
+        assert first.status == second.status == 200
+        assert first.getheader("connection") != "close"
+        assert not first.will_close
+        assert connection.sock is sock
+    finally:
+        connection.close()
+
+
+def _listeners(port: int) -> set[int]:
+    from infra.ports import port_holders
+
+    return {holder.pid for holder in port_holders(port) or [] if holder.state == "LISTEN"}
+
+
+def test_a_stand_in_with_a_state_file_keeps_tables_items_keys_and_secrets_across_a_restart(tmp_path: Path) -> None:
+    # Given a stand-in that keeps its state in a file, provisioned, with an item written, a message signed and a
+    # value encrypted under an encryption context
+    template = load_template(TEMPLATE_PATH)
+    state = tmp_path / "local-aws.state"
+    with start_local_aws(state=state) as first:
+        refs = provision(first.endpoint_url, template)
+        before = Stack(first.endpoint_url, template, refs)
+        item = {"pk": {"S": "client#kept"}, "sk": {"S": "client"}}
+        before.dynamodb().put_item(TableName=refs["ClientsTable"], Item=item)
+        signature = before.kms().sign(
+            KeyId=refs["SigningKey"], Message=b"kept", MessageType="RAW", SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256"
+        )["Signature"]
+        sealed = before.kms().encrypt(KeyId=refs["UpstreamTokenKey"], Plaintext=b"token", EncryptionContext={"u": "a"})
+        secret = before.secretsmanager().get_secret_value(SecretId=refs["SharedSecret"])["SecretString"]
+
+    # When it is stopped and another one starts from the same file (on another port) and is provisioned again
+    assert state.stat().st_mode & 0o777 == 0o600
+    with start_local_aws(state=state) as second:
+        again = provision(second.endpoint_url, template)
+        after = Stack(second.endpoint_url, template, again)
+
+        # Then the same resources are there: the item, the key (its key material too: the old signature verifies
+        # and the old ciphertext decrypts), the secret's value
+        assert again == refs
+        assert after.dynamodb().get_item(TableName=refs["ClientsTable"], Key=item).get("Item") == item
+        assert after.kms().verify(
+            KeyId=refs["SigningKey"],
+            Message=b"kept",
+            MessageType="RAW",
+            Signature=signature,
+            SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256",
+        )["SignatureValid"]
+        decrypted = after.kms().decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext={"u": "a"})
+        assert decrypted["Plaintext"] == b"token"
+        assert after.secretsmanager().get_secret_value(SecretId=refs["SharedSecret"])["SecretString"] == secret
+
+
+def test_the_stand_in_saves_its_state_when_the_process_group_gets_sigterm(tmp_path: Path) -> None:
+    # Given a stand-in keeping its state, with a table made
+    state = tmp_path / "local-aws.state"
+    local = start_local_aws(state=state)
+    try:
+        stack = Stack(local.endpoint_url, {}, {})
+        stack.dynamodb().create_table(
+            TableName="kept",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        port = local.port
+
+        # When it gets SIGTERM (as every process of `make dev`'s group does when the terminal closes)
+        os.kill(local.pid, signal.SIGTERM)
+        local.stop()
+    finally:
+        local.stop()
+
+    # Then it saved first, and released its port
+    sockets = tcp_sockets(port) or []
+    assert not [item for item in sockets if item.state == "LISTEN"]
+    with start_local_aws(state=state) as again:
+        assert "kept" in Stack(again.endpoint_url, {}, {}).dynamodb().list_tables()["TableNames"]
+
+
+def test_the_stand_in_counts_the_calls_it_serves_by_operation(stack: Stack) -> None:
+    # Given the calls counted so far
+    from infra.local_aws import store_calls
+
+    before = store_calls(stack.endpoint_url)
+
+    # When a table is described twice and a key once
+    stack.dynamodb().describe_table(TableName=stack.refs["ClientsTable"])
+    stack.dynamodb().describe_table(TableName=stack.refs["ClientsTable"])
+    stack.kms().describe_key(KeyId=stack.refs["SigningKey"])
+
+    # Then the stand-in counted them, by operation (what a benchmark reads from another process)
+    after = store_calls(stack.endpoint_url)
+    assert after["DynamoDB_20120810.DescribeTable"] - before.get("DynamoDB_20120810.DescribeTable", 0) == 2
+    assert after["TrentService.DescribeKey"] - before.get("TrentService.DescribeKey", 0) == 1

@@ -27,23 +27,27 @@ from tests.support.invoke_flows import (
 
 
 @pytest.fixture
-def json_logs(gateway_env: dict[str, str]) -> Iterator[None]:
-    with_default_settings(gateway_env)
+def debug_env(gateway_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The functions' environment with their log level at DEBUG (each container sets its level at its cold start),
+    applied for the test; JSON log lines in this process."""
+    env = with_default_settings({**gateway_env, "GATEWAY_LOG_LEVEL": "DEBUG"})
     configure_logging("gateway", "DEBUG")
     try:
-        yield
+        yield env
     finally:
         reset_logging()
         logging.getLogger().setLevel(logging.WARNING)
+        with_default_settings(gateway_env)
 
 
 def test_a_whole_flow_logs_no_token_code_or_secret(
-    json_logs: None, gateway_env: dict[str, str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    debug_env: dict[str, str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    gateway_env = debug_env
     caplog.set_level(logging.DEBUG)
     secrets: list[str] = []
     # a confidential client registers: its secret
-    registered = invoke("register", sample_event("register-confidential-client.json"))
+    registered = invoke("register", sample_event("register-confidential-client.json"), env=gateway_env)
     assert registered["statusCode"] == 201
     secrets.append(json.loads(registered["body"])["client_secret"])
     # a code is exchanged: the code, its verifier, the tokens
@@ -62,9 +66,8 @@ def test_a_whole_flow_logs_no_token_code_or_secret(
     later: dict[str, Any] = json.loads(refreshed["body"])
     secrets += [later["access_token"], later["refresh_token"]]
     revoke = form_event("revoke-refresh-token.json", {"token": later["refresh_token"], "client_id": CLIENT_ID})
-    assert invoke("token", revoke)["statusCode"] == 200
+    assert token_exchange(revoke)["statusCode"] == 200
     assert mcp_call(later["access_token"]) == 401
-    # (against the session's stack, where the configuration has the service client demo-ci)
     # a gateway API key is made, used in either place, and revoked
     assert main(["admin", "--json", "create-key", "--workspace", "demo", "--user", "alice", "--name", "logs",
                  "--server", "echo"], environ=gateway_env) == 0  # fmt: skip

@@ -25,14 +25,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.config import parse_config
+from gateway.crypto.hashing import hash_secret
+from gateway.crypto.pkce import s256
 from gateway.identity import oidc
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import hash_secret
-from gateway.oauth.pkce import s256
 from gateway.routes import Route
-from gateway.storage.memory import MemoryGrantStore
 from gateway.storage.records import ClientSource
-from gateway.web import authorize_app
+from gateway.web.authorize import app as authorize_app
+from infra.memory.stores import MemoryGrantStore
 from tests.support.runtime import memory_runtime
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from infra.invoke import invoke, warm_runtime
+from infra.invoke import warm_runtime
 from tests.support.invoke_flows import (
     CLIENT_ID,
     form_event,
@@ -38,7 +38,7 @@ def test_an_access_token_revoked_at_revoke_is_refused_on_its_next_call(default_s
         "revoke-refresh-token.json",
         {"token": tokens["access_token"], "token_type_hint": "access_token", "client_id": CLIENT_ID},
     )
-    assert invoke("token", revoke)["statusCode"] == 200
+    assert token_exchange(revoke)["statusCode"] == 200
 
     # Then its very next call is refused, and so is its refresh token
     assert mcp_call(tokens["access_token"]) == 401

@@ -21,15 +21,6 @@ from gateway.aws.dynamodb_store import (
     DynamoSingleUseStore,
     DynamoUpstreamTokenStore,
 )
-from gateway.storage.memory import (
-    MemoryApiKeyStore,
-    MemoryAuditLog,
-    MemoryClientStore,
-    MemoryGrantStore,
-    MemoryRateLimiter,
-    MemorySingleUseStore,
-    MemoryUpstreamTokenStore,
-)
 from gateway.storage.ports import (
     AlreadyExists,
     ApiKeyStore,
@@ -52,6 +43,15 @@ from gateway.storage.records import (
     UpstreamToken,
 )
 from infra.local_aws import local_environment, provision, start_local_aws
+from infra.memory.stores import (
+    MemoryApiKeyStore,
+    MemoryAuditLog,
+    MemoryClientStore,
+    MemoryGrantStore,
+    MemoryRateLimiter,
+    MemorySingleUseStore,
+    MemoryUpstreamTokenStore,
+)
 from infra.template import load_template
 
 NOW = 1_800_000_000

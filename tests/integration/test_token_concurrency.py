@@ -22,21 +22,22 @@ from starlette.testclient import TestClient
 from gateway.aws.dynamodb_store import DynamoClientStore, DynamoGrantStore
 from gateway.aws.kms_keys import KmsPublicKeys, KmsSigner
 from gateway.config import parse_config
+from gateway.crypto import pkce
+from gateway.crypto.hashing import random_token
 from gateway.identity.user import SignedInUser
-from gateway.oauth import authorization, pkce, refresh_tokens
+from gateway.oauth import authorization, refresh_tokens
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import random_token
 from gateway.oauth.token_parts import TokenResponse
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
 from gateway.oauth.token_service import TokenService
 from gateway.routes import Route, RouteTable
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.storage.memory import MemoryAuditLog, MemoryRateLimiter
 from gateway.storage.records import AuthorizationCode, RegisteredClient
 from gateway.tokens.access_token import AccessTokens
-from gateway.web.token_app import create_app
+from gateway.web.token.app import create_app
 from infra.local_aws import local_environment, provision, start_local_aws
+from infra.memory.stores import MemoryAuditLog, MemoryRateLimiter
 from infra.template import load_template
 from tests.support.runtime import BASE_URL, EXAMPLE_CONFIG, example_config_data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,16 +31,23 @@ def form_event(name: str, form: dict[str, str]) -> dict[str, Any]:
     return event
 
 
+def applied_environment() -> dict[str, str]:
+    """The functions' environment the test applied (``gateway_env``, :func:`with_default_settings`): what the
+    flows below run with. (``invoke`` without one would start a local stack of its own, with its own store.)"""
+    return dict(os.environ)
+
+
 def token_exchange(event: dict[str, Any]) -> dict[str, Any]:
-    return invoke("token", event)
+    """The token function's answer to ``event`` (a code exchange, a refresh, a revocation)."""
+    return invoke("token", event, env=applied_environment())
 
 
 def mcp_call(access_token: str, env: dict[str, str] | None = None) -> int:
-    """A ``tools/call`` (echo) with ``access_token`` through the proxy function: its HTTP status. ``env`` names the
-    public base URL as a token minted in this process (not by the token function) expects."""
+    """A ``tools/call`` (echo) with ``access_token`` through the proxy function: its HTTP status. ``env``: other
+    settings than the applied ones."""
     event = sample_event("proxy-tools-call.json")
     event["headers"]["authorization"] = f"Bearer {access_token}"
-    return int(invoke("proxy", event, env=env)["statusCode"])
+    return int(invoke("proxy", event, env=applied_environment() if env is None else env)["statusCode"])
 
 
 def refresh_status(refresh_token: str) -> int:

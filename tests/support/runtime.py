@@ -16,7 +16,10 @@ import yaml
 from gateway.config import GatewayConfig, parse_config
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.storage.memory import (
+from gateway.tokens.access_token import AccessTokens
+from infra.memory.cipher import LocalTokenCipher
+from infra.memory.keys import LocalRsaKey
+from infra.memory.stores import (
     MemoryApiKeyStore,
     MemoryAuditLog,
     MemoryClientStore,
@@ -25,9 +28,6 @@ from gateway.storage.memory import (
     MemorySingleUseStore,
     MemoryUpstreamTokenStore,
 )
-from gateway.tokens.access_token import AccessTokens
-from gateway.tokens.local_keys import LocalRsaKey
-from gateway.upstream.cipher import LocalTokenCipher
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "gateway.yaml"
 BASE_URL = "https://gw.example.com"

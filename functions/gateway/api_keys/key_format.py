@@ -12,7 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from gateway.oauth.hashing import hash_secret, matches_hash
+from gateway.crypto.hashing import hash_secret, matches_hash
 
 PREFIX = "mcpgw_"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

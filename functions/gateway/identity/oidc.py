@@ -29,10 +29,10 @@ import jwt
 
 from gateway import safe_json
 from gateway.config import OidcProvider
+from gateway.crypto import pkce
+from gateway.crypto.hashing import random_token
 from gateway.http_client import shared_client
 from gateway.identity.user import SignedInUser
-from gateway.oauth import pkce
-from gateway.oauth.hashing import random_token
 
 # Asymmetric algorithms only: HS* would make the client secret a signing key, and "none" is never acceptable.
 SUPPORTED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"})

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.config import OAuthPolicy
+from gateway.crypto.hashing import hash_secret, random_token
 from gateway.identity.user import SignedInUser
-from gateway.oauth.hashing import hash_secret, random_token
 from gateway.routes import Route
 from gateway.storage.ports import GrantStore
 from gateway.storage.records import AuditKind, AuthorizationCode, ClientSource, Grant, PendingAuthorization

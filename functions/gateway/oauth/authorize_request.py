@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from gateway.crypto.pkce import is_valid_challenge
 from gateway.oauth.errors import ErrorCode, OAuthError
-from gateway.oauth.pkce import is_valid_challenge
 from gateway.oauth.redirect_uris import redirect_uri_matches
 from gateway.routes import Route
 from gateway.storage.records import ClientSource

@@ -20,9 +20,9 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from gateway.crypto.hashing import matches_hash
 from gateway.oauth.cimd import CimdResolver, is_url_client_id
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import matches_hash
 from gateway.secrets import SecretResolver, SecretUnavailableError
 from gateway.storage.ports import ClientStore, StorageError
 from gateway.storage.records import AuthMethod, ClientSource

@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.crypto.hashing import hash_secret, random_token
 from gateway.display_text import visible_text
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import hash_secret, random_token
 from gateway.oauth.redirect_uris import MAX_LENGTH as MAX_URI_LENGTH
 from gateway.oauth.redirect_uris import InvalidRedirectUri, is_loopback_redirect, validate_redirect_uri
 from gateway.routes import OFFLINE_ACCESS, Route

@@ -23,11 +23,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.config import OAuthPolicy
+from gateway.crypto import pkce
+from gateway.crypto.hashing import hash_secret
 from gateway.identity.user import SignedInUser
-from gateway.oauth import pkce, refresh_tokens
+from gateway.oauth import refresh_tokens
 from gateway.oauth.authorization import grant_from_code, new_grant
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import hash_secret
 from gateway.oauth.revocation import Revocation
 from gateway.oauth.token_parts import TokenResponse, access_scopes, check_resource, requested_scopes, token_type
 from gateway.oauth.token_requests import (

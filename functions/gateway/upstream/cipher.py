@@ -2,18 +2,14 @@
 context (workspace, server, subject), so a row copied to another user or route does not decrypt.
 
 The deployed adapter is :class:`gateway.aws.kms_cipher.KmsTokenCipher` (KMS envelope encryption);
-:class:`LocalTokenCipher` is an in-process stand-in for unit tests with the same binding.
+:class:`infra.memory.cipher.LocalTokenCipher` is an in-process stand-in for tests with the same binding.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Protocol
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 class DecryptionFailed(Exception):
@@ -42,24 +38,3 @@ def context_aad(context: Mapping[str, str]) -> bytes:
 def encryption_context(route_key: str, subject: str) -> dict[str, str]:
     workspace, _, server = route_key.partition("/")
     return {"workspace": workspace, "server": server, "subject": subject}
-
-
-class LocalTokenCipher:
-    """AES-256-GCM under a key held in memory, the context as associated data (tests, never a deployment)."""
-
-    def __init__(self, key: bytes | None = None) -> None:
-        self._aead = AESGCM(key or AESGCM.generate_key(bit_length=256))
-        self.encryptions = 0
-        self.decryptions = 0
-
-    def encrypt(self, plaintext: bytes, context: Mapping[str, str]) -> bytes:
-        self.encryptions += 1
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, plaintext, context_aad(context))
-
-    def decrypt(self, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
-        self.decryptions += 1
-        try:
-            return self._aead.decrypt(ciphertext[:12], ciphertext[12:], context_aad(context))
-        except (InvalidTag, ValueError):
-            raise DecryptionFailed("the upstream credential does not decrypt under this context") from None

@@ -19,7 +19,7 @@ def connect_callback_url(route: Route) -> str:
     RFC 9700 §4.4.2.2: a client that talks to several authorization servers uses a distinct redirect URI for each,
     and refuses an answer that arrives at the redirect URI of another than the one its flow was started with. That
     defeats a mix-up attack even at a server that does not send ``iss`` (RFC 9207): a code the honest server issued
-    cannot be delivered to the flow of a malicious one (gateway.web.upstream_connect).
+    cannot be delivered to the flow of a malicious one (gateway.web.authorize.upstream_connect).
     """
     url = route.endpoint("connect/callback")
     return f"{url}?{urlencode({'upstream': route.member})}" if route.member is not None else url

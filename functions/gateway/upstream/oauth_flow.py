@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from gateway import safe_json
+from gateway.crypto.hashing import random_token
+from gateway.crypto.pkce import s256
 from gateway.net.ssrf import FetchError, FetchResult, SafeFetcher
-from gateway.oauth.hashing import random_token
-from gateway.oauth.pkce import s256
 from gateway.upstream.metadata_discovery import UpstreamAuthorization
 from gateway.upstream.token_set import ClientAuthMethod, TokenSet, UpstreamClient
 

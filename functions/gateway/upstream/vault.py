@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from gateway.oauth.hashing import random_token
+from gateway.crypto.hashing import random_token
 from gateway.storage.ports import UpstreamTokenStore
 from gateway.storage.records import AuditKind, UpstreamToken
 from gateway.upstream.cipher import DecryptionFailed, TokenCipher, encryption_context

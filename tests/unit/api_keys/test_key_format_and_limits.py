@@ -8,8 +8,8 @@ import pytest
 
 from gateway.api_keys.key_format import PATTERN, looks_like_key, new_key, parse_key, secret_matches
 from gateway.rate_limits import RateLimit, RateLimits
-from gateway.storage.memory import MemoryRateLimiter
 from gateway.storage.ports import StorageError
+from infra.memory.stores import MemoryRateLimiter
 
 NOW = 1_800_000_030  # 30 s into a minute
 

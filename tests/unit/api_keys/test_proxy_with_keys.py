@@ -16,7 +16,7 @@ from gateway.api_keys.key_format import new_key
 from gateway.config import parse_config
 from gateway.runtime import Runtime
 from gateway.storage.records import ApiKey
-from gateway.web.proxy_app import create_app
+from gateway.web.proxy.app import create_app
 from tests.support.recording_upstream import Recorded, recording_upstream
 from tests.support.runtime import example_config_data, memory_runtime
 

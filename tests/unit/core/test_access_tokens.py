@@ -12,7 +12,7 @@ from gateway.config import parse_config
 from gateway.routes import Route, RouteTable
 from gateway.tokens.access_token import AccessTokens, InvalidAccessToken
 from gateway.tokens.keys import jwks, thumbprint
-from gateway.tokens.local_keys import LocalRsaKey
+from infra.memory.keys import LocalRsaKey
 from tests.support.runtime import example_config_data
 
 

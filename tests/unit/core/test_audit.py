@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from gateway.audit import REDACTED, AuditTrail
-from gateway.storage.memory import MemoryAuditLog
 from gateway.storage.ports import StorageError
 from gateway.storage.records import AuditEvent
+from infra.memory.stores import MemoryAuditLog
 
 NOW = 1_800_000_000
 

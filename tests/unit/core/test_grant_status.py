@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from gateway.proxy.grant_status import GrantStatusCache
-from gateway.storage.memory import MemoryGrantStore
 from gateway.storage.records import AuthorizationCode, Grant
+from infra.memory.stores import MemoryGrantStore
 
 NOW = 1_800_000_000
 

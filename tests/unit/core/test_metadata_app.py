@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.config import parse_config
-from gateway.web.metadata_app import create_app
+from gateway.web.metadata.app import create_app
 from tests.support.runtime import example_config_data, memory_runtime
 
 ISSUER = "https://gw.example.com/demo/echo"
@@ -105,7 +105,7 @@ def test_serving_prm_imports_no_aws_sdk() -> None:
         "import os, sys;"
         "os.environ.update(GATEWAY_CONFIG='examples/gateway.yaml', GATEWAY_PUBLIC_BASE_URL='https://gw.example.com');"
         "from starlette.testclient import TestClient;"
-        "from metadata.app import app;"
+        "from metadata.app import function; app = function.app;"
         "r = TestClient(app).get('/.well-known/oauth-protected-resource/demo/echo/mcp');"
         "assert r.status_code == 200, r.text;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'boto3' or m.startswith('botocore.')))"
@@ -123,7 +123,7 @@ def test_serving_as_metadata_imports_no_jose_or_http_client_library() -> None:
         "import os, sys;"
         "os.environ.update(GATEWAY_CONFIG='examples/gateway.yaml', GATEWAY_PUBLIC_BASE_URL='https://gw.example.com');"
         "from starlette.testclient import TestClient;"
-        "from metadata.app import app;"
+        "from metadata.app import function; app = function.app;"
         "r = TestClient(app).get('/.well-known/oauth-authorization-server/demo/echo');"
         "assert r.status_code == 200 and 'private_key_jwt' in r.text, r.text;"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'jwt', 'cryptography', 'httpx', 'httpcore'}))"

@@ -13,7 +13,7 @@ from mangum import Mangum
 
 from gateway.config import parse_config
 from gateway.observability import ObserveRequests, configure_logging, reset_logging
-from gateway.web.proxy_app import create_app
+from gateway.web.proxy.app import create_app
 from infra.placeholders import grant_backed_token
 from tests.support.runtime import example_config_data, memory_runtime
 from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream

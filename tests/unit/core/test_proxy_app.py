@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from gateway.config import parse_config
 from gateway.runtime import Runtime
-from gateway.web.proxy_app import create_app
+from gateway.web.proxy.app import create_app
 from infra.placeholders import create_grant
 from tests.support.recording_upstream import Recorded, free_port, recording_upstream
 from tests.support.runtime import example_config_data, memory_runtime

@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.config import OidcProvider
+from gateway.crypto.pkce import s256
 from gateway.identity import oidc
 from gateway.identity.oidc import LoginSecrets, OidcError, RelyingParty
-from gateway.oauth.pkce import s256
 from tests.support.hostile_json import DEEP_SMALL_OBJECT
 
 ISSUER = "https://idp.example.com"

@@ -12,12 +12,12 @@ import pytest
 
 from gateway.audit import AuditTrail
 from gateway.config import OAuthPolicy, parse_config
+from gateway.crypto.hashing import hash_secret
 from gateway.identity.user import SignedInUser
 from gateway.oauth.authorization import AlreadyAnswered, AuthorizationService, grant_from_code, new_code
-from gateway.oauth.hashing import hash_secret
 from gateway.routes import Route, RouteTable
-from gateway.storage.memory import MemoryAuditLog, MemoryGrantStore
 from gateway.storage.records import Consent, PendingAuthorization
+from infra.memory.stores import MemoryAuditLog, MemoryGrantStore
 from tests.support.runtime import BASE_URL, example_config_data
 
 NOW = 1_800_000_000

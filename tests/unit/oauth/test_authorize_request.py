@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.crypto.pkce import s256
 from gateway.oauth.authorize_request import (
     AuthorizeRequest,
     RedirectableError,
@@ -19,7 +20,6 @@ from gateway.oauth.authorize_request import (
     redirect_with,
 )
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.pkce import s256
 from gateway.routes import Route
 from gateway.storage.records import ClientSource
 from tests.support.runtime import memory_runtime

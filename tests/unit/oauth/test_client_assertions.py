@@ -21,8 +21,8 @@ from gateway.oauth.key_sets import KeySetSource
 from gateway.routes import Route
 from gateway.runtime import Runtime
 from gateway.storage.records import RegisteredClient
-from gateway.web.metadata_app import create_app as metadata_app
-from gateway.web.token_app import create_app
+from gateway.web.metadata.app import create_app as metadata_app
+from gateway.web.token.app import create_app
 from tests.support.jose_keys import SigningKey, client_assertion, unsigned
 from tests.support.runtime import BASE_URL, example_config_data, memory_runtime
 from tests.unit.net.https_server import LocalHttps, Reply, local_https

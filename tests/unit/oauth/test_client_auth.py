@@ -18,9 +18,9 @@ from gateway.oauth.errors import OAuthError
 from gateway.oauth.registration_endpoint import new_registration, parse_registration
 from gateway.routes import Route, RouteTable
 from gateway.secrets import SecretResolver
-from gateway.storage.memory import MemoryClientStore
 from gateway.storage.ports import StorageError
 from gateway.storage.records import RegisteredClient
+from infra.memory.stores import MemoryClientStore
 
 NOW = 1_767_225_600
 TTL = 7200

@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from gateway.config import ConfigError, parse_config
 from gateway.oauth.metadata_documents import authorization_server_metadata
 from gateway.runtime import Runtime
-from gateway.web.proxy_app import create_app as proxy_app
-from gateway.web.token_app import create_app as token_app
+from gateway.web.proxy.app import create_app as proxy_app
+from gateway.web.token.app import create_app as token_app
 from tests.support.runtime import example_config_data, memory_runtime
 
 NOW = 1_800_000_000

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import parse_config
+from gateway.crypto.hashing import matches_hash
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import matches_hash
 from gateway.oauth.registration_endpoint import (
     IssuedRegistration,
     new_registration,

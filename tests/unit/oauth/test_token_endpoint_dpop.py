@@ -14,14 +14,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.config import parse_config
+from gateway.crypto import pkce
+from gateway.crypto.hashing import hash_secret
 from gateway.identity.user import SignedInUser
-from gateway.oauth import pkce
 from gateway.oauth.authorization import new_code
-from gateway.oauth.hashing import hash_secret
 from gateway.routes import Route
 from gateway.runtime import Runtime
 from gateway.storage.records import RegisteredClient
-from gateway.web.token_app import create_app
+from gateway.web.token.app import create_app
 from tests.support.jose_keys import SigningKey, dpop_proof, thumbprint
 from tests.support.runtime import BASE_URL, example_config_data, memory_runtime
 

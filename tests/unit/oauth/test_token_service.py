@@ -12,18 +12,19 @@ import pytest
 
 from gateway.audit import AuditTrail
 from gateway.config import GatewayConfig, OAuthPolicy, parse_config
+from gateway.crypto import pkce
 from gateway.identity.user import SignedInUser
-from gateway.oauth import pkce, refresh_tokens
+from gateway.oauth import refresh_tokens
 from gateway.oauth.authorization import new_code
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.token_parts import TokenResponse
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
 from gateway.oauth.token_service import TokenService
 from gateway.routes import Route, RouteTable
-from gateway.storage.memory import MemoryAuditLog, MemoryGrantStore
 from gateway.storage.records import AuthorizationCode
 from gateway.tokens.access_token import AccessTokens
-from gateway.tokens.local_keys import LocalRsaKey
+from infra.memory.keys import LocalRsaKey
+from infra.memory.stores import MemoryAuditLog, MemoryGrantStore
 from tests.support.runtime import BASE_URL, example_config_data
 
 NOW = 1_800_000_000  # a fixed clock: codes, grants and access tokens are all judged at NOW

@@ -13,9 +13,9 @@ from gateway.api_keys.issuing import KeyRequest
 from gateway.operations.service import NotFound, OperatorError, OperatorService
 from gateway.operations.views import ClientView, ConnectionView, GrantView, KeyView
 from gateway.runtime import Runtime
-from gateway.storage.memory import MemoryApiKeyStore, MemoryUpstreamTokenStore
 from gateway.storage.ports import StorageError
 from gateway.storage.records import UpstreamToken
+from infra.memory.stores import MemoryApiKeyStore, MemoryUpstreamTokenStore
 from infra.placeholders import create_grant
 from tests.support.runtime import memory_runtime
 

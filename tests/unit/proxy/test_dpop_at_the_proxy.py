@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from gateway.config import parse_config
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
-from gateway.web.proxy_app import create_app
+from gateway.web.proxy.app import create_app
 from infra.placeholders import create_grant
 from tests.support.jose_keys import SigningKey, dpop_proof, thumbprint
 from tests.support.recording_upstream import Recorded, recording_upstream
@@ -184,7 +184,7 @@ def test_a_failing_shared_replay_store_is_503_not_500(upstream: tuple[str, Recor
 
 
 def test_the_protected_resource_metadata_says_when_dpop_is_required(upstream: tuple[str, Recorded]) -> None:
-    from gateway.web.metadata_app import create_app as metadata_app
+    from gateway.web.metadata.app import create_app as metadata_app
 
     _, strict = gateway_for(upstream[0], dpop={"required": True})
     prm = TestClient(metadata_app(strict)).get("/.well-known/oauth-protected-resource/demo/echo/mcp").json()

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from gateway.api_keys.issuing import KeyRequest, create_key
 from gateway.config import parse_config
 from gateway.runtime import Runtime
-from gateway.web.proxy_app import create_app
+from gateway.web.proxy.app import create_app
 from infra.placeholders import grant_backed_token
 from tests.support.runtime import example_config_data, memory_runtime
 from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream

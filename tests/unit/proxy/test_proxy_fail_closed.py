@@ -15,12 +15,13 @@ from starlette.testclient import TestClient
 
 from gateway.config import parse_config
 from gateway.runtime import Runtime
-from gateway.storage.memory import MemoryUpstreamTokenStore
 from gateway.storage.records import UpstreamToken
-from gateway.upstream.cipher import CipherUnavailable, LocalTokenCipher
+from gateway.upstream.cipher import CipherUnavailable
 from gateway.upstream.token_set import TokenSet, UpstreamClient
 from gateway.upstream.vault import UpstreamVault
-from gateway.web.proxy_app import create_app
+from gateway.web.proxy.app import create_app
+from infra.memory.cipher import LocalTokenCipher
+from infra.memory.stores import MemoryUpstreamTokenStore
 from infra.placeholders import grant_backed_token
 from tests.support.runtime import example_config_data, memory_runtime
 from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream

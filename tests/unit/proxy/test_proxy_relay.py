@@ -18,7 +18,7 @@ from gateway.routes import Route
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
 from gateway.upstream.credentials import ReconnectRequired, UpstreamAuthUnavailable
-from gateway.web.proxy_app import create_app
+from gateway.web.proxy.app import create_app
 from infra.placeholders import grant_backed_token
 from tests.support.hostile_json import HOSTILE_BODIES
 from tests.support.runtime import example_config_data, memory_runtime

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from gateway.storage.memory import MemoryUpstreamTokenStore
 from gateway.storage.records import UpstreamToken
-from gateway.upstream.cipher import LocalTokenCipher, encryption_context
+from gateway.upstream.cipher import encryption_context
 from gateway.upstream.client_metadata import client_metadata_document
 from gateway.upstream.client_registration import REGISTRATION_SUBJECT, ClientRegistrar, RegistrationError
 from gateway.upstream.metadata_discovery import AuthorizationServer
+from infra.memory.cipher import LocalTokenCipher
+from infra.memory.stores import MemoryUpstreamTokenStore
 from tests.support.hostile_json import DEEP_SMALL
 from tests.unit.upstream.fakes import FakeFetcher
 from tests.unit.upstream.test_metadata_discovery import route

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from gateway.oauth.pkce import s256
+from gateway.crypto.pkce import s256
 from gateway.upstream import oauth_flow
 from gateway.upstream.metadata_discovery import AuthorizationServer, UpstreamAuthorization
 from gateway.upstream.oauth_flow import FlowError, TokenEndpointError

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from gateway.storage.memory import MemoryUpstreamTokenStore
-from gateway.upstream.cipher import LocalTokenCipher
 from gateway.upstream.connect_links import read_link
 from gateway.upstream.credentials import ReconnectRequired
 from gateway.upstream.oauth_provider import OAuthCredentialProvider
+from infra.memory.cipher import LocalTokenCipher
+from infra.memory.stores import MemoryUpstreamTokenStore
 from tests.unit.upstream.fakes import token_set
 from tests.unit.upstream.test_metadata_discovery import route
 from tests.unit.upstream.test_upstream_vault import Refresher, vault

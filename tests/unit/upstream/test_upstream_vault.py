@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 
 from gateway.audit import AuditTrail
-from gateway.storage.memory import MemoryAuditLog, MemoryUpstreamTokenStore
-from gateway.upstream.cipher import LocalTokenCipher
 from gateway.upstream.oauth_flow import TokenEndpointError
 from gateway.upstream.token_set import TokenSet
 from gateway.upstream.vault import CredentialRevoked, NotConnected, RefreshUnavailable, UpstreamVault
+from infra.memory.cipher import LocalTokenCipher
+from infra.memory.stores import MemoryAuditLog, MemoryUpstreamTokenStore
 from tests.unit.upstream.fakes import token_set
 
 ROUTE = "acme/notes"

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from gateway.config import parse_config
 from gateway.runtime import Runtime
-from gateway.web.proxy_app import create_app
+from gateway.web.proxy.app import create_app
 from infra.asgi_thread import AsgiThread
 from infra.placeholders import grant_backed_token
 from tests.support.mini_mcp import MiniMcp, serve

@@ -14,7 +14,9 @@ from gateway.audit import REDACTED
 from gateway.config import parse_config
 from gateway.runtime import Runtime
 from gateway.storage.records import AuditEvent
-from gateway.web import proxy_app, register_app, token_app
+from gateway.web.proxy import app as proxy_app
+from gateway.web.register import app as register_app
+from gateway.web.token import app as token_app
 from infra.placeholders import create_grant, ensure_local_client, grant_backed_token
 from tests.support.recording_upstream import recording_upstream
 from tests.support.runtime import example_config_data, memory_runtime

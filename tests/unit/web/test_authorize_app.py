@@ -11,16 +11,16 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.config import DevLoginProvider, DevUser, parse_config
+from gateway.crypto.hashing import hash_secret
+from gateway.crypto.pkce import s256
 from gateway.identity.user import SignedInUser
 from gateway.oauth.authorization import new_code, new_grant
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.hashing import hash_secret
-from gateway.oauth.pkce import s256
 from gateway.routes import Route
 from gateway.runtime import Runtime
-from gateway.storage.memory import MemoryGrantStore
 from gateway.storage.records import ClientSource, Consent
-from gateway.web import authorize_app
+from gateway.web.authorize import app as authorize_app
+from infra.memory.stores import MemoryGrantStore
 from tests.support.runtime import example_config_data, memory_runtime
 
 BASE = "https://gw.example.com"
@@ -362,10 +362,22 @@ def test_the_consent_page_warns_about_an_unknown_website(runtime: Runtime, brows
 
 
 def test_route_descriptions_show_markdown_code_spans_as_code_and_escape_the_rest() -> None:
-    from gateway.web.pages import inline_code
+    from gateway.web.common.pages import inline_code
 
     rendered = str(inline_code("Runs `echo` <script>alert(1)</script>"))
     assert rendered == "Runs <code>echo</code> &lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_the_sign_in_page_opened_without_a_sign_in_in_progress_says_what_to_do_instead(browser: TestClient) -> None:
+    # Given no sign-in in progress (a bookmark, a link shared from another browser)
+    # When the sign-in page is opened
+    response = browser.get("/demo/login")
+
+    # Then it says what the page is for, where to start instead, and where the user's authorizations are
+    assert response.status_code == 400
+    assert "No sign-in in progress" in response.text
+    assert "open the route in your MCP client" in response.text
+    assert f"{BASE}/demo/connections" in response.text
 
 
 def test_an_identity_provider_user_named_like_a_service_cannot_sign_in() -> None:

@@ -17,9 +17,9 @@ from starlette.testclient import TestClient
 from gateway.api_keys.issuing import KeyRequest, create_key
 from gateway.config import parse_config
 from gateway.runtime import Runtime
-from gateway.storage.memory import MemoryAuditLog
-from gateway.web import authorize_app
-from gateway.web.session import SESSION_SECONDS
+from gateway.web.authorize import app as authorize_app
+from gateway.web.common.session import SESSION_SECONDS
+from infra.memory.stores import MemoryAuditLog
 from infra.placeholders import create_grant, ensure_local_client
 from tests.support.runtime import memory_runtime
 from tests.unit.upstream.fakes import token_set

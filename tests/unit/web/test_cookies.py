@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from gateway.web import cookies
+from gateway.web.common import cookies
 
 SECRET = b"s" * 32
 

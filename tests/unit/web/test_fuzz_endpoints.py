@@ -27,11 +27,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.config import parse_config
-from gateway.oauth.pkce import s256
+from gateway.crypto.pkce import s256
 from gateway.runtime import Runtime
-from gateway.web import authorize_app, metadata_app, proxy_app, register_app, token_app
+from gateway.web.authorize import app as authorize_app
+from gateway.web.metadata import app as metadata_app
+from gateway.web.proxy import app as proxy_app
+from gateway.web.register import app as register_app
+from gateway.web.token import app as token_app
 from infra.devserver import REPO_ROOT
-from infra.lambda_event import HttpRequest, RouteTable, build_event
+from infra.lambda_event import HttpApiRoutes, HttpRequest, build_event
 from infra.placeholders import LOCAL_REDIRECT_URI, ensure_local_client, grant_backed_token
 from infra.template import functions, load_template
 from tests.support.hostile_json import DEEP_PARAMS, DEEP_SMALL, DEEP_SMALL_OBJECT, MCP_HOSTILE_BODIES
@@ -108,7 +112,7 @@ class Gateway:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.routes: RouteTable[str] = RouteTable()
+        self.routes: HttpApiRoutes[str] = HttpApiRoutes()
         self.paths: dict[str, list[tuple[str, str]]] = {name: [] for name in APPS}
         for spec in functions(load_template(REPO_ROOT / "template.yaml")):
             name = spec.handler.split(".")[0].removeprefix("oauth_")

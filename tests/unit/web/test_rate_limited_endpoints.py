@@ -10,12 +10,14 @@ from mangum import Mangum
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from gateway.oauth.hashing import hash_secret
+from gateway.crypto.hashing import hash_secret
 from gateway.runtime import Runtime
-from gateway.storage.memory import MemoryClientStore, MemoryGrantStore
 from gateway.storage.records import RegisteredClient
-from gateway.web import authorize_app, register_app, token_app
-from gateway.web.rate_limiting import client_address
+from gateway.web.authorize import app as authorize_app
+from gateway.web.common.rate_limiting import client_address
+from gateway.web.register import app as register_app
+from gateway.web.token import app as token_app
+from infra.memory.stores import MemoryClientStore, MemoryGrantStore
 from tests.support.runtime import memory_runtime
 
 NOW = 1_800_000_045  # 45 s into a minute: the window ends in 15 s

@@ -11,13 +11,13 @@ from mangum import Mangum
 from starlette.testclient import TestClient
 
 from gateway.config import parse_config
-from gateway.oauth.hashing import matches_hash
+from gateway.crypto.hashing import matches_hash
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.storage.memory import MemoryAuditLog, MemoryClientStore, MemoryRateLimiter
 from gateway.storage.ports import StorageError
 from gateway.storage.records import RegisteredClient
-from gateway.web.register_app import create_app
+from gateway.web.register.app import create_app
+from infra.memory.stores import MemoryAuditLog, MemoryClientStore, MemoryRateLimiter
 from tests.support.hostile_json import DEEP_SMALL, DEEP_SMALL_OBJECT
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"

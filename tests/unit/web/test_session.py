@@ -10,7 +10,7 @@ import pytest
 from starlette.responses import Response
 
 from gateway.identity.user import SignedInUser
-from gateway.web import cookies, session
+from gateway.web.common import cookies, session
 
 SECRET = b"unit-test-shared-secret-0123456789abcdef"
 BASE = "https://gw.example.com"

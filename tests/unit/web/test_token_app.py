@@ -16,16 +16,16 @@ from mangum import Mangum
 from starlette.testclient import TestClient
 
 from gateway.aws.kms_keys import KmsPublicKeys, KmsSigner
+from gateway.crypto import pkce
+from gateway.crypto.hashing import hash_secret
 from gateway.identity.user import SignedInUser
-from gateway.oauth import pkce
 from gateway.oauth.authorization import new_code
-from gateway.oauth.hashing import hash_secret
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError
 from gateway.storage.records import RegisteredClient
 from gateway.tokens.access_token import AccessTokens
-from gateway.tokens.local_keys import LocalRsaKey
-from gateway.web.token_app import MAX_BODY_BYTES, create_app
+from gateway.web.token.app import MAX_BODY_BYTES, create_app
+from infra.memory.keys import LocalRsaKey
 from tests.support.runtime import memory_runtime
 
 TOKEN = "/demo/echo/token"

@@ -25,14 +25,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.config import parse_config
-from gateway.oauth.pkce import s256
+from gateway.crypto.pkce import s256
 from gateway.runtime import Runtime
-from gateway.storage.memory import MemoryGrantStore, MemoryUpstreamTokenStore
 from gateway.storage.records import RegisteredClient
 from gateway.upstream.client_metadata import connect_callback_url
 from gateway.upstream.connect_links import LINK_SECONDS, connect_url, link_token
-from gateway.web import authorize_app
-from gateway.web.sign_in_flow import CONNECT_CLIENT_ID
+from gateway.web.authorize import app as authorize_app
+from gateway.web.authorize.sign_in_flow import CONNECT_CLIENT_ID
+from infra.memory.stores import MemoryGrantStore, MemoryUpstreamTokenStore
 from tests.support.runtime import example_config_data, memory_runtime
 
 BASE = "https://gw.example.com"

@@ -32,11 +32,11 @@ from gateway.proxy.session_ids import SessionCodec
 from gateway.proxy.streaming import Streamed
 from gateway.routes import Route
 from gateway.upstream.credentials import UpstreamCredentialProvider
-from gateway.web.cors import mcp_cors_headers, origin_allowed
-from gateway.web.errors import exception_handlers
-from gateway.web.proxy_caller import Caller, CallerServices, authenticate, tool_refusal
-from gateway.web.responses import error_response
-from gateway.web.services import LearnBaseUrl
+from gateway.web.common.cors import mcp_cors_headers, origin_allowed
+from gateway.web.common.errors import exception_handlers
+from gateway.web.common.responses import error_response
+from gateway.web.common.services import LearnBaseUrl
+from gateway.web.proxy.caller import Caller, CallerServices, authenticate, tool_refusal
 
 if TYPE_CHECKING:
     from gateway.audit import AuditTrail
@@ -94,7 +94,7 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
             parsed.append(parse_client_body(body, protocol_version=version) if request.method == "POST" else NO_PAYLOAD)
         return parsed[0]
 
-    # Who calls: an access token or a gateway API key (gateway.web.proxy_caller), or the answer instead.
+    # Who calls: an access token or a gateway API key (gateway.web.proxy.caller), or the answer instead.
     claims = await authenticate(runtime, request, route, one_parse, cors)
     if isinstance(claims, Response):
         return claims

@@ -1,10 +1,10 @@
 """``/{workspace}/connections``: a user's own page of the applications they authorized, the upstream accounts they
 connected and the gateway API keys they own (docs/non-interactive.md), each with Revoke / Disconnect.
 
-Who is signed in comes from the workspace's session cookie (:mod:`gateway.web.session`), which every sign-in sets:
-right after signing in for an MCP client's consent, the same browser opens this page without signing in again.
-Without a session, the page sends the browser through the workspace's sign-in, as for consent (a pending
-authorization of the stand-in client :data:`~gateway.web.sign_in_flow.MY_CONNECTIONS_CLIENT_ID`).
+Who is signed in comes from the workspace's session cookie (:mod:`gateway.web.common.session`), which every sign-in
+sets: right after signing in for an MCP client's consent, the same browser opens this page without signing in again.
+Without a session, the page sends the browser through the workspace's sign-in, as for consent (a pending authorization
+of the stand-in client :data:`~gateway.web.authorize.sign_in_flow.MY_CONNECTIONS_CLIENT_ID`).
 
 Revoke, Disconnect and Revoke key each ask first: the list links to a confirmation (``GET ?revoke=<grant id>``,
 ``?disconnect=<route key>``, ``?revoke_key=<key id>``) whose button POSTs the action; the page then reports what was
@@ -31,11 +31,8 @@ from gateway.routes import Route
 from gateway.storage.ports import StorageError
 from gateway.storage.records import ApiKey, Grant, PendingAuthorization
 from gateway.upstream.subjects import is_shared
-from gateway.web import cookies, session
-from gateway.web.pages import PageError, page, redirect
-from gateway.web.scope_text import describe_scopes
-from gateway.web.session import Session
-from gateway.web.sign_in_flow import (
+from gateway.web.authorize.scope_text import describe_scopes
+from gateway.web.authorize.sign_in_flow import (
     MY_CONNECTIONS_CLIENT_ID,
     Context,
     sign_in_starts_refused,
@@ -43,6 +40,9 @@ from gateway.web.sign_in_flow import (
     start_sign_in,
     workspace_of,
 )
+from gateway.web.common import cookies, session
+from gateway.web.common.pages import PageError, page, redirect
+from gateway.web.common.session import Session
 
 CSRF_PURPOSE = "connections"
 SIGNED_OUT = "signed_out"  # the query parameter of the page shown after Sign out

@@ -8,11 +8,11 @@ Three ways in, one flow:
   pending authorization's cookie proves the browser, the CSRF token that the page came from the gateway. After the
   upstream flow the browser returns to the consent page, where Approve is now enabled.
 - **From a connect link** (``connect?for=<token>``, e.g. in a ``-32042`` error; :mod:`gateway.upstream.connect_links`).
-  The link is not pre-authenticated: the gateway stores a pending authorization of the kind "upstream connect"
-  (client id :data:`~gateway.web.sign_in_flow.CONNECT_CLIENT_ID`), runs the workspace's normal sign-in (dev login
-  or OIDC), and continues only if the signed-in user is the link's subject — or a workspace admin for a shared link.
-  A page then names the upstream's authorization server and a Continue link starts the flow (a page rather than a
-  redirect: the sign-in form's CSP ``form-action`` would block a redirect chain that leaves the gateway).
+  The link is not pre-authenticated: the gateway stores a pending authorization of the kind "upstream connect" (client
+  id :data:`~gateway.web.authorize.sign_in_flow.CONNECT_CLIENT_ID`), runs the workspace's normal sign-in (dev login or
+  OIDC), and continues only if the signed-in user is the link's subject — or a workspace admin for a shared link. A page
+  then names the upstream's authorization server and a Continue link starts the flow (a page rather than a redirect: the
+  sign-in form's CSP ``form-action`` would block a redirect chain that leaves the gateway).
 - **Shared accounts**: ``connect`` with neither parameter, on a ``mode: shared`` route, is the admin's connect URL:
   anyone may open it, only a workspace admin (config ``admins``) can complete it.
 
@@ -45,9 +45,7 @@ from gateway.upstream.services import UpstreamOAuth
 from gateway.upstream.subjects import is_shared, may_connect, subject_for
 from gateway.upstream.token_set import UpstreamClient
 from gateway.upstream.vault import UpstreamVault
-from gateway.web import cookies
-from gateway.web.pages import PageError, page, redirect
-from gateway.web.sign_in_flow import (
+from gateway.web.authorize.sign_in_flow import (
     CONNECT_CLIENT_ID,
     Context,
     connect_client,
@@ -56,6 +54,8 @@ from gateway.web.sign_in_flow import (
     stand_in_pending,
     start_sign_in,
 )
+from gateway.web.common import cookies
+from gateway.web.common.pages import PageError, page, redirect
 
 logger = logging.getLogger("gateway.upstream.connect")
 

@@ -23,11 +23,11 @@ from gateway.oauth.errors import OAuthError
 from gateway.oauth.registration_endpoint import new_registration, parse_registration, registration_response
 from gateway.rate_limits import RateLimit
 from gateway.storage.ports import AlreadyExists, ClientStore, StorageError
-from gateway.web.default_route import DefaultRouteAliases
-from gateway.web.errors import exception_handlers
-from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
-from gateway.web.responses import NO_STORE, error_response, json_response
-from gateway.web.services import GatewayState, LearnBaseUrl
+from gateway.web.common.default_route import DefaultRouteAliases
+from gateway.web.common.errors import exception_handlers
+from gateway.web.common.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
+from gateway.web.common.responses import NO_STORE, error_response, json_response
+from gateway.web.common.services import GatewayState, LearnBaseUrl
 
 logger = logging.getLogger("gateway.register")
 

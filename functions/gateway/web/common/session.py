@@ -1,11 +1,11 @@
 """The workspace sign-in session: one signed cookie per workspace, set by every successful sign-in.
 
 A user who signs in for an MCP client's consent, to connect an upstream account, or on My connections gets the
-session cookie of the workspace; My connections (:mod:`gateway.web.connections_page`) then needs no second sign-in
+session cookie of the workspace; My connections (:mod:`gateway.web.authorize.connections`) then needs no second sign-in
 within its lifetime (:data:`SESSION_SECONDS`). The consent flow itself still signs the user in at every
 authorization: the session only spares the user's own pages a second sign-in.
 
-The cookie is stateless, like the pending-authorization cookies (:mod:`gateway.web.cookies`): its value is the
+The cookie is stateless, like the pending-authorization cookies (:mod:`gateway.web.common.cookies`): its value is the
 session's fields, base64url JSON, with an HMAC-SHA256 under the deployment's shared secret, so every container can
 verify it without a store lookup, and a browser cannot change who it names or extend its expiry. Each sign-in draws
 a new random session id; the CSRF token of the session's forms is an HMAC of that id and expiry
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from starlette.responses import Response
 
 from gateway.identity.user import SignedInUser
-from gateway.web import cookies
+from gateway.web.common import cookies
 
 SESSION_SECONDS = 900
 _NAME = "mcpgw-session"

@@ -40,9 +40,9 @@ from gateway.storage.ports import StorageError
 from gateway.tokens.access_token import InvalidAccessToken
 from gateway.tokens.dpop import SIGNING_ALGORITHMS as DPOP_ALGORITHMS
 from gateway.tokens.dpop import DpopProof, InvalidDpopProof, canonical_url, the_proof, verify_proof
-from gateway.web.bearer import bearer_token, challenge, dpop_challenge, dpop_token
-from gateway.web.responses import error_response
-from gateway.web.services import GatewayState
+from gateway.web.common.responses import error_response
+from gateway.web.common.services import GatewayState
+from gateway.web.proxy.bearer import bearer_token, challenge, dpop_challenge, dpop_token
 
 logger = logging.getLogger("gateway.proxy")
 

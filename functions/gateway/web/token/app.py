@@ -38,11 +38,11 @@ from gateway.routes import Route
 from gateway.secrets import SecretUnavailableError
 from gateway.storage.ports import StorageError
 from gateway.tokens.keys import KeyServiceUnavailable
-from gateway.web.default_route import DefaultRouteAliases
-from gateway.web.errors import exception_handlers
-from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
-from gateway.web.responses import NO_STORE, error_response, json_response
-from gateway.web.services import GatewayState, LearnBaseUrl
+from gateway.web.common.default_route import DefaultRouteAliases
+from gateway.web.common.errors import exception_handlers
+from gateway.web.common.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
+from gateway.web.common.responses import NO_STORE, error_response, json_response
+from gateway.web.common.services import GatewayState, LearnBaseUrl
 
 if TYPE_CHECKING:
     from gateway.oauth.client_assertions import ClientAssertions

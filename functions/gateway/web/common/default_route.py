@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.web.services import GatewayState
+from gateway.web.common.services import GatewayState
 
 
 class DefaultRouteAliases:

@@ -5,13 +5,13 @@ The flow (all state in the pending authorization, stored with a TTL; the handler
 
 1. ``GET /{ws}/{server}/authorize`` validates the request (:mod:`gateway.oauth.authorize_request`), stores a
    :class:`PendingAuthorization` bound to this browser and sends it to the workspace's sign-in
-   (:func:`gateway.web.sign_in_flow.start_sign_in`).
-2. ``/{ws}/login`` (POST) or ``GET /{ws}/oidc/callback`` yields the user (:mod:`gateway.web.sign_in_pages`).
-3. Consent (:mod:`gateway.web.consent_page`) issues the code, or the denial goes back to the client.
+   (:func:`gateway.web.authorize.sign_in_flow.start_sign_in`).
+2. ``/{ws}/login`` (POST) or ``GET /{ws}/oidc/callback`` yields the user (:mod:`gateway.web.authorize.sign_in_pages`).
+3. Consent (:mod:`gateway.web.authorize.consent`) issues the code, or the denial goes back to the client.
 4. ``/{ws}/{server}/connect`` and ``/{ws}/{server}/connect/callback`` connect upstream accounts
-   (:mod:`gateway.web.upstream_connect`, imported by the requests that need it).
+   (:mod:`gateway.web.authorize.upstream_connect`, imported by the requests that need it).
 
-Every page is HTML with a strict CSP and frame protection (:mod:`gateway.web.pages`).
+Every page is HTML with a strict CSP and frame protection (:mod:`gateway.web.common.pages`).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from gateway.oauth.authorize_request import (
     redirects_automatically,
 )
 from gateway.routes import Route
-from gateway.web import connections_page, consent_page, sign_in_pages
-from gateway.web.default_route import DefaultRouteAliases
-from gateway.web.pages import PageError, page_exception_handlers, redirect
-from gateway.web.services import LearnBaseUrl
-from gateway.web.sign_in_flow import AuthorizeServices, Context, sign_in_starts_refused, start_sign_in
+from gateway.web.authorize import connections, consent, sign_in_pages
+from gateway.web.authorize.sign_in_flow import AuthorizeServices, Context, sign_in_starts_refused, start_sign_in
+from gateway.web.common.default_route import DefaultRouteAliases
+from gateway.web.common.pages import PageError, page_exception_handlers, redirect
+from gateway.web.common.services import LearnBaseUrl
 
 Page = Callable[[Context], Awaitable[Response]]
 
@@ -83,13 +83,13 @@ def refused_request_page(route: Route, problem: RedirectableError) -> PageError:
 
 
 async def _upstream_connect(ctx: Context) -> Response:
-    from gateway.web.upstream_connect import connect
+    from gateway.web.authorize.upstream_connect import connect
 
     return await connect(ctx)
 
 
 async def _upstream_connect_callback(ctx: Context) -> Response:
-    from gateway.web.upstream_connect import connect_callback
+    from gateway.web.authorize.upstream_connect import connect_callback
 
     return await connect_callback(ctx)
 
@@ -104,12 +104,12 @@ def create_app(services: AuthorizeServices) -> Starlette:
     return Starlette(
         routes=[
             Path("/{workspace}/{server}/authorize", endpoint(authorize), methods=["GET"]),
-            Path("/{workspace}/{server}/consent", endpoint(consent_page.consent), methods=["GET", "POST"]),
+            Path("/{workspace}/{server}/consent", endpoint(consent.consent), methods=["GET", "POST"]),
             Path("/{workspace}/login", endpoint(sign_in_pages.login), methods=["GET", "POST"]),
             Path("/{workspace}/oidc/callback", endpoint(sign_in_pages.oidc_callback), methods=["GET"]),
             Path("/{workspace}/{server}/connect", endpoint(_upstream_connect), methods=["GET"]),
             Path("/{workspace}/{server}/connect/callback", endpoint(_upstream_connect_callback), methods=["GET"]),
-            Path("/{workspace}/connections", endpoint(connections_page.connections), methods=["GET", "POST"]),
+            Path("/{workspace}/connections", endpoint(connections.connections), methods=["GET", "POST"]),
         ],
         middleware=[
             Middleware(LearnBaseUrl, state=services),

@@ -25,9 +25,8 @@ from gateway.oauth.authorize_request import AuthorizingClient, redirect_with
 from gateway.oauth.redirect_uris import browser_destination, is_loopback_redirect
 from gateway.routes import Route
 from gateway.storage.records import ClientSource, PendingAuthorization
-from gateway.web.pages import PageError, page, redirect
-from gateway.web.scope_text import describe_scopes
-from gateway.web.sign_in_flow import (
+from gateway.web.authorize.scope_text import describe_scopes
+from gateway.web.authorize.sign_in_flow import (
     EXPIRED,
     Context,
     check_csrf,
@@ -38,6 +37,7 @@ from gateway.web.sign_in_flow import (
     held_pending,
     route_of,
 )
+from gateway.web.common.pages import PageError, page, redirect
 
 # Redirect hosts users of MCP clients commonly see; any other https host is highlighted on the consent page.
 KNOWN_REDIRECT_HOSTS = frozenset(
@@ -93,7 +93,9 @@ def upstream_accounts_to_connect(ctx: Context, route: Route, user: SignedInUser)
     and this user has not connected it (or, for an admin, the shared account nobody has connected yet)."""
     if route.server.auth.type != "oauth" and not any(m.server.auth.type == "oauth" for m in route.members()):
         return []
-    from gateway.web.upstream_connect import accounts_to_connect  # upstream OAuth: loaded by routes that use it
+    from gateway.web.authorize.upstream_connect import (
+        accounts_to_connect,  # upstream OAuth: loaded by routes that use it
+    )
 
     return accounts_to_connect(ctx.services.upstream_oauth.vault, route, user)
 
@@ -191,7 +193,7 @@ def _connect_failure(request: Request, account_route: Route) -> str | None:
     """Why the last Connect of this account failed, when the connect callback sent the browser back saying so."""
     if request.query_params.get("failed") != account_route.key:
         return None
-    from gateway.web.upstream_connect import connect_failure
+    from gateway.web.authorize.upstream_connect import connect_failure
 
     return connect_failure(account_route, request.query_params.get("why"))
 

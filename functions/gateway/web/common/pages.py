@@ -28,7 +28,7 @@ from gateway.storage.ports import StorageError
 
 logger = logging.getLogger("gateway.pages")
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parents[1] / "templates"  # gateway/web/templates, shared by the functions' pages
 
 
 def _visible(value: Any) -> Any:

@@ -13,10 +13,10 @@ from starlette.routing import Route as Path
 
 from gateway.oauth.metadata_documents import authorization_server_metadata, protected_resource_metadata
 from gateway.routes import Route
-from gateway.web.cors import PUBLIC_DOCUMENT_HEADERS
-from gateway.web.errors import exception_handlers
-from gateway.web.responses import error_response, json_response
-from gateway.web.services import GatewayState, LearnBaseUrl
+from gateway.web.common.cors import PUBLIC_DOCUMENT_HEADERS
+from gateway.web.common.errors import exception_handlers
+from gateway.web.common.responses import error_response, json_response
+from gateway.web.common.services import GatewayState, LearnBaseUrl
 
 if TYPE_CHECKING:
     from gateway.tokens.keys import PublicKeySource  # cryptography: only the JWKS needs it

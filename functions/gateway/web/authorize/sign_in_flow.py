@@ -2,11 +2,11 @@
 sent through the workspace's sign-in, and finished with an answer.
 
 A pending authorization (stored with a TTL; the handlers are stateless) is started either by an MCP client's
-``/authorize`` (:mod:`gateway.web.authorize_app`) or by an upstream connect link (:mod:`gateway.web.upstream_connect`,
-client id :data:`CONNECT_CLIENT_ID`). :func:`start_sign_in` stores it, binds it to the browser with a signed cookie
-and sends the browser to the workspace's sign-in: the dev login form (``/{ws}/login?p=<pending>``) or the OpenID
-Provider (``state`` = the signed pending id). :mod:`gateway.web.sign_in_pages` receives the user and continues the
-flow of the pending's kind.
+``/authorize`` (:mod:`gateway.web.authorize.app`) or by an upstream connect link
+(:mod:`gateway.web.authorize.upstream_connect`, client id :data:`CONNECT_CLIENT_ID`). :func:`start_sign_in` stores it,
+binds it to the browser with a signed cookie and sends the browser to the workspace's sign-in: the dev login form
+(``/{ws}/login?p=<pending>``) or the OpenID Provider (``state`` = the signed pending id).
+:mod:`gateway.web.authorize.sign_in_pages` receives the user and continues the flow of the pending's kind.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from gateway.routes import Route
 from gateway.settings import Settings
 from gateway.storage.ports import ApiKeyStore
 from gateway.storage.records import ClientSource, PendingAuthorization
-from gateway.web import cookies
-from gateway.web.pages import PageError, redirect
-from gateway.web.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
-from gateway.web.responses import NO_STORE
-from gateway.web.services import GatewayState
+from gateway.web.common import cookies
+from gateway.web.common.pages import PageError, redirect
+from gateway.web.common.rate_limiting import RateLimitedServices, client_address, first_refusal, too_many_requests
+from gateway.web.common.responses import NO_STORE
+from gateway.web.common.services import GatewayState
 
 if TYPE_CHECKING:
     from gateway.identity.oidc import RelyingParty
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.authorize")
 
 # The client id of a pending authorization that is an upstream connect (a reconnect link's sign-in), not an MCP
-# client's /authorize: no code is ever issued for it (gateway.web.upstream_connect).
+# client's /authorize: no code is ever issued for it (gateway.web.authorize.upstream_connect).
 MY_CONNECTIONS_CLIENT_ID = "urn:mcp-gateway:my-connections"  # the stand-in client of /{ws}/connections
 CONNECT_CLIENT_ID = "urn:mcp-gateway:upstream-connect"
 
@@ -125,7 +125,12 @@ def route_of(ctx: Context, pending: PendingAuthorization) -> Route:
 def held_pending(ctx: Context, pending_id: str | None, workspace_name: str) -> PendingAuthorization:
     """The pending authorization named in the URL or form, provided this browser started it (cookie)."""
     if not pending_id or len(pending_id) > 200:
-        raise PageError(400, "Invalid request", "The request does not name a sign-in in progress.")
+        raise PageError(
+            400,
+            "No sign-in in progress",
+            "This page continues a sign-in that an MCP client started: open the route in your MCP client to sign in. "
+            f"What you authorized is on My connections: {ctx.base_url}/{workspace_name}/connections",
+        )
     pending = ctx.authorization.held(pending_id, ctx.now())
     if pending is None or pending.route_key.partition("/")[0] != workspace_name:
         raise PageError(400, "Sign-in expired", EXPIRED)

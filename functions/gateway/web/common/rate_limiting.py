@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from gateway.rate_limits import RateLimit, RateLimits, Verdict
 from gateway.settings import Settings
-from gateway.web.responses import error_response
+from gateway.web.common.responses import error_response
 
 RATE_LIMIT_ERROR = "temporarily_unavailable"
 

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.web.responses import error_response
+from gateway.web.common.responses import error_response
 
 logger = logging.getLogger("gateway")
 

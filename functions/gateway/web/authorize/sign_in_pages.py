@@ -2,9 +2,10 @@
 Connect callback (``GET /{ws}/oidc/callback``, one per workspace, shared by its routes).
 
 Either yields the signed-in user, and the flow of the pending authorization's kind continues: an MCP client's
-authorization goes on to consent (:mod:`gateway.web.consent_page`), an upstream connect link to the upstream's
-sign-in (:mod:`gateway.web.upstream_connect`), My connections to its page. Every successful sign-in also starts the
-workspace's session in this browser (:mod:`gateway.web.session`), so My connections needs no second sign-in.
+authorization goes on to consent (:mod:`gateway.web.authorize.consent`), an upstream connect link to the upstream's
+sign-in (:mod:`gateway.web.authorize.upstream_connect`), My connections to its page. Every successful sign-in also
+starts the workspace's session in this browser (:mod:`gateway.web.common.session`), so My connections needs no second
+sign-in.
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ from gateway.principals import person_id_problem
 from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
-from gateway.web import connections_page, consent_page, cookies, session
-from gateway.web.pages import PageError, page
-from gateway.web.rate_limiting import client_address, first_refusal, too_many_requests
-from gateway.web.responses import NO_STORE
-from gateway.web.sign_in_flow import (
+from gateway.web.authorize import connections, consent
+from gateway.web.authorize.sign_in_flow import (
     CONNECT_CLIENT_ID,
     EXPIRED,
     MY_CONNECTIONS_CLIENT_ID,
@@ -39,6 +37,10 @@ from gateway.web.sign_in_flow import (
     route_of,
     workspace_of,
 )
+from gateway.web.common import cookies, session
+from gateway.web.common.pages import PageError, page
+from gateway.web.common.rate_limiting import client_address, first_refusal, too_many_requests
+from gateway.web.common.responses import NO_STORE
 
 logger = logging.getLogger("gateway.authorize")
 
@@ -66,12 +68,12 @@ async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: Signe
 
 async def _continue_flow(ctx: Context, route: Route, pending: PendingAuthorization, user: SignedInUser) -> Response:
     if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
-        return connections_page.after_sign_in(ctx, route, pending)
+        return connections.after_sign_in(ctx, route, pending)
     if pending.client_id == CONNECT_CLIENT_ID:
-        from gateway.web import upstream_connect  # upstream OAuth: loaded by the flows that use it
+        from gateway.web.authorize import upstream_connect  # upstream OAuth: loaded by the flows that use it
 
         return await upstream_connect.after_sign_in(ctx, route, pending, user)
-    return await consent_page.after_sign_in(ctx, route, pending, user)
+    return await consent.after_sign_in(ctx, route, pending, user)
 
 
 def own_page_purpose(pending: PendingAuthorization, route: Route) -> str | None:
@@ -164,7 +166,7 @@ async def oidc_callback(ctx: Context) -> Response:
     if "error" in request.query_params:  # OIDC Core §3.1.2.6: e.g. the user cancelled at the provider
         idp_error = request.query_params["error"][:100]
         client = await client_of(ctx, route, pending.client_id)
-        return consent_page.deny(
+        return consent.deny(
             ctx,
             route,
             pending,
