@@ -38,3 +38,52 @@ def test_requirements_txt_has_no_pip_options() -> None:
     # Then each line is a plain requirement (sam build passes the file to pip; options would change the index)
     for line in _requirements_txt():
         assert not line.startswith("-"), line
+
+
+# The module each runtime distribution is imported as.
+IMPORT_NAMES = {
+    "mangum": "mangum",
+    "starlette": "starlette",
+    "pydantic": "pydantic",
+    "pyyaml": "yaml",
+    "httpx": "httpx",
+    "pyjwt": "jwt",
+    "cryptography": "cryptography",
+    "boto3": "boto3",
+    "aws-lambda-powertools": "aws_lambda_powertools",
+    "aws-xray-sdk": "aws_xray_sdk",
+    "jinja2": "jinja2",
+    "python-multipart": "multipart",
+    "sniffio": "sniffio",
+    "uvicorn": "uvicorn",
+}
+# Declared for another package that imports it only when a feature is used, so no module of ours names it.
+NEEDED_BY_ANOTHER = {
+    "aws-xray-sdk": "Powertools' Tracer, when tracing is on (template parameter Tracing)",
+    "python-multipart": "Starlette's Request.form(), which the sign-in, consent and token endpoints call",
+    "sniffio": "httpcore, which detects the running async library with it (anyio 4 no longer brings it)",
+}
+
+
+def _imported_top_levels() -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for path in (ROOT / "functions").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_every_runtime_dependency_is_used() -> None:
+    # Given what the Lambda build installs into every function's artifact
+    declared = set(_names(_requirements_txt()))
+    assert declared <= set(IMPORT_NAMES), f"name the import of {declared - set(IMPORT_NAMES)} here"
+
+    # Then each is imported by the functions' code, or needed by a package that is (and says which)
+    imported = _imported_top_levels()
+    unused = sorted(name for name in declared if IMPORT_NAMES[name] not in imported and name not in NEEDED_BY_ANOTHER)
+    assert unused == [], f"declared for the functions but imported by none of them: {unused}"

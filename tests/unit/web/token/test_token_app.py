@@ -36,7 +36,7 @@ SECRET = "s3cret-value"
 REDIRECT = "http://127.0.0.1:40000/callback"
 VERIFIER = "k" * 50
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-EVENTS = Path(__file__).resolve().parents[3] / "events"
+EVENTS = Path(__file__).resolve().parents[4] / "events"
 
 
 def _registered(client_id: str, secret_hash: str | None, now: int) -> RegisteredClient:

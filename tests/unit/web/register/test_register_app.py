@@ -20,7 +20,7 @@ from gateway.web.register.app import create_app
 from infra.memory.stores import MemoryAuditLog, MemoryClientStore, MemoryRateLimiter
 from tests.support.hostile_json import DEEP_SMALL, DEEP_SMALL_OBJECT
 
-EVENTS = Path(__file__).resolve().parents[3] / "events"
+EVENTS = Path(__file__).resolve().parents[4] / "events"
 CONFIG = {
     "workspaces": {
         "demo": {

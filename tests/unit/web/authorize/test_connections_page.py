@@ -23,7 +23,14 @@ from infra.memory.stores import MemoryAuditLog
 from infra.placeholders import create_grant, ensure_local_client
 from tests.support.runtime import memory_runtime
 from tests.unit.upstream.fakes import token_set
-from tests.unit.web.test_upstream_connect import BASE, _config, assert_html_security_headers, local, sign_in, to_consent
+from tests.unit.web.authorize.test_upstream_connect import (
+    BASE,
+    _config,
+    assert_html_security_headers,
+    local,
+    sign_in,
+    to_consent,
+)
 
 PAGE = "/demo/connections"
 

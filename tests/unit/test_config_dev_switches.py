@@ -25,7 +25,7 @@ from gateway.config import (
 from gateway.runtime import Runtime
 from tests.support.runtime import EXAMPLE_CONFIG, example_config_data, memory_runtime
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOYED_STAGES = ["dev", "staging", "prod"]
 
 

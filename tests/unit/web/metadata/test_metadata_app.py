@@ -110,7 +110,7 @@ def test_serving_prm_imports_no_aws_sdk() -> None:
         "assert r.status_code == 200, r.text;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'boto3' or m.startswith('botocore.')))"
     )
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root).stdout
     assert output.strip() == "[]"
 
