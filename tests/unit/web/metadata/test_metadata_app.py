@@ -128,7 +128,7 @@ def test_serving_as_metadata_imports_no_jose_or_http_client_library() -> None:
         "assert r.status_code == 200 and 'private_key_jwt' in r.text, r.text;"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'jwt', 'cryptography', 'httpx', 'httpcore'}))"
     )
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root).stdout
     assert output.strip() == "[]"
 
