@@ -47,7 +47,7 @@ def memory_runtime(
 ) -> Runtime:
     config = config or parse_config(example_config_data())
     runtime = Runtime(Settings(config=str(EXAMPLE_CONFIG), public_base_url=base_url, **settings), config, clock=clock)
-    key = LocalRsaKey()
+    key = LocalRsaKey.shared()
     runtime.__dict__.update(
         clients=MemoryClientStore(),
         grants=MemoryGrantStore(),
