@@ -25,6 +25,7 @@ from infra.memory.stores import (
     MemoryClientStore,
     MemoryGrantStore,
     MemoryRateLimiter,
+    MemorySingleUseStore,
     MemoryUpstreamTokenStore,
 )
 
@@ -54,6 +55,7 @@ def memory_runtime(
         audit_log=MemoryAuditLog(),
         api_keys=MemoryApiKeyStore(),
         rate_limiter=MemoryRateLimiter(),
+        single_use=MemorySingleUseStore(),
         shared_secret=b"unit-test-shared-secret-0123456789abcdef",
         public_keys=key,
         access_tokens=AccessTokens(key, key, runtime.settings.access_token_ttl_seconds),
