@@ -220,7 +220,7 @@ class VirtualServer:
                 return error_response(request_id, INVALID_PARAMS, f"Unknown {kind}: {params.get('name')!r}")
             member, original = target
             forwarded = {**message, "params": {**params, "name": original}}
-            return await self._routed(request, member, forwarded, request_id, asker)
+            return await self._routed(request, member, forwarded, message, asker)
         if method == "completion/complete":
             ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
             assert isinstance(ref, dict)
@@ -230,7 +230,7 @@ class VirtualServer:
                     return error_response(request_id, INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}")
                 member, original = target
                 forwarded = {**message, "params": {**params, "ref": {**ref, "name": original}}}
-                return await self._routed(request, member, forwarded, request_id, asker)
+                return await self._routed(request, member, forwarded, message, asker)
             return await self._first_that_knows(request, message, request_id, asker)
         if method in BY_URI:
             first = retried or catalog.resource_member(params.get("uri"))
@@ -260,12 +260,15 @@ class VirtualServer:
         return None if route is None else (route, found[1])
 
     async def _routed(
-        self, request: VirtualRequest, member: Route, message: Message, request_id: Any, asker: Asker
+        self, request: VirtualRequest, member: Route, message: Message, asked: Message, asker: Asker
     ) -> Message:
+        """``message`` to ``member`` under the upstream's own names; ``asked`` is the client's request (its id, and
+        the names a ``requestState`` is bound to)."""
+        request_id = asked.get("id")
         answer = await self._upstreams.send(request, member, message)
         if isinstance(answer, UpstreamProblem):
             if answer.reconnect is not None:
-                return reconnect_message(message, member, answer.reconnect, asker, member=member.member or "")
+                return reconnect_message(asked, member, answer.reconnect, asker, member=member.member or "")
             return error_response(
                 request_id, INTERNAL_ERROR, f"upstream {answer.member!r} of {request.route.key!r} {answer.cause}",
                 {"upstream": answer.member, "cause": answer.cause},
@@ -339,7 +342,7 @@ class VirtualServer:
         if found is None or member is None:
             return error_response(request_id, INVALID_PARAMS, f"Unknown task: {params.get('taskId')!r}")
         forwarded = {**message, "params": {**params, "taskId": found[1]}}
-        answer = await self._routed(request, member, forwarded, request_id, asker)
+        answer = await self._routed(request, member, forwarded, message, asker)
         return tasks.exposed(answer, member.member or "")
 
 
