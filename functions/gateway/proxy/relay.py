@@ -17,13 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from gateway.mcp.caching import LIST_METHODS, made_private
 from gateway.mcp.codes import INTERNAL_ERROR, INVALID_PARAMS, SESSION_NOT_FOUND
 from gateway.mcp.input_required import MRTR_METHODS
 from gateway.mcp.jsonrpc import Message
 from gateway.mcp.listen import LISTEN, closed_at_once
 from gateway.mcp.payload import Payload, payload_of
 from gateway.mcp.revisions import is_stateless
-from gateway.proxy.answer import Outgoing, Relayed, error_answer, json_answer, stream_answer
+from gateway.proxy.answer import (
+    EVENT_STREAM,
+    Outgoing,
+    Relayed,
+    error_answer,
+    json_answer,
+    media_type,
+    stream_answer,
+)
 from gateway.proxy.deferred import LaterSession, LaterSessions, introduction, open_later
 from gateway.proxy.exchange import ExchangeFailed, credentials_ready, exchange, open_exchange
 from gateway.proxy.headers import TRACE_HEADERS, upstream_request_headers
@@ -109,14 +118,21 @@ async def relay(
     elif session is not None:
         forwarded["mcp-session-id"] = session.upstream_session_id
 
+    # A list that may differ between callers must not be shared by caches (MCP 2026-07-28 §Server "Caching"): read
+    # whole, whatever the deployment, to make it private.
+    private_list = (
+        stateless and single is not None and single["method"] in LIST_METHODS and route.lists_depend_on_caller
+    )
     outgoing = Outgoing(route, user_id, method, forwarded, payload)
     answer: Relayed | Streamed | ExchangeFailed
-    if streaming:
+    if streaming and not private_list:
         answer = await open_exchange(provider, outgoing, decode=decode)
     else:
-        answer = await exchange(provider, outgoing, decode=decode)
+        answer = await exchange(provider, outgoing, decode=decode or private_list)
     if isinstance(answer, ExchangeFailed):
         return failure_answer(route, payload, answer, asker, codec)
+    if private_list and isinstance(answer, Relayed):
+        answer = _made_private(answer)
     if session is not None and session.deferred:
         if answer.status_code == 404 and later is not None and session_id is not None:
             later.drop(session_id)  # the upstream forgot it: the next request opens another
@@ -216,6 +232,16 @@ async def _connect_tool_call(
         return failure_answer(route, payload, problem, asker)
     messages = connected(call["id"], route.title, stateless=asker.stateless)
     return stream_answer(messages) if len(messages) > 1 else json_answer(200, messages[0])
+
+
+def _made_private(answer: Relayed) -> Relayed:
+    messages, changed = made_private(answer.messages or ())
+    if not changed:
+        return answer
+    headers = {name: value for name, value in answer.headers.items() if name != "content-type"}
+    if media_type(answer.headers.get("content-type")) == EVENT_STREAM:
+        return stream_answer(list(messages), headers)
+    return json_answer(answer.status_code, messages[0] if len(messages) == 1 else list(messages), headers)
 
 
 def _single_request(payload: Payload) -> Message | None:

@@ -62,9 +62,11 @@ def upstream() -> Iterator[ScriptedUpstream]:
 
 
 class Legacy:
-    def __init__(self, upstream: ScriptedUpstream, account: Account) -> None:
+    def __init__(self, upstream: ScriptedUpstream, account: Account, auth: dict[str, Any] | None = None) -> None:
         data = example_config_data()
         data["workspaces"]["demo"]["servers"]["echo"].update(upstream=upstream.url, timeout_seconds=5)
+        if auth is not None:
+            data["workspaces"]["demo"]["servers"]["echo"]["auth"] = auth
         self.runtime = memory_runtime(parse_config(data))
         self.runtime.__dict__["credential_provider"] = lambda route: account
         route = self.runtime.routes.get("demo", "echo")
@@ -223,3 +225,29 @@ def test_a_2026_client_discovers_lists_and_connects_before_the_account_is_connec
     done = _modern(client, "tools/call", {**retry, "requestState": asked["requestState"]}).json()["result"]
     assert done["resultType"] == "complete" and "is connected" in done["content"][0]["text"]
     assert upstream.seen == []
+
+
+# --- caching fields of lists that depend on the caller -------------------------------------------------------------
+
+
+async def _public_lists(request: Request, body: bytes) -> Response:
+    message = json.loads(body)
+    result = {"resultType": "complete", "tools": [{"name": "echo"}], "ttlMs": 60_000, "cacheScope": "public"}
+    return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+
+@pytest.mark.parametrize("per_user", [True, False], ids=["per-user account", "no upstream auth"])
+def test_a_list_that_depends_on_the_caller_is_never_shared_by_caches(
+    upstream: ScriptedUpstream, per_user: bool
+) -> None:
+    # Given an upstream that calls its tool list public, behind a route reached with each user's own account (or not)
+    upstream.answer = _public_lists
+    oauth = {"type": "oauth", "authorization_server": "https://as.example.com", "client_id": "gw"}
+    client = Legacy(upstream, Account(connected=True), {**oauth, "registration": "preregistered"} if per_user else None)
+
+    listed = _modern(client, "tools/list", {}).json()["result"]
+
+    # Then a 2026-07-28 client is told to keep it private to its own authorization (MCP 2026-07-28 §Caching), with
+    # the upstream's lifetime; a list that is the same for everyone keeps the upstream's scope
+    assert listed["cacheScope"] == ("private" if per_user else "public") and listed["ttlMs"] == 60_000
+    assert listed["tools"] == [{"name": "echo"}]
