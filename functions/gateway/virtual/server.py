@@ -274,7 +274,7 @@ class VirtualServer:
                 {"upstream": answer.member, "cause": answer.cause},
             )  # fmt: skip
         request.streamed.extend(answer.notifications)
-        response = {**(answer.message or {}), "jsonrpc": "2.0", "id": request_id}
+        response = _in_era(request, {**(answer.message or {}), "jsonrpc": "2.0", "id": request_id})
         return tasks.exposed(response, member.member or "") if message.get("method") == "tools/call" else response
 
     def _connect_tool(self, route: Route, name: str) -> Route | None:
@@ -323,7 +323,7 @@ class VirtualServer:
             if answer.message is not None:
                 if "result" in answer.message:
                     request.streamed.extend(answer.notifications)
-                    return {**answer.message, "jsonrpc": "2.0", "id": request_id}
+                    return _in_era(request, {**answer.message, "jsonrpc": "2.0", "id": request_id})
                 last = answer.message
         if unconnected is not None:
             member, required = unconnected
@@ -344,6 +344,16 @@ class VirtualServer:
         forwarded = {**message, "params": {**params, "taskId": found[1]}}
         answer = await self._routed(request, member, forwarded, message, asker)
         return tasks.exposed(answer, member.member or "")
+
+
+def _in_era(request: VirtualRequest, response: Message) -> Message:
+    """An upstream's answer as the client's revision has it: MCP 2026-07-28 §Basic "Responses" requires
+    ``resultType`` on every result, which an upstream of the session era never sends (``complete``: the only kind
+    it has)."""
+    result = response.get("result")
+    if request.stateless and isinstance(result, dict) and "resultType" not in result:
+        return {**response, "result": {"resultType": "complete", **result}}
+    return response
 
 
 def _error(status: int, code: int, message: str) -> Relayed:
