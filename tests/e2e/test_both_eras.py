@@ -81,7 +81,7 @@ async def _session(eras: Eras, server: str, mode: str, calls: list[tuple[str, di
     headers = {"Authorization": f"Bearer {eras.token(server)}"}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        Client(streamable_http_client(eras.url(server), http_client=http), mode=mode, cache=None) as client,  # type: ignore[arg-type]
+        Client(streamable_http_client(eras.url(server), http_client=http), mode=mode, cache=None) as client,
     ):
         tools = sorted(tool.name for tool in (await client.list_tools()).tools)
         texts = []
