@@ -37,13 +37,15 @@ def upstream() -> Iterator[ScriptedUpstream]:
 class Modern:
     """A 2026-07-28 client of route demo/echo (and demo/other), whose user's account is ``account``."""
 
-    def __init__(self, upstream: ScriptedUpstream, account: Account, *, now: list[float] | None = None) -> None:
+    def __init__(
+        self, upstream: ScriptedUpstream, account: Account, *, now: list[float] | None = None, streaming: bool = False
+    ) -> None:
         data = example_config_data()
         servers = data["workspaces"]["demo"]["servers"]
         servers["echo"].update(upstream=upstream.url, timeout_seconds=5)
         servers["other"] = {"upstream": upstream.url, "timeout_seconds": 5}
         clock: Callable[[], float] = (lambda: now[0]) if now is not None else time.time
-        self.runtime: Runtime = memory_runtime(parse_config(data), clock=clock)
+        self.runtime: Runtime = memory_runtime(parse_config(data), clock=clock, response_streaming=streaming)
         self.runtime.__dict__["credential_provider"] = lambda route: account
         self.http = TestClient(create_app(self.runtime))
         self.ids = 0
@@ -94,10 +96,13 @@ def _retry(params: dict[str, Any], key: str, state: str, action: str = "accept")
 CALL = {"name": "echo", "arguments": {"text": "hi"}}
 
 
-def test_a_call_that_needs_the_account_asks_for_it_and_the_retry_completes(upstream: ScriptedUpstream) -> None:
+@pytest.mark.parametrize("streaming", [False, True], ids=["buffered", "streaming"])
+def test_a_call_that_needs_the_account_asks_for_it_and_the_retry_completes(
+    upstream: ScriptedUpstream, streaming: bool
+) -> None:
     # Given alice has not connected her upstream account, and a 2026-07-28 client that declared URL elicitation
     account = Account()
-    client = Modern(upstream, account)
+    client = Modern(upstream, account, streaming=streaming)
 
     # When the client calls a tool
     first = client.post("tools/call", CALL)
@@ -245,10 +250,11 @@ async def _asks_for_a_color(request: Request, body: bytes) -> Response:
     return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "result": result})
 
 
-def test_an_upstreams_own_input_required_passes_through_unchanged(upstream: ScriptedUpstream) -> None:
+@pytest.mark.parametrize("streaming", [False, True], ids=["buffered", "streaming"])
+def test_an_upstreams_own_input_required_passes_through_unchanged(upstream: ScriptedUpstream, streaming: bool) -> None:
     upstream.answer = _asks_for_a_color
     account = Account(connected=True)
-    client = Modern(upstream, account)
+    client = Modern(upstream, account, streaming=streaming)
     first = client.post("tools/call", CALL).json()["result"]
     assert first["requestState"] == "upstream-state-1" and "color" in first["inputRequests"]
 
