@@ -123,6 +123,10 @@ def test_a_call_that_needs_the_account_asks_for_it_and_the_retry_completes(
 
     # Then the call completes upstream, which got the request as the client meant it, without the gateway's state
     assert retried.status_code == 200, retried.text
+    now = client.runtime.now()
+    events = client.runtime.audit_log.events("demo", since=now - 60, until=now + 60)
+    called = sorted(str(e.detail["outcome"]) for e in events if e.kind == "tool.called")
+    assert called == ["input_required", "ok"]  # the audit trail tells the round trip from the call
     assert retried.json()["id"] == client.ids
     sent = json.loads(upstream.last.body)
     assert sent["method"] == "tools/call" and sent["params"]["name"] == "echo"
