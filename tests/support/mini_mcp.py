@@ -5,7 +5,9 @@ It speaks 2025-06-18/2025-11-25: ``initialize`` gives a session id that every la
 otherwise, as the spec says for an unknown session); ``tools/call`` answers over SSE when ``sse_calls`` is set.
 Optional behaviours of newer servers: ``list_caching`` adds MCP 2026-07-28 caching fields to list results,
 ``tool_meta`` gives tools a ``_meta`` (MCP Apps' ``ui.resourceUri``), ``task_tools`` answer a call with a task of the
-tasks extension (``resultType: "task"``), which ``tasks/get|update|cancel`` then report on.
+tasks extension (``resultType: "task"``), which ``tasks/get|update|cancel`` then report on; ``modern`` also serves
+MCP 2026-07-28 requests without a session (and ``server/discover``), where ``input_tools`` answer a call with an
+``input_required`` result of its own until the retry carries its state and the answer to its question.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class MiniMcp:
     list_caching: dict[str, Any] = field(default_factory=dict)
     tool_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_tools: list[str] = field(default_factory=list)
+    modern: bool = False
+    input_tools: list[str] = field(default_factory=list)
     sessions: set[str] = field(default_factory=set)
     seen: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     _numbers: Any = field(default_factory=itertools.count)
@@ -67,7 +71,15 @@ class MiniMcp:
                 return JSONResponse(
                     {"jsonrpc": "2.0", "id": message["id"], "result": result}, headers={"Mcp-Session-Id": session}
                 )
-            if request.headers.get("mcp-session-id") not in self.sessions:
+            stateless = self.modern and request.headers.get("mcp-protocol-version") == "2026-07-28"
+            if stateless and message.get("method") == "server/discover":
+                discovered = {
+                    "resultType": "complete",
+                    "supportedVersions": ["2026-07-28"],
+                    "capabilities": {"tools": {}},
+                }
+                return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "result": discovered})
+            if not stateless and request.headers.get("mcp-session-id") not in self.sessions:
                 return JSONResponse(
                     {
                         "jsonrpc": "2.0",
@@ -98,6 +110,15 @@ class MiniMcp:
             ]
             page, cursor = self._page(listed, params)
             result = {"tools": page, **({"nextCursor": cursor} if cursor else {}), **self.list_caching}
+        elif method == "tools/call" and params.get("name") in self.input_tools:
+            answered = (params.get("inputResponses") or {}).get("confirm")
+            if params.get("requestState") == f"{self.name}-state" and answered is not None:
+                result = {"resultType": "complete", "content": [{"type": "text", "text": f"confirmed {answered}"}]}
+            else:
+                question = {"mode": "form", "message": "Sure?", "requestedSchema": {"type": "object"}}
+                asked = {"method": "elicitation/create", "params": question}
+                result = {"resultType": "input_required", "inputRequests": {"confirm": asked},
+                          "requestState": f"{self.name}-state"}  # fmt: skip
         elif method == "tools/call" and params.get("name") in self.task_tools:
             result = {"resultType": "task", "taskId": f"{self.name}-task-1", "status": "working"}
         elif method in ("tasks/get", "tasks/update", "tasks/cancel"):

@@ -344,3 +344,29 @@ def test_mcp_param_headers_reach_the_upstream_of_the_call(upstreams: Upstreams) 
     call = [headers for method, _, headers in upstreams.notes.seen if method == "tools/call"][-1]
     assert call["mcp-param-region"] == "us-west1"
     assert all("mcp-param-region" not in headers for _, _, headers in upstreams.github.seen)
+
+
+def test_an_upstreams_own_input_required_passes_through_and_its_retry_reaches_it_under_its_own_name(
+    upstreams: Upstreams,
+) -> None:
+    # Given a modern upstream (2026-07-28) behind a prefix, whose tool asks the client a question of its own
+    upstreams.github.modern = True
+    upstreams.github.input_tools = ["tool_02"]
+    client = Client(virtual_runtime(upstreams))
+
+    # When a 2026-07-28 client calls it, then the upstream's input_required reaches it unchanged
+    asked = modern(client, "tools/call", {"name": "gh_tool_02", "arguments": {}}).json()["result"]
+    assert asked["resultType"] == "input_required" and asked["requestState"] == "github-state"
+    assert list(asked["inputRequests"]) == ["confirm"]
+
+    # When the client retries under the name it saw, with the upstream's state and its answer
+    retry = {"name": "gh_tool_02", "arguments": {}, "requestState": "github-state",
+             "inputResponses": {"confirm": {"action": "accept", "content": {}}}}  # fmt: skip
+    done = modern(client, "tools/call", retry).json()["result"]
+
+    # Then the upstream got them with its own tool name, and completed the call
+    sent = upstreams.github.seen[-1][1]["params"]
+    assert sent["name"] == "tool_02" and sent["requestState"] == "github-state"
+    assert sent["inputResponses"] == {"confirm": {"action": "accept", "content": {}}}
+    assert done["content"][0]["text"].startswith("confirmed")
+    assert "initialize" not in upstreams.github.methods()  # spoken to in its own revision, no session
