@@ -210,6 +210,8 @@ async def _later_session(
         if method == "DELETE" and later is not None:
             later.drop(session_id)
         return found
+    if method == "GET":
+        return Relayed(405, {"allow": "POST, DELETE"}, b"")  # no upstream stream to open yet (MCP: GET may be 405)
     if method == "DELETE" or not payload.expects_response:
         return Relayed(200 if method == "DELETE" else 202, {}, b"")
     trace = {name: forwarded[name] for name in TRACE_HEADERS if name in forwarded}

@@ -62,12 +62,19 @@ def upstream() -> Iterator[ScriptedUpstream]:
 
 
 class Legacy:
-    def __init__(self, upstream: ScriptedUpstream, account: Account, auth: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        upstream: ScriptedUpstream,
+        account: Account,
+        auth: dict[str, Any] | None = None,
+        *,
+        streaming: bool = False,
+    ) -> None:
         data = example_config_data()
         data["workspaces"]["demo"]["servers"]["echo"].update(upstream=upstream.url, timeout_seconds=5)
         if auth is not None:
             data["workspaces"]["demo"]["servers"]["echo"]["auth"] = auth
-        self.runtime = memory_runtime(parse_config(data))
+        self.runtime = memory_runtime(parse_config(data), response_streaming=streaming)
         self.runtime.__dict__["credential_provider"] = lambda route: account
         route = self.runtime.routes.get("demo", "echo")
         assert route is not None
@@ -177,6 +184,17 @@ def test_the_connect_tool_says_the_account_is_connected_and_that_the_list_change
     changed, answer = _events(response.text)
     assert changed == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
     assert answer["id"] == 2 and "is connected" in answer["result"]["content"][0]["text"]
+
+
+def test_the_streaming_deployment_opens_no_stream_for_a_session_without_its_upstream_yet(
+    upstream: ScriptedUpstream,
+) -> None:
+    account = Account()
+    client = Legacy(upstream, account, streaming=True)
+    client.initialize()
+    headers = {**client.headers, "Mcp-Session-Id": client.session, "Accept": "text/event-stream"}
+    assert client.http.get(MCP, headers=headers).status_code == 405  # MCP: a server may offer no GET stream
+    assert upstream.seen == []
 
 
 def test_a_connected_user_initializes_upstream_as_before(upstream: ScriptedUpstream) -> None:
