@@ -13,8 +13,13 @@ once by the proxy (:class:`gateway.mcp.payload.Payload`); each request is answer
 - Notifications (``notifications/*``) go to the upstreams they concern; ``ping`` and ``logging/setLevel`` are
   answered here (the latter after passing it on).
 
-Partial failure: an upstream that is down, slow or needs the user's account is left out of merged lists (logged),
-and a call routed to it gets a JSON-RPC error naming it, or ``-32042`` with its connect link.
+- ``tasks/get``, ``tasks/update`` and ``tasks/cancel`` go to the upstream that created the task
+  (:mod:`gateway.virtual.tasks`); a 2026-07-28 ``subscriptions/listen`` is acknowledged and closed at once.
+
+Partial failure: an upstream that is down or slow is left out of merged lists (logged), and a call routed to it gets
+a JSON-RPC error naming it. One that needs the user's account is named in the instructions and by its connect tool
+(:mod:`gateway.proxy.unconnected`), and a request that reaches it asks for the account in the client's era
+(``-32042``, or an ``input_required`` result whose retry comes back to it: :mod:`gateway.proxy.reconnect`).
 """
 
 from __future__ import annotations
