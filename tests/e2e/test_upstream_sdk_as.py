@@ -44,7 +44,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "sdk_upstream_as.py"
 HOST = "127.0.0.1"
-ROUTE = "acme/notes"
+# A route of its own: tests/e2e/test_upstream_oauth.py leaves alice connected to acme/notes in the session's
+# shared moto tables, and this test starts from an account she has not connected.
+ROUTE = "acme/sdk-notes"
 VERIFIER = "sdk-as-e2e-verifier-" + "y" * 40
 
 
@@ -76,7 +78,7 @@ workspaces:
       users:
         - {{id: alice, password: alice-password, name: Alice Example}}
     servers:
-      notes:
+      sdk-notes:
         title: Notes (SDK)
         upstream: {upstream}
         auth: {{type: oauth}}
@@ -362,7 +364,7 @@ def test_a_2026_client_connects_the_account_through_input_required_and_the_retry
     # Then the 2025-11-25 client initialized (the account to connect named in the instructions) and lists the
     # connect tool
     assert "connect it at" in (seen["legacy_instructions"] or "")
-    assert seen["legacy_tools"] == ["connect_notes"]
+    assert seen["legacy_tools"] == ["connect_sdk-notes"]
     # And the 2026-07-28 client negotiated that revision, got one URL-mode elicitation for the gateway's connect
     # link, and its retry completed the original call with alice's new upstream token
     assert seen["modern_version"] == "2026-07-28"
