@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from gateway.oauth.key_sets import KeySetSource
     from gateway.oauth.token_grants import TokenGrants
     from gateway.oauth.token_service import TokenService
+    from gateway.proxy.deferred import LaterSessions
     from gateway.proxy.grant_status import GrantStatusCache
+    from gateway.proxy.request_state import RequestStateCodec
     from gateway.proxy.session_ids import SessionCodec
     from gateway.proxy.verified_tokens import VerifiedTokens
     from gateway.secrets import SecretResolver
@@ -300,6 +302,21 @@ class Runtime(StateRuntime):
         )
 
     @cached_property
+    def request_states(self) -> RequestStateCodec:
+        """The ``requestState`` of the gateway's own 2026-07-28 ``input_required`` answers; its key is derived from
+        the shared secret when one is first sealed or opened."""
+        from gateway.proxy.request_state import RequestStateCodec
+
+        return RequestStateCodec(lambda: self.shared_secret, clock=self.clock)
+
+    @cached_property
+    def later_sessions(self) -> LaterSessions:
+        """Upstream sessions this container opened for sessions begun before their account was connected."""
+        from gateway.proxy.deferred import LaterSessions
+
+        return LaterSessions()
+
+    @cached_property
     def grant_status(self) -> GrantStatusCache:
         from gateway.proxy.grant_status import GrantStatusCache
 
@@ -309,7 +326,7 @@ class Runtime(StateRuntime):
     def virtual_server(self) -> VirtualServer:
         from gateway.virtual.server import VirtualServer
 
-        return VirtualServer(self.session_codec, self.credential_provider, clock=self.clock)
+        return VirtualServer(self.session_codec, self.credential_provider, clock=self.clock, states=self.request_states)
 
     @cached_property
     def api_key_verifier(self) -> ApiKeyVerifier:
