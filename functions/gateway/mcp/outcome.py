@@ -1,5 +1,6 @@
 """How an exchange ended, as the audit trail and the metrics record it: ``ok``, ``error`` (a JSON-RPC error, or a
-tool's result with ``isError``) or ``http_<status>`` when no JSON-RPC answer came with a 200."""
+tool's result with ``isError``), ``input_required`` (MCP 2026-07-28: the call did not run yet, the client was asked
+for more, e.g. to connect an upstream account) or ``http_<status>`` when no JSON-RPC answer came with a 200."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from gateway.mcp.jsonrpc import RequestId, is_response
 
 OK = "ok"
 ERROR = "error"
+INPUT_REQUIRED = "input_required"
 
 
 def message_outcome(message: Any) -> str | None:
@@ -18,6 +20,8 @@ def message_outcome(message: Any) -> str | None:
         return None
     result = message.get("result")
     failed = "error" in message or (isinstance(result, dict) and result.get("isError") is True)
+    if not failed and isinstance(result, dict) and result.get("resultType") == INPUT_REQUIRED:
+        return INPUT_REQUIRED
     return ERROR if failed else OK
 
 

@@ -39,6 +39,8 @@ class GrantView:
     refresh_generation: int
     revoked_at: int | None
     revoked_reason: str | None
+    obtained_by: str
+    """consent, client_credentials or id_jag (an enterprise identity provider's assertion, no consent page)."""
 
     @classmethod
     def of(cls, grant: Grant) -> GrantView:
@@ -47,7 +49,7 @@ class GrantView:
 
 @dataclass(frozen=True, slots=True)
 class ClientView:
-    """A registered client (no secret hash; ``confidential`` says whether it has a secret)."""
+    """A registered client (no secret hash; ``confidential`` says whether it authenticates: a secret or keys)."""
 
     client_id: str
     route_key: str
@@ -68,7 +70,8 @@ class ClientView:
 
     @classmethod
     def of(cls, client: RegisteredClient) -> ClientView:
-        return view_of(cls, client, confidential=client.client_secret_hash is not None)
+        confidential = client.client_secret_hash is not None or client.token_endpoint_auth_method == "private_key_jwt"
+        return view_of(cls, client, confidential=confidential)
 
 
 @dataclass(frozen=True, slots=True)
