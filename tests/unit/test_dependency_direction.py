@@ -49,7 +49,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("audit trail and rate limits", ("gateway.audit", "gateway.rate_limits")),
     ("MCP wire layer", ("gateway.mcp",)),
     ("routes and outbound HTTP", ("gateway.routes", "gateway.net", "gateway.http_client", "gateway.secrets")),
-    ("configuration", ("gateway.config", "gateway.config_messages")),
+    ("configuration", ("gateway.config",)),
     (
         "primitives",
         (

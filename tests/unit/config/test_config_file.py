@@ -23,7 +23,7 @@ from gateway.config import (
 )
 from tests.support.runtime import EXAMPLE_CONFIG, example_config_data
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_example_config_declares_the_demo_echo_route() -> None:

@@ -25,7 +25,7 @@ from gateway.config import (
 from gateway.runtime import Runtime
 from tests.support.runtime import EXAMPLE_CONFIG, example_config_data, memory_runtime
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEPLOYED_STAGES = ["dev", "staging", "prod"]
 
 
@@ -166,7 +166,9 @@ def _marked_fields() -> set[str]:
     models = [
         value
         for value in vars(config_module).values()
-        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == config_module.__name__
+        if isinstance(value, type)
+        and issubclass(value, BaseModel)
+        and value.__module__.startswith(config_module.__name__ + ".")
     ]
     return {
         name
