@@ -479,11 +479,11 @@ def test_a_rate_limit_bucket_admits_exactly_its_limit_under_concurrency(rate_lim
     assert rate_limiter.take(bucket + "-next-window", 5, NOW + 120) is True
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
 def single_use(request: pytest.FixtureRequest) -> SingleUseStore:
     if request.param == "memory":
         return MemorySingleUseStore()
-    client, refs = request.getfixturevalue("dynamodb")
+    client, refs = _dynamodb(request)
     return DynamoSingleUseStore(client, refs["GrantsTable"])
 
 
