@@ -13,10 +13,12 @@ from typing import Any
 RSS_TARGET_MB = 150.0
 
 
-def _verdict(value: float, limit: float, unit: str = "ms") -> str:
+def _verdict(value: float, limit: float, unit: str = "ms", digits: int = 2) -> str:
     if math.isnan(value):
         return "not measured"
-    return f"met ({limit - value:.2f} {unit} to spare)" if value <= limit else f"missed by {value - limit:.2f} {unit}"
+    if value <= limit:
+        return f"met ({limit - value:.{digits}f} {unit} to spare)"
+    return f"missed by {value - limit:.{digits}f} {unit}"
 
 
 def _cold_rows(coldstart: Any) -> list[list[str]]:
@@ -30,7 +32,7 @@ def _cold_rows(coldstart: Any) -> list[list[str]]:
             continue
         target = "—" if row.target_ms is None else f"≤ {row.target_ms:.0f} ms"
         measured = f"{row.median:.0f} ms median, p90 {row.p90:.0f} ms (bare interpreter {base:.0f} ms)"
-        verdict = "(no target)" if row.target_ms is None else _verdict(row.median, row.target_ms).replace(".00", "")
+        verdict = "(no target)" if row.target_ms is None else _verdict(row.median, row.target_ms, digits=0)
         rows.append([f"{row.name} cold start ({row.event})", target, measured, verdict])
     return rows
 
@@ -143,8 +145,9 @@ def summary(findings: Mapping[str, Any], started: str, ended: str, loads: Sequen
         rows.extend(_cold_rows(findings["coldstart"]))
     if findings.get("rss"):
         peak_name, peak = max(findings["rss"].items(), key=lambda item: item[1])
+        verdict = _verdict(peak, RSS_TARGET_MB, "MB", digits=0)
         rows.append(["peak RSS after the warm invocations", f"≤ {RSS_TARGET_MB:.0f} MB",
-                     f"{peak:.0f} MB at most ({peak_name})", _verdict(peak, RSS_TARGET_MB, "MB")])  # fmt: skip
+                     f"{peak:.0f} MB at most ({peak_name})", verdict])  # fmt: skip
     if "handler" in findings:
         rows.extend(_handler_rows(findings["handler"]))
     if "proxy" in findings:
