@@ -45,11 +45,12 @@ if [ "$#" -gt 0 ]; then
   exit
 fi
 
-# Every test, in two streams at once: the e2e tier (real servers, clients and a browser: mostly waiting on them) beside
-# the unit and integration tiers, which then run a second time with the wall clock moved an hour after collection
-# (tests/support/clock_shift.py: a test that took "now" at import, or that relies on the suite finishing within an
-# expiry window, fails there). Each stream starts its own local stack on free ports and writes its own log; nothing
-# they share is written by both (pytest's cache is off).
+# Every test, in two streams at once, each with its own log: the e2e tier (real servers, clients and a browser: mostly
+# waiting on them) beside the unit and integration tiers. Then each tier of these two runs a second time with the wall
+# clock moved an hour after collection (tests/support/clock_shift.py: a test that took "now" at import, or that relies
+# on the suite finishing within an expiry window, fails there): the unit tier after the e2e tier, the integration tier
+# after the first pass, so that both streams end at about the same time. Each stream starts its own local stack on free
+# ports; nothing they share is written by both (pytest's cache is off).
 LOGS=test-artifacts
 mkdir -p "$LOGS"
 SETSID=$(command -v setsid || true)  # util-linux; without it a stream shares this script's process group
@@ -61,27 +62,32 @@ cleanup() {  # each stream leads a process group of its own: stop it with every 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "pytest: e2e in the background (log: $LOGS/pytest-e2e.log), unit and integration meanwhile"
+step "pytest in two streams (logs: $LOGS/pytest-e2e.log, $LOGS/pytest-unit-integration.log)"
 started=$SECONDS
-$SETSID $PY -m pytest -q -p no:cacheprovider tests/e2e >"$LOGS/pytest-e2e.log" 2>&1 &
+$SETSID bash -c '
+  echo "== e2e"
+  "$0" -m pytest -q -p no:cacheprovider tests/e2e || exit 1
+  echo "== unit, wall clock moved an hour after collection"
+  GATEWAY_TEST_CLOCK_SHIFT_SECONDS=3600 "$0" -m pytest -q -p no:cacheprovider tests/unit
+' "$PY" >"$LOGS/pytest-e2e.log" 2>&1 &
 e2e_pid=$!
 streams+=("$e2e_pid")
 $SETSID bash -c '
   echo "== unit and integration"
   "$0" -m pytest -q -p no:cacheprovider tests/unit tests/integration || exit 1
-  echo "== unit and integration, wall clock moved an hour after collection"
-  GATEWAY_TEST_CLOCK_SHIFT_SECONDS=3600 "$0" -m pytest -q -p no:cacheprovider tests/unit tests/integration
+  echo "== integration, wall clock moved an hour after collection"
+  GATEWAY_TEST_CLOCK_SHIFT_SECONDS=3600 "$0" -m pytest -q -p no:cacheprovider tests/integration
 ' "$PY" >"$LOGS/pytest-unit-integration.log" 2>&1 &
 tiers_pid=$!
 streams+=("$tiers_pid")
 
 status=0
 wait "$tiers_pid" || status=1
-step "unit and integration, twice: $([ $status = 0 ] && echo passed || echo FAILED) after $((SECONDS - started)) s"
+step "unit and integration, then integration clock-shifted: $([ $status = 0 ] && echo passed || echo FAILED) after $((SECONDS - started)) s"
 cat "$LOGS/pytest-unit-integration.log"
 e2e_status=0
 wait "$e2e_pid" || e2e_status=1
-step "e2e: $([ $e2e_status = 0 ] && echo passed || echo FAILED) after $((SECONDS - started)) s"
+step "e2e, then unit clock-shifted: $([ $e2e_status = 0 ] && echo passed || echo FAILED) after $((SECONDS - started)) s"
 cat "$LOGS/pytest-e2e.log"
 streams=()
 if [ $status != 0 ] || [ $e2e_status != 0 ]; then

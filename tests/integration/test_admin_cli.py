@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from gateway.admin import main
-from gateway.storage.records import Grant, RegisteredClient
+from gateway.identity.user import SignedInUser
+from gateway.oauth.authorization import new_grant
+from gateway.storage.records import RegisteredClient
 from infra.invoke import filler_runtime
 from infra.placeholders import grant_backed_token
 from tests.support.invoke_flows import CLIENT_ID, issued_tokens, mcp_call, refresh_status, with_default_settings
@@ -215,10 +217,9 @@ def _grant_with_id(grant_id: str, client_id: str = "dash-client") -> None:
     assert route is not None
     now = runtime.now()
     runtime.grants.create_grant(
-        Grant(
-            grant_id=grant_id, route_key=route.key, workspace="demo", user_id="dana", user_name=None, user_groups=(),
-            client_id=client_id, scopes=("mcp",), created_at=now, absolute_expires_at=now + 3600,
-            idle_expires_at=now + 3600, refresh_salt="salt",
+        new_grant(
+            route=route, client_id=client_id, user=SignedInUser("dana"), scopes=("mcp",), now=now,
+            absolute_lifetime_seconds=3600, grant_id=grant_id,
         )
     )  # fmt: skip
 

@@ -62,8 +62,8 @@ def test_the_dpop_part_measures_both_tokens_and_no_kms_call() -> None:
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     output = completed.stdout
-    assert re.search(r"\| Bearer \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
-    assert re.search(r"\| DPoP .*\| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
+    assert re.search(r"\| Bearer \| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
+    assert re.search(r"\| DPoP .*\| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
     assert "Added by DPoP:" in output
 
 

@@ -41,3 +41,20 @@ def test_a_resource_matches_its_route_canonically() -> None:
     assert not route.is_resource("https://gw.example.com/DEMO/echo/mcp")  # the path is not
     assert not route.is_resource("https://gw.example.com/demo/other/mcp")
     assert not route.is_resource("https://evil.example/demo/echo/mcp")
+
+
+def test_lists_are_private_to_the_caller_where_an_access_policy_or_a_users_own_account_shapes_them() -> None:
+    # MCP 2026-07-28 §Server "Caching": a list that can differ between callers must not be shared by caches
+    # (cacheScope "private"); the proxy and the virtual server both ask the route.
+    def echo_with(**server: object) -> bool:
+        data = example_config_data()
+        data["workspaces"]["demo"]["servers"]["echo"].update(server)
+        route = RouteTable(parse_config(data), "https://gw.example.com").get("demo", "echo")
+        assert route is not None
+        return route.lists_depend_on_caller
+
+    assert echo_with() is False  # everyone signed in sees the same upstream with the same credential
+    assert echo_with(access={"users": ["alice"]}) is True
+    assert echo_with(access={"groups": ["engineering"]}) is True
+    per_user = {"type": "oauth", "authorization_server": "https://as.example.com", "client_id": "gw"}
+    assert echo_with(auth=per_user) is True

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from gateway.config import OAuthPolicy, parse_config
+from gateway.identity.user import SignedInUser
+from gateway.oauth.authorization import grant_from_code, new_code
 from gateway.proxy.grant_status import GrantStatusCache
-from gateway.storage.records import AuthorizationCode, Grant
+from gateway.routes import RouteTable
+from gateway.storage.records import Grant
 from infra.memory.stores import MemoryGrantStore
+from tests.support.runtime import example_config_data
 
 NOW = 1_800_000_000
 
@@ -23,18 +28,18 @@ class CountingGrants(MemoryGrantStore):
 
 def _store_with_grant(**changes: object) -> CountingGrants:
     store = CountingGrants()
-    code = AuthorizationCode(
-        code_hash="h", grant_id="g", route_key="demo/echo", client_id="c", redirect_uri="x", code_challenge="c",
-        scopes=("mcp",), resource="r", user_id="alice", user_name=None, user_groups=(), created_at=NOW,
-        expires_at=NOW + 60,
+    route = RouteTable(parse_config(example_config_data()), "https://gw.example.com").get("demo", "echo")
+    assert route is not None
+    user = SignedInUser("alice")
+    issued = new_code(
+        route=route, client_id="c", redirect_uri="x", code_challenge="c", scopes=("mcp",), user=user,
+        signed_in_at=None, now=NOW, lifetime_seconds=60,
     )  # fmt: skip
-    grant = Grant(
-        grant_id="g", route_key="demo/echo", workspace="demo", user_id="alice", user_name=None, user_groups=(),
-        client_id="c", scopes=("mcp",), created_at=NOW, absolute_expires_at=NOW + 3600,
-        idle_expires_at=NOW + 600, refresh_salt="s",
-    )  # fmt: skip
+    code = dataclasses.replace(issued.record, grant_id="g")
+    policy = OAuthPolicy(refresh_token_absolute_ttl_seconds=3600, refresh_token_idle_ttl_seconds=600)
+    grant = grant_from_code(code, route, policy, NOW)
     store.put_code(code)
-    store.redeem_code("h", dataclasses.replace(grant, **changes), None, NOW)  # type: ignore[arg-type]
+    store.redeem_code(code.code_hash, dataclasses.replace(grant, **changes), None, NOW)  # type: ignore[arg-type]
     return store
 
 

@@ -344,6 +344,21 @@ def test_mcp_param_headers_reach_the_upstream_of_the_call(upstreams: Upstreams) 
     call = [headers for method, _, headers in upstreams.notes.seen if method == "tools/call"][-1]
     assert call["mcp-param-region"] == "us-west1"
     assert all("mcp-param-region" not in headers for _, _, headers in upstreams.github.seen)
+    # A session-era upstream gets no 2026-07-28 routing headers: the client's are never passed on
+    assert "mcp-name" not in call and "mcp-method" not in call
+
+
+def test_a_modern_upstream_gets_routing_headers_computed_from_what_it_is_sent(upstreams: Upstreams) -> None:
+    # Given a virtual route whose notes upstream speaks 2026-07-28
+    upstreams.notes.modern = True
+    client = Client(virtual_runtime(upstreams))
+    # When a 2026-07-28 client calls notes_search (its Mcp-Name says so, as the revision requires)
+    answer = modern(client, "tools/call", {"name": "notes_search", "arguments": {}})
+    assert answer.status_code == 200, answer.text
+    # Then the upstream's routing headers name its own tool, the route's prefix stripped (MCP 2026-07-28
+    # §Streamable HTTP "Request Metadata": they mirror the body the upstream receives)
+    call = [headers for method, _, headers in upstreams.notes.seen if method == "tools/call"][-1]
+    assert call["mcp-method"] == "tools/call" and call["mcp-name"] == "search"
 
 
 def test_an_upstreams_own_input_required_passes_through_and_its_retry_reaches_it_under_its_own_name(

@@ -108,6 +108,9 @@ def test_preflight_needs_no_token_and_allows_listed_origins(gateway: tuple[TestC
     assert response.headers["access-control-allow-origin"] == "http://localhost:6274"
     assert "Mcp-Session-Id" in response.headers["access-control-expose-headers"]
     assert "WWW-Authenticate" in response.headers["access-control-expose-headers"]
+    # A browser-based client may send what the transport and its token need: its DPoP proof (RFC 9449 §4.1) too
+    allowed = {name.strip().lower() for name in response.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "dpop", "mcp-protocol-version", "mcp-session-id", "mcp-method", "mcp-name"} <= allowed
 
 
 def test_a_disallowed_browser_origin_is_refused(gateway: tuple[TestClient, Runtime]) -> None:
