@@ -41,8 +41,8 @@ invoke: $(STAMP) ## run one function on one event: make invoke FN=metadata EVENT
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json [KEEP=1]" >&2; exit 2; }
 	$(PY) -m infra.invoke $(if $(KEEP),--keep) $(FN) $(EVENT)
 
-bench: $(STAMP) ## benchmarks: cold start, import breakdown, RSS, proxy latency (docs/performance.md)
-	$(PY) -m infra.bench
+bench: $(STAMP) ## benchmarks (docs/performance.md): WRITE_DOCS=1 rewrites its tables; ONLY=proxy; ARGS=--runs 3
+	$(PY) -m infra.bench $(if $(WRITE_DOCS),--write-docs) $(foreach p,$(ONLY),--only $(p)) $(ARGS)
 
 schema: $(STAMP) ## regenerate schema/gateway-config.schema.json from the config models
 	$(PY) -m gateway.config schema > schema/gateway-config.schema.json

@@ -1,6 +1,6 @@
 """``make bench``: cold start, imports, peak RSS, token-signing choice and proxy overhead (docs/performance.md).
 
-    python -m infra.bench [--only coldstart|rss|proxy|tokens|virtual|dpop] [--runs N] [--write-docs]
+    python -m infra.bench [--only coldstart|rss|tokens|handler|proxy|virtual|dpop] [--runs N] [--write-docs]
 
 Everything runs on 127.0.0.1 against a local stack started here, with the deployment's process boundaries: moto
 provisioned from template.yaml (its own process, over kept connections: the store is elsewhere, as DynamoDB is), the
@@ -13,7 +13,10 @@ function containers are processes of their own, as Lambda runs them, and a load 
   ``-X importtime`` run per function for the import breakdown.
 - ``rss``: peak RSS (``ru_maxrss``) of a fresh interpreter after ``--rss-iterations`` warm invocations.
 - ``tokens``: RS256 vs ES256: local verify cost, token size, KMS Sign latency against moto.
-- ``proxy``: ``tools/call`` latency and throughput directly against the demo upstream and through the dev server.
+- ``handler``: the proxy handler's CPU per warm ``tools/call``, invoked as Lambda invokes it (no HTTP server), split
+  into stages (:mod:`infra.bench_support.handler_report`).
+- ``proxy``: ``tools/call`` latency and throughput directly against the demo upstream, through a plain pass-through
+  and through the dev server (default settings, grant cache, streaming, a virtual route).
 - ``dpop``: the gateway's CPU per warm ``tools/call`` with a DPoP proof beside a Bearer token, and its KMS calls
   (:mod:`infra.bench_support.dpop_cpu`).
 
@@ -45,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from infra.bench_support import summary
 from infra.dev import EXAMPLE_CONFIG, config_for_upstream, gateway_environment
 from infra.devserver import REPO_ROOT
 from infra.lambda_event import HttpApiRoutes, HttpRequest, build_event
@@ -64,7 +68,7 @@ HOST = "127.0.0.1"
 # does not matter to them.
 PUBLIC_BASE_URL = "http://127.0.0.1:9000"
 FIRST_PARTY = frozenset({"gateway", "metadata", "proxy", "register", "authorize", "oauth_token"})
-PARTS = ("coldstart", "rss", "tokens", "proxy", "virtual", "dpop")
+PARTS = ("coldstart", "rss", "tokens", "handler", "proxy", "virtual", "dpop")
 CHILD_TIMEOUT_SECONDS = 120.0
 LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"
 
@@ -97,8 +101,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def machine_line() -> str:
     return (
-        f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()} ({platform.system()} {platform.release()})."
+        f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {platform.machine()}, {os.cpu_count()} "
+        f"CPUs (1-minute load average {os.getloadavg()[0]:.2f}), Python {platform.python_version()} "
+        f"({platform.system()} {platform.release()})."
     )
 
 
@@ -648,7 +653,10 @@ def import_breakdown(stderr: str, handler_module: str, top: int = 10) -> str:
 # --- peak RSS -----------------------------------------------------------------------------------------------
 
 
-def measure_rss(prepared: Sequence[Prepared], stack: Stack, iterations: int) -> str:
+def measure_rss(
+    prepared: Sequence[Prepared], stack: Stack, iterations: int, peaks: dict[str, float] | None = None
+) -> str:
+    """The ``rss`` part's table; each function's peak (MB) also goes to ``peaks``."""
     env = child_environment(stack)
     rows = []
     for item in prepared:
@@ -666,6 +674,8 @@ def measure_rss(prepared: Sequence[Prepared], stack: Stack, iterations: int) -> 
             continue
         report = result.report
         peak_mb = int(report["rss_peak_kb"]) / 1024
+        if peaks is not None:
+            peaks[case.name] = peak_mb
         first_mb = int(report["rss_first_kb"]) / 1024
         statuses = report.get("warm_statuses", {})
         per_call = float(report["warm_seconds"]) / max(1, iterations - 1) * 1000
@@ -831,9 +841,11 @@ def measure_tokens(stack: Stack, verify_count: int, kms_count: int) -> str:
 # --- proxy latency and throughput ---------------------------------------------------------------------------
 
 
-def run_load(url: str, concurrency: int, requests: int, seconds: float, token: str = "") -> dict[str, Any]:
+def run_load(
+    url: str, concurrency: int, requests: int, seconds: float, token: str = "", tool: str = "echo"
+) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, str(LOAD_SCRIPT), url, str(concurrency), str(requests), str(seconds), token],
+        [sys.executable, str(LOAD_SCRIPT), url, str(concurrency), str(requests), str(seconds), token, tool],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -844,31 +856,6 @@ def run_load(url: str, concurrency: int, requests: int, seconds: float, token: s
         raise RuntimeError(f"load client failed ({completed.returncode}): {completed.stderr[-1500:]}")
     report: dict[str, Any] = json.loads(lines[-1])
     return report
-
-
-def _dev_server_nagle() -> tuple[Callable[[bool], None], bool]:
-    """A switch for TCP_NODELAY on the dev server's connections, and whether it is already on.
-
-    The stdlib handler the dev server uses (``StreamRequestHandler``) leaves Nagle's algorithm on unless
-    ``disable_nagle_algorithm`` is set, and writes a response's headers and body in separate sends: on a
-    keep-alive connection the body then waits for the client's delayed ACK (~40 ms). Lambda behind API Gateway
-    has no such stall, so the benchmark also measures the dev server with the option set (in this process only).
-    """
-    from infra import devserver
-
-    handler_class: Any = getattr(devserver, "_RequestHandler", None)
-    if handler_class is None:
-
-        def unavailable(on: bool) -> None:
-            return None
-
-        return unavailable, True
-    original = bool(getattr(handler_class, "disable_nagle_algorithm", False))
-
-    def switch(on: bool) -> None:
-        handler_class.disable_nagle_algorithm = on if on else original
-
-    return switch, original
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -920,15 +907,15 @@ def counting_dynamodb_reads(endpoint_url: str) -> Iterator[Callable[[], int]]:
 # The proxy as deployed by default (revocation bites on the next request: one grant read per call), with the
 # opt-in grant-status cache that saves the read at the price of a revocation delay, and in the streaming deployment
 # (template parameters, then environment).
-PROXY_VARIANTS: tuple[tuple[str, dict[str, str], dict[str, str]], ...] = (
-    ("gateway", {"ProxyResponseMode": "buffered"}, {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "0"}),
-    ("gateway, grant cache 30 s", {"ProxyResponseMode": "buffered"}, {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "30"}),
-    (
-        "gateway, streaming mode",
-        {"ProxyResponseMode": "streaming"},
-        {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "0", "GATEWAY_RESPONSE_STREAMING": "true"},
-    ),
-)
+# (label, template parameters, environment, route path, tool)
+BUFFERED, DEFAULTS = {"ProxyResponseMode": "buffered"}, {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "0"}
+PROXY_VARIANTS: tuple[tuple[str, dict[str, str], dict[str, str], str, str], ...] = (
+    ("gateway", BUFFERED, DEFAULTS, "/demo/echo/mcp", "echo"),
+    ("gateway, grant cache 30 s", BUFFERED, {"GATEWAY_GRANT_STATUS_CACHE_SECONDS": "30"}, "/demo/echo/mcp", "echo"),
+    ("gateway, streaming mode", {"ProxyResponseMode": "streaming"},
+     {**DEFAULTS, "GATEWAY_RESPONSE_STREAMING": "true"}, "/demo/echo/mcp", "echo"),
+    ("gateway, virtual route", BUFFERED, DEFAULTS, "/demo/toolbox/mcp", "demo_say"),
+)  # fmt: skip
 
 # List prices (us-east-1, first tier) for the cost estimate of docs/performance.md: per million requests, and per
 # GB-second of an arm64 function. The proxy bills its whole wall time (the upstream's included) at 1 GB.
@@ -943,74 +930,88 @@ def cost_per_million_calls(front_door: str, wall_ms: float) -> float:
     return PRICE_PER_MILLION[front_door] + PRICE_PER_MILLION["lambda_requests"] + duration
 
 
-def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Sequence[int]) -> str:
-    try:
-        from infra.devserver import start_dev_server
-    except ImportError as error:
-        return f"Not measured: the dev server is not available ({error})."
+def measure_handler(stack: Stack, directory: Path, calls: int, rounds: int) -> tuple[str, dict[str, Any]]:
+    """The ``handler`` part: each variant of :mod:`infra.bench_support.handler_report` with tokens whose grants
+    exist (one per route), on the sample ``tools/call`` event."""
     from infra import placeholders
+    from infra.bench_support.handler_report import PLAIN, VIRTUAL, measure_handler_cpu
+    from infra.invoke import filler_runtime
+    from infra.local_aws_server import CALLS_PATH
+
+    runtime = filler_runtime()
+    tokens = {}
+    for path in (PLAIN, VIRTUAL):
+        workspace, server = path.strip("/").split("/")[:2]
+        route = runtime.routes.get(workspace, server)
+        if route is None:
+            raise LookupError(f"the configuration has no route {workspace}/{server}")
+        tokens[path] = placeholders.grant_backed_token(runtime, route)
+    event = json.loads((EVENTS_DIR / "proxy-tools-call.json").read_text(encoding="utf-8"))
+    sample = placeholders.fill(event, function="proxy", runtime=runtime)
+    return measure_handler_cpu(
+        FUNCTIONS_DIR, child_environment(stack), f"{stack.endpoint_url}{CALLS_PATH}", sample, tokens, directory,
+        calls=calls, rounds=rounds, say=say,
+    )  # fmt: skip
+
+
+def measure_proxy(
+    stack: Stack, requests: int, seconds: float, concurrencies: Sequence[int]
+) -> tuple[str, dict[str, Any]]:
+    """The ``proxy`` part: the markdown, and the figures by concurrency and path (for the summary)."""
+    from infra import placeholders
+    from infra.bench_support.passthrough import start_passthrough
+    from infra.devserver import start_dev_server
     from infra.invoke import filler_runtime
 
-    event = json.loads((EVENTS_DIR / "proxy-tools-call.json").read_text(encoding="utf-8"))
-    token = placeholders.fill(event, function="proxy", runtime=filler_runtime())["headers"][
-        "authorization"
-    ].removeprefix("Bearer ")
-    nagle_off, already_off = _dev_server_nagle()
     runtime = filler_runtime()
+    tokens = {}
+    for path in {path for _, _, _, path, _ in PROXY_VARIANTS}:
+        workspace, name = path.strip("/").split("/")[:2]
+        route = runtime.routes.get(workspace, name)
+        if route is None:
+            raise LookupError(f"the configuration has no route {workspace}/{name}")
+        tokens[path] = placeholders.grant_backed_token(runtime, route)
     route = runtime.routes.get("demo", "echo")
-    if route is None:
-        raise LookupError("the configuration has no route demo/echo")
-    grant_id = runtime.access_tokens.verify(token, route=route).grant_id
+    assert route is not None
+    grant_id = runtime.access_tokens.verify(tokens["/demo/echo/mcp"], route=route).grant_id
     get_item_ms = _time_per_call(lambda: runtime.grants.get_grant(grant_id), 300) / 1000
     rows = []
+    figures: dict[str, Any] = {"get_item_ms": get_item_ms, "by_concurrency": {}}
     for concurrency in concurrencies:
         measured: dict[str, dict[str, Any]] = {}
         say(f"  direct, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
         measured["direct"] = run_load(stack.upstream_url, concurrency, requests, seconds)
-        from infra.bench_support.passthrough import start_passthrough
-
         with start_passthrough(stack.upstream_url) as passthrough:
             say(f"  pass-through, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
             measured["pass-through"] = run_load(passthrough.url, concurrency, requests, seconds)
-        for label, parameters, settings in PROXY_VARIANTS:
+        for label, parameters, settings, path, tool in PROXY_VARIANTS:
             server = start_dev_server(stack.template, {**stack.env, **settings}, parameters=parameters)
             try:
-                variants = [(label, False)] if already_off else [(label, False), (f"{label}, TCP_NODELAY", True)]
-                for name, nodelay in variants:
-                    say(f"  {name}, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
-                    nagle_off(nodelay)
-                    cpu = GatewayCpu(server)
-                    try:
-                        with counting_dynamodb_reads(stack.endpoint_url) as reads:
-                            result = run_load(f"{server.url}/demo/echo/mcp", concurrency, requests, seconds, token)
-                            read_count = reads()
-                    finally:
-                        nagle_off(False)
-                    served = result["count"] + WARMUP_REQUESTS_PER_THREAD * concurrency
-                    result["gateway_cpu_ms"] = cpu.seconds() / served * 1000 if served else math.nan
-                    result["reads_per_call"] = read_count / served if served else math.nan
-                    if result["errors"]:
-                        say(f"    {result['errors']} errors, first: {result['first_error']}")
-                    measured[name] = result
+                say(f"  {label}, concurrency {concurrency}: up to {requests} requests or {seconds:g} s")
+                cpu = GatewayCpu(server)
+                with counting_dynamodb_reads(stack.endpoint_url) as reads:
+                    result = run_load(f"{server.url}{path}", concurrency, requests, seconds, tokens[path], tool)
+                    read_count = reads()
+                served = result["count"] + WARMUP_REQUESTS_PER_THREAD * concurrency
+                result["gateway_cpu_ms"] = cpu.seconds() / served * 1000 if served else math.nan
+                result["reads_per_call"] = read_count / served if served else math.nan
+                if result["errors"]:
+                    say(f"    {result['errors']} errors, first: {result['first_error']}")
+                measured[label] = result
             finally:
                 server.stop()
+        figures["by_concurrency"][concurrency] = measured
+        verdicts = summary.proxy_verdicts(measured, get_item_ms) if concurrency == 1 else {}
         direct = measured["direct"]
         for label, result in measured.items():
-            comparison = ""
+            added_p50 = result["p50_ms"] - direct["p50_ms"]
+            ratio = result["throughput"] / direct["throughput"] if direct["throughput"] else math.nan
+            comparison = "" if label == "direct" else f"+{added_p50:.2f} ms p50, {ratio:.0%} throughput"
             cost = "—"
-            if label == "pass-through":
-                added_p50 = result["p50_ms"] - direct["p50_ms"]
-                ratio = result["throughput"] / direct["throughput"] if direct["throughput"] else math.nan
-                comparison = f"+{added_p50:.2f} ms p50, {ratio:.0%} throughput"
-            elif label != "direct":
+            if label not in ("direct", "pass-through"):
                 front_door = "rest_api" if "streaming" in label else "http_api"
-                cost = f"{cost_per_million_calls(front_door, result['p50_ms'] - direct['p50_ms'] + 1.0):.2f}"
-                added_p50 = result["p50_ms"] - direct["p50_ms"]
-                ratio = result["throughput"] / direct["throughput"] if direct["throughput"] else math.nan
-                comparison = (
-                    f"+{added_p50:.2f} ms p50 ({'met' if added_p50 <= 1.5 else 'missed'}), "
-                    f"{ratio:.0%} throughput ({'met' if ratio >= 0.5 else 'missed'})"
-                )
+                cost = f"{cost_per_million_calls(front_door, added_p50 + 1.0):.2f}"
+            target, verdict = verdicts.get(label, ("—", "—"))
             rows.append(
                 [
                     str(concurrency),
@@ -1023,37 +1024,33 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
                     "—" if "gateway_cpu_ms" not in result else f"{result['gateway_cpu_ms']:.2f}",
                     "—" if "reads_per_call" not in result else f"{result['reads_per_call']:.2f}",
                     comparison,
+                    target,
+                    verdict,
                     cost,
                 ]
             )
-    return (
+    text = (
         f"{machine_line()} `tools/call` (echo) from a separate load-client process (threads, one pooled httpx "
         f"client each), up to {requests} requests or {seconds:g} s per row after a warm-up; direct = the demo "
         "upstream (uvicorn, its own process), pass-through = a plain Starlette + httpx pass-through in front of it "
         "(its own process: what any HTTP proxy adds), gateway = the dev server in front of it (same proxy handler code "
-        "as Lambda, payload-2.0 events, Mangum) with the deployment's default settings (the grant's status read "
-        "on every request, so a revocation bites on the next call); `grant cache 30 s` = the same with the opt-in "
-        "`GATEWAY_GRANT_STATUS_CACHE_SECONDS=30`; `streaming mode` = the streaming deployment "
-        "(`ProxyResponseMode=streaming`: the dev server forwards to the proxy's ASGI app under uvicorn and streams "
-        "its answer back, as API Gateway's response streaming and the Lambda Web Adapter do); measured back to back "
-        "in one run"
-        + (
-            ""
-            if already_off
-            else "; `TCP_NODELAY` = the same with Nagle's algorithm off on the dev server's connections"
-        )
-        + ".\n\n"
-        + "`gateway CPU` is the CPU time per request of the dev server's process and its container processes (HTTP "
+        "as Lambda, payload-2.0 events, Mangum, each function container a process of its own) with the deployment's "
+        "default settings (the grant's status read on every request, so a revocation bites on the next call); "
+        "`grant cache 30 s` = the same with the opt-in `GATEWAY_GRANT_STATUS_CACHE_SECONDS=30`; `streaming mode` = "
+        "the streaming deployment (`ProxyResponseMode=streaming`: the dev server forwards to the proxy's ASGI app "
+        "under uvicorn and streams its answer back, as API Gateway's response streaming and the Lambda Web Adapter "
+        "do); `virtual route` = default settings, `demo/toolbox` (the same upstream's `echo` as `demo_say`); "
+        "measured back to back in one run.\n\n"
+        "`gateway CPU` is the CPU time per request of the dev server's process and its container processes (HTTP "
         "server, the hand-off to a container, the proxy handler; not the store's or the upstream's, which run in "
-        "processes of their own), less noisy on a shared machine than latency; `DynamoDB reads/call` counts the "
-        "reads the store served, warm-up included. One grant read (`GetItem`, strongly consistent) against the local "
-        f"stand-in (moto in its own process, over a kept connection) takes {get_item_ms:.2f} ms here, best of 3 "
-        "batches: most of the difference between "
-        "the first two gateway rows; on AWS it is a network round trip to DynamoDB instead. `$/M calls` estimates "
-        "what a million calls cost on AWS at list prices (us-east-1): the front door's requests (HTTP API $1.00, "
-        "REST API $3.50 per million), Lambda's requests ($0.20 per million) and its duration at 1 GB arm64, taking "
-        "the gateway's added p50 plus 1 ms of upstream time as the billed time (an upstream that takes longer is "
-        "billed in both modes alike; Lambda's streaming charge applies only beyond 6 MB per response).\n\n"
+        "processes of their own); `DynamoDB reads/call` counts the reads the store served, warm-up included. One "
+        "grant read (`GetItem`, strongly consistent) against the local stand-in (moto in its own process, over a "
+        f"kept connection) takes {get_item_ms:.2f} ms here, best of 3 batches: that is the `store round trip` of "
+        "the target (issue 23: the gateway's added p50 at concurrency 1 within +1.0 ms of the pass-through's plus "
+        "one store round trip; the cached row needs no round trip; a virtual route within 0.3 ms of the plain "
+        "route). `$/M calls` estimates what a million calls cost on AWS at list prices (us-east-1): the front "
+        "door's requests (HTTP API $1.00, REST API $3.50 per million), Lambda's requests ($0.20 per million) and its "
+        "duration at 1 GB arm64, taking the gateway's added p50 plus 1 ms of upstream time as the billed time.\n\n"
         + markdown_table(
             [
                 "concurrency",
@@ -1066,11 +1063,14 @@ def measure_proxy(stack: Stack, requests: int, seconds: float, concurrencies: Se
                 "gateway CPU ms/req",
                 "DynamoDB reads/call",
                 "vs direct",
+                "target (added p50)",
+                "verdict",
                 "$/M calls",
             ],
             rows,
         )
     )
+    return text, figures
 
 
 # --- docs ---------------------------------------------------------------------------------------------------
@@ -1106,6 +1106,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000, help="proxy benchmark: requests per row (max)")
     parser.add_argument("--seconds", type=float, default=10.0, help="proxy benchmark: seconds per row (max)")
     parser.add_argument("--concurrency", type=int, action="append", help="proxy client concurrency (default 1, 8)")
+    parser.add_argument("--handler-calls", type=int, default=300, help="handler CPU: invocations per round")
+    parser.add_argument("--rounds", type=int, default=5, help="handler CPU: rounds, plain and instrumented each")
     parser.add_argument("--verify-count", type=int, default=2000, help="token verifications per algorithm")
     parser.add_argument("--kms-count", type=int, default=50, help="KMS Sign calls per key spec")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the tables in docs/performance.md")
@@ -1120,8 +1122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = args.only or list(PARTS)
     template = load_template(TEMPLATE_PATH)
     sections: dict[str, str] = {}
+    findings: dict[str, Any] = {}  # each part's figures, for the summary
     problems: list[str] = []
     started = time.monotonic()
+    started_at = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    loads = [os.getloadavg()[0]]
     say("==> starting the local stack (moto provisioned from template.yaml, demo upstream)")
     with local_stack(template) as stack, tempfile.TemporaryDirectory(prefix="mcp-gateway-bench-events-") as tmp:
         prepared: list[Prepared] = []
@@ -1130,6 +1135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "coldstart" in parts:
             say(f"==> cold start: {args.runs} runs per function in fresh interpreters")
             report = measure_cold_starts(prepared, stack, args.runs)
+            findings["coldstart"] = report
             problems.extend(report.problems)
             sections["coldstart"] = report.table()
             proxy_event = next((item.event_path for item in prepared if item.case.name == "proxy"), None)
@@ -1149,29 +1155,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("Import breakdown (`-X importtime`)\n\n" + sections["imports"] + "\n")
         if "rss" in parts:
             say(f"==> peak RSS after {args.rss_iterations} warm invocations")
-            sections["rss"] = measure_rss(prepared, stack, args.rss_iterations)
+            loads.append(os.getloadavg()[0])
+            findings["rss"] = {}
+            sections["rss"] = measure_rss(prepared, stack, args.rss_iterations, findings["rss"])
             say("\n" + sections["rss"] + "\n")
         if "tokens" in parts:
+            loads.append(os.getloadavg()[0])
             say("==> token signing: RS256 vs ES256")
             sections["tokens"] = measure_tokens(stack, args.verify_count, args.kms_count)
             say("\n" + sections["tokens"] + "\n")
+        if "handler" in parts:
+            loads.append(os.getloadavg()[0])
+            say("==> the proxy handler's CPU per warm tools/call, invoked as Lambda invokes it (no HTTP server)")
+            text, findings["handler"] = measure_handler(stack, Path(tmp), args.handler_calls, args.rounds)
+            sections["handler"] = f"{machine_line()} " + text
+            say("\n" + sections["handler"] + "\n")
         if "proxy" in parts:
+            loads.append(os.getloadavg()[0])
             concurrencies = args.concurrency or [1, 8]
             say("==> proxy latency and throughput: direct vs through the dev server")
-            sections["proxy"] = measure_proxy(stack, args.requests, args.seconds, concurrencies)
+            sections["proxy"], findings["proxy"] = measure_proxy(stack, args.requests, args.seconds, concurrencies)
             say("\n" + sections["proxy"] + "\n")
         if "virtual" in parts:
+            loads.append(os.getloadavg()[0])
             from infra.bench_support.virtual import measure_virtual
 
             say("==> virtual routes: merged tools/list over three upstreams, tools/call against a plain route")
             sections["virtual"] = f"{machine_line()} " + measure_virtual(template, stack.env, REPO_ROOT, 30, 300)
             say("\n" + sections["virtual"] + "\n")
         if "dpop" in parts:
+            loads.append(os.getloadavg()[0])
             from infra.bench_support.dpop_cpu import measure_dpop
 
             say("==> DPoP: gateway CPU per warm tools/call with a proof, beside Bearer")
             sections["dpop"] = f"{machine_line()} " + measure_dpop(REPO_ROOT, 1000)
             say("\n" + sections["dpop"] + "\n")
+    loads.append(os.getloadavg()[0])
+    ended_at = time.strftime("%H:%M", time.gmtime())
+    sections["summary"] = summary.summary(findings, started_at, ended_at, loads, os.cpu_count())
+    say("\nSummary\n\n" + sections["summary"] + "\n")
+    if parts != list(PARTS):
+        del sections["summary"]  # a summary of some parts only would sit beside tables of another run
     for problem in problems:
         say(f"warning: {problem}")
     if args.write_docs:

@@ -349,6 +349,12 @@ class DevServer:
             log.error("%s returned an invalid response: %s", name, problem)
             return internal_error()
 
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every function is idle, the work its requests left for after the answer included (the audit
+        event of a tool call is written after its answer, as on Lambda): a test reads what a call recorded only
+        after this. False on timeout."""
+        return all(function.wait_idle(timeout) for function in self.functions.values())
+
     def stop(self) -> None:
         """Stop serving, then the containers. Idempotent."""
         if self._thread is not None:

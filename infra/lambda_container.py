@@ -208,6 +208,25 @@ class ContainerProcess:
             raise HandlerError(f"{self.spec.logical_id}: {reply['error']['type']}: {reply['error']['message']}")
         return reply["result"]
 
+    def await_settled(self, timeout: float) -> int:
+        """Wait for the container's ``{"settled": ...}`` frame after an answer: the work the request left for after
+        the answer is done and the container is free (Lambda's invocation, extensions included, is over). Returns how
+        many pieces of work ran; a container that does not settle within ``timeout`` is killed, as Lambda resets an
+        execution environment whose extensions outlive the function's timeout."""
+        if self._socket.fileno() < 0:
+            return 0  # stopped: nothing to wait for
+        try:
+            self._socket.settimeout(timeout)
+            frame = receive_frame(self._socket)
+        except (OSError, ValueError) as error:
+            log.warning("%s: the container did not settle after its answer (%s)", self.spec.logical_id, error)
+            frame = None
+        if frame is None or "settled" not in frame:
+            self.stop(kill=True)
+            return 0
+        settled: int = frame["settled"]
+        return settled
+
     def stop(self, *, kill: bool = False) -> None:
         """Idempotent. The container exits when its socket closes; one still busy is killed after a grace period
         (at once with ``kill``)."""
@@ -262,36 +281,53 @@ def _init(arguments: argparse.Namespace) -> tuple[Handler | None, dict[str, Any]
         return None, _error(error)["error"]
 
 
+def _take_after_answer(handler: Handler | None) -> Any:
+    """The handler's queue of work for after the answer (gateway.after_answer), now run by this container after each
+    answer as Lambda's extension runs it (None for a handler without one)."""
+    after_answer = getattr(handler, "after_answer", None)
+    if after_answer is not None:
+        after_answer.deferring = True
+    return after_answer
+
+
 def serve_invocations(sock: socket.socket, arguments: argparse.Namespace) -> None:
+    """One invocation at a time: its answer frame, then the work the request left for after the answer (run while
+    the dev server relays the answer, as Lambda returns the response while an extension still runs), then a
+    ``{"settled": ...}`` frame: the container is free again."""
     handler, failure = _init(arguments)
     send_frame(sock, {"init": failure})
-    while True:
-        job = receive_frame(sock)
-        if job is None:
-            return
+    while (job := receive_frame(sock)) is not None:
         if handler is None:
-            handler, failure = _init(arguments)
+            handler, failure = _init(arguments)  # a failed init phase is tried again on the next invocation
+        after_answer = _take_after_answer(handler)
+        try:
             if handler is None:
                 send_frame(sock, {"error": failure})
-                continue
-        context = LambdaContext(
-            arguments.function_name,
-            memory_size=arguments.memory,
-            request_id=job["request_id"],
-            log_stream_name=arguments.log_stream,
-            timeout=float(job["timeout"]),
-        )
-        try:
-            result = handler(job["event"], context)
-        except BaseException as error:  # a Lambda runtime reports any failure, and the container lives on
-            log.error("%s raised\n%s", arguments.function_name, traceback.format_exc().rstrip())
-            send_frame(sock, _error(error))
-            continue
-        try:
-            send_frame(sock, {"result": result})
-        except (TypeError, ValueError) as error:
-            log.error("%s returned a result that is not JSON: %s", arguments.function_name, error)
-            send_frame(sock, {"error": {"type": "Runtime.MarshalError", "message": str(error)}})
+            else:
+                _answer(sock, arguments, job, handler)
+        finally:
+            send_frame(sock, {"settled": after_answer.run() if after_answer is not None else 0})
+
+
+def _answer(sock: socket.socket, arguments: argparse.Namespace, job: dict[str, Any], handler: Handler) -> None:
+    context = LambdaContext(
+        arguments.function_name,
+        memory_size=arguments.memory,
+        request_id=job["request_id"],
+        log_stream_name=arguments.log_stream,
+        timeout=float(job["timeout"]),
+    )
+    try:
+        result = handler(job["event"], context)
+    except BaseException as error:  # a Lambda runtime reports any failure, and the container lives on
+        log.error("%s raised\n%s", arguments.function_name, traceback.format_exc().rstrip())
+        send_frame(sock, _error(error))
+        return
+    try:
+        send_frame(sock, {"result": result})
+    except (TypeError, ValueError) as error:
+        log.error("%s returned a result that is not JSON: %s", arguments.function_name, error)
+        send_frame(sock, {"error": {"type": "Runtime.MarshalError", "message": str(error)}})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -76,6 +76,7 @@ class LambdaFunction:
         """Starts a container process from a fork server (:mod:`infra.lambda_zygote`) instead of a new interpreter."""
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
         self._modules: list[ModuleType] = []
         self._containers: list[threading.Thread] = []
         self._processes: set[ContainerProcess] = set()
@@ -171,6 +172,13 @@ class LambdaFunction:
     def _job_done(self) -> None:
         with self._lock:
             self._idle += 1
+            self._settled.notify_all()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no invocation of this function is queued or running, the work its requests left for after the
+        answer included (tests that read what a request recorded after its answer); False on timeout."""
+        with self._lock:
+            return self._settled.wait_for(lambda: self._pending == 0 and self._idle == len(self._containers), timeout)
 
     # --- a container in a process of its own ------------------------------------------------------------------
 
@@ -189,6 +197,10 @@ class LambdaFunction:
                         job.future.set_result(container.invoke(job.event, request_id=request_id, timeout=job.timeout))
                     except BaseException as error:
                         job.future.set_exception(error)
+                    if container is not None and container.running:
+                        # The answer is on its way; the container stays busy until the work the request left for
+                        # after the answer is done, as a Lambda execution environment does while an extension runs.
+                        container.await_settled(job.timeout)
                 finally:
                     self._job_done()
         finally:

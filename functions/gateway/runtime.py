@@ -29,6 +29,7 @@ from gateway.settings import Settings
 from gateway.state_runtime import StateRuntime
 
 if TYPE_CHECKING:
+    from gateway.after_answer import AfterAnswer
     from gateway.api_keys.verifier import ApiKeyVerifier
     from gateway.aws.kms_keys import KmsPublicKeys
     from gateway.config import OidcProvider
@@ -99,6 +100,13 @@ class Runtime(StateRuntime):
         environ = os.environ if environ is None else environ
         settings = Settings.from_environ(environ)
         return cls(settings, load_config(settings.config), region=environ.get("AWS_REGION"))
+
+    @cached_property
+    def after_answer(self) -> AfterAnswer:
+        """This container's work for after the answer (run inline until a runner takes it: gateway.entry)."""
+        from gateway.after_answer import AfterAnswer
+
+        return AfterAnswer()
 
     @property
     def streams_responses(self) -> bool:

@@ -48,6 +48,10 @@ class Settings:
     """Write each request's CloudWatch EMF metrics to standard output (``make dev`` turns them off)."""
     audit_tool_calls: bool = True
     """Record every ``tools/call`` in the audit trail (one DynamoDB write after the upstream answered)."""
+    defer_after_answer: bool = True
+    """Work the client does not wait for (the ``tool.called`` audit event) runs after the answer has left, where the
+    deployment allows it: on Lambda's buffered deployment an internal extension keeps the invocation open for it
+    (:mod:`gateway.after_answer`). False: before the answer, as the streaming deployment always does."""
     signing_key_id: str = "alias/mcp-gateway-signing"
     verify_key_ids: str = ""
     """Comma-separated extra KMS keys whose public keys stay in the JWKS and the verifier during a rotation."""
@@ -82,6 +86,10 @@ class Settings:
     rate_limit_token_per_client: int = 60
     rate_limit_authorize_per_ip: int = 60
     rate_limit_sign_in_per_ip: int = 30
+    dynamodb_client: str = "direct"
+    """``direct`` (the default): the stores' per-request DynamoDB calls are SigV4-signed requests on a kept connection
+    (:mod:`gateway.aws.dynamodb_direct`, a fifth of botocore's CPU per call); ``botocore``: every call through the
+    AWS SDK (for comparison, or where a proxy must be used)."""
     rate_limit_proxy_per_caller: int = 0
     """MCP requests per minute and API key or user; 0 (the default) = none. An opt-in: each counted request is a
     DynamoDB write on the proxy's hot path, which otherwise makes one read per call."""
@@ -110,6 +118,8 @@ class Settings:
             raise SettingsError(f"GATEWAY_LOG_FORMAT must be json or text, not {self.log_format!r}")
         if not 1 <= self.audit_retention_days <= 3650:
             raise SettingsError("GATEWAY_AUDIT_RETENTION_DAYS must be between 1 and 3650")
+        if self.dynamodb_client not in ("direct", "botocore"):
+            raise SettingsError(f"GATEWAY_DYNAMODB_CLIENT must be direct or botocore, not {self.dynamodb_client!r}")
         if not 0 <= self.upstream_token_cache_seconds <= 300:
             raise SettingsError("GATEWAY_UPSTREAM_TOKEN_CACHE_SECONDS must be between 0 and 300")
         if not HEADER_NAME.match(self.api_key_header) or self.api_key_header.lower() in RESERVED_HEADERS:

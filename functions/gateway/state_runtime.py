@@ -115,8 +115,15 @@ class StateRuntime:
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
+        """botocore's client, whose per-request operations are served directly (:mod:`gateway.aws.dynamodb_direct`)
+        unless ``GATEWAY_DYNAMODB_CLIENT`` says ``botocore`` or tracing is on (X-Ray records the AWS SDK's calls)."""
         client: DynamoDBClient = self._client("dynamodb")
-        return client
+        if self.settings.dynamodb_client == "botocore" or self.settings.tracing:
+            return client
+        from gateway.aws.dynamodb_direct import direct_client
+
+        direct: DynamoDBClient = direct_client(client, self._botocore_session)
+        return direct
 
     @cached_property
     def secretsmanager(self) -> Any:

@@ -1,7 +1,7 @@
 """The load client of the proxy benchmark, run as its own process by :mod:`infra.bench` (so it does not share a GIL
 with the servers it measures): ``tools/call`` requests from N threads, each with its own pooled ``httpx.Client``.
 
-    python load.py URL CONCURRENCY MAX_REQUESTS MAX_SECONDS [BEARER_TOKEN]
+    python load.py URL CONCURRENCY MAX_REQUESTS MAX_SECONDS [BEARER_TOKEN [TOOL]]
 
 Every response must be HTTP 200 with a JSON-RPC ``result``; anything else counts as an error. Prints one JSON line:
 count, errors, elapsed seconds, throughput (requests/s) and latency percentiles (ms).
@@ -18,9 +18,10 @@ import httpx
 
 WARMUP_REQUESTS_PER_THREAD = 20
 
-BODY = json.dumps(
-    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "bench"}}}
-).encode()
+
+def body(tool: str) -> bytes:
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {"text": "x"}}}
+    return json.dumps(message).encode()
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -34,6 +35,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 def main(argv: list[str]) -> int:
     url, concurrency, max_requests, max_seconds = argv[0], int(argv[1]), int(argv[2]), float(argv[3])
     token = argv[4] if len(argv) > 4 and argv[4] else None
+    content = body(argv[5] if len(argv) > 5 else "echo")
     headers = {
         "content-type": "application/json",
         "accept": "application/json, text/event-stream",
@@ -51,7 +53,7 @@ def main(argv: list[str]) -> int:
     def one(client: httpx.Client) -> tuple[float, str | None]:
         started = time.perf_counter()
         try:
-            response = client.post(url, content=BODY, headers=headers)
+            response = client.post(url, content=content, headers=headers)
             elapsed = time.perf_counter() - started
         except httpx.HTTPError as error:
             return time.perf_counter() - started, type(error).__name__

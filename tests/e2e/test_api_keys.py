@@ -80,7 +80,9 @@ def test_a_key_made_by_the_admin_cli_lists_and_calls_tools_through_the_sdk_until
         assert "echo" in tools
         assert any("from CI" in text for text in echoed)
 
-    # And the audit trail shows the calls as alice's, with the key as the client, and never the key itself
+    # And the audit trail shows the calls as alice's, with the key as the client, and never the key itself (written
+    # after each answer, as on Lambda: read once the containers have settled)
+    assert dev_server.settle()
     events = admin(capsys, gateway_env, "audit", "--workspace", "demo", "--client", key_id, "--since", "1h")
     kinds = [event["kind"] for event in events]
     assert kinds.count("tool.called") == 2 and "key.created" in kinds

@@ -65,7 +65,9 @@ def test_the_sdk_gets_a_client_credentials_token_and_calls_tools_without_a_brows
     assert "echo" in tools and any("from a service" in text for text in echoed)
     assert storage.tokens is not None and storage.tokens.refresh_token is None
 
-    # And the audit trail shows the issuance and the call as the service identity
+    # And the audit trail shows the issuance and the call as the service identity (the call's event is written after
+    # its answer, as on Lambda: read once the containers have settled)
+    assert dev_server.settle()
     status = main(["admin", "--json", "audit", "--workspace", "demo", "--client", CLIENT_ID, "--since", "1h"],
                   environ=gateway_env)  # fmt: skip
     events: list[dict[str, Any]] = json.loads(capsys.readouterr().out)

@@ -65,3 +65,34 @@ def test_the_dpop_part_measures_both_tokens_and_no_kms_call() -> None:
     assert re.search(r"\| Bearer \| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
     assert re.search(r"\| DPoP .*\| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
     assert "Added by DPoP:" in output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_handler_cpu_part_prints_its_breakdown_and_the_summary_its_rows() -> None:
+    # A few invocations only: this checks that the part runs and reports, not what it measures
+    completed = subprocess.run(
+        [sys.executable, "-m", "infra.bench", "--only", "handler", "--handler-calls", "10", "--rounds", "1"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    output = completed.stdout
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in output.splitlines()
+        if line.startswith("| ") and not line.startswith(("| variant", "| what"))
+    }
+    for variant in ("plain route, default settings", "verified token and grant cache hit", "virtual route"):
+        row = next((cells for label, cells in rows.items() if variant in label), None)
+        assert row is not None, f"no handler-CPU row for {variant}:\n{output[-3000:]}"
+        assert re.fullmatch(r"\*\*\d+\.\d{3}\*\*", row[0]), f"{variant}: no CPU figure ({row[0]!r})"
+        assert row[-1].startswith(("met", "missed")), f"{variant}: no verdict ({row[-1]!r})"
+    # the warm hot path's calls, counted by the store: the default reads the grant once, the cache hit not at all
+    default = next(cells for label, cells in rows.items() if "default settings (grant" in label)
+    cached = next(cells for label, cells in rows.items() if "cache hit" in label)
+    reads, kms = 10, 12  # columns after the CPU figure and the nine stages/after-answer cells
+    assert (default[reads], default[kms], cached[reads], cached[kms]) == ("1.00", "0.00", "0.00", "0.00")
+    assert "proxy handler CPU per warm `tools/call`, default settings" in output  # the summary's row

@@ -81,6 +81,30 @@ def big(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"statusCode": 200, "body": "x" * (7 * 1024 * 1024)}
 
 
+class _Recording:
+    """A handler that leaves work for after its answer, as the gateway's entry point does (gateway.after_answer):
+    the work waits on the FIFO the request names (until the test writes to it), then writes the request's marker."""
+
+    def __init__(self) -> None:
+        from gateway.after_answer import AfterAnswer
+
+        self.after_answer = AfterAnswer()
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        directory = Path(event["queryStringParameters"]["dir"])
+
+        def record() -> None:
+            with (directory / "release").open("rb") as fifo:  # blocks until the test opens it for writing
+                fifo.read()
+            (directory / "recorded").write_text(context.aws_request_id)
+
+        self.after_answer.defer(record)
+        return {"statusCode": 200, "body": "answered"}
+
+
+recording = _Recording()
+
+
 # --- fixtures -------------------------------------------------------------------------------------------------
 
 
@@ -116,6 +140,7 @@ TEMPLATE: dict[str, Any] = {
         "PlainFunction": function(f"{MODULE}.plain", "GET /plain/{kind}"),
         "BigFunction": function(f"{MODULE}.big", "GET /big"),
         "WhoamiFunction": function(f"{MODULE}.whoami", "GET /whoami", timeout=1),
+        "RecordingFunction": function(f"{MODULE}.recording", "GET /recording", timeout=10),
     }
 }
 
@@ -483,6 +508,27 @@ def test_each_container_is_a_process_of_its_own_and_a_timed_out_one_is_replaced(
     assert replaced["pid"] != first["pid"]
     with pytest.raises(ProcessLookupError):
         os.kill(first["pid"], 0)
+
+
+def test_a_container_runs_the_work_left_for_after_the_answer_once_the_answer_has_left(
+    server: DevServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    # Given a function whose request leaves work for after its answer (the proxy's audit event), which here waits
+    # until the test lets it go
+    os.mkfifo(tmp_path / "release")
+
+    # When the client calls it
+    answer = client.get("/recording", params={"dir": str(tmp_path)})
+
+    # Then the answer arrives while the work has not run (it could not have: it is waiting on the FIFO)
+    assert answer.status_code == 200 and answer.text == "answered"
+    assert not (tmp_path / "recorded").exists()
+
+    # And once the work may go on, the container runs it, and the dev server counts the container busy until then
+    with (tmp_path / "release").open("wb") as fifo:
+        fifo.write(b"go")
+    assert server.settle(timeout=10)
+    assert (tmp_path / "recorded").read_text()
 
 
 def test_without_its_fork_server_the_dev_server_starts_containers_as_new_interpreters() -> None:

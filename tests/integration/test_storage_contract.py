@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from gateway.aws.dynamodb_direct import DirectDynamoDB, direct_client
 from gateway.aws.dynamodb_store import (
     DynamoApiKeyStore,
     DynamoAuditLog,
@@ -58,25 +59,35 @@ NOW = 1_800_000_000
 
 
 @pytest.fixture(scope="module")
-def dynamodb() -> Iterator[tuple[Any, dict[str, str]]]:
+def dynamodb() -> Iterator[tuple[Any, dict[str, str], Any]]:
     with start_local_aws() as aws:
         refs = provision(aws.endpoint_url, load_template())
         env = local_environment(aws.endpoint_url)
-        client = boto3.session.Session().client(
-            "dynamodb",
-            endpoint_url=aws.endpoint_url,
+        session = boto3.session.Session(
             region_name=env["AWS_REGION"],
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         )
-        yield client, refs
+        client = session.client("dynamodb", endpoint_url=aws.endpoint_url)
+        yield client, refs, session._session  # the botocore session under boto3's (credentials, CA bundle)
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+def _dynamodb(request: pytest.FixtureRequest) -> tuple[Any, dict[str, str]]:
+    """The low-level client of a DynamoDB-backed parameter: botocore's, or the direct one the functions use
+    (gateway.aws.dynamodb_direct: its per-request operations signed and sent without botocore), same tables."""
+    client, refs, session = request.getfixturevalue("dynamodb")
+    if request.param == "dynamodb-direct":
+        direct = direct_client(client, session)
+        assert isinstance(direct, DirectDynamoDB)
+        return direct, refs
+    return client, refs
+
+
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
 def stores(request: pytest.FixtureRequest) -> tuple[ClientStore, GrantStore, UpstreamTokenStore]:
     if request.param == "memory":
         return MemoryClientStore(), MemoryGrantStore(), MemoryUpstreamTokenStore()
-    client, refs = request.getfixturevalue("dynamodb")
+    client, refs = _dynamodb(request)
     return (
         DynamoClientStore(client, refs["ClientsTable"]),
         DynamoGrantStore(client, refs["GrantsTable"]),
@@ -300,11 +311,11 @@ def test_the_routes_where_a_subject_has_credentials_are_found_per_workspace(
 # --- audit trail ----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
 def audit_log(request: pytest.FixtureRequest) -> AuditLog:
     if request.param == "memory":
         return MemoryAuditLog()
-    client, refs = request.getfixturevalue("dynamodb")
+    client, refs = _dynamodb(request)
     return DynamoAuditLog(client, refs["AuditTable"])
 
 
@@ -374,35 +385,36 @@ def test_audit_events_are_filtered_by_route_user_and_client(audit_log: AuditLog)
 
 def test_grants_of_a_client_are_found_in_any_status(stores: tuple[ClientStore, GrantStore, UpstreamTokenStore]) -> None:
     _, grants, _ = stores
-    wanted = "client-of-grants-" + str(id(grants))
+    tag = uuid.uuid4().hex  # the DynamoDB parameters share one table; id() of a freed store comes back
+    wanted = "client-of-grants-" + tag
     for n, client in enumerate([wanted, wanted, "someone-else"]):
-        grant = _grant(f"grant-cg-{n}-{id(grants)}", client_id=client)
-        code = _code(f"code-cg-{n}-{id(grants)}", grant.grant_id, client_id=client)
+        grant = _grant(f"grant-cg-{n}-{tag}", client_id=client)
+        code = _code(f"code-cg-{n}-{tag}", grant.grant_id, client_id=client)
         grants.put_code(code)
         grants.redeem_code(code.code_hash, grant, None, NOW)
-    grants.revoke_grant(f"grant-cg-1-{id(grants)}", NOW, "test")
+    grants.revoke_grant(f"grant-cg-1-{tag}", NOW, "test")
 
     found = sorted((grant.grant_id, grant.status) for grant in grants.grants_of_client(wanted))
 
-    assert found == [(f"grant-cg-0-{id(grants)}", "active"), (f"grant-cg-1-{id(grants)}", "revoked")]
+    assert found == [(f"grant-cg-0-{tag}", "active"), (f"grant-cg-1-{tag}", "revoked")]
 
 
 # --- API keys and rate limits ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
 def api_keys(request: pytest.FixtureRequest) -> ApiKeyStore:
     if request.param == "memory":
         return MemoryApiKeyStore()
-    client, refs = request.getfixturevalue("dynamodb")
+    client, refs = _dynamodb(request)
     return DynamoApiKeyStore(client, refs["GrantsTable"])
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
 def rate_limiter(request: pytest.FixtureRequest) -> RateLimiter:
     if request.param == "memory":
         return MemoryRateLimiter()
-    client, refs = request.getfixturevalue("dynamodb")
+    client, refs = _dynamodb(request)
     return DynamoRateLimiter(client, refs["RateLimitsTable"])
 
 
@@ -467,11 +479,11 @@ def test_a_rate_limit_bucket_admits_exactly_its_limit_under_concurrency(rate_lim
     assert rate_limiter.take(bucket + "-next-window", 5, NOW + 120) is True
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
 def single_use(request: pytest.FixtureRequest) -> SingleUseStore:
     if request.param == "memory":
         return MemorySingleUseStore()
-    client, refs = request.getfixturevalue("dynamodb")
+    client, refs = _dynamodb(request)
     return DynamoSingleUseStore(client, refs["GrantsTable"])
 
 

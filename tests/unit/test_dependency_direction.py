@@ -24,7 +24,19 @@ FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 # Top to bottom. Each entry is a layer: the module-name prefixes it holds (a prefix names a module and everything in
 # it). Keep in step with the picture in docs/architecture.md.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("entry points", ("metadata", "register", "authorize", "oauth_token", "proxy", "gateway.entry", "gateway.admin")),
+    (
+        "entry points",
+        (
+            "metadata",
+            "register",
+            "authorize",
+            "oauth_token",
+            "proxy",
+            "gateway.entry",
+            "gateway.lambda_extension",
+            "gateway.admin",
+        ),
+    ),
     ("composition root", ("gateway.runtime", "gateway.state_runtime")),
     ("HTTP layer", ("gateway.web", "gateway.observability")),
     ("operator service", ("gateway.operations",)),
@@ -42,6 +54,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "primitives",
         (
             "gateway.settings",
+            "gateway.after_answer",
             "gateway.principals",
             "gateway.display_text",
             "gateway.crypto",

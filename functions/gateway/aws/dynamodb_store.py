@@ -44,6 +44,16 @@ def _tuple_fields(cls: type[Any]) -> frozenset[str]:
     return frozenset(name for name, hint in hints.items() if typing.get_origin(hint) is tuple)
 
 
+@cache
+def _record_fields(cls: type[Any]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """A record's field names, and those that must be present (no default): once per class, not per read."""
+    fields = dataclasses.fields(cls)
+    required = tuple(
+        f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    return frozenset(f.name for f in fields), required
+
+
 # A small attribute-value codec for the types our records use (boto3.dynamodb.types would import all of boto3 at
 # cold start for the same job).
 
@@ -71,6 +81,8 @@ def deserialize(attribute: Mapping[str, Any]) -> Any:
     if kind == "S":
         return value
     if kind == "N":
+        if value.isascii() and value.isdigit():  # the common case (times, counters): no Decimal needed
+            return int(value)
         number = Decimal(value)
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == "BOOL":
@@ -100,12 +112,12 @@ def from_item(cls: type[R], item: Mapping[str, Any], renames: Mapping[str, str] 
     for stored, field_name in (renames or {}).items():
         if stored in data:
             data[field_name] = data.pop(stored)
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names, required = _record_fields(cls)  # type: ignore[arg-type]
     tuples = _tuple_fields(cls)  # type: ignore[arg-type]
-    values = {k: (tuple(v) if k in tuples else v) for k, v in data.items() if k in {f.name for f in fields}}
-    for f in fields:  # None values are not stored: absent required fields were None
-        if f.name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            values[f.name] = None
+    values = {k: (tuple(v) if k in tuples else v) for k, v in data.items() if k in names}
+    for name in required:  # None values are not stored: absent required fields were None
+        if name not in values:
+            values[name] = None
     return cls(**values)
 
 

@@ -39,6 +39,7 @@ from gateway.web.common.services import LearnBaseUrl
 from gateway.web.proxy.caller import Caller, CallerServices, authenticate, tool_refusal
 
 if TYPE_CHECKING:
+    from gateway.after_answer import AfterAnswer
     from gateway.audit import AuditTrail
     from gateway.proxy.deferred import LaterSessions
     from gateway.proxy.request_state import RequestStateCodec
@@ -68,6 +69,9 @@ class ProxyServices(CallerServices, Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
+
+    @property
+    def after_answer(self) -> AfterAnswer: ...
 
     @property
     def streams_responses(self) -> bool: ...
@@ -168,11 +172,16 @@ def _record_tool_calls(
     outcomes: dict[RequestId, str],
     started: float,
 ) -> None:
-    """One ``tool.called`` event per ``tools/call`` of the payload (each call of a batch), with how it ended."""
+    """One ``tool.called`` event per ``tools/call`` of the payload (each call of a batch), with how it ended, written
+    after the answer has left where the deployment allows (:mod:`gateway.after_answer`)."""
     duration = time.perf_counter() - started
-    for call in payload.tool_calls:
-        ended = request_outcome(status, outcomes, call.request_id)
-        _record_tool_call(runtime, route, claims, call.audited_name, ended, duration)
+    ended = [(call.audited_name, request_outcome(status, outcomes, call.request_id)) for call in payload.tool_calls]
+
+    def record() -> None:
+        for tool, outcome in ended:
+            _record_tool_call(runtime, route, claims, tool, outcome, duration)
+
+    runtime.after_answer.defer(record)
 
 
 def _record_tool_call(
