@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
+from gateway.aws.dynamodb_audit import DynamoAuditLog
 from gateway.aws.dynamodb_store import (
     DynamoApiKeyStore,
-    DynamoAuditLog,
     DynamoClientStore,
     DynamoGrantStore,
     DynamoRateLimiter,

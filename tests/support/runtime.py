@@ -26,6 +26,7 @@ from infra.memory.stores import (
     MemoryGrantStore,
     MemoryRateLimiter,
     MemoryUpstreamTokenStore,
+    MemoryUsageLog,
 )
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "gateway.yaml"
@@ -52,6 +53,7 @@ def memory_runtime(
         grants=MemoryGrantStore(),
         upstream_tokens=MemoryUpstreamTokenStore(),
         audit_log=MemoryAuditLog(),
+        usage_log=MemoryUsageLog(),
         api_keys=MemoryApiKeyStore(),
         rate_limiter=MemoryRateLimiter(),
         shared_secret=b"unit-test-shared-secret-0123456789abcdef",

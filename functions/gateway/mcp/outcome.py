@@ -1,21 +1,27 @@
 """How an exchange ended, as the audit trail and the metrics record it: ``ok``, ``error`` (a JSON-RPC error, or a
-tool's result with ``isError``) or ``http_<status>`` when no JSON-RPC answer came with a 200."""
+tool's result with ``isError``), ``auth_required`` (the user must connect or reconnect an upstream account: the
+URL elicitation error) or ``http_<status>`` when no JSON-RPC answer came with a 200."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from gateway.mcp.codes import URL_ELICITATION_REQUIRED
 from gateway.mcp.jsonrpc import RequestId, is_response
 
 OK = "ok"
 ERROR = "error"
+AUTH_REQUIRED = "auth_required"
 
 
 def message_outcome(message: Any) -> str | None:
-    """``ok`` or ``error`` for a JSON-RPC response; None for any other message."""
+    """``ok``, ``error`` or ``auth_required`` for a JSON-RPC response; None for any other message."""
     if not is_response(message):
         return None
+    error = message.get("error")
+    if isinstance(error, dict) and error.get("code") == URL_ELICITATION_REQUIRED:
+        return AUTH_REQUIRED
     result = message.get("result")
     failed = "error" in message or (isinstance(result, dict) and result.get("isError") is True)
     return ERROR if failed else OK
