@@ -123,7 +123,7 @@ def _client(service: str, endpoint_url: str) -> Any:
     )
 
 
-def _add_missing_indexes(dynamodb: Any, name: str, props: dict[str, Any], description: dict[str, Any]) -> None:
+def _add_missing_indexes(dynamodb: Any, name: str, props: Mapping[str, Any], description: Mapping[str, Any]) -> None:
     """A table kept from an earlier run of the local stack (``.dev/``) gets the indexes the template added since."""
     existing = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
     for index in props.get("GlobalSecondaryIndexes", []):

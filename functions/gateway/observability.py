@@ -10,7 +10,12 @@ scans a whole flow's logs for every secret it used).
 (CloudWatch turns it into metrics): ``Requests``, ``Errors`` by origin (``client`` for 4xx, ``upstream`` for the
 proxy's 502/504, ``gateway`` for other 5xx), ``Latency`` and, on the proxy, ``UpstreamLatency`` and
 ``GatewayLatency`` (the request's time less the upstream's), per route and per MCP method; handlers add their own
-counts through :func:`observation` (tokens issued and refreshed).
+counts through :func:`observation` (tokens issued and refreshed). A ``tools/call`` is also counted per tool (the
+dimension set ``service, route, tool``), with a bounded dimension: a tool gets its own value only once the
+upstream answered a call of it (so it exists there), at most :data:`MAX_TOOLS_PER_ROUTE` per route and container;
+any other name is counted as :data:`OTHER_TOOL`, so a client cannot mint metrics by calling made-up names.
+Failures whose origin is authorization (401/403, or a call that needs the user to connect an upstream account)
+are also counted as ``ErrorsAuth``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from gateway import safe_json
 NAMESPACE = "McpGateway"
 STATE_KEY = "observation"
 UPSTREAM_STATUSES = (502, 504)  # the proxy's answers for an upstream that failed or timed out
+AUTH_STATUSES = (401, 403)
+MAX_TOOLS_PER_ROUTE = 50
+OTHER_TOOL = "(other)"
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Observation:
     method: str | None = None  # the MCP method (proxy) or grant type (token)
     upstream_ms: float | None = None
     tool: str | None = None
+    tool_outcome: str | None = None  # gateway.mcp.outcome: how the tools/call ended
     counts: dict[str, float] = field(default_factory=dict)
 
     def count(self, name: str, value: float = 1) -> None:
@@ -144,6 +153,8 @@ class ObserveRequests:
         self.sink = sink
         self.clock = clock
         self.cold = True  # the container's first request counts a cold start
+        self.known_tools: dict[str, set[str]] = {}
+        """Per route, the tools the upstream answered a call of: the values the tool dimension may take."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,6 +199,10 @@ class ObserveRequests:
         if status >= 400:
             origin = "client" if status < 500 else "upstream" if status in UPSTREAM_STATUSES else "gateway"
             emf.add_metric(f"Errors{origin.capitalize()}", MetricUnit.Count, 1)
+        if status in AUTH_STATUSES or seen.tool_outcome == "auth_required":
+            emf.add_metric("ErrorsAuth", MetricUnit.Count, 1)
+        elif seen.tool_outcome is not None and seen.tool_outcome != "ok" and status < 400:
+            emf.add_metric("ErrorsUpstream", MetricUnit.Count, 1)  # the tool's own failure, answered with a 200
         if seen.upstream_ms is not None:
             emf.add_metric("UpstreamLatency", MetricUnit.Milliseconds, round(seen.upstream_ms, 3))
             emf.add_metric("GatewayLatency", MetricUnit.Milliseconds, round(max(elapsed_ms - seen.upstream_ms, 0), 3))
@@ -202,6 +217,24 @@ class ObserveRequests:
             emf.add_metric("ColdStart", MetricUnit.Count, 1)
             self.cold = False
         document: dict[str, Any] = dict(emf.serialize_metric_set())
-        # Two dimension sets (valid EMF): per route for the dashboard, per function for the alarms.
-        document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = [["service"], ["route", "service"]]
+        # Dimension sets (valid EMF): per route for the dashboard, per function for the alarms, per tool for a call.
+        dimensions = [["service"], ["route", "service"]]
+        tool = self._tool_dimension(seen)
+        if tool is not None:
+            document["tool"] = tool
+            dimensions.append(["route", "service", "tool"])
+        document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = dimensions
         return document
+
+    def _tool_dimension(self, seen: Observation) -> str | None:
+        """The tool's value of the ``tool`` dimension (None: not a single ``tools/call``)."""
+        if seen.tool is None or seen.route is None or seen.tool_outcome is None:
+            return None
+        known = self.known_tools.setdefault(seen.route, set())
+        if seen.tool in known:
+            return seen.tool
+        answered = seen.tool_outcome == "ok"  # the upstream has the tool: its name is not the client's invention
+        if answered and len(known) < MAX_TOOLS_PER_ROUTE and len(seen.tool) <= 128:
+            known.add(seen.tool)
+            return seen.tool
+        return OTHER_TOOL

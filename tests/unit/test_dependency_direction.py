@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("authorization server", ("gateway.oauth",)),
     ("sign-in at identity providers", ("gateway.identity",)),
     ("access tokens", ("gateway.tokens",)),
-    ("audit trail and rate limits", ("gateway.audit", "gateway.rate_limits")),
+    ("audit trail, usage rollups and rate limits", ("gateway.audit", "gateway.usage", "gateway.rate_limits")),
     ("MCP wire layer", ("gateway.mcp",)),
     ("routes and outbound HTTP", ("gateway.routes", "gateway.net", "gateway.http_client", "gateway.secrets")),
     ("configuration", ("gateway.config", "gateway.config_messages")),

@@ -77,7 +77,9 @@ def test_a_proxied_call_emits_valid_emf_with_the_latency_split(upstream: Scripte
     assert abs(upstream_ms + gateway_ms - latency) < 0.01
     assert not any(name.startswith("Errors") for name in metrics)
     assert metrics["ColdStart"] == [1.0]  # the container's first request
-    assert json.loads(document)["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["route", "service"]]
+    # Per route for the dashboard, per function for the alarms, per tool for a call the upstream answered
+    dimensions = json.loads(document)["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    assert dimensions == [["service"], ["route", "service"], ["route", "service", "tool"]]
     assert json.loads(document)["method"] == "tools/call" and json.loads(document)["tool"] == "echo"
 
 

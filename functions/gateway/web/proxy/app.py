@@ -25,12 +25,13 @@ from gateway.mcp.jsonrpc import RequestId
 from gateway.mcp.outcome import outcomes_by_id, request_outcome
 from gateway.mcp.payload import NO_PAYLOAD, Payload, parse_client_body
 from gateway.mcp.stateless import header_refusal
-from gateway.observability import add_log_keys, observation
+from gateway.observability import Observation, add_log_keys, observation
 from gateway.proxy.answer import Relayed, json_answer
 from gateway.proxy.relay import relay
 from gateway.proxy.session_ids import SessionCodec
 from gateway.proxy.streaming import Streamed
 from gateway.routes import Route
+from gateway.storage.records import ToolCall
 from gateway.upstream.credentials import UpstreamCredentialProvider
 from gateway.web.common.cors import mcp_cors_headers, origin_allowed
 from gateway.web.common.errors import exception_handlers
@@ -40,6 +41,7 @@ from gateway.web.proxy.caller import Caller, CallerServices, authenticate, tool_
 
 if TYPE_CHECKING:
     from gateway.audit import AuditTrail
+    from gateway.usage import UsageRecorder
     from gateway.virtual.server import VirtualServer  # built on first use by a virtual route
 
 ALLOWED_METHODS = "POST, DELETE, OPTIONS"  # and GET in the streaming deployment, on a plain route
@@ -62,10 +64,14 @@ class ProxyServices(CallerServices, Protocol):
     def audit(self) -> AuditTrail: ...
 
     @property
+    def usage(self) -> UsageRecorder: ...
+
+    @property
     def streams_responses(self) -> bool: ...
 
 
 async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
+    received = time.perf_counter()
     workspace_name = request.path_params["workspace"]
     server_name = request.path_params["server"]
     route = runtime.routes.get(workspace_name, server_name)
@@ -138,10 +144,10 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
         seen.method = payload.method if request.method == "POST" else request.method
         seen.tool = payload.tool
     if isinstance(relayed, Streamed):
-        return _streamed_response(runtime, route, claims, payload, relayed, started, request, cors)
+        return _streamed_response(runtime, route, claims, payload, relayed, (received, started), request, cors)
     if payload.tool_calls:
         outcomes = outcomes_by_id(relayed.messages or ())
-        _record_tool_calls(runtime, route, claims, payload, relayed.status_code, outcomes, started)
+        _record_tool_calls(runtime, route, claims, payload, relayed.status_code, outcomes, (received, started), seen)
     return _response(relayed, cors)
 
 
@@ -156,23 +162,39 @@ def _record_tool_calls(
     payload: Payload,
     status: int,
     outcomes: dict[RequestId, str],
-    started: float,
+    times: tuple[float, float],
+    seen: Observation | None,
 ) -> None:
-    """One ``tool.called`` event per ``tools/call`` of the payload (each call of a batch), with how it ended."""
-    duration = time.perf_counter() - started
+    """One ``tool.called`` event per ``tools/call`` of the payload (each call of a batch), with how it ended, and
+    its count in the usage rollups. ``times``: when the request arrived and when the upstream exchange began."""
+    now = time.perf_counter()
+    received, started = times
     for call in payload.tool_calls:
         ended = request_outcome(status, outcomes, call.request_id)
-        _record_tool_call(runtime, route, claims, call.audited_name, ended, duration)
+        _record_tool_call(
+            runtime, route, claims, call.audited_name, ended, total_ms=(now - received) * 1000,
+            upstream_ms=(now - started) * 1000,
+        )  # fmt: skip
+        if seen is not None:
+            seen.tool_outcome = ended
 
 
 def _record_tool_call(
-    runtime: ProxyServices, route: Route, claims: Caller, tool: str, ended: str, seconds: float
+    runtime: ProxyServices, route: Route, claims: Caller, tool: str, ended: str, *, total_ms: float, upstream_ms: float
 ) -> None:
-    """The audit trail's ``tool.called`` event: who called which tool on which route, how it ended, how long."""
+    """The audit trail's ``tool.called`` event (who called which tool on which route, how it ended, how long) and
+    the call's count in the usage rollups the admin console's Overview reads: recorded together, from the same
+    facts, so that whatever moves one off the request path moves both. Neither ever fails the call."""
     runtime.audit.record(
         "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
         client_id=claims.client_id, grant_id=claims.grant_id, tool=tool, outcome=ended,
-        duration_ms=round(seconds * 1000),
+        duration_ms=round(upstream_ms),
+    )  # fmt: skip
+    runtime.usage.record(
+        ToolCall(
+            workspace=route.workspace_name, route_key=route.key, tool=tool, client_id=claims.client_id,
+            user_id=claims.user_id, at=runtime.now(), outcome=ended, total_ms=total_ms, upstream_ms=upstream_ms,
+        )
     )  # fmt: skip
 
 
@@ -182,7 +204,7 @@ def _streamed_response(
     claims: Caller,
     payload: Payload,
     streamed: Streamed,
-    started: float,
+    times: tuple[float, float],
     request: Request,
     cors: dict[str, str],
 ) -> StreamingResponse:
@@ -195,12 +217,12 @@ def _streamed_response(
             async for chunk in streamed.body:
                 yield chunk
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            elapsed_ms = (time.perf_counter() - times[1]) * 1000
             if seen is not None:
                 seen.upstream_ms = elapsed_ms
             if payload.tool_calls:
                 _record_tool_calls(
-                    runtime, route, claims, payload, streamed.status_code, streamed.watch.outcomes, started
+                    runtime, route, claims, payload, streamed.status_code, streamed.watch.outcomes, times, seen
                 )
 
     headers = {**streamed.headers, **cors, "cache-control": "no-cache", "x-accel-buffering": "no"}
