@@ -169,8 +169,7 @@ def most_active(
         counted = sum(n for hour, n in caller.hours.items() if caller.day * 24 + hour >= first_hour)
         if counted:
             calls[key(caller)] = calls.get(key(caller), 0) + counted
-            # Errors are counted per day: shown for a window that covers the whole day, else left to the rest.
-            if caller.day * DAY >= since:
-                errors[key(caller)] = errors.get(key(caller), 0) + caller.errors
+            failed = sum(n for hour, n in caller.error_hours.items() if caller.day * 24 + hour >= first_hour)
+            errors[key(caller)] = errors.get(key(caller), 0) + failed
     ranked = sorted(calls.items(), key=lambda item: (-item[1], item[0]))[:top]
     return [Ranked(name, count, errors.get(name, 0)) for name, count in ranked]

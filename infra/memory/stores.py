@@ -313,9 +313,14 @@ class MemoryUsageLog:
                 call.workspace, day, call.client_id, call.user_id, 0, 0, {}, 0
             )
             hours = {**seen.hours, hour % 24: seen.hours.get(hour % 24, 0) + 1}
-            self._callers[who] = dataclasses.replace(
-                seen, calls=seen.calls + 1, errors=seen.errors + (origin is not None), hours=hours, last_at=call.at
+            failed = origin is not None
+            error_hours = (
+                {**seen.error_hours, hour % 24: seen.error_hours.get(hour % 24, 0) + 1} if failed else seen.error_hours
             )
+            self._callers[who] = dataclasses.replace(
+                seen, calls=seen.calls + 1, errors=seen.errors + failed, hours=hours, last_at=call.at,
+                error_hours=error_hours,
+            )  # fmt: skip
 
     def tool_rollups(self, workspace: str, *, since_hour: int, until_hour: int) -> list[ToolRollup]:
         with self._lock:

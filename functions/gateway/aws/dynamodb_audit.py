@@ -215,7 +215,10 @@ class DynamoUsageLog(DynamoTable):
             values,
             names,
         )
-        caller_adds = ["calls :one", "#h :one"] + (["errors :one"] if origin is not None else [])
+        caller_adds = ["calls :one", "#h :one"] + (["errors :one", "#x :one"] if origin is not None else [])
+        caller_names = {"#h": f"h{hour % 24}", "#ws": "workspace", "#day": "day"}
+        if origin is not None:
+            caller_names["#x"] = f"x{hour % 24}"
         self._update(
             pk,
             _caller_sort_key(call.client_id, call.user_id),
@@ -231,7 +234,7 @@ class DynamoUsageLog(DynamoTable):
                 ":at": _n(call.at),
                 ":exp": _n(expires_at),
             },
-            {"#h": f"h{hour % 24}", "#ws": "workspace", "#day": "day"},
+            caller_names,
         )
 
     def tool_rollups(self, workspace: str, *, since_hour: int, until_hour: int) -> list[ToolRollup]:
@@ -298,4 +301,5 @@ def _caller_rollup(item: dict[str, Any]) -> CallerRollup:
         errors=int(data.get("errors", 0)),
         hours=dict(_numbers(item, "h")),
         last_at=int(data.get("last_at", 0)),
+        error_hours=dict(_numbers(item, "x")),
     )

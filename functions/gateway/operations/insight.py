@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gateway.config import GatewayConfig
-from gateway.principals import is_service
 from gateway.storage.records import AuditEvent, CallerRollup, Grant, RegisteredClient, ToolRollup
 from gateway.usage import HOUR, Figures, Ranked, figures_by, most_active, total
 
@@ -186,21 +185,6 @@ def metadata_document_rows(grants: Iterable[Grant]) -> list[ClientRow]:
         )
         for client_id, held in sorted(seen.items())
     ]
-
-
-# --- grants -------------------------------------------------------------------------------------------------------
-
-ObtainedBy = Literal["consent", "client_credentials", "id_jag"]
-
-
-def obtained_by(grant: Grant) -> ObtainedBy:
-    """How a grant was obtained. A grant record that names it (``obtained_by``, where the authorization server
-    stores it) is taken at its word; otherwise a grant whose user is a service identity came from
-    ``client_credentials`` (gateway.principals), and every other from a user's consent."""
-    stored = getattr(grant, "obtained_by", None)
-    if stored in ("consent", "client_credentials", "id_jag"):
-        return stored  # type: ignore[no-any-return]
-    return "client_credentials" if is_service(grant.user_id) else "consent"
 
 
 # --- issuances and the sign-in funnel -------------------------------------------------------------------------

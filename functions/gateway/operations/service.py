@@ -242,6 +242,14 @@ class OperatorService:
             raise NotFound(f"no client {client_id!r} (or its registration expired)")
         return ClientView.of(client)
 
+    def client_workspace(self, client_id: str) -> str | None:
+        """The workspace a registered or configured client belongs to (None: neither)."""
+        client = self._clients.get(client_id, self._now())
+        if client is not None:
+            return client.route_key.split("/", 1)[0]
+        workspaces = self._config.workspaces.items() if self._config is not None else ()
+        return next((name for name, ws in workspaces if any(c.client_id == client_id for c in ws.clients)), None)
+
     def connection(self, route_key: str, subject: str) -> ConnectionView:
         token = self._upstream_tokens.get(route_key, subject)
         if token is None:
@@ -261,11 +269,18 @@ class OperatorService:
         """The client's next MCP call is 401, its refresh token is refused."""
         return self._revoke_grant(self._grant(grant_id), REASON_ADMIN, by)
 
-    def revoke_client(self, client_id: str, *, by: str = REASON_ADMIN) -> list[Ended]:
-        """Every active grant of the client, and its registration (it can neither sign in nor refresh)."""
+    def revoke_client(self, client_id: str, *, workspace: str | None = None, by: str = REASON_ADMIN) -> list[Ended]:
+        """Every active grant of the client, and its registration (it can neither sign in nor refresh); with
+        ``workspace``, only what the client holds there (a workspace's administrator acts on theirs alone)."""
         now = self._now()
         client = self._clients.get(client_id, now)
-        grants = [grant for grant in self._grants.grants_of_client(client_id) if grant.status == "active"]
+        if client is not None and workspace is not None and client.route_key.split("/", 1)[0] != workspace:
+            client = None
+        grants = [
+            grant
+            for grant in self._grants.grants_of_client(client_id)
+            if grant.status == "active" and (workspace is None or grant.workspace == workspace)
+        ]
         if client is None and not grants:
             raise NotFound(f"no client {client_id!r} with a registration or an active grant")
         ended = [self._revoke_grant(grant, REASON_ADMIN, by) for grant in grants]

@@ -8,7 +8,26 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from gateway.principals import is_service
 from gateway.storage.records import ApiKey, Grant, RegisteredClient, UpstreamToken
+
+ObtainedBy = Literal["consent", "client_credentials", "id_jag"]
+
+
+def obtained_by(grant: Grant) -> ObtainedBy:
+    """How a grant was obtained. A grant record that names it (an ``obtained_by`` field, where the authorization
+    server stores one) is taken at its word; otherwise a grant whose user is a service identity came from
+    ``client_credentials`` (gateway.principals), and every other from a user's consent."""
+    stored = getattr(grant, "obtained_by", None)
+    known: dict[object, ObtainedBy] = {
+        "id_jag": "id_jag",
+        "client_credentials": "client_credentials",
+        "consent": "consent",
+    }
+    if stored in known:
+        return known[stored]
+    return "client_credentials" if is_service(grant.user_id) else "consent"
+
 
 V = TypeVar("V")
 
@@ -39,10 +58,12 @@ class GrantView:
     refresh_generation: int
     revoked_at: int | None
     revoked_reason: str | None
+    obtained_by: ObtainedBy
+    """How the grant was obtained: a user's consent, ``client_credentials`` (a service identity), an ID-JAG."""
 
     @classmethod
     def of(cls, grant: Grant) -> GrantView:
-        return view_of(cls, grant)
+        return view_of(cls, grant, obtained_by=obtained_by(grant))
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,3 +282,5 @@ class CallerRollup:
     errors: int
     hours: dict[int, int]
     last_at: int
+    error_hours: dict[int, int] = field(default_factory=dict)
+    """Failed calls per hour of the day."""
