@@ -365,6 +365,9 @@ class PreRegisteredClient(_Model):
         return self
 
 
+RESERVED_SERVER_NAMES = frozenset({"admin"})
+
+
 class Workspace(_Model):
     title: str | None = None
     identity_provider: IdentityProvider
@@ -374,6 +377,15 @@ class Workspace(_Model):
     )
     admins: list[str] = Field(default_factory=list, description="User ids who may connect shared accounts.")
     clients: list[PreRegisteredClient] = Field(default_factory=list)
+
+    @field_validator("servers")
+    @classmethod
+    def _no_reserved_names(cls, servers: dict[str, Server]) -> dict[str, Server]:
+        # /{workspace}/admin/... is the admin console's (docs/operations.md): a route there would be unreachable.
+        if RESERVED_SERVER_NAMES & set(servers):
+            names = ", ".join(sorted(RESERVED_SERVER_NAMES & set(servers)))
+            raise ValueError(f"the server name {names} is reserved for the admin console (/<workspace>/admin)")
+        return servers
 
     @model_validator(mode="after")
     def _client_servers_exist(self) -> Workspace:

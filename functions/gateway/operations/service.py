@@ -47,6 +47,7 @@ from gateway.upstream.connect_links import SHARED_SUBJECT
 
 T = TypeVar("T")
 FUNNEL_EVENTS = 5000
+MAX_LISTED = 10_000
 REASON_ADMIN = "admin"
 REASON_OFFBOARDED = "offboarded"
 
@@ -276,11 +277,14 @@ class OperatorService:
         client = self._clients.get(client_id, now)
         if client is not None and workspace is not None and client.route_key.split("/", 1)[0] != workspace:
             client = None
-        grants = [
-            grant
-            for grant in self._grants.grants_of_client(client_id)
-            if grant.status == "active" and (workspace is None or grant.workspace == workspace)
-        ]
+        # A workspace's grants of the client through its index; without one, every grant of the client (a Scan: the
+        # CLI's operator credentials may, the admin function's role may not).
+        held = (
+            self._grants.grants_of_client(client_id)
+            if workspace is None
+            else self._grants.grants_of_workspace(workspace, client_id=client_id, limit=MAX_LISTED)
+        )
+        grants = [grant for grant in held if grant.status == "active"]
         if client is None and not grants:
             raise NotFound(f"no client {client_id!r} with a registration or an active grant")
         ended = [self._revoke_grant(grant, REASON_ADMIN, by) for grant in grants]
@@ -316,12 +320,20 @@ class OperatorService:
         return self._revoke_key(key, by)
 
     def offboard_user(
-        self, workspace: str, user_id: str, *, keep_connections: bool = False, by: str = REASON_ADMIN
+        self,
+        workspace: str,
+        user_id: str,
+        *,
+        keep_connections: bool = False,
+        by: str = REASON_ADMIN,
+        route_keys: list[str] | None = None,
     ) -> OffboardingResult:
         """End all of a user's access in a workspace: every active grant (the clients they authorized, and
         ``client_credentials`` grants of a service identity), every active API key they own, and, unless
-        ``keep_connections``, every upstream account connected for them. Goes on past a failure and reports it;
-        what was ended stays ended, and running it again ends the rest."""
+        ``keep_connections``, every upstream account connected for them: at ``route_keys`` (one read each: the
+        console, whose role may not scan) or wherever a row of theirs is (a Scan, which also finds routes no longer
+        configured: the CLI). Goes on past a failure and reports it; what was ended stays ended, and running it
+        again ends the rest."""
         if not workspace or not user_id:
             raise OperatorError("name the workspace and the user")
         ended: list[Ended] = []
@@ -342,10 +354,13 @@ class OperatorService:
         for key in keys:
             if key.status == "active":
                 attempt(f"API key {key.key_id}", partial(self._revoke_key, key, by))
-        routes = _listed(
-            failures, "the user's upstream connections",
-            lambda: self._upstream_tokens.routes_of_subject(workspace, user_id),
-        )  # fmt: skip
+
+        def connected() -> list[str]:
+            if route_keys is None:
+                return self._upstream_tokens.routes_of_subject(workspace, user_id)
+            return [key for key in route_keys if self._upstream_tokens.get(key, user_id) is not None]
+
+        routes = _listed(failures, "the user's upstream connections", connected)
         for route_key in routes:
             if keep_connections or user_id == SHARED_SUBJECT:  # "shared" rows are routes' shared accounts
                 kept.append(route_key)

@@ -110,8 +110,9 @@ def act(admin: Admin, form: FormData) -> HTMLResponse:
         ended = [operator.disconnect(route_key, _field(form, "user_id"), by=by)]
     elif action == "offboard":
         result = operator.offboard_user(
-            admin.workspace, _field(form, "user_id"), keep_connections=form.get("keep_connections") == "on", by=by
-        )
+            admin.workspace, _field(form, "user_id"), keep_connections=form.get("keep_connections") == "on", by=by,
+            route_keys=connection_route_keys(admin),
+        )  # fmt: skip
         ended = list(result.offboarding.ended)
     elif action == "create_key":
         servers = tuple(value for value in form.getlist("servers") if isinstance(value, str) and value)

@@ -275,8 +275,9 @@ def router() -> APIRouter:
     def offboard(admin: Actor, body: Offboard) -> OffboardingAnswer:
         """End all of a user's access: grants, API keys and (unless kept) upstream accounts."""
         result = admin.operator().offboard_user(
-            admin.workspace, body.user_id, keep_connections=body.keep_connections, by=admin.acting_as
-        )
+            admin.workspace, body.user_id, keep_connections=body.keep_connections, by=admin.acting_as,
+            route_keys=connection_route_keys(admin),
+        )  # fmt: skip
         return OffboardingAnswer(result.offboarding, list(result.failures))
 
     return api

@@ -9,11 +9,11 @@ import pytest
 from starlette.responses import Response
 from starlette.testclient import TestClient
 
+from gateway.config import parse_config
 from gateway.identity.user import SignedInUser
 from gateway.runtime import Runtime
 from gateway.web.admin.app import create_app
 from gateway.web.common import session
-from gateway.config import parse_config
 from tests.support.runtime import example_config_data, memory_runtime
 
 BASE = "https://gw.example.com"
