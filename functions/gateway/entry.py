@@ -45,7 +45,7 @@ def build_function(name: str, create_app: Callable[[Runtime], ASGIApp]) -> Lambd
 
         Tracer(service=name)  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
     app = create_app(runtime)
-    asgi_app = ObserveRequests(app, name, sink=print if settings.metrics else None)
+    asgi_app = ObserveRequests(app, name, sink=print if settings.metrics else None, spans=runtime.spans)
     handler = Mangum(asgi_app, lifespan="off")
     # What init built lives as long as the container: no later collection needs to examine it again (the first
     # event's would have to walk all of it).

@@ -24,14 +24,16 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import safe_json
 
+logger = logging.getLogger("gateway.observability")
 NAMESPACE = "McpGateway"
 STATE_KEY = "observation"
 UPSTREAM_STATUSES = (502, 504)  # the proxy's answers for an upstream that failed or timed out
@@ -49,10 +51,59 @@ class Observation:
     upstream_ms: float | None = None
     tool: str | None = None
     tool_outcome: str | None = None  # gateway.mcp.outcome: how the tools/call ended
+    client_id: str | None = None  # who called (properties of the EMF document, never dimensions: unbounded)
+    user_id: str | None = None
     counts: dict[str, float] = field(default_factory=dict)
 
     def count(self, name: str, value: float = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + value
+
+
+class Spans(Protocol):
+    """Where the gateway's own work and its upstream calls are traced: X-Ray subsegments with ``Tracing=true``,
+    nothing otherwise."""
+
+    def span(self, name: str, **annotations: str | None) -> AbstractContextManager[None]: ...
+
+
+class NoSpans:
+    """Tracing off (the default): no span, no import of the X-Ray SDK."""
+
+    def span(self, name: str, **annotations: str | None) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+NO_SPANS = NoSpans()
+
+
+class XRaySpans:
+    """X-Ray subsegments in the segment Lambda's active tracing opens for each invocation (the recorder the
+    Powertools Tracer configures; imported only when tracing is on). Annotations are indexed: a trace is found by
+    route, tool or the caller's W3C trace id. A recorder failure never fails the request."""
+
+    def __init__(self) -> None:
+        from aws_xray_sdk.core import xray_recorder
+
+        self._recorder = xray_recorder
+
+    @contextmanager
+    def span(self, name: str, **annotations: str | None) -> Iterator[None]:
+        try:
+            subsegment = self._recorder.begin_subsegment(name)
+            for key, value in annotations.items():
+                if value and subsegment is not None:
+                    subsegment.put_annotation(key, value)
+        except Exception:  # tracing is observation: it never decides the request's fate
+            logger.debug("no X-Ray subsegment for %s", name, exc_info=True)
+            subsegment = None
+        try:
+            yield
+        finally:
+            if subsegment is not None:
+                try:
+                    self._recorder.end_subsegment()
+                except Exception:
+                    logger.debug("X-Ray subsegment %s not ended", name, exc_info=True)
 
 
 def observation(scope: Scope) -> Observation | None:
@@ -137,6 +188,14 @@ def adapter_request_context(scope: Scope) -> dict[str, Any]:
     return {}
 
 
+def _trace_id(scope: Scope) -> str | None:
+    from gateway.mcp.trace_context import of_request
+
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope.get("headers") or ()]
+    context = of_request(headers)
+    return context.trace_id if context is not None else None
+
+
 class ObserveRequests:
     """ASGI middleware: correlation keys for the request's logs, and its EMF metrics when it ends."""
 
@@ -146,8 +205,11 @@ class ObserveRequests:
         service: str,
         sink: Callable[[str], None] | None = print,
         clock: Callable[[], float] = time.perf_counter,
+        spans: Spans = NO_SPANS,
     ) -> None:
-        """``sink`` takes each request's EMF document (None: no metrics, the logs' keys only)."""
+        """``sink`` takes each request's EMF document (None: no metrics, the logs' keys only); ``spans`` traces
+        each request as the gateway's own work (X-Ray with tracing on)."""
+        self.spans = spans
         self.app = app
         self.service = service
         self.sink = sink
@@ -178,7 +240,8 @@ class ObserveRequests:
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            with self.spans.span("gateway", service=self.service, route=route, w3c_trace_id=_trace_id(scope)):
+                await self.app(scope, receive, recording_send)
         finally:
             elapsed_ms = (self.clock() - started) * 1000
             if self.sink is not None:
@@ -213,6 +276,10 @@ class ObserveRequests:
             emf.add_metadata("method", seen.method)
         if seen.tool:
             emf.add_metadata("tool", seen.tool)
+        if seen.client_id:
+            emf.add_metadata("client", seen.client_id)
+        if seen.user_id:
+            emf.add_metadata("user", seen.user_id)
         if self.cold:
             emf.add_metric("ColdStart", MetricUnit.Count, 1)
             self.cold = False

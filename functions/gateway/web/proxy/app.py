@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as Path
 
+from gateway.mcp import trace_context
 from gateway.mcp.jsonrpc import RequestId
 from gateway.mcp.outcome import outcomes_by_id, request_outcome
 from gateway.mcp.payload import NO_PAYLOAD, Payload, parse_client_body
 from gateway.mcp.stateless import header_refusal
-from gateway.observability import Observation, add_log_keys, observation
+from gateway.observability import Observation, Spans, add_log_keys, observation
 from gateway.proxy.answer import Relayed, json_answer
 from gateway.proxy.relay import relay
 from gateway.proxy.session_ids import SessionCodec
@@ -65,6 +66,9 @@ class ProxyServices(CallerServices, Protocol):
 
     @property
     def usage(self) -> UsageRecorder: ...
+
+    @property
+    def spans(self) -> Spans: ...
 
     @property
     def streams_responses(self) -> bool: ...
@@ -118,31 +122,39 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
     refused_call = tool_refusal(claims, payload)
     if refused_call is not None:
         return _response(refused_call, cors)
+    context = trace_context.of_request(request.headers.items(), payload.messages)
+    if context is not None:
+        add_log_keys(trace_id=context.trace_id)  # the caller's W3C trace, in every log line of this request
     started = time.perf_counter()
     relayed: Relayed | Streamed
-    if route.is_virtual:
-        relayed = await runtime.virtual_server.handle(
-            route, claims.user_id, request.method, request.headers.items(), payload,
-            request.headers.get("mcp-session-id"),
-        )  # fmt: skip
-    else:
-        relayed = await relay(
-            route,
-            claims.user_id,
-            request.method,
-            request.headers.items(),
-            payload,
-            runtime.session_codec,
-            request.headers.get("mcp-session-id"),
-            runtime.credential_provider(route),
-            streaming=streaming,
-            decode=bool(payload.tool_calls),
-        )
+    with runtime.spans.span(
+        "upstream", route=route.key, method=payload.method, tool=payload.tool,
+        w3c_trace_id=context.trace_id if context is not None else None,
+    ):  # fmt: skip
+        if route.is_virtual:
+            relayed = await runtime.virtual_server.handle(
+                route, claims.user_id, request.method, request.headers.items(), payload,
+                request.headers.get("mcp-session-id"),
+            )  # fmt: skip
+        else:
+            relayed = await relay(
+                route,
+                claims.user_id,
+                request.method,
+                request.headers.items(),
+                payload,
+                runtime.session_codec,
+                request.headers.get("mcp-session-id"),
+                runtime.credential_provider(route),
+                streaming=streaming,
+                decode=bool(payload.tool_calls),
+            )
     seen = observation(request.scope)
     if seen is not None:
         seen.upstream_ms = (time.perf_counter() - started) * 1000
         seen.method = payload.method if request.method == "POST" else request.method
         seen.tool = payload.tool
+        seen.client_id, seen.user_id = claims.client_id, claims.user_id
     if isinstance(relayed, Streamed):
         return _streamed_response(runtime, route, claims, payload, relayed, (received, started), request, cors)
     if payload.tool_calls:

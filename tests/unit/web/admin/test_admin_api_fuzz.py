@@ -23,7 +23,12 @@ HOSTILE = st.sampled_from(
      "=cmd|' /C calc'!A0", "x" * 5000, "demo/echo", "service:bot", "1e400", "NaN"]
 )  # fmt: skip
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20) | HOSTILE,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | HOSTILE,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
