@@ -24,7 +24,10 @@ FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 # Top to bottom. Each entry is a layer: the module-name prefixes it holds (a prefix names a module and everything in
 # it). Keep in step with the picture in docs/architecture.md.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("entry points", ("metadata", "register", "authorize", "oauth_token", "proxy", "gateway.entry", "gateway.admin")),
+    (
+        "entry points",
+        ("metadata", "register", "authorize", "oauth_token", "proxy", "admin_console", "gateway.entry", "gateway.admin"),
+    ),
     ("composition root", ("gateway.runtime", "gateway.state_runtime")),
     ("HTTP layer", ("gateway.web", "gateway.observability")),
     ("operator service", ("gateway.operations",)),
@@ -53,7 +56,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 ADAPTERS = "gateway.aws"
 COMPOSITION_ROOT = ("gateway.runtime", "gateway.state_runtime")
-ENTRY_POINTS = {f"{name}.app" for name in ("metadata", "register", "authorize", "oauth_token", "proxy")}
+ENTRY_POINTS = {
+    f"{name}.app" for name in ("metadata", "register", "authorize", "oauth_token", "proxy", "admin_console")
+}
 BUILDS_A_FUNCTION = "gateway.entry"
 CLI = "gateway.admin.command"
 # What no module below the HTTP layer may import: the AWS SDK and the web frameworks (adapters and the HTTP layer do).

@@ -53,18 +53,23 @@ def _kind_key(workspace: str, kind: str, day: int) -> str:
     return f"{workspace}#{kind}#{day}"
 
 
+def audit_item(event: AuditEvent) -> dict[str, Any]:
+    """The event as stored: its day partition, its position, and the keys of the indexes it belongs in."""
+    day = event.at // DAY_SECONDS
+    item = to_item(event, pk=_audit_partition(event.workspace, day))
+    item["sk"] = _s(event.position)
+    if event.user_id:
+        item["user_key"] = _s(f"{event.workspace}#{event.user_id}")
+    if event.client_id:
+        item["client_key"] = _s(_client_key(event.workspace, event.client_id, event.kind))
+    if event.kind != TOOL_CALLED:
+        item["kind_key"] = _s(_kind_key(event.workspace, event.kind, day))
+    return item
+
+
 class DynamoAuditLog(DynamoTable):
     def append(self, event: AuditEvent) -> None:
-        day = event.at // DAY_SECONDS
-        item = to_item(event, pk=_audit_partition(event.workspace, day))
-        item["sk"] = _s(event.position)
-        if event.user_id:
-            item["user_key"] = _s(f"{event.workspace}#{event.user_id}")
-        if event.client_id:
-            item["client_key"] = _s(_client_key(event.workspace, event.client_id, event.kind))
-        if event.kind != TOOL_CALLED:
-            item["kind_key"] = _s(_kind_key(event.workspace, event.kind, day))
-        self._put(item)
+        self._put(audit_item(event))
 
     def events(
         self,

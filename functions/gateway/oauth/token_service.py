@@ -106,13 +106,17 @@ class TokenService:
     # --- helpers ----------------------------------------------------------------------------------------------
 
     def _record(
-        self, kind: AuditKind, route: Route, user_id: str, client_id: str, grant_id: str, **detail: str
+        self, kind: AuditKind, route: Route, user_id: str, client_id: str, grant_id: str, **detail: str | int
     ) -> None:
         if self._audit is not None:
             self._audit.record(
                 kind, workspace=route.workspace_name, route_key=route.key, user_id=user_id, client_id=client_id,
                 grant_id=grant_id, **detail,
             )  # fmt: skip
+
+    def _issued(self, route: Route, now: int) -> dict[str, str | int]:
+        """What the audit trail (the admin console's Issuances) records of an access token: never its value."""
+        return {"resource": route.resource, "token_type": "Bearer", "expires_at": now + self._ttl}
 
     def _sign(self, route: Route, grant: Grant, scopes: tuple[str, ...], now: int) -> str:
         return self._access_tokens.issue(
@@ -198,7 +202,7 @@ class TokenService:
         issue_refresh = route.server.refresh_tokens and (client_supports_refresh or OFFLINE_ACCESS in code.scopes)
         self._record(
             "token.issued", route, grant.user_id, client_id, grant.grant_id,
-            grant_type="authorization_code", scope=" ".join(code.scopes),
+            grant_type="authorization_code", scope=" ".join(code.scopes), **self._issued(route, now),
         )  # fmt: skip
         return TokenResponse(
             access_token=access_token,
@@ -241,7 +245,7 @@ class TokenService:
         self._grants.create_grant(grant)
         self._record(
             "token.issued", route, service_identity, client_id, grant.grant_id,
-            grant_type="client_credentials", scope=" ".join(scopes),
+            grant_type="client_credentials", scope=" ".join(scopes), **self._issued(route, now),
         )  # fmt: skip
         return TokenResponse(access_token=access_token, expires_in=self._ttl, scope=_access_scopes(scopes))
 
@@ -285,7 +289,10 @@ class TokenService:
             access_token = self._sign(route, grant, scopes, now)
             idle = self._idle_expiry(now, grant.absolute_expires_at)
             if self._grants.advance_refresh(grant.grant_id, current, now, idle):
-                self._record("token.refreshed", route, grant.user_id, client_id, grant.grant_id, scope=" ".join(scopes))
+                self._record(
+                    "token.refreshed", route, grant.user_id, client_id, grant.grant_id, scope=" ".join(scopes),
+                    **self._issued(route, now),
+                )  # fmt: skip
                 return self._response(access_token, scopes, self._refresh_token(grant, current + 1))
             # Another request rotated this generation concurrently: within the grace period both callers end
             # with the one successor, and nothing is revoked.
