@@ -26,7 +26,16 @@ FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "entry points",
-        ("metadata", "register", "authorize", "oauth_token", "proxy", "admin_console", "gateway.entry", "gateway.admin"),
+        (
+            "metadata",
+            "register",
+            "authorize",
+            "oauth_token",
+            "proxy",
+            "admin_console",
+            "gateway.entry",
+            "gateway.admin",
+        ),
     ),
     ("composition root", ("gateway.runtime", "gateway.state_runtime")),
     ("HTTP layer", ("gateway.web", "gateway.observability")),
