@@ -25,6 +25,7 @@ from gateway.storage.records import AuditEvent, CallerRollup, ToolCall, ToolRoll
 DAY_SECONDS = 86400
 HOUR_SECONDS = 3600
 MAX_RETENTION_DAYS = 3660
+MAX_PAGE = 1000  # items read per query page, at most
 TOOL_CALLED = "tool.called"
 CALLS_SUFFIX = "#calls"
 
@@ -129,7 +130,7 @@ class DynamoAuditLog(DynamoTable):
         limit: int,
     ) -> list[AuditEvent]:
         """Up to ``limit`` events of the partitions (each read newest first), merged newest first."""
-        streams = [self._read(partition, low, high, before, filters) for partition in partitions]
+        streams = [self._read(partition, low, high, before, filters, limit) for partition in partitions]
         merged = heapq.merge(*streams, key=lambda item: item["sk"]["S"], reverse=True)
         return [from_item(AuditEvent, item) for item in itertools.islice(merged, limit)]
 
@@ -140,9 +141,11 @@ class DynamoAuditLog(DynamoTable):
         high: str,
         before: str | None,
         filters: dict[str, str | tuple[str, ...] | None],
+        want: int,
     ) -> Iterator[dict[str, Any]]:
         """The matching items of one partition with ``low <= sk <= high`` (below ``before``), newest first, read
-        one page at a time as the consumer asks."""
+        one page at a time as the consumer asks; a page reads about what is ``want``ed (DynamoDB's ``Limit`` counts
+        the items read, before any filter: a filtered read takes larger pages), never a whole partition at once."""
         index, key_attribute, key = partition
         names = {"#key": key_attribute, "#sk": "sk"}
         values: dict[str, Any] = {":key": _s(key), ":low": _s(low), ":high": _s(high)}
@@ -169,6 +172,8 @@ class DynamoAuditLog(DynamoTable):
             kwargs["IndexName"] = index
         if conditions:
             kwargs["FilterExpression"] = " AND ".join(conditions)
+        # One more than wanted: the cursor's own event may be among them (BETWEEN includes ``high``).
+        kwargs["Limit"] = min(max(want + 1, 1) * (4 if conditions else 1), MAX_PAGE)
         while True:
             try:
                 page = self._client.query(**kwargs)

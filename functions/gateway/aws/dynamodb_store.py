@@ -215,8 +215,8 @@ class DynamoTable:
             kwargs["FilterExpression"] = " AND ".join(f"#f_{name} = :f_{name}" for name in wanted)
             kwargs["ExpressionAttributeNames"].update({f"#f_{name}": name for name in wanted})
             kwargs["ExpressionAttributeValues"].update({f":f_{name}": _s(value) for name, value in wanted.items()})
-        else:
-            kwargs["Limit"] = limit
+        # DynamoDB's Limit counts the items read, before the filter: a filtered listing reads larger pages.
+        kwargs["Limit"] = min(limit * 4, 1000) if wanted else limit
         found: list[dict[str, Any]] = []
         try:
             while len(found) < limit:
