@@ -1,6 +1,6 @@
 """``make bench``: cold start, imports, peak RSS, token-signing choice and proxy overhead (docs/performance.md).
 
-    python -m infra.bench [--only coldstart|rss|proxy|tokens] [--runs N] [--write-docs]
+    python -m infra.bench [--only coldstart|rss|proxy|tokens|virtual|dpop] [--runs N] [--write-docs]
 
 Everything runs on 127.0.0.1 against a local stack started here, with the deployment's process boundaries: moto
 provisioned from template.yaml (its own process, over kept connections: the store is elsewhere, as DynamoDB is), the
@@ -14,6 +14,8 @@ function containers are processes of their own, as Lambda runs them, and a load 
 - ``rss``: peak RSS (``ru_maxrss``) of a fresh interpreter after ``--rss-iterations`` warm invocations.
 - ``tokens``: RS256 vs ES256: local verify cost, token size, KMS Sign latency against moto.
 - ``proxy``: ``tools/call`` latency and throughput directly against the demo upstream and through the dev server.
+- ``dpop``: the gateway's CPU per warm ``tools/call`` with a DPoP proof beside a Bearer token, and its KMS calls
+  (:mod:`infra.bench_support.dpop_cpu`).
 
 The machine is shared and noisy: compare ratios measured within one run, not numbers across runs.
 ``--write-docs`` rewrites the tables between ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end -->`` in
@@ -62,7 +64,7 @@ HOST = "127.0.0.1"
 # does not matter to them.
 PUBLIC_BASE_URL = "http://127.0.0.1:9000"
 FIRST_PARTY = frozenset({"gateway", "metadata", "proxy", "register", "authorize", "oauth_token"})
-PARTS = ("coldstart", "rss", "tokens", "proxy", "virtual", "console")
+PARTS = ("coldstart", "rss", "tokens", "proxy", "virtual", "dpop", "console")
 CHILD_TIMEOUT_SECONDS = 120.0
 LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"
 
@@ -1190,6 +1192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("==> virtual routes: merged tools/list over three upstreams, tools/call against a plain route")
             sections["virtual"] = f"{machine_line()} " + measure_virtual(template, stack.env, REPO_ROOT, 30, 300)
             say("\n" + sections["virtual"] + "\n")
+        if "dpop" in parts:
+            from infra.bench_support.dpop_cpu import measure_dpop
+
+            say("==> DPoP: gateway CPU per warm tools/call with a proof, beside Bearer")
+            sections["dpop"] = f"{machine_line()} " + measure_dpop(REPO_ROOT, 1000)
+            say("\n" + sections["dpop"] + "\n")
         if "console" in parts:
             from infra.bench_support.console import measure_console
 

@@ -124,7 +124,7 @@ def warm_runtime(function: str) -> Runtime:
     modules = container.modules if container is not None else []
     if not modules:
         raise LookupError(f"{function} has no warm container: invoke it first")
-    runtime: Runtime = modules[-1].runtime
+    runtime: Runtime = modules[-1].function.runtime  # functions/<name>/app.py: build_function()'s container
     return runtime
 
 

@@ -327,11 +327,44 @@ class Server(_Model):
         return self.upstreams is not None
 
 
+_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def _key_set(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A JWK Set given inline (RFC 7517 §5) must hold public keys of an asymmetric type: a private or symmetric key
+    here would be a secret in the configuration. (The keys themselves are parsed where they are used:
+    gateway.tokens.foreign_jwts, a layer above this one.)"""
+    if value is None:
+        return value
+    keys = value.get("keys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(key, dict) for key in keys):
+        raise ValueError("must be a JWK Set: an object whose 'keys' is a non-empty list of keys")
+    for index, key in enumerate(keys):
+        if key.get("kty") not in ("RSA", "EC", "OKP"):
+            raise ValueError(f"keys.{index}: kty must be RSA, EC or OKP (an asymmetric signing key)")
+        if _PRIVATE_JWK_MEMBERS & set(key):
+            raise ValueError(f"keys.{index}: a private key; publish only the public key here")
+    return value
+
+
 class PreRegisteredClient(_Model):
     """A client registered by an administrator (for organisations that forbid dynamic registration)."""
 
     client_id: str = Field(min_length=1, max_length=255)
     client_secret: SecretRef | None = Field(default=None, description="None for a public client.")
+    jwks_uri: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "private_key_jwt (RFC 7523): where the client publishes its public keys; it authenticates at /token "
+            "and /revoke with a JWT signed by one of them (fetched through the SSRF guard: https, public address)."
+        ),
+    )
+    jwks: Annotated[dict[str, Any] | None, AfterValidator(_key_set)] = Field(
+        default=None, description="private_key_jwt with the client's public keys given here (a JWK Set)."
+    )
+    dpop_bound_access_tokens: bool = Field(
+        default=False, description="RFC 9449 §5.2: every token request of this client must carry a DPoP proof."
+    )
     client_name: str = Field(min_length=1)
     redirect_uris: list[str] = Field(
         default_factory=list, description="Required, unless the client only uses client_credentials."
@@ -358,11 +391,59 @@ class PreRegisteredClient(_Model):
 
     @model_validator(mode="after")
     def _service_identity_needs_a_secret(self) -> PreRegisteredClient:
-        if self.service_identity is not None and self.client_secret is None:
-            raise ValueError(f"client {self.client_id!r}: a service_identity needs a client_secret (confidential)")
+        if self.jwks is not None and self.jwks_uri is not None:
+            raise ValueError(f"client {self.client_id!r}: give jwks_uri or jwks, not both (RFC 7591 §2)")
+        keys = self.jwks is not None or self.jwks_uri is not None
+        if self.service_identity is not None and self.client_secret is None and not keys:
+            raise ValueError(
+                f"client {self.client_id!r}: a service_identity needs a client_secret or keys (jwks_uri, jwks): "
+                "only a confidential client may use client_credentials"
+            )
         if self.service_identity is None and not self.redirect_uris:
             raise ValueError(f"client {self.client_id!r}: redirect_uris needs at least one URI")
         return self
+
+
+class TrustedIssuer(_Model):
+    """An enterprise identity provider whose Identity Assertion JWT Authorization Grants (ID-JAGs) the workspace
+    redeems at /token (MCP extension io.modelcontextprotocol/enterprise-managed-authorization)."""
+
+    issuer: HttpUrl = Field(description="The IdP's issuer identifier, compared exactly with the ID-JAG's 'iss'.")
+    jwks_uri: HttpUrl = Field(description="Where the IdP publishes the keys that sign its ID-JAGs.")
+    clients: list[str] = Field(
+        min_length=1,
+        description=(
+            "The client_ids that may redeem this IdP's ID-JAGs (pre-registered clients or metadata-document URLs; "
+            "the IdP names the client in each assertion)."
+        ),
+    )
+    servers: list[Slug] = Field(default_factory=list, description="Routes it grants access to; empty means all.")
+    user_id_claim: str = Field(default="sub", description="The claim that is the user id (as at sign-in).")
+    name_claim: str = "name"
+    groups_claim: str = Field(default="groups", description="The claim with the user's groups (access policies).")
+    max_lifetime_seconds: int = Field(
+        default=600, ge=60, le=3600, description="How far ahead an ID-JAG's 'exp' may be (they are short-lived)."
+    )
+
+
+class EnterpriseAuthorization(_Model):
+    """Enterprise-managed authorization: the workspace's identity provider decides which clients reach which
+    routes, by ID-JAG (docs/enterprise.md)."""
+
+    issuers: list[TrustedIssuer] = Field(min_length=1)
+
+
+class DpopPolicy(_Model):
+    """Sender-constrained tokens (RFC 9449, docs/clients.md "DPoP")."""
+
+    required: bool = Field(
+        default=False,
+        description="Every token request of every client must carry a DPoP proof (Bearer tokens are not issued).",
+    )
+    nonce: bool = Field(
+        default=False,
+        description="The token endpoint requires a server-provided nonce in each proof (RFC 9449 §8).",
+    )
 
 
 RESERVED_SERVER_NAMES = frozenset({"admin"})
@@ -377,6 +458,19 @@ class Workspace(_Model):
     )
     admins: list[str] = Field(default_factory=list, description="User ids who may connect shared accounts.")
     clients: list[PreRegisteredClient] = Field(default_factory=list)
+    access_token_ttl_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=86400,
+        description=(
+            "Lifetime of the access tokens of this workspace's routes (default: the deployment's "
+            "GATEWAY_ACCESS_TOKEN_TTL_SECONDS, one hour); longer suits clients that never refresh after a 401."
+        ),
+    )
+    dpop: DpopPolicy = Field(default_factory=DpopPolicy)
+    enterprise_authorization: EnterpriseAuthorization | None = Field(
+        default=None, description="Redeem ID-JAGs of these enterprise identity providers at /token."
+    )
 
     @field_validator("servers")
     @classmethod
@@ -393,6 +487,12 @@ class Workspace(_Model):
             unknown = [name for name in client.servers if name not in self.servers]
             if unknown:
                 raise ValueError(f"client {client.client_id!r} names unknown servers: {', '.join(unknown)}")
+        for index, issuer in enumerate(self.enterprise_authorization.issuers if self.enterprise_authorization else []):
+            unknown = [name for name in issuer.servers if name not in self.servers]
+            if unknown:
+                raise ValueError(
+                    f"enterprise_authorization.issuers.{index} names unknown servers: {', '.join(unknown)}"
+                )
         return self
 
 
@@ -419,8 +519,9 @@ class OAuthPolicy(_Model):
         default=False,
         description=(
             "Local stage only (a deployed stage refuses to start with it): let the gateway fetch client metadata "
-            "documents and upstream OAuth metadata and tokens from loopback and private addresses (127.0.0.1, "
-            "[::1], localhost, 10.0.0.0/8, ...), and upstream OAuth over plain http."
+            "documents, clients' and enterprise identity providers' key sets (jwks_uri), and upstream OAuth metadata "
+            "and tokens from loopback and private addresses (127.0.0.1, [::1], localhost, 10.0.0.0/8, ...), and "
+            "key sets and upstream OAuth over plain http."
         ),
         json_schema_extra={DEV_SWITCH: "local stage only"},
     )
@@ -547,8 +648,8 @@ def _validated_form(path: Path, fingerprint: str | None) -> GatewayConfig | None
 def _rebuild(annotation: Any, value: Any) -> Any:
     """``value`` (a part of ``model_dump(mode="json", exclude_unset=True)`` of a valid configuration) as the
     ``annotation`` it was dumped from: the same models with the same fields set, built without validating."""
-    if not isinstance(value, (dict, list)):
-        return value
+    if not isinstance(value, (dict, list)) or annotation is Any:
+        return value  # a scalar, or free-form JSON (an inline JWK Set) kept as it was dumped
     origin, arguments = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
         return _rebuild(arguments[0], value)

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import safe_json
+from gateway.mcp.outcome import AUTH_REQUIRED, INPUT_REQUIRED, OK
 
 logger = logging.getLogger("gateway.observability")
 NAMESPACE = "McpGateway"
@@ -262,9 +263,9 @@ class ObserveRequests:
         if status >= 400:
             origin = "client" if status < 500 else "upstream" if status in UPSTREAM_STATUSES else "gateway"
             emf.add_metric(f"Errors{origin.capitalize()}", MetricUnit.Count, 1)
-        if status in AUTH_STATUSES or seen.tool_outcome == "auth_required":
+        if status in AUTH_STATUSES or seen.tool_outcome == AUTH_REQUIRED:
             emf.add_metric("ErrorsAuth", MetricUnit.Count, 1)
-        elif seen.tool_outcome is not None and seen.tool_outcome != "ok" and status < 400:
+        elif seen.tool_outcome not in (None, OK, INPUT_REQUIRED) and status < 400:
             emf.add_metric("ErrorsUpstream", MetricUnit.Count, 1)  # the tool's own failure, answered with a 200
         if seen.upstream_ms is not None:
             emf.add_metric("UpstreamLatency", MetricUnit.Milliseconds, round(seen.upstream_ms, 3))

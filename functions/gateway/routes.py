@@ -127,6 +127,17 @@ class Route:
     def title(self) -> str:
         return self.server.title or self.server_name
 
+    @property
+    def lists_depend_on_caller(self) -> bool:
+        """Whether what this route lists may differ between callers, so a list must never be cached across
+        authorization contexts (MCP 2026-07-28 §Server "Caching": ``cacheScope: "private"``): an upstream reached
+        with each user's own account (a virtual route's: any of them), or an access policy that admits some users
+        only. (A key's tool scope refuses calls but never changes a list: docs/non-interactive.md.)"""
+        if self.server.access.users or self.server.access.groups:
+            return True
+        members = self.members() if self.is_virtual else [self]
+        return any(getattr(member.server.auth, "mode", None) == "per_user" for member in members)
+
 
 def _canonical_uri(value: str) -> str:
     parts = urlsplit(value)

@@ -34,14 +34,21 @@ if TYPE_CHECKING:
     from gateway.config import OidcProvider
     from gateway.identity.oidc import RelyingParty
     from gateway.oauth.authorization import AuthorizationService
+    from gateway.oauth.client_assertions import ClientAssertions
     from gateway.oauth.clients import ClientResolver
+    from gateway.oauth.id_jag import IdJagVerifier
+    from gateway.oauth.key_sets import KeySetSource
+    from gateway.oauth.token_grants import TokenGrants
     from gateway.oauth.token_service import TokenService
     from gateway.observability import Spans
+    from gateway.proxy.deferred import LaterSessions
     from gateway.proxy.grant_status import GrantStatusCache
+    from gateway.proxy.request_state import RequestStateCodec
     from gateway.proxy.session_ids import SessionCodec
     from gateway.proxy.verified_tokens import VerifiedTokens
     from gateway.secrets import SecretResolver
     from gateway.tokens.access_token import AccessTokens
+    from gateway.tokens.dpop import DpopProof
     from gateway.tokens.keys import PublicKeySource
     from gateway.upstream.cipher import TokenCipher
     from gateway.upstream.credentials import UpstreamCredentialProvider
@@ -174,6 +181,23 @@ class Runtime(StateRuntime):
         return ClientResolver(self.clients, self.config, CimdResolver(fetcher), self.secret_resolver)
 
     @cached_property
+    def key_sets(self) -> KeySetSource:
+        """Clients' and enterprise identity providers' published keys (jwks_uri), fetched through the SSRF guard;
+        the local stage's development switch lets them be on loopback and plain http."""
+        from gateway.net.ssrf import SafeFetcher
+        from gateway.oauth.key_sets import KeySetSource
+
+        local = self.config.oauth.cimd_allow_private_addresses
+        return KeySetSource(SafeFetcher(allow_private=local, allow_http=local))
+
+    @cached_property
+    def client_assertions(self) -> ClientAssertions:
+        """private_key_jwt: client assertions verified with the client's keys, each jti used once."""
+        from gateway.oauth.client_assertions import ClientAssertions
+
+        return ClientAssertions(self.key_sets, self.single_use)
+
+    @cached_property
     def authorization(self) -> AuthorizationService:
         """Pending authorizations, consent, codes and grant revocation (the authorize function, the CLI)."""
         from gateway.oauth.authorization import AuthorizationService
@@ -192,6 +216,22 @@ class Runtime(StateRuntime):
             access_token_ttl_seconds=self.settings.access_token_ttl_seconds,
             audit=self.audit,
         )
+
+    @cached_property
+    def token_grants(self) -> TokenGrants:
+        """The token endpoint's decision after client authentication: DPoP binding, then the grant type."""
+        from gateway.oauth.token_dpop import TokenEndpointDpop
+        from gateway.oauth.token_grants import TokenGrants
+
+        dpop = TokenEndpointDpop(self.single_use, lambda: self.shared_secret)
+        return TokenGrants(lambda: self.token_service, dpop, lambda: self.id_jags)
+
+    @cached_property
+    def id_jags(self) -> IdJagVerifier:
+        """ID-JAG redemption (enterprise-managed authorization): the workspace's trusted issuers' keys, used jtis."""
+        from gateway.oauth.id_jag import IdJagVerifier
+
+        return IdJagVerifier(self.key_sets, self.single_use)
 
     def relying_party(self, workspace_name: str, provider: OidcProvider) -> RelyingParty:
         """The OpenID Connect relying party of a workspace. Raises ``SecretUnavailableError`` when its client
@@ -271,6 +311,21 @@ class Runtime(StateRuntime):
         )
 
     @cached_property
+    def request_states(self) -> RequestStateCodec:
+        """The ``requestState`` of the gateway's own 2026-07-28 ``input_required`` answers; its key is derived from
+        the shared secret when one is first sealed or opened."""
+        from gateway.proxy.request_state import RequestStateCodec
+
+        return RequestStateCodec(lambda: self.shared_secret, clock=self.clock)
+
+    @cached_property
+    def later_sessions(self) -> LaterSessions:
+        """Upstream sessions this container opened for sessions begun before their account was connected."""
+        from gateway.proxy.deferred import LaterSessions
+
+        return LaterSessions()
+
+    @cached_property
     def grant_status(self) -> GrantStatusCache:
         from gateway.proxy.grant_status import GrantStatusCache
 
@@ -280,7 +335,7 @@ class Runtime(StateRuntime):
     def virtual_server(self) -> VirtualServer:
         from gateway.virtual.server import VirtualServer
 
-        return VirtualServer(self.session_codec, self.credential_provider, clock=self.clock)
+        return VirtualServer(self.session_codec, self.credential_provider, clock=self.clock, states=self.request_states)
 
     @cached_property
     def api_key_verifier(self) -> ApiKeyVerifier:
@@ -288,6 +343,17 @@ class Runtime(StateRuntime):
         from gateway.api_keys.verifier import ApiKeyVerifier
 
         return ApiKeyVerifier(self.api_keys, self.settings.grant_status_cache_seconds)
+
+    @cached_property
+    def dpop_replay(self) -> Callable[[DpopProof, int], bool]:
+        """The proxy's memory of accepted DPoP proofs: this container's (bounded), or the shared store
+        (``GATEWAY_DPOP_REPLAY=shared``). True when the proof is new."""
+        if self.settings.dpop_replay == "shared":
+            return lambda proof, now: self.single_use.use(proof.replay_key(), proof.remember_until, now)
+        from gateway.tokens.dpop import ProofReplayCache
+
+        cache = ProofReplayCache()
+        return cache.first_use
 
     @cached_property
     def verified_tokens(self) -> VerifiedTokens:

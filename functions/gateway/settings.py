@@ -70,6 +70,9 @@ class Settings:
     """How long a warm container uses a decrypted upstream credential without reading its row again. It bounds how
     soon a change made elsewhere (another container's refresh, a disconnect) is seen, not revocation: a request
     whose grant is revoked never reaches the upstream credential."""
+    dpop_replay: str = "container"
+    """Where the proxy remembers accepted DPoP proofs (RFC 9449 §11.1): ``container`` (each warm container, bounded;
+    no AWS call) or ``shared`` (the grants table: one conditional write per DPoP call, replays refused everywhere)."""
     api_key_header: str = "X-Gateway-Key"
     """The header that carries a gateway API key besides ``Authorization: Bearer`` (template ``ApiKeyHeader``), so
     ``Authorization`` can carry something else. Never forwarded upstream."""
@@ -99,6 +102,8 @@ class Settings:
             raise SettingsError("GATEWAY_ACCESS_TOKEN_TTL_SECONDS must be between 60 and 86400")
         if not 0 <= self.grant_status_cache_seconds <= 300:
             raise SettingsError("GATEWAY_GRANT_STATUS_CACHE_SECONDS must be between 0 and 300")
+        if self.dpop_replay not in ("container", "shared"):
+            raise SettingsError(f"GATEWAY_DPOP_REPLAY must be container or shared, not {self.dpop_replay!r}")
         if not 300 <= self.session_max_age_seconds <= 30 * 86400:
             raise SettingsError("GATEWAY_SESSION_MAX_AGE_SECONDS must be between 300 and 2592000 (30 days)")
         if self.log_format not in ("json", "text"):

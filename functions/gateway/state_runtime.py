@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         ClientStore,
         GrantStore,
         RateLimiter,
+        SingleUseStore,
         UpstreamTokenStore,
         UsageLog,
     )
@@ -169,6 +170,13 @@ class StateRuntime:
         from gateway.aws.dynamodb_store import DynamoApiKeyStore
 
         return DynamoApiKeyStore(self.dynamodb, self.settings.grants_table)
+
+    @cached_property
+    def single_use(self) -> SingleUseStore:
+        """Used ``jti`` values (client assertions, ID-JAGs, DPoP proofs): grants-table items (docs/storage.md)."""
+        from gateway.aws.dynamodb_store import DynamoSingleUseStore
+
+        return DynamoSingleUseStore(self.dynamodb, self.settings.grants_table)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from gateway.mcp.outcome import AUTH_REQUIRED, INPUT_REQUIRED, OK
 from gateway.storage.ports import StorageError, UsageLog
 from gateway.storage.records import CallerRollup, ToolCall, ToolRollup
 
@@ -67,10 +68,12 @@ def percentile(histogram: Mapping[int, int], fraction: float) -> float | None:
 def failure_origin(outcome: str) -> str | None:
     """Where a call's failure came from, from its audit outcome (``gateway.mcp.outcome``): None for ``ok``;
     ``auth`` for a call refused for its credentials (401/403, an upstream account to connect: ``auth_required``);
-    ``upstream`` for a tool's own error or an upstream that failed or timed out; ``gateway`` for the rest."""
-    if outcome == "ok":
+    ``upstream`` for a tool's own error or an upstream that failed or timed out; ``gateway`` for the rest.
+    ``input_required`` (MCP 2026-07-28) is no failure: the call has not run yet, its retry with the input is counted
+    as a call of its own."""
+    if outcome in (OK, INPUT_REQUIRED):
         return None
-    if outcome == "auth_required":
+    if outcome == AUTH_REQUIRED:
         return ORIGIN_AUTH
     if outcome == "error":
         return ORIGIN_UPSTREAM

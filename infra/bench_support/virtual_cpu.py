@@ -54,7 +54,7 @@ def _runtime(config: dict[str, Any], directory: Path, clock: Callable[[], float]
     return runtime
 
 
-async def _call(app: Asgi, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+async def call_asgi(app: Asgi, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
     """One request through the ASGI app, without any HTTP server or client around it."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "https",
@@ -80,12 +80,12 @@ async def _call(app: Asgi, path: str, headers: Mapping[str, str], body: bytes) -
     return status, answer_headers, b"".join(chunks)
 
 
-def _initialize() -> bytes:
+def initialize_body() -> bytes:
     params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench"}}
     return json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}).encode()
 
 
-def _tools_call(name: str, request_id: int = 2) -> bytes:
+def tools_call_body(name: str, request_id: int = 2) -> bytes:
     params = {"name": name, "arguments": {"text": "x"}}
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}).encode()
 
@@ -120,7 +120,7 @@ def measure_cpu(urls: Mapping[int, str], directory: Path, calls: int) -> str:
             route = runtime.routes.get("bench", name)
             token = grant_backed_token(runtime, route, subject="alice")
             base = {"authorization": f"Bearer {token}", "accept": ACCEPT, "content-type": "application/json"}
-            status, answer, _ = await _call(app, f"/bench/{name}/mcp", base, _initialize())
+            status, answer, _ = await call_asgi(app, f"/bench/{name}/mcp", base, initialize_body())
             assert status == 200, (name, status)
             session = answer.get("mcp-session-id")
             headers[name] = {
@@ -131,7 +131,7 @@ def measure_cpu(urls: Mapping[int, str], directory: Path, calls: int) -> str:
         for round_ in range(calls + 50):  # the first 50 rounds warm up
             for name, tool in names.items():
                 started = time.process_time()
-                status, _, body = await _call(app, f"/bench/{name}/mcp", headers[name], _tools_call(tool))
+                status, _, body = await call_asgi(app, f"/bench/{name}/mcp", headers[name], tools_call_body(tool))
                 spent = time.process_time() - started
                 if status != 200 or b'"result"' not in body:
                     raise RuntimeError(f"{name}: HTTP {status} {body[:200]!r}")
@@ -210,11 +210,12 @@ def measure_hashed_calls(directory: Path, calls: int = 100) -> str:
         async def run() -> None:
             token = grant_backed_token(runtime, runtime.routes.get("bench", "virtual"), subject="alice")
             base = {"authorization": f"Bearer {token}", "accept": ACCEPT, "content-type": "application/json"}
-            _, answer, _ = await _call(app, "/bench/virtual/mcp", base, _initialize())
+            _, answer, _ = await call_asgi(app, "/bench/virtual/mcp", base, initialize_body())
             session = {"mcp-session-id": answer["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
             seen.clear()
             for n in range(calls):
-                status, _, body = await _call(app, "/bench/virtual/mcp", {**base, **session}, _tools_call(hashed, n))
+                headers = {**base, **session}
+                status, _, body = await call_asgi(app, "/bench/virtual/mcp", headers, tools_call_body(hashed, n))
                 if status != 200 or HASHED_TOOL.encode() not in body:
                     raise RuntimeError(f"HTTP {status} {body[:200]!r}")
 

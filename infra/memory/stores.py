@@ -210,6 +210,23 @@ class MemoryRateLimiter:
             return True
 
 
+class MemorySingleUseStore:
+    """Used values until they expire; expired ones are dropped when the store grows (a test's few thousand)."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def use(self, key: str, expires_at: int, now: int) -> bool:
+        with self._lock:
+            if self._used.get(key, 0) > now:
+                return False
+            if len(self._used) > 10_000:
+                self._used = {k: until for k, until in self._used.items() if until > now}
+            self._used[key] = expires_at
+            return True
+
+
 class MemoryUpstreamTokenStore:
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], UpstreamToken] = {}

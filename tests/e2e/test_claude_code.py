@@ -71,10 +71,6 @@ def _config(upstream_url: str, callback_port: int) -> dict[str, Any]:
             "redirect_uris": [f"http://localhost:{callback_port}/callback"],
         }
     ]
-    # Claude Code 2.1 opens a 2026-07-28 subscriptions/listen stream before it reports a server connected; the
-    # buffered deployment holds that request until the route's timeout (no stream can be relayed piecemeal there).
-    # A short timeout keeps this test's wall time down; the behaviour is the same.
-    demo["servers"]["echo"]["timeout_seconds"] = 3
     return config
 
 

@@ -13,20 +13,25 @@ configuration is read once per process).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import httpx
 import pytest
 import yaml
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from infra.demo_upstream import DemoUpstream
 from infra.dev import DEMO_UPSTREAM_URL, EXAMPLE_CONFIG
@@ -47,6 +52,10 @@ from tests.support.oauth_http import (
     exchange_code,
     register,
 )
+from tests.unit.net.https_server import Reply
+
+if TYPE_CHECKING:  # pytest loads the conftest itself; importing it again would run it twice
+    from tests.e2e.conftest import IsolatedGateway
 
 pytestmark = pytest.mark.e2e
 
@@ -759,3 +768,216 @@ def test_driver_revocation_ends_the_refresh_family(dev_server: DevServer) -> Non
     with pytest.raises(OAuthHttpError) as refused:
         oauth_http.refresh(grant.discovery.token_endpoint, refresh_token, auth=auth)
     assert refused.value.json()["error"] == "invalid_grant"
+
+
+# --- issue 24 item 9: the replays brought up to date --------------------------------------------------------------
+
+
+def _public_token(found: Discovery, free_port: Callable[[], int], name: str) -> TokenSet:
+    redirect_uri = f"http://127.0.0.1:{random_port(free_port)}/callback"
+    registration = register(found.registration_endpoint, public_client(name, [redirect_uri]))
+    return full_flow(found, registration, redirect_uri, resource=found.resource).tokens
+
+
+def _messages(response: httpx.Response) -> list[dict[str, object]]:
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    return [response.json()]
+
+
+def test_claude_code_sends_server_discover_then_initialize(gateway: Discovery, free_port: Callable[[], int]) -> None:
+    """Claude Code 2.1 probes MCP 2026-07-28 with ``server/discover`` and then, even after a successful answer, sends
+    the session era's ``initialize`` on the same URL (anthropics/claude-code#96183, 2.1.280; the CLI itself, run by
+    tests/e2e/test_claude_code.py, does the same). Both are answered, and the session the ``initialize`` opened
+    works."""
+    tokens = _public_token(gateway, free_port, "Claude Code (probe)")
+    url, bearer = gateway.resource, {"Authorization": f"Bearer {tokens.access_token}", **oauth_http.MCP_HEADERS}
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "claude-code", "version": "2.1.280"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    discover_headers = {**bearer, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"}
+    initialize = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {"roots": {}},
+                   "clientInfo": {"name": "claude-code", "version": "2.1.280"}},
+    }  # fmt: skip
+    with httpx.Client(timeout=30) as http:
+        # When it discovers, then initializes, then calls a tool in the session it opened
+        discovered = http.post(
+            url, json={"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {"_meta": meta}},
+            headers=discover_headers,
+        )  # fmt: skip
+        initialized = http.post(url, json=initialize, headers=bearer)
+        session = (
+            {"Mcp-Session-Id": initialized.headers["mcp-session-id"]} if "mcp-session-id" in initialized.headers else {}
+        )
+        session_headers = {**bearer, **session, "MCP-Protocol-Version": "2025-11-25"}
+        http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session_headers)
+        called = http.post(
+            url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                       "params": {"name": DEMO_TOOL, "arguments": {"text": "after the probe"}}},
+            headers=session_headers,
+        )  # fmt: skip
+    # Then each got its own revision's answer, and the call works
+    (discover_answer,) = _messages(discovered)
+    assert discovered.status_code == 200 and "2026-07-28" in discover_answer["result"]["supportedVersions"]  # type: ignore[index]
+    (initialize_answer,) = _messages(initialized)
+    assert initialized.status_code == 200 and initialize_answer["result"]["protocolVersion"] == "2025-11-25"  # type: ignore[index]
+    (call_answer,) = _messages(called)
+    assert call_answer["result"]["content"][0]["text"] == "after the probe"  # type: ignore[index]
+
+
+def test_cursor_registers_dynamically_where_metadata_documents_are_advertised(gateway: Discovery) -> None:
+    """Cursor registers with DCR (RFC 7591) even where the authorization server advertises client ID metadata
+    documents: it has no document of its own, and a server that turned DCR off cannot be connected from Cursor
+    (Altinity/altinity-mcp#169). The gateway advertises both and keeps DCR for such clients."""
+    # Given the gateway's metadata advertises CIMD and a registration endpoint
+    assert gateway.as_metadata["client_id_metadata_document_supported"] is True
+    assert gateway.as_metadata["registration_endpoint"] == gateway.registration_endpoint
+    # When Cursor registers and authorizes as it does
+    registration = register(gateway.registration_endpoint, public_client("Cursor", CURSOR_CALLBACKS))
+    flow = full_flow(gateway, registration, CURSOR_CALLBACKS[2], resource=gateway.resource)
+    # Then its token works
+    assert flow.answer.location.startswith("http://localhost:8787/callback?code=")
+    assert_mcp_works(gateway, flow.tokens)
+
+
+def test_codex_and_gemini_cli_compare_the_issuer_byte_for_byte(
+    dev_server: DevServer, gateway: Discovery, free_port: Callable[[], int]
+) -> None:
+    """Codex and Gemini CLI compare identifiers as strings: the issuer the protected resource metadata names with
+    the ``issuer`` of the authorization server metadata (RFC 8414 §3.3: a trailing slash is a mismatch, openai/codex
+    #37373), the authorization response's ``iss`` with that issuer (RFC 9207; Codex fails when the metadata
+    advertises ``iss`` and the response lacks it, cloudflare/mcp-server-cloudflare#449, and when it names another
+    host, openai/codex#38944; Gemini CLI enforces it too, google-gemini/gemini-cli#29117), and the metadata's
+    ``resource`` with the URL it was given (Gemini CLI, google-gemini/gemini-cli#20017 as quoted in
+    amekala/ads-mcp#11)."""
+    route = route_mcp_url(dev_server.url)
+    # The resource is the URL the client was given, exactly
+    assert gateway.prm["resource"] == route
+    issuer = gateway.prm["authorization_servers"][0]
+    assert issuer == route.removesuffix("/mcp") and not issuer.endswith("/")
+    # Every discovery URL of that issuer names it exactly
+    for url in oauth_http.as_metadata_urls(issuer):
+        assert oauth_http.fetch_json(url)["issuer"] == issuer, url
+    assert gateway.as_metadata["authorization_response_iss_parameter_supported"] is True
+    # The authorization response carries it exactly, on success and on error (RFC 9207 §2)
+    redirect_uri = f"http://127.0.0.1:{random_port(free_port)}/"
+    registration = register(gateway.registration_endpoint, public_client("Codex", [redirect_uri]))
+    answer, _ = authorize_ok(gateway, registration.client_id, redirect_uri)
+    assert answer.params["iss"] == issuer
+    denied = authorize(
+        gateway.authorization_endpoint,
+        authorization_params(registration.client_id, redirect_uri, Pkce.new(), state="s"),
+        decision="deny",
+    )
+    assert denied.error == "access_denied" and denied.params["iss"] == issuer
+
+
+# --- client ID metadata documents (a gateway that may fetch them from this machine) ------------------------------
+
+
+def _cimd_route(isolated: IsolatedGateway) -> Discovery:
+    return discover(route_mcp_url(isolated.url), use_challenge=False)
+
+
+def test_vscode_identifies_itself_with_its_client_metadata_document(
+    isolated_gateway: IsolatedGateway, free_port: Callable[[], int]
+) -> None:
+    """VS Code uses its client ID metadata document (``https://vscode.dev/oauth/client-metadata.json``) as its
+    ``client_id`` when the authorization server advertises CIMD (microsoft/vscode#270811, #271403; the URL as quoted
+    in anomalyco/opencode#25961 and apify/mcpc#187), with the redirect URIs it registers by DCR
+    (microsoft/vscode#278512) and a public client's ``none``. Here the document is a local https copy at the same
+    path (the real one cannot be fetched from this machine)."""
+    found = _cimd_route(isolated_gateway)
+    document_url = isolated_gateway.cimd.url("/oauth/client-metadata.json")
+    document = {
+        "client_id": document_url,
+        "client_name": "Visual Studio Code",
+        "redirect_uris": VSCODE_CALLBACKS,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }
+    isolated_gateway.cimd.https.replies["/oauth/client-metadata.json"] = Reply(
+        200, json.dumps(document).encode(), {"Content-Type": "application/json"}
+    )
+    # When VS Code authorizes with the document's URL as client_id, on a loopback port it did not list
+    redirect_uri = f"http://127.0.0.1:{random_port(free_port)}/"
+    answer, pkce = authorize_ok(found, document_url, redirect_uri, resource=found.resource)
+    assert answer.code is not None
+    tokens = exchange_code(
+        found.token_endpoint, code=answer.code, redirect_uri=redirect_uri, code_verifier=pkce.verifier,
+        auth=ClientAuth(document_url, None, "none"), resource=found.resource,
+    )  # fmt: skip
+    # Then the gateway fetched the document, and the token works on the route
+    assert isolated_gateway.cimd.https.hits.get("/oauth/client-metadata.json", 0) >= 1
+    assert DEMO_TOOL in oauth_http.tool_names(found.resource, tokens.access_token)
+
+
+def _client_assertion(key: rsa.RSAPrivateKey, kid: str, client_id: str, audience: str) -> str:
+    """An RFC 7523 §2.2 client assertion (RS256), as ChatGPT signs one."""
+
+    def part(value: object) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 120,
+              "jti": secrets.token_urlsafe(16)}  # fmt: skip
+    signing_input = f"{part({'alg': 'RS256', 'typ': 'JWT', 'kid': kid})}.{part(claims)}".encode()
+    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return signing_input.decode() + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, str]:
+    numbers = key.public_key().public_numbers()
+
+    def b64(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+    return {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": b64(numbers.n), "e": b64(numbers.e)}
+
+
+def test_chatgpt_identifies_itself_with_a_metadata_document_that_prefers_private_key_jwt(
+    isolated_gateway: IsolatedGateway,
+) -> None:
+    """ChatGPT's client ID metadata document (``https://chatgpt.com/oauth/<id>/client.json``) declares
+    ``token_endpoint_auth_method: private_key_jwt`` with ``token_endpoint_auth_methods_supported: ["none",
+    "private_key_jwt"]``, ``token_endpoint_auth_signing_alg: RS256`` and ``jwks_uri: https://chatgpt.com/oauth/
+    jwks.json``, and a callback per connector (the document as published, quoted in Altinity/altinity-mcp#118 and
+    django-oauth/django-oauth-toolkit#1845; engram-app/Engram#1633 reports zero ChatGPT grants until the document was
+    accepted). It authenticates at /token with a ``client_assertion`` signed by a key of that set (RFC 7523 §2.2)."""
+    found = _cimd_route(isolated_gateway)
+    connector = secrets.token_urlsafe(9)
+    document_path, jwks_path = f"/oauth/{connector}/client.json", "/oauth/jwks.json"
+    document_url = isolated_gateway.cimd.url(document_path)
+    callback = f"https://chatgpt.com/connector/oauth/{connector}"
+    key, kid = rsa.generate_private_key(public_exponent=65537, key_size=2048), f"cimd-{connector}"
+    document = {
+        "client_id": document_url, "client_uri": "https://chatgpt.com/", "client_name": "ChatGPT",
+        "redirect_uris": [callback], "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"], "token_endpoint_auth_method": "private_key_jwt",
+        "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg": "RS256", "jwks_uri": isolated_gateway.cimd.url(jwks_path),
+    }  # fmt: skip
+    replies = isolated_gateway.cimd.https.replies
+    replies[document_path] = Reply(200, json.dumps(document).encode(), {"Content-Type": "application/json"})
+    replies[jwks_path] = Reply(
+        200, json.dumps({"keys": [_jwk(key, kid)]}).encode(), {"Content-Type": "application/json"}
+    )
+
+    # When ChatGPT authorizes with its document and exchanges the code with a signed client assertion
+    answer, pkce = authorize_ok(found, document_url, callback, resource=found.resource)
+    assert answer.code is not None
+    form = {
+        "grant_type": "authorization_code", "code": answer.code, "redirect_uri": callback,
+        "code_verifier": pkce.verifier, "resource": found.resource, "client_id": document_url,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": _client_assertion(key, kid, document_url, found.token_endpoint),
+    }  # fmt: skip
+    tokens = TokenSet.from_response("token", httpx.post(found.token_endpoint, data=form, timeout=30))
+    # Then its token works on the route
+    assert DEMO_TOOL in oauth_http.tool_names(found.resource, tokens.access_token)

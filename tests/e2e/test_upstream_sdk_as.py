@@ -47,7 +47,7 @@ FIXTURE = REPO_ROOT / "tests" / "fixtures" / "sdk_upstream_as.py"
 HOST = "127.0.0.1"
 # A workspace of its own: the session's tables are shared, and test_upstream_oauth leaves alice connected at acme/notes.
 WORKSPACE = "sdk-as"
-ROUTE = f"{WORKSPACE}/notes"
+ROUTE = f"{WORKSPACE}/sdk-notes"
 VERIFIER = "sdk-as-e2e-verifier-" + "y" * 40
 
 
@@ -79,7 +79,7 @@ workspaces:
       users:
         - {{id: alice, password: alice-password, name: Alice Example}}
     servers:
-      notes:
+      sdk-notes:
         title: Notes (SDK)
         upstream: {upstream}
         auth: {{type: oauth}}
@@ -288,3 +288,93 @@ def test_an_upstream_on_the_sdks_authorization_server_connects_calls_refreshes_a
     status, result = mcp.call("whoami")
     assert result.get("error", {}).get("code") == -32042, result
     print(f"SDK authorization server upstream, end to end: {time.monotonic() - started:.1f} s")
+
+
+# --- MCP 2026-07-28: connecting the account through input_required (issue 24 item 2) -------------------------------
+
+
+async def _approve(stack: Stack, client_id: str, redirect_uri: str, artifacts: Path) -> None:
+    """alice authorizes an MCP client (connecting her Notes account on the consent page if it asks)."""
+    query = {
+        "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": "s",
+        "code_challenge": s256(VERIFIER), "code_challenge_method": "S256", "resource": stack.mcp,
+    }  # fmt: skip
+    async with chromium(artifacts) as browser:
+        page = await browser.new_page()
+        await page.goto(f"{stack.gateway}/{ROUTE}/authorize?{urlencode(query)}")
+        await _gateway_sign_in(browser, page)
+        await page.wait_for_selector("button[name=decision][value=approve]")
+        if await page.locator("a.button:has-text('Connect')").count():
+            await _submit(page, "a.button:has-text('Connect')")
+            await _at_the_upstream(browser, page, "allow")
+            await page.wait_for_selector("button[name=decision][value=approve]:not([disabled])")
+        await _submit(page, "button[name=decision][value=approve]")
+
+
+async def _sdk_sessions(stack: Stack, token: str, artifacts: Path) -> dict[str, Any]:
+    """A 2025-11-25 SDK client, then a 2026-07-28 one whose elicitation callback connects the account in the
+    browser, as a user following the client's prompt would."""
+    import httpx2
+    from mcp import types
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    seen: dict[str, Any] = {"elicitations": []}
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(stack.mcp, http_client=http), mode="legacy", cache=None) as legacy,
+    ):
+        seen["legacy_instructions"] = legacy.instructions
+        seen["legacy_tools"] = [tool.name for tool in (await legacy.list_tools()).tools]
+
+    async def connect_in_the_browser(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        seen["elicitations"].append(params.model_dump(by_alias=True, exclude_none=True))
+        url = getattr(params, "url", None)
+        assert isinstance(url, str)
+        seen["connected_page"] = await _reconnect(url, artifacts)
+        return types.ElicitResult(action="accept")
+
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(
+            streamable_http_client(stack.mcp, http_client=http), elicitation_callback=connect_in_the_browser, cache=None
+        ) as modern,
+    ):
+        seen["modern_version"] = modern.protocol_version
+        seen["modern_instructions"] = modern.instructions
+        result = await modern.call_tool("whoami", {})
+        seen["whoami"] = result.structured_content or json.loads(result.content[0].text)  # type: ignore[union-attr]
+    return seen
+
+
+def test_a_2026_client_connects_the_account_through_input_required_and_the_retry_completes_the_call(
+    stack: Stack, artifacts: Path
+) -> None:
+    started = time.monotonic()
+    # Given alice authorized an MCP client, and then disconnected her Notes account on My connections
+    with loopback_callback() as callback:
+        client_id = _register(stack, callback.redirect_uri)
+        run_async(lambda: _approve(stack, client_id, callback.redirect_uri, artifacts))
+        answer = run_async(callback.wait)
+    token = _token(stack, client_id, callback.redirect_uri, answer["code"])
+    run_async(lambda: _disconnect(stack, artifacts))
+    exchanges = stack.stats()["exchanges"]
+
+    # When a 2025-11-25 client and then a 2026-07-28 client (the official Python SDK, whose elicitation callback
+    # opens the URL in the browser and returns "accept") call the route
+    seen = run_async(lambda: _sdk_sessions(stack, token, artifacts))
+
+    # Then the 2025-11-25 client initialized (the account to connect named in the instructions) and lists the
+    # connect tool
+    assert "connect it at" in (seen["legacy_instructions"] or "")
+    assert seen["legacy_tools"] == ["connect_sdk-notes"]
+    # And the 2026-07-28 client negotiated that revision, got one URL-mode elicitation for the gateway's connect
+    # link, and its retry completed the original call with alice's new upstream token
+    assert seen["modern_version"] == "2026-07-28"
+    (elicitation,) = seen["elicitations"]
+    assert elicitation["mode"] == "url" and f"/{ROUTE}/connect?" in elicitation["url"]
+    assert "Connected" in seen["connected_page"]
+    assert seen["whoami"]["subject"] == "alice"
+    assert stack.stats()["exchanges"] == exchanges + 1
+    print(f"2026-07-28 input_required connect through the official SDK: {time.monotonic() - started:.1f} s")

@@ -47,3 +47,21 @@ def test_coldstart_table_lists_every_existing_function() -> None:
     assert "(status 200)" in output
     for phase in ("spawn → port open (imports, runtime, uvicorn)", "port open → first answer read", "total"):
         assert re.fullmatch(r"\d+", rows[phase][0]), f"{phase}: no median ({rows[phase]!r})"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_dpop_part_measures_both_tokens_and_no_kms_call() -> None:
+    # Not a timing assertion: the row exists, the DPoP calls went through, and no KMS call was made on the hot path
+    completed = subprocess.run(
+        [sys.executable, "-m", "infra.bench", "--only", "dpop"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    output = completed.stdout
+    assert re.search(r"\| Bearer \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
+    assert re.search(r"\| DPoP .*\| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
+    assert "Added by DPoP:" in output

@@ -18,6 +18,7 @@ from gateway.aws.dynamodb_store import (
     DynamoClientStore,
     DynamoGrantStore,
     DynamoRateLimiter,
+    DynamoSingleUseStore,
     DynamoUpstreamTokenStore,
 )
 from gateway.storage.ports import (
@@ -28,6 +29,7 @@ from gateway.storage.ports import (
     CodeNotRedeemable,
     GrantStore,
     RateLimiter,
+    SingleUseStore,
     UpstreamTokenStore,
     UsageLog,
     listing_position,
@@ -50,6 +52,7 @@ from infra.memory.stores import (
     MemoryClientStore,
     MemoryGrantStore,
     MemoryRateLimiter,
+    MemorySingleUseStore,
     MemoryUpstreamTokenStore,
     MemoryUsageLog,
 )
@@ -565,3 +568,28 @@ def test_a_workspaces_grants_keys_and_clients_are_listed_newest_first_by_page(
 
     api_keys.create_key(_api_key(f"key-ls-{id(api_keys)}", workspace=ws))
     assert [k.key_id for k in api_keys.keys_of_workspace(ws)] == [f"key-ls-{id(api_keys)}"]
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def single_use(request: pytest.FixtureRequest) -> SingleUseStore:
+    if request.param == "memory":
+        return MemorySingleUseStore()
+    client, refs = request.getfixturevalue("dynamodb")
+    return DynamoSingleUseStore(client, refs["GrantsTable"])
+
+
+def test_a_value_is_used_once_under_concurrency_and_again_only_after_it_expired(single_use: SingleUseStore) -> None:
+    # Given a jti nobody used
+    key = f"client-assertion#{uuid.uuid4().hex}"
+
+    # When 8 requests present it at once
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: single_use.use(key, NOW + 300, NOW), range(8)))
+
+    # Then exactly one is let through, and later presentations within its lifetime are refused
+    assert results.count(True) == 1
+    assert single_use.use(key, NOW + 300, NOW + 299) is False
+    # And once its record expired (TTL deletion is lazy: the item may still be there) it counts as unused
+    assert single_use.use(key, NOW + 900, NOW + 300) is True
+    assert single_use.use(key, NOW + 900, NOW + 301) is False
+    assert single_use.use(f"{key}-other", NOW + 300, NOW) is True

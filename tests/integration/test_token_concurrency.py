@@ -27,8 +27,9 @@ from gateway.crypto.hashing import random_token
 from gateway.identity.user import SignedInUser
 from gateway.oauth import authorization, refresh_tokens
 from gateway.oauth.errors import OAuthError
+from gateway.oauth.token_parts import TokenResponse
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
-from gateway.oauth.token_service import TokenResponse, TokenService
+from gateway.oauth.token_service import TokenService
 from gateway.routes import Route, RouteTable
 from gateway.runtime import Runtime
 from gateway.settings import Settings

@@ -3,6 +3,11 @@
 
 It speaks 2025-06-18/2025-11-25: ``initialize`` gives a session id that every later request must carry (404
 otherwise, as the spec says for an unknown session); ``tools/call`` answers over SSE when ``sse_calls`` is set.
+Optional behaviours of newer servers: ``list_caching`` adds MCP 2026-07-28 caching fields to list results,
+``tool_meta`` gives tools a ``_meta`` (MCP Apps' ``ui.resourceUri``), ``task_tools`` answer a call with a task of the
+tasks extension (``resultType: "task"``), which ``tasks/get|update|cancel`` then report on; ``modern`` also serves
+MCP 2026-07-28 requests without a session (and ``server/discover``), where ``input_tools`` answer a call with an
+``input_required`` result of its own until the retry carries its state and the answer to its question.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ class MiniMcp:
     sse_calls: bool = False
     instructions: str | None = None
     refuse_initialize: int = 0  # how many initialize requests to answer 503 (an upstream that is starting)
+    list_caching: dict[str, Any] = field(default_factory=dict)
+    tool_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_tools: list[str] = field(default_factory=list)
+    modern: bool = False
+    input_tools: list[str] = field(default_factory=list)
     sessions: set[str] = field(default_factory=set)
     seen: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     _numbers: Any = field(default_factory=itertools.count)
@@ -61,7 +71,15 @@ class MiniMcp:
                 return JSONResponse(
                     {"jsonrpc": "2.0", "id": message["id"], "result": result}, headers={"Mcp-Session-Id": session}
                 )
-            if request.headers.get("mcp-session-id") not in self.sessions:
+            stateless = self.modern and request.headers.get("mcp-protocol-version") == "2026-07-28"
+            if stateless and message.get("method") == "server/discover":
+                discovered = {
+                    "resultType": "complete",
+                    "supportedVersions": ["2026-07-28"],
+                    "capabilities": {"tools": {}},
+                }
+                return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "result": discovered})
+            if not stateless and request.headers.get("mcp-session-id") not in self.sessions:
                 return JSONResponse(
                     {
                         "jsonrpc": "2.0",
@@ -85,11 +103,33 @@ class MiniMcp:
         method, params, request_id = message["method"], message.get("params") or {}, message["id"]
         result: dict[str, Any]
         if method == "tools/list":
-            page, cursor = self._page(
-                [{"name": n, "description": f"{self.name} {n}", "inputSchema": {"type": "object"}} for n in self.tools],
-                params,
-            )
-            result = {"tools": page, **({"nextCursor": cursor} if cursor else {})}
+            listed = [
+                {"name": n, "description": f"{self.name} {n}", "inputSchema": {"type": "object"}}
+                | ({"_meta": self.tool_meta[n]} if n in self.tool_meta else {})
+                for n in self.tools
+            ]
+            page, cursor = self._page(listed, params)
+            result = {"tools": page, **({"nextCursor": cursor} if cursor else {}), **self.list_caching}
+        elif method == "tools/call" and params.get("name") in self.input_tools:
+            answered = (params.get("inputResponses") or {}).get("confirm")
+            if params.get("requestState") == f"{self.name}-state" and answered is not None:
+                result = {"resultType": "complete", "content": [{"type": "text", "text": f"confirmed {answered}"}]}
+            else:
+                question = {"mode": "form", "message": "Sure?", "requestedSchema": {"type": "object"}}
+                asked = {"method": "elicitation/create", "params": question}
+                result = {"resultType": "input_required", "inputRequests": {"confirm": asked},
+                          "requestState": f"{self.name}-state"}  # fmt: skip
+        elif method == "tools/call" and params.get("name") in self.task_tools:
+            result = {"resultType": "task", "taskId": f"{self.name}-task-1", "status": "working"}
+        elif method in ("tasks/get", "tasks/update", "tasks/cancel"):
+            if params.get("taskId") != f"{self.name}-task-1":
+                return JSONResponse(
+                    {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32602, "message": "no task"}}
+                )
+            result = {"resultType": "complete"}
+            if method == "tasks/get":
+                done = {"content": [{"type": "text", "text": f"{self.name} task done"}]}
+                result.update(taskId=params["taskId"], status="completed", result=done)
         elif method == "tools/call" and params.get("name") in self.tools:
             arguments = json.dumps(params.get("arguments", {}), sort_keys=True)
             result = {"content": [{"type": "text", "text": f"{self.name}:{params['name']}:{arguments}"}]}
@@ -103,7 +143,7 @@ class MiniMcp:
                 body = f"event: message\ndata: {json.dumps(note)}\n\nevent: message\ndata: {json.dumps(answer)}\n\n"
                 return Response(body, media_type="text/event-stream")
         elif method == "prompts/list":
-            result = {"prompts": [{"name": n} for n in self.prompts]}
+            result = {"prompts": [{"name": n} for n in self.prompts], **self.list_caching}
         elif method == "prompts/get" and params.get("name") in self.prompts:
             result = {
                 "messages": [
@@ -111,7 +151,7 @@ class MiniMcp:
                 ]
             }
         elif method == "resources/list":
-            result = {"resources": [{"uri": uri, "name": uri} for uri in self.resources]}
+            result = {"resources": [{"uri": uri, "name": uri} for uri in self.resources], **self.list_caching}
         elif method == "resources/read" and params.get("uri") in self.resources:
             result = {"contents": [{"uri": params["uri"], "text": f"{self.name} has {params['uri']}"}]}
         elif method == "resources/read":

@@ -25,6 +25,7 @@ from infra.memory.stores import (
     MemoryClientStore,
     MemoryGrantStore,
     MemoryRateLimiter,
+    MemorySingleUseStore,
     MemoryUpstreamTokenStore,
     MemoryUsageLog,
 )
@@ -47,7 +48,7 @@ def memory_runtime(
 ) -> Runtime:
     config = config or parse_config(example_config_data())
     runtime = Runtime(Settings(config=str(EXAMPLE_CONFIG), public_base_url=base_url, **settings), config, clock=clock)
-    key = LocalRsaKey()
+    key = LocalRsaKey.shared()
     runtime.__dict__.update(
         clients=MemoryClientStore(),
         grants=MemoryGrantStore(),
@@ -56,6 +57,7 @@ def memory_runtime(
         usage_log=MemoryUsageLog(),
         api_keys=MemoryApiKeyStore(),
         rate_limiter=MemoryRateLimiter(),
+        single_use=MemorySingleUseStore(),
         shared_secret=b"unit-test-shared-secret-0123456789abcdef",
         public_keys=key,
         access_tokens=AccessTokens(key, key, runtime.settings.access_token_ttl_seconds),

@@ -236,6 +236,18 @@ workspaces:
         client_name: Desktop
         redirect_uris: [http://127.0.0.1:5000/callback]
         servers: [github]
+      - client_id: agent
+        client_name: Agent with keys
+        redirect_uris: [https://agent.example/cb]
+        dpop_bound_access_tokens: true
+        jwks: {keys: [{kty: EC, crv: P-256, x: f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU,
+                       y: x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0, kid: k1, use: sig}]}
+    access_token_ttl_seconds: 28800
+    dpop: {required: true, nonce: true}
+    enterprise_authorization:
+      issuers:
+        - {issuer: https://acme.okta.example, jwks_uri: https://acme.okta.example/keys, clients: [agent],
+           servers: [github], groups_claim: roles}
     servers:
       github:
         upstream: https://mcp.github.example/mcp
@@ -314,3 +326,21 @@ def test_loading_the_validated_form_needs_no_yaml_and_builds_no_validator(tmp_pa
     env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
     assert output.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("jwks", "reason"),
+    [
+        ({"keys": []}, "non-empty list"),
+        ({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}, "kty must be RSA, EC or OKP"),
+        ({"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "secret"}]}, "a private key"),
+    ],
+    ids=["empty", "symmetric", "private"],
+)
+def test_a_pre_registered_clients_inline_keys_must_be_public_asymmetric_keys(jwks: object, reason: str) -> None:
+    data = example_config_data()
+    data["workspaces"]["demo"]["clients"] = [
+        {"client_id": "agent", "client_name": "Agent", "redirect_uris": ["https://a.example/cb"], "jwks": jwks}
+    ]
+    with pytest.raises(ConfigError, match=reason):
+        parse_config(data)

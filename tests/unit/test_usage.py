@@ -39,8 +39,9 @@ def test_a_percentile_from_the_histogram_is_within_half_a_bucket_of_the_truth() 
 
 @pytest.mark.parametrize(
     ("outcome", "origin"),
-    [("ok", None), ("error", "upstream"), ("auth_required", "auth"), ("http_401", "auth"), ("http_403", "auth"),
-     ("http_502", "upstream"), ("http_504", "upstream"), ("http_500", "gateway"), ("http_x", "gateway")],
+    [("ok", None), ("input_required", None), ("error", "upstream"), ("auth_required", "auth"), ("http_401", "auth"),
+     ("http_403", "auth"), ("http_502", "upstream"), ("http_504", "upstream"), ("http_500", "gateway"),
+     ("http_x", "gateway")],
 )  # fmt: skip
 def test_a_failure_has_an_origin(outcome: str, origin: str | None) -> None:
     assert failure_origin(outcome) == origin

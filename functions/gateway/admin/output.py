@@ -19,7 +19,7 @@ NEVER_WHEN_EMPTY = frozenset({"expires_at"})  # no expiry: it lasts until revoke
 # The columns a listing shows by default; --all shows every field.
 DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "audit": ("at", "kind", "route_key", "user_id", "client_id", "detail"),
-    "grants": ("grant_id", "route_key", "client_id", "status", "created_at", "rotated_at", "scopes"),
+    "grants": ("grant_id", "route_key", "client_id", "status", "obtained_by", "created_at", "rotated_at", "scopes"),
     "keys": ("key_id", "name", "user_id", "servers", "tools", "status", "expires_at"),
     "ended": ("kind", "id", "route_key", "user_id", "client_id", "name"),
     "routes": ("route", "upstream", "sign_in", "upstream_auth", "scopes"),

@@ -593,6 +593,18 @@ class DynamoRateLimiter(DynamoTable):
         )
 
 
+# --- single-use values (jti) -------------------------------------------------------------------------------------
+
+
+class DynamoSingleUseStore(DynamoTable):
+    """One item per used value in the grants table: a conditional ``PutItem`` that succeeds only where no unexpired
+    record exists (TTL deletion is lazy, so an expired record still present is overwritten)."""
+
+    def use(self, key: str, expires_at: int, now: int) -> bool:
+        item = {"pk": _s(f"ONCE#{key}"), "sk": _s("ONCE"), "expires_at": _n(expires_at)}
+        return self._put(item, "attribute_not_exists(pk) OR expires_at <= :now", {":now": _n(now)})
+
+
 # --- upstream tokens ------------------------------------------------------------------------------------------------
 
 

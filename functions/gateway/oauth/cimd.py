@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from gateway import safe_json
@@ -20,6 +20,7 @@ from gateway.display_text import visible_text
 from gateway.net.ssrf import FetchError, SafeFetcher
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.redirect_uris import MAX_LENGTH, InvalidRedirectUri, validate_redirect_uri
+from gateway.tokens.foreign_jwts import InvalidKeySet, KeySet
 
 DEFAULT_TTL_SECONDS = 300
 MAX_TTL_SECONDS = 86400
@@ -39,6 +40,13 @@ class ClientMetadataDocument:
     redirect_uris: tuple[str, ...]
     client_uri: str | None
     logo_uri: str | None
+    auth_method: Literal["none", "private_key_jwt"] = "none"
+    also_public: bool = False
+    """A ``private_key_jwt`` document that also lists ``none`` among ``token_endpoint_auth_methods_supported``
+    (ChatGPT's): the client may come with an assertion, or as a public client."""
+    jwks_uri: str | None = None
+    jwks: dict[str, Any] | None = None
+    dpop_bound_access_tokens: bool = False
 
 
 def is_url_client_id(client_id: str) -> bool:
@@ -146,28 +154,66 @@ def parse_document(client_id: str, body: bytes) -> ClientMetadataDocument:
     name = data.get("client_name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or _CONTROL.search(name):
         raise _invalid(client_id, f"needs a 'client_name' of 1 to {MAX_NAME} printable characters")
-    _check_auth_method(client_id, data)
+    method = _auth_method(client_id, data)
+    jwks_uri, jwks = _keys(client_id, data, method)
+    dpop_bound = data.get("dpop_bound_access_tokens", False)
+    if not isinstance(dpop_bound, bool):
+        raise _invalid(client_id, "has a 'dpop_bound_access_tokens' that is not true or false")
     return ClientMetadataDocument(
         client_id=client_id,
         client_name=visible_text(name).strip() or client_id,
         redirect_uris=_redirect_uris(client_id, data.get("redirect_uris")),
         client_uri=_https_or_none(data.get("client_uri")),
         logo_uri=_https_or_none(data.get("logo_uri")),
+        auth_method=method,
+        also_public=method == "private_key_jwt" and "none" in _supported_methods(data),
+        jwks_uri=jwks_uri,
+        jwks=jwks,
+        dpop_bound_access_tokens=dpop_bound,
     )
 
 
-def _check_auth_method(client_id: str, data: dict[str, Any]) -> None:
+def _supported_methods(data: dict[str, Any]) -> list[str]:
+    """``token_endpoint_auth_methods_supported`` of a client's document (not a registered RFC 7591 member, but
+    ChatGPT's document has it: the methods the client can use, of which ``token_endpoint_auth_method`` is the one it
+    prefers)."""
+    value = data.get("token_endpoint_auth_methods_supported")
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _auth_method(client_id: str, data: dict[str, Any]) -> Literal["none", "private_key_jwt"]:
     # A document is public, so it cannot carry a shared secret (draft §4.1).
     if "client_secret" in data or "client_secret_expires_at" in data:
         raise _invalid(client_id, "must not contain a client secret")
     method = data.get("token_endpoint_auth_method", "none")
     if method == "none":
-        return
+        return "none"
+    if method == "private_key_jwt":  # RFC 7523 §2.2: keys in the document (jwks_uri or jwks), never a secret
+        return "private_key_jwt"
     if method in ("client_secret_basic", "client_secret_post", "client_secret_jwt"):
         raise _invalid(client_id, f"uses {method!r}, a shared secret, which metadata documents cannot use")
+    unsupported = f"has an unsupported token_endpoint_auth_method {str(method)[:40]!r}"
+    raise _invalid(client_id, f"{unsupported}; use 'none' or 'private_key_jwt'")
+
+
+def _keys(client_id: str, data: dict[str, Any], method: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The document's ``jwks_uri`` or ``jwks`` (RFC 7591 §2: not both); a ``private_key_jwt`` client needs one."""
+    jwks_uri, jwks = data.get("jwks_uri"), data.get("jwks")
+    if jwks_uri is not None and jwks is not None:
+        raise _invalid(client_id, "has both 'jwks_uri' and 'jwks'; RFC 7591 §2 allows one")
+    if jwks_uri is not None:
+        if not isinstance(jwks_uri, str) or _https_or_none(jwks_uri) is None:
+            raise _invalid(client_id, "has a 'jwks_uri' that is not an https URL")
+        return jwks_uri, None
+    if jwks is not None:
+        try:
+            KeySet.from_json(jwks)
+        except InvalidKeySet as problem:
+            raise _invalid(client_id, f"has unusable 'jwks': {problem}") from None
+        return None, jwks
     if method == "private_key_jwt":
-        raise _invalid(client_id, "uses 'private_key_jwt', which this gateway does not support; use 'none'")
-    raise _invalid(client_id, f"has an unsupported token_endpoint_auth_method {method!r}; use 'none'")
+        raise _invalid(client_id, "uses 'private_key_jwt' but publishes no keys ('jwks_uri' or 'jwks')")
+    return None, None
 
 
 def _redirect_uris(client_id: str, value: object) -> tuple[str, ...]:

@@ -1,7 +1,9 @@
 """Client authentication at the token and revocation endpoints (RFC 6749 §2.3, RFC 7009 §2.1).
 
-Methods: ``none`` (``client_id`` in the form), ``client_secret_basic`` (HTTP Basic, RFC 6749 §2.3.1) and
-``client_secret_post`` (``client_id`` and ``client_secret`` in the form).
+Methods: ``none`` (``client_id`` in the form), ``client_secret_basic`` (HTTP Basic, RFC 6749 §2.3.1),
+``client_secret_post`` (``client_id`` and ``client_secret`` in the form) and ``private_key_jwt`` (a
+``client_assertion`` signed by the client's key, RFC 7523 §2.2: :mod:`gateway.oauth.client_assertions`). A client
+whose metadata document offers both ``private_key_jwt`` and ``none`` (ChatGPT's) may come either way.
 
 Tolerated, because real clients do it:
 
@@ -20,10 +22,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
+from gateway.oauth.client_assertions import ClientAssertions, InvalidClientAssertion, asserted_client_id, assertion_in
 from gateway.oauth.clients import ClientInfo, ClientResolver
 from gateway.oauth.errors import OAuthError
 
@@ -38,7 +41,7 @@ class ClientAuthenticationError(OAuthError):
 
     def __init__(self, description: str, *, basic_used: bool) -> None:
         super().__init__("invalid_client", description, 401)
-        self.headers: dict[str, str] = {"WWW-Authenticate": BASIC_CHALLENGE} if basic_used else {}
+        self.headers = {"WWW-Authenticate": BASIC_CHALLENGE} if basic_used else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +74,18 @@ def parse_basic(authorization: str | None) -> BasicCredentials | None:
 
 
 async def authenticate_client(
-    resolver: ClientResolver, route: Route, form: Mapping[str, str], authorization: str | None, now: int
+    resolver: ClientResolver,
+    route: Route,
+    form: Mapping[str, str],
+    authorization: str | None,
+    now: int,
+    assertions: ClientAssertions | None = None,
 ) -> ClientInfo:
-    """The client making this token or revocation request, authenticated by whatever method it used."""
+    """The client making this token or revocation request, authenticated by whatever method it used; its
+    :attr:`ClientInfo.authenticated_by` says which (None for a public client)."""
+    assertion = assertion_in(form)
+    if assertion is not None:
+        return await _by_assertion(resolver, route, form, authorization, now, assertion, assertions)
     basic = parse_basic(authorization)
     basic_used = basic is not None
     form_id = form.get("client_id") or None
@@ -93,20 +105,55 @@ async def authenticate_client(
     else:
         raise ClientAuthenticationError("client authentication is required: send client_id", basic_used=False)
 
-    try:
-        client = await resolver.resolve(route, client_id, now)
-    except OAuthError as problem:
-        if problem.error == "invalid_client":
-            raise ClientAuthenticationError(problem.description, basic_used=basic_used) from None
-        raise
-
-    if not client.has_secret:
+    client = await _resolve(resolver, route, client_id, now, basic_used=basic_used)
+    if client.has_secret and presented:
+        if not resolver.secret_matches(client, presented):
+            raise ClientAuthenticationError("client authentication failed", basic_used=basic_used)
+        return replace(client, authenticated_by="client_secret_post" if form_secret else "client_secret_basic")
+    if client.is_public:
         return client  # public client: any presented secret is ignored (see the module docstring)
-    if not presented:
+    if client.has_secret:
         raise ClientAuthenticationError(
             f"this client must authenticate with its client secret ({client.token_endpoint_auth_method})",
             basic_used=basic_used,
         )
-    if not resolver.secret_matches(client, presented):
-        raise ClientAuthenticationError("client authentication failed", basic_used=basic_used)
-    return client
+    raise ClientAuthenticationError(
+        "this client must authenticate with private_key_jwt: send client_assertion_type="
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer and a client_assertion signed by its key",
+        basic_used=basic_used,
+    )
+
+
+async def _by_assertion(
+    resolver: ClientResolver,
+    route: Route,
+    form: Mapping[str, str],
+    authorization: str | None,
+    now: int,
+    assertion: str,
+    assertions: ClientAssertions | None,
+) -> ClientInfo:
+    """RFC 7523 §2.2: ``client_assertion`` authenticates the client; ``client_id`` may be left out (the assertion's
+    ``sub`` names it) and, when sent, must be the same."""
+    if form.get("client_secret") or parse_basic(authorization) is not None:
+        # RFC 6749 §2.3: one authentication method per request.
+        raise OAuthError("invalid_request", "send either a client_assertion or a client secret, not both")
+    client_id = asserted_client_id(assertion)
+    if form.get("client_id") not in (None, client_id):
+        raise InvalidClientAssertion("client_id differs from the client assertion's sub")
+    client = await _resolve(resolver, route, client_id, now, basic_used=False)
+    if not client.has_keys or assertions is None:
+        raise InvalidClientAssertion(
+            f"this client has no registered keys; it authenticates with {client.token_endpoint_auth_method}"
+        )
+    await assertions.verify(assertion, client, (route.issuer, route.endpoint("token")), now)
+    return replace(client, authenticated_by="private_key_jwt")
+
+
+async def _resolve(resolver: ClientResolver, route: Route, client_id: str, now: int, *, basic_used: bool) -> ClientInfo:
+    try:
+        return await resolver.resolve(route, client_id, now)
+    except OAuthError as problem:
+        if problem.error == "invalid_client":
+            raise ClientAuthenticationError(problem.description, basic_used=basic_used) from None
+        raise

@@ -18,7 +18,7 @@ import hmac
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.crypto.hashing import matches_hash
 from gateway.oauth.cimd import CimdResolver, is_url_client_id
@@ -43,16 +43,32 @@ class ClientInfo:
     client_name: str
     source: Literal["dcr", "cimd", "preregistered"]
     redirect_uris: tuple[str, ...]
-    token_endpoint_auth_method: Literal["none", "client_secret_basic", "client_secret_post"]
+    token_endpoint_auth_method: AuthMethod
     client_uri: str | None
     logo_uri: str | None
     secret_hash: str | None  # dcr: SHA-256 of the issued secret
     secret_ref: str | None  # preregistered: where the secret is read
     service_identity: str | None = None  # preregistered: may use client_credentials, acting as this identity
+    jwks_uri: str | None = None  # private_key_jwt: where the client's public keys are
+    jwks: dict[str, Any] | None = None  # ... or the keys themselves
+    also_public: bool = False  # a metadata document that offers private_key_jwt and none (ChatGPT's)
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: token requests without a DPoP proof are refused
+    authenticated_by: AuthMethod | None = None
+    """How the client proved who it is in *this* request (set by client authentication; None: not at all, a public
+    client)."""
 
     @property
     def has_secret(self) -> bool:
         return self.secret_hash is not None or self.secret_ref is not None
+
+    @property
+    def has_keys(self) -> bool:
+        return self.jwks_uri is not None or self.jwks is not None
+
+    @property
+    def is_public(self) -> bool:
+        """May it come with its ``client_id`` alone (token_endpoint_auth_method ``none``)?"""
+        return (not self.has_secret and not self.has_keys) or self.also_public
 
 
 class ClientResolver:
@@ -91,11 +107,15 @@ class ClientResolver:
                 client_name=document.client_name,
                 source="cimd",
                 redirect_uris=document.redirect_uris,
-                token_endpoint_auth_method="none",
+                token_endpoint_auth_method=document.auth_method,
                 client_uri=document.client_uri,
                 logo_uri=document.logo_uri,
                 secret_hash=None,
                 secret_ref=None,
+                jwks_uri=document.jwks_uri,
+                jwks=document.jwks,
+                also_public=document.also_public,
+                dpop_bound_access_tokens=document.dpop_bound_access_tokens,
             )
         return self._registered(route, client_id, now)
 
@@ -106,6 +126,8 @@ class ClientResolver:
             if client.servers and route.server_name not in client.servers:
                 raise OAuthError("invalid_client", f"client {client_id!r} is not allowed to use {route.key}")
             method: AuthMethod = "client_secret_basic" if client.client_secret else "none"
+            if client.jwks_uri is not None or client.jwks is not None:
+                method = "private_key_jwt"
             return ClientInfo(
                 client_id=client.client_id,
                 client_name=client.client_name,
@@ -117,6 +139,9 @@ class ClientResolver:
                 secret_hash=None,
                 secret_ref=client.client_secret,
                 service_identity=client.service_identity,
+                jwks_uri=client.jwks_uri,
+                jwks=client.jwks,
+                dpop_bound_access_tokens=client.dpop_bound_access_tokens,
             )
         return None
 
@@ -150,6 +175,9 @@ class ClientResolver:
             logo_uri=registered.logo_uri,
             secret_hash=registered.client_secret_hash,
             secret_ref=None,
+            jwks_uri=registered.jwks_uri,
+            jwks=registered.jwks,
+            dpop_bound_access_tokens=registered.dpop_bound_access_tokens,
         )
 
     def _remember_use(self, client_id: str, last_used_at: int) -> None:

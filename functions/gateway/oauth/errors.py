@@ -21,6 +21,8 @@ ErrorCode = Literal[
     "invalid_client_metadata",
     "unsupported_token_type",
     "invalid_target",
+    "invalid_dpop_proof",  # RFC 9449 §5
+    "use_dpop_nonce",  # RFC 9449 §8
 ]
 
 _STATUS: dict[str, int] = {
@@ -38,6 +40,8 @@ class OAuthError(Exception):
         self.error: ErrorCode = error
         self.description = description
         self.status_code = status_code if status_code is not None else _STATUS.get(error, 400)
+        self.headers: dict[str, str] = {}
+        """Response headers the error needs (a ``WWW-Authenticate`` challenge, a ``DPoP-Nonce``)."""
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}

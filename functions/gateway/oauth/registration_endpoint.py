@@ -10,7 +10,8 @@ carries what was actually registered. This module uses that latitude deliberatel
 
 - **Default ``token_endpoint_auth_method`` is ``none``**, not RFC 7591 §2's ``client_secret_basic``: MCP clients
   that omit it are public native apps (PKCE is mandatory anyway), and both MCP SDKs authenticate the way the response
-  says. A client asking for ``client_secret_basic``/``client_secret_post`` gets a secret, stored only as a hash.
+  says. A client asking for ``client_secret_basic``/``client_secret_post`` gets a secret, stored only as a hash; one
+  asking for ``private_key_jwt`` (RFC 7523) registers its public keys (``jwks_uri`` or ``jwks``) and gets no secret.
 - ``grant_types`` defaults to ``authorization_code`` plus ``refresh_token`` when the route issues refresh tokens.
   ``authorization_code`` and ``response_types`` ``code`` are required (the only flow offered); other grant and response
   types are dropped rather than refused, so a client that lists extras still registers.
@@ -35,8 +36,11 @@ from gateway.oauth.redirect_uris import MAX_LENGTH as MAX_URI_LENGTH
 from gateway.oauth.redirect_uris import InvalidRedirectUri, is_loopback_redirect, validate_redirect_uri
 from gateway.routes import OFFLINE_ACCESS, Route
 from gateway.storage.records import AuthMethod, RegisteredClient
+from gateway.tokens.foreign_jwts import InvalidKeySet, KeySet
 
-SUPPORTED_AUTH_METHODS: tuple[AuthMethod, ...] = ("none", "client_secret_basic", "client_secret_post")
+SUPPORTED_AUTH_METHODS: tuple[AuthMethod, ...] = (
+    "none", "client_secret_basic", "client_secret_post", "private_key_jwt",
+)  # fmt: skip
 DEFAULT_AUTH_METHOD: AuthMethod = "none"
 MAX_REDIRECT_URIS = 20
 MAX_TEXT = 200
@@ -65,6 +69,9 @@ class RegistrationRequest(BaseModel):
     software_id: str | None = Field(default=None, max_length=MAX_TEXT)
     software_version: str | None = Field(default=None, max_length=MAX_TEXT)
     application_type: str | None = None
+    jwks_uri: str | None = Field(default=None, max_length=MAX_URI_LENGTH)
+    jwks: dict[str, Any] | None = None
+    dpop_bound_access_tokens: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +103,8 @@ def new_registration(
     """Decide what is registered for ``request`` at ``route`` (RFC 7591 §3.2.1). Raises :class:`OAuthError`."""
     redirect_uris = _redirect_uris(request.redirect_uris)
     method = _auth_method(request.token_endpoint_auth_method)
-    secret = random_token(32) if method != "none" else None
+    jwks_uri, jwks = _keys(request, method)
+    secret = random_token(32) if method in ("client_secret_basic", "client_secret_post") else None
     client = RegisteredClient(
         client_id=random_token(24),
         route_key=route.key,
@@ -115,6 +123,9 @@ def new_registration(
         logo_uri=_https_url(request.logo_uri),
         software_id=_text(request.software_id, "software_id"),
         software_version=_text(request.software_version, "software_version"),
+        jwks_uri=jwks_uri,
+        jwks=jwks,
+        dpop_bound_access_tokens=request.dpop_bound_access_tokens,
     )
     return IssuedRegistration(client=client, client_secret=secret)
 
@@ -142,8 +153,12 @@ def registration_response(issued: IssuedRegistration) -> dict[str, Any]:
         "logo_uri": client.logo_uri,
         "software_id": client.software_id,
         "software_version": client.software_version,
+        "jwks_uri": client.jwks_uri,
+        "jwks": client.jwks,
     }
     body.update({name: value for name, value in optional.items() if value is not None})
+    if client.dpop_bound_access_tokens:
+        body["dpop_bound_access_tokens"] = True
     return body
 
 
@@ -172,6 +187,26 @@ def _auth_method(requested: str | None) -> AuthMethod:
         "invalid_client_metadata",
         f"token_endpoint_auth_method {requested!r} is not supported; use one of {', '.join(SUPPORTED_AUTH_METHODS)}",
     )
+
+
+def _keys(request: RegistrationRequest, method: AuthMethod) -> tuple[str | None, dict[str, Any] | None]:
+    """RFC 7591 §2: ``jwks_uri`` or ``jwks`` (not both); ``private_key_jwt`` (RFC 7523 §2.2) needs one of them. Keys
+    of another method's client are not kept: nothing would use them."""
+    if method != "private_key_jwt":
+        return None, None
+    if request.jwks_uri is not None and request.jwks is not None:
+        raise OAuthError("invalid_client_metadata", "send jwks_uri or jwks, not both (RFC 7591 §2)")
+    if request.jwks_uri is not None:
+        if _https_url(request.jwks_uri) is None:
+            raise OAuthError("invalid_client_metadata", "jwks_uri must be an https URL")
+        return request.jwks_uri, None
+    if request.jwks is None:
+        raise OAuthError("invalid_client_metadata", "private_key_jwt needs the client's public keys: jwks_uri or jwks")
+    try:
+        KeySet.from_json(request.jwks)
+    except InvalidKeySet as problem:
+        raise OAuthError("invalid_client_metadata", f"jwks: {problem}") from None
+    return None, request.jwks
 
 
 def _grant_types(requested: list[str] | None, route: Route) -> tuple[str, ...]:

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from gateway.oauth.errors import OAuthError
 
 MAX_FIELDS = 50
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1 (ID-JAG redemption)
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", JWT_BEARER)
 
 # Generous bounds: they only keep absurd values out of hashing and storage keys.
 Short = Annotated[str, Field(min_length=1, max_length=2048)]
@@ -58,7 +59,18 @@ class ClientCredentialsRequest(_Form):
     resource: Short | None = None
 
 
-AnyTokenRequest = AuthorizationCodeRequest | RefreshTokenRequest | ClientCredentialsRequest
+class JwtBearerRequest(_Form):
+    """RFC 7523 §2.1: an assertion as the authorization grant (here an ID-JAG, the MCP extension
+    io.modelcontextprotocol/enterprise-managed-authorization §5), with a resource indicator (RFC 8707 §2)."""
+
+    grant_type: Literal["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    assertion: Annotated[str, Field(min_length=1, max_length=16384)]
+    scope: Short | None = None
+    client_id: Short | None = None
+    resource: Short | None = None
+
+
+AnyTokenRequest = AuthorizationCodeRequest | RefreshTokenRequest | ClientCredentialsRequest | JwtBearerRequest
 TokenRequest = Annotated[AnyTokenRequest, Field(discriminator="grant_type")]
 _token_request: TypeAdapter[AnyTokenRequest] = TypeAdapter(TokenRequest)
 

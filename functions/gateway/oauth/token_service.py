@@ -19,9 +19,8 @@ resource (SEP-2207), and it is not echoed as an access-token scope.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from gateway.config import OAuthPolicy
 from gateway.crypto import pkce
@@ -30,57 +29,31 @@ from gateway.identity.user import SignedInUser
 from gateway.oauth import refresh_tokens
 from gateway.oauth.authorization import grant_from_code, new_grant
 from gateway.oauth.errors import OAuthError
-from gateway.oauth.token_requests import AuthorizationCodeRequest, ClientCredentialsRequest, RefreshTokenRequest
+from gateway.oauth.revocation import Revocation
+from gateway.oauth.token_parts import TokenResponse, access_scopes, check_resource, requested_scopes, token_type
+from gateway.oauth.token_requests import (
+    AuthorizationCodeRequest,
+    ClientCredentialsRequest,
+    JwtBearerRequest,
+    RefreshTokenRequest,
+)
 from gateway.routes import OFFLINE_ACCESS, Route
 from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, GrantStore
 from gateway.storage.records import AuditKind, Consent, Grant
-from gateway.tokens.access_token import AccessTokens, InvalidAccessToken
+from gateway.tokens.access_token import AccessTokens
 
 if TYPE_CHECKING:
     from gateway.audit import AuditTrail
+    from gateway.oauth.id_jag import IdJag
 
-TOKEN_TYPE_BEARER = "Bearer"
 
 REASON_CODE_REPLAYED = "authorization code replayed"
 REASON_REFRESH_REUSED = "refresh token reused"
 REASON_POLICY = "access policy no longer allows the user"
-REASON_CLIENT_REVOKED = "revoked by the client"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenResponse:
-    """RFC 6749 §5.1."""
-
-    access_token: str
-    expires_in: int
-    scope: tuple[str, ...]
-    refresh_token: str | None = None
-    token_type: str = TOKEN_TYPE_BEARER
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "access_token": self.access_token,
-            "token_type": self.token_type,
-            "expires_in": self.expires_in,
-            "scope": " ".join(self.scope),
-        }
-        if self.refresh_token is not None:
-            body["refresh_token"] = self.refresh_token
-        return body
 
 
 def _invalid_grant(description: str) -> OAuthError:
     return OAuthError("invalid_grant", description)
-
-
-def check_resource(route: Route, resource: str | None) -> None:
-    """RFC 8707 §2: a token for another resource is ``invalid_target``. Absent means this route's resource."""
-    if resource is not None and not route.is_resource(resource):
-        raise OAuthError("invalid_target", f"this authorization server issues tokens only for {route.resource}")
-
-
-def _access_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
-    return tuple(scope for scope in scopes if scope != OFFLINE_ACCESS)
 
 
 class TokenService:
@@ -114,19 +87,24 @@ class TokenService:
                 grant_id=grant_id, **detail,
             )  # fmt: skip
 
-    def _issued(self, route: Route, now: int) -> dict[str, str | int]:
+    def _issued(self, route: Route, now: int, dpop_jkt: str | None) -> dict[str, str | int]:
         """What the audit trail (the admin console's Issuances) records of an access token: never its value."""
-        return {"resource": route.resource, "token_type": "Bearer", "expires_at": now + self._ttl}
+        return {"resource": route.resource, "token_type": token_type(dpop_jkt), "expires_at": now + self.ttl(route)}
 
-    def _sign(self, route: Route, grant: Grant, scopes: tuple[str, ...], now: int) -> str:
+    def ttl(self, route: Route) -> int:
+        """Access-token lifetime on ``route``: its workspace's ``access_token_ttl_seconds``, else the deployment's."""
+        return route.workspace.access_token_ttl_seconds or self._ttl
+
+    def _sign(self, route: Route, grant: Grant, scopes: tuple[str, ...], now: int, jkt: str | None = None) -> str:
         return self._access_tokens.issue(
             route=route,
             subject=grant.user_id,
             client_id=grant.client_id,
-            scopes=_access_scopes(scopes),
+            scopes=access_scopes(scopes),
             grant_id=grant.grant_id,
-            lifetime_seconds=self._ttl,
+            lifetime_seconds=self.ttl(route),
             now=now,
+            jkt=jkt,
         )
 
     def _refresh_token(self, grant: Grant, generation: int) -> str:
@@ -149,9 +127,13 @@ class TokenService:
         now: int,
         *,
         client_supports_refresh: bool = True,
+        dpop_jkt: str | None = None,
+        public_client: bool = True,
     ) -> TokenResponse:
         """Redeem a code for ``client_id``, which the caller has authenticated (RFC 6749 §4.1.3: "authenticate the
-        client if client authentication is included" comes before anything is decided about the code)."""
+        client if client authentication is included" comes before anything is decided about the code). With
+        ``dpop_jkt`` the access token is bound to that key, and so is a public client's grant: its refresh tokens
+        then work only with a proof of the same key (RFC 9449 §5)."""
         code_hash = hash_secret(request.code)
         code = self._grants.get_code(code_hash, now)
         if code is None or code.route_key != route.key:
@@ -178,9 +160,11 @@ class TokenService:
         check_resource(route, request.resource)
 
         grant = grant_from_code(code, route, self._policy, now)
+        if dpop_jkt is not None and public_client:
+            grant = replace(grant, dpop_jkt=dpop_jkt)
         consent = Consent(route.key, client_id, code.user_id, code.scopes, grant.grant_id, now)
 
-        access_token = self._sign(route, grant, code.scopes, now)  # sign first: see the module docstring
+        access_token = self._sign(route, grant, code.scopes, now, dpop_jkt)  # sign first: see the module docstring
         try:
             self._grants.redeem_code(code_hash, grant, consent, now)
         except CodeNotRedeemable as problem:
@@ -202,19 +186,27 @@ class TokenService:
         issue_refresh = route.server.refresh_tokens and (client_supports_refresh or OFFLINE_ACCESS in code.scopes)
         self._record(
             "token.issued", route, grant.user_id, client_id, grant.grant_id,
-            grant_type="authorization_code", scope=" ".join(code.scopes), **self._issued(route, now),
+            grant_type="authorization_code", scope=" ".join(code.scopes), **self._issued(route, now, dpop_jkt),
         )  # fmt: skip
         return TokenResponse(
             access_token=access_token,
-            expires_in=self._ttl,
-            scope=_access_scopes(code.scopes),
+            expires_in=self.ttl(route),
+            scope=access_scopes(code.scopes),
             refresh_token=self._refresh_token(grant, 0) if issue_refresh else None,
+            token_type=token_type(dpop_jkt),
         )
 
     # --- client_credentials (RFC 6749 §4.4) --------------------------------------------------------------------------
 
     def client_credentials(
-        self, route: Route, client_id: str, service_identity: str, request: ClientCredentialsRequest, now: int
+        self,
+        route: Route,
+        client_id: str,
+        service_identity: str,
+        request: ClientCredentialsRequest,
+        now: int,
+        *,
+        dpop_jkt: str | None = None,
     ) -> TokenResponse:
         """An access token for a confidential pre-registered client acting as its service identity.
 
@@ -225,33 +217,67 @@ class TokenService:
         check_resource(route, request.resource)
         if not route.server.access.allows(service_identity, ()):
             raise OAuthError("unauthorized_client", f"the service identity may not use {route.key} (access policy)")
-        supported = [scope for scope in route.scopes_supported if scope != OFFLINE_ACCESS]
-        if request.scope is None:
-            scopes = tuple(route.default_scopes)
-        else:
-            scopes = tuple(dict.fromkeys(request.scope.split()))
-            unknown = [scope for scope in scopes if scope not in supported]
-            if unknown:
-                raise OAuthError("invalid_scope", f"unsupported scope(s): {' '.join(unknown)}")
+        scopes = requested_scopes(route, request.scope, granted=None)
         grant = new_grant(  # its refresh salt is never used: no refresh token is derived
             route=route,
             client_id=client_id,
             user=SignedInUser(service_identity),
             scopes=scopes,
             now=now,
-            absolute_lifetime_seconds=self._ttl,
+            absolute_lifetime_seconds=self.ttl(route),
         )
-        access_token = self._sign(route, grant, scopes, now)  # sign first: see the module docstring
+        grant = replace(grant, obtained_by="client_credentials")
+        return self._direct(route, grant, "client_credentials", now, dpop_jkt)
+
+    # --- jwt-bearer with an ID-JAG (RFC 7523 §2.1, draft-ietf-oauth-identity-assertion-authz-grant) -------------
+
+    def redeem_id_jag(
+        self, route: Route, client_id: str, request: JwtBearerRequest, id_jag: IdJag, now: int, *, dpop_jkt: str | None
+    ) -> TokenResponse:
+        """An access token for the user an enterprise identity provider vouched for (``id_jag``, verified by
+        :class:`gateway.oauth.id_jag.IdJagVerifier`), on a grant of its own: revocable, listed and audited like
+        any grant, marked ``id_jag``, living as long as the token. No refresh token: the MCP extension issues none,
+        and access ends when the IdP stops issuing ID-JAGs. Scopes: the requested ones (default: the route's) that
+        the ID-JAG grants (the draft's §5.2: RFC 6749 §3.3 applies to its ``scope``)."""
+        check_resource(route, request.resource)
+        if not route.server.access.allows(id_jag.user_id, id_jag.groups):
+            raise _invalid_grant(f"the user may not use {route.key} (its access policy)")
+        scopes = requested_scopes(route, request.scope, granted=id_jag.scopes)
+        grant = new_grant(
+            route=route,
+            client_id=client_id,
+            user=SignedInUser(id_jag.user_id, id_jag.user_name, id_jag.groups),
+            scopes=scopes,
+            now=now,
+            absolute_lifetime_seconds=self.ttl(route),
+            signed_in_at=now,
+        )
+        grant = replace(grant, obtained_by="id_jag")
+        return self._direct(route, grant, "jwt-bearer", now, dpop_jkt, issuer=id_jag.issuer)
+
+    def _direct(
+        self, route: Route, grant: Grant, grant_type: str, now: int, dpop_jkt: str | None, **detail: str
+    ) -> TokenResponse:
+        """Sign, then store the grant (one conditional write), audit and answer: a grant made at the token endpoint
+        without a code."""
+        access_token = self._sign(route, grant, grant.scopes, now, dpop_jkt)  # sign first: see the module docstring
         self._grants.create_grant(grant)
         self._record(
-            "token.issued", route, service_identity, client_id, grant.grant_id,
-            grant_type="client_credentials", scope=" ".join(scopes), **self._issued(route, now),
+            "token.issued", route, grant.user_id, grant.client_id, grant.grant_id,
+            grant_type=grant_type, scope=" ".join(grant.scopes), **detail, **self._issued(route, now, dpop_jkt),
         )  # fmt: skip
-        return TokenResponse(access_token=access_token, expires_in=self._ttl, scope=_access_scopes(scopes))
+        return TokenResponse(
+            access_token=access_token,
+            expires_in=self.ttl(route),
+            scope=access_scopes(grant.scopes),
+            token_type=token_type(dpop_jkt),
+        )
 
     # --- refresh_token (RFC 6749 §6, OAuth 2.1 §4.3.1, RFC 9700 §4.14.2) -------------------------------------------
 
-    def refresh(self, route: Route, client_id: str, request: RefreshTokenRequest, now: int) -> TokenResponse:
+    def refresh(
+        self, route: Route, client_id: str, request: RefreshTokenRequest, now: int, *, dpop_jkt: str | None = None
+    ) -> TokenResponse:
         ref = refresh_tokens.parse(request.refresh_token)
         grant = self._grants.get_grant(ref.grant_id)
         if grant is None or not refresh_tokens.is_authentic(self._secret, ref, grant.refresh_salt):
@@ -266,6 +292,9 @@ class TokenService:
             raise _invalid_grant("the refresh token has been revoked")
         if now >= grant.absolute_expires_at or now >= grant.idle_expires_at:
             raise _invalid_grant("the refresh token has expired; sign in again")
+        if grant.dpop_jkt is not None and grant.dpop_jkt != dpop_jkt:
+            # RFC 9449 §5: a public client's refresh token is bound to the key of its first DPoP proof.
+            raise _invalid_grant("the refresh token is bound to a DPoP key: send a DPoP proof made with that key")
         access = route.server.access
         if (
             not access.allows(grant.user_id, ())
@@ -286,14 +315,14 @@ class TokenService:
 
         current = grant.refresh_generation
         if ref.generation == current:
-            access_token = self._sign(route, grant, scopes, now)
+            access_token = self._sign(route, grant, scopes, now, dpop_jkt)
             idle = self._idle_expiry(now, grant.absolute_expires_at)
             if self._grants.advance_refresh(grant.grant_id, current, now, idle):
                 self._record(
                     "token.refreshed", route, grant.user_id, client_id, grant.grant_id, scope=" ".join(scopes),
-                    **self._issued(route, now),
+                    **self._issued(route, now, dpop_jkt),
                 )  # fmt: skip
-                return self._response(access_token, scopes, self._refresh_token(grant, current + 1))
+                return self._response(route, access_token, scopes, self._refresh_token(grant, current + 1), dpop_jkt)
             # Another request rotated this generation concurrently: within the grace period both callers end
             # with the one successor, and nothing is revoked.
             latest = self._grants.get_grant(grant.grant_id)
@@ -303,14 +332,14 @@ class TokenService:
                 and latest.refresh_generation == current + 1
                 and self._within_grace(latest, now)
             ):
-                return self._response(access_token, scopes, self._refresh_token(latest, current + 1))
+                return self._response(route, access_token, scopes, self._refresh_token(latest, current + 1), dpop_jkt)
             if latest is None or latest.status != "active":
                 raise _invalid_grant("the refresh token has been revoked")
             return self._reuse(route, grant, now)
         if ref.generation == current - 1 and self._within_grace(grant, now):
             # The just-replaced token again, within the grace period: the same successor, no write.
-            access_token = self._sign(route, grant, scopes, now)
-            return self._response(access_token, scopes, self._refresh_token(grant, current))
+            access_token = self._sign(route, grant, scopes, now, dpop_jkt)
+            return self._response(route, access_token, scopes, self._refresh_token(grant, current), dpop_jkt)
         if ref.generation < current:
             return self._reuse(route, grant, now)
         raise _invalid_grant("the refresh token is invalid")  # a future generation cannot be authentic
@@ -322,75 +351,37 @@ class TokenService:
         raise _invalid_grant("the refresh token was already used; the grant is revoked, sign in again")
 
     def _narrowed_scopes(self, grant: Grant, scope: str | None) -> tuple[str, ...]:
-        """RFC 6749 §6: a narrower scope may be asked for; anything not originally granted is ``invalid_scope``."""
+        """RFC 6749 §6: a narrower scope may be asked for; anything not originally granted is ``invalid_scope``.
+        Absent, or the original repeated, keeps the grant's scope (issue "Every client", item 5). ``offline_access``
+        is not an access-token scope (module docstring): a client that names it when refreshing (it has a refresh
+        token, after all; several repeat the metadata's ``scopes_supported``) is not refused for it."""
         if scope is None:
             return grant.scopes
-        requested = tuple(dict.fromkeys(scope.split()))
+        requested = tuple(name for name in dict.fromkeys(scope.split()) if name != OFFLINE_ACCESS)
         extra = [name for name in requested if name not in grant.scopes]
         if extra:
             raise OAuthError("invalid_scope", f"scope(s) not granted to this client: {' '.join(extra)}")
-        return requested
+        return requested or grant.scopes
 
-    def _response(self, access_token: str, scopes: tuple[str, ...], refresh_token: str) -> TokenResponse:
+    def _response(
+        self, route: Route, access_token: str, scopes: tuple[str, ...], refresh_token: str, jkt: str | None
+    ) -> TokenResponse:
         return TokenResponse(
             access_token=access_token,
-            expires_in=self._ttl,
-            scope=_access_scopes(scopes),
+            expires_in=self.ttl(route),
+            scope=access_scopes(scopes),
             refresh_token=refresh_token,
+            token_type=token_type(jkt),
         )
 
     # --- revocation (RFC 7009) ---------------------------------------------------------------------------------
 
     def revoke(self, route: Route, client_id: str, token: str, token_type_hint: str | None, now: int) -> None:
-        """Revoke the grant behind ``token`` if it is ours and belongs to ``client_id``; otherwise do nothing.
-
-        RFC 7009 §2.2: invalid or unknown tokens get the same 200 as revoked ones, and a token of another client is
-        left alone (§2.1: the server verifies the token was issued to the requesting client). The hint only orders
-        the search (§2.1). Revoking either kind revokes the grant: its refresh-token family and its access tokens,
-        which the proxy refuses from their next request (later only if a grant-status cache is opted into).
-        """
-        lookups = [self._grant_of_refresh_token, self._grant_of_access_token]
-        if token_type_hint == "access_token":
-            lookups.reverse()
-        for lookup in lookups:
-            grant_id = lookup(route, client_id, token, now)
-            if grant_id is not None:
-                self._grants.revoke_grant(grant_id, now, REASON_CLIENT_REVOKED)
-                grant = self._grants.get_grant(grant_id) if self._audit is not None else None
-                user_id = grant.user_id if grant is not None else ""
-                self._record("token.revoked", route, user_id, client_id, grant_id, hint=token_type_hint or "none")
-                return
-
-    def _grant_of_refresh_token(self, route: Route, client_id: str, token: str, now: int) -> str | None:
-        ref = refresh_tokens.try_parse(token)
-        if ref is None:
-            return None
-        grant = self._grants.get_grant(ref.grant_id)
-        if grant is None or not refresh_tokens.is_authentic(self._secret, ref, grant.refresh_salt):
-            return None
-        if grant.route_key != route.key or grant.client_id != client_id:
-            return None
-        return grant.grant_id
-
-    def _grant_of_access_token(self, route: Route, client_id: str, token: str, now: int) -> str | None:
-        """The grant of one of our access tokens for this route and client, even if it has expired.
-
-        Verified as the proxy verifies it (:meth:`AccessTokens.verify`: signature, type, issuer, audience), except
-        that it may have expired as long ago as a grant can live: an expired token still names a grant worth
-        revoking, and the grant bounds its worth.
-        """
-        if token.count(".") != 2:
-            return None
-        try:
-            claims = self._access_tokens.verify(
-                token, route=route, now=now, expired_within=self._policy.refresh_token_absolute_ttl_seconds
-            )
-        except InvalidAccessToken:
-            return None
-        grant_id = claims.grant_id
-        if claims.client_id != client_id or not grant_id:
-            return None
-        grant = self._grants.get_grant(grant_id)
-        if grant is None or grant.client_id != client_id or grant.route_key != route.key:
-            return None
-        return grant_id
+        """RFC 7009: :class:`gateway.oauth.revocation.Revocation`."""
+        Revocation(
+            grants=self._grants,
+            access_tokens=self._access_tokens,
+            shared_secret=self._secret,
+            policy=self._policy,
+            audit=self._audit,
+        ).revoke(route, client_id, token, token_type_hint, now)

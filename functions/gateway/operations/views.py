@@ -8,26 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from gateway.principals import is_service
-from gateway.storage.records import ApiKey, Grant, RegisteredClient, UpstreamToken
-
-ObtainedBy = Literal["consent", "client_credentials", "id_jag"]
-
-
-def obtained_by(grant: Grant) -> ObtainedBy:
-    """How a grant was obtained. A grant record that names it (an ``obtained_by`` field, where the authorization
-    server stores one) is taken at its word; otherwise a grant whose user is a service identity came from
-    ``client_credentials`` (gateway.principals), and every other from a user's consent."""
-    stored = getattr(grant, "obtained_by", None)
-    known: dict[object, ObtainedBy] = {
-        "id_jag": "id_jag",
-        "client_credentials": "client_credentials",
-        "consent": "consent",
-    }
-    if stored in known:
-        return known[stored]
-    return "client_credentials" if is_service(grant.user_id) else "consent"
-
+from gateway.storage.records import ApiKey, Grant, GrantOrigin, RegisteredClient, UpstreamToken
 
 V = TypeVar("V")
 
@@ -58,17 +39,17 @@ class GrantView:
     refresh_generation: int
     revoked_at: int | None
     revoked_reason: str | None
-    obtained_by: ObtainedBy
-    """How the grant was obtained: a user's consent, ``client_credentials`` (a service identity), an ID-JAG."""
+    obtained_by: GrantOrigin
+    """consent, client_credentials or id_jag (an enterprise identity provider's assertion, no consent page)."""
 
     @classmethod
     def of(cls, grant: Grant) -> GrantView:
-        return view_of(cls, grant, obtained_by=obtained_by(grant))
+        return view_of(cls, grant)
 
 
 @dataclass(frozen=True, slots=True)
 class ClientView:
-    """A registered client (no secret hash; ``confidential`` says whether it has a secret)."""
+    """A registered client (no secret hash; ``confidential`` says whether it authenticates: a secret or keys)."""
 
     client_id: str
     route_key: str
@@ -89,7 +70,8 @@ class ClientView:
 
     @classmethod
     def of(cls, client: RegisteredClient) -> ClientView:
-        return view_of(cls, client, confidential=client.client_secret_hash is not None)
+        confidential = client.client_secret_hash is not None or client.token_endpoint_auth_method == "private_key_jwt"
+        return view_of(cls, client, confidential=confidential)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import safe_json
+from gateway.mcp import sse
 from gateway.mcp.jsonrpc import Message, RequestId, dumps, error_response, flatten
 from gateway.mcp.payload import NO_PAYLOAD, Payload
 from gateway.routes import Route
@@ -43,6 +44,12 @@ def json_answer(status: int, content: Message | list[Message], headers: dict[str
     """A JSON answer the gateway built: one message, or a batch of them, serialized once."""
     messages = tuple(content) if isinstance(content, list) else (content,)
     return Relayed(status, {**(headers or {}), "content-type": JSON}, dumps(content), messages)
+
+
+def stream_answer(messages: list[Message], headers: dict[str, str] | None = None) -> Relayed:
+    """An SSE answer the gateway built (MCP Streamable HTTP: notifications first, the response last), whole."""
+    body = "".join(sse.event(message) for message in messages).encode()
+    return Relayed(200, {**(headers or {}), "content-type": EVENT_STREAM}, body, tuple(messages))
 
 
 def error_answer(status: int, payload: Payload, code: int, message: str, data: dict[str, Any] | None = None) -> Relayed:

@@ -88,6 +88,16 @@ async def open_exchange(
     return answer
 
 
+async def credentials_ready(provider: UpstreamCredentialProvider, route: Route, user_id: str) -> ExchangeFailed | None:
+    """Whether the user's credential for ``route``'s upstream is usable now, without calling the upstream: None, or
+    the failure an exchange would have had (a connect tool asks this, :mod:`gateway.proxy.unconnected`)."""
+    try:
+        await provider.headers(route, user_id)
+    except _FAILURES as error:
+        return failed(route, error)
+    return None
+
+
 _FAILURES = (
     ReconnectRequired,
     UpstreamFailure,

@@ -34,6 +34,7 @@ REQUEST_HEADERS = frozenset(
 )
 PARAM_HEADER_PREFIX = "mcp-param-"  # MCP 2026-07-28 §Streamable HTTP "Custom Headers from Tool Parameters"
 RESPONSE_HEADERS = frozenset({"content-type", "mcp-session-id", "mcp-protocol-version", "retry-after"})
+TRACE_HEADERS = ("traceparent", "tracestate")  # W3C Trace Context
 # What a resumption GET carries over from the POST it continues (plus credentials and Last-Event-ID).
 RESUME_HEADERS = frozenset({"mcp-session-id", "mcp-protocol-version", "traceparent", "tracestate"})
 

@@ -11,7 +11,10 @@ MCP Streamable HTTP (2025-03-26 and later, §Session Management) lets the server
   to: another user, another route, a tampered or a foreign id all fail the same way, and the proxy answers 404 as the
   spec requires for a session id the server does not know;
 - ``flags`` carry what the gateway must remember about the session, taken from the client's ``initialize`` (whether
-  it declared URL elicitation, MCP 2025-11-25 §Elicitation);
+  it declared URL elicitation, MCP 2025-11-25 §Elicitation), and whether the session is *deferred*: the user had
+  not connected the upstream account at ``initialize``, so the gateway answered it and the upstream session is
+  opened once the account is connected (:mod:`gateway.proxy.unconnected`); such an id carries what the client
+  introduced itself with (its ``initialize`` params, trimmed) instead of an upstream session id;
 - the id carries the time it was issued and opens for ``max_age_seconds`` from then
   (``GATEWAY_SESSION_MAX_AGE_SECONDS``, a day by default): a session id that leaked (a log, a proxy) does not serve
   its user forever. An expired id gets 404 like any unknown one, and the client initializes again (MCP §Session
@@ -37,10 +40,11 @@ if TYPE_CHECKING:
 PREFIX = "g1."
 NONCE_BYTES = 12
 HKDF_INFO = b"mcp-gateway/session-id/v1"
-MAX_SESSION_ID_LENGTH = 1024  # generous: upstream ids are UUIDs or similar
+MAX_SESSION_ID_LENGTH = 4096  # generous: upstream ids are UUIDs or similar; a deferred one holds ~2 KB at most
 
 FLAG_URL_ELICITATION = 0x01
 FLAG_ISSUED_AT = 0x02  # four bytes of issue time (Unix seconds, big-endian) follow the flags
+FLAG_DEFERRED = 0x04  # no upstream session yet: the rest is the client's introduction (JSON)
 DEFAULT_MAX_AGE_SECONDS = 86400
 CLOCK_SKEW_SECONDS = 60  # another container's clock may run a little ahead
 
@@ -52,7 +56,9 @@ class UnknownSession(Exception):
 @dataclass(frozen=True, slots=True)
 class Session:
     upstream_session_id: str
+    """The upstream's session id; for a deferred session, the client's introduction (compact JSON)."""
     url_elicitation: bool = False
+    deferred: bool = False
 
 
 def derive_key(shared_secret: bytes) -> bytes:
@@ -101,6 +107,7 @@ class SessionCodec:
 
     def seal(self, session: Session, *, route_key: str, user_id: str) -> str:
         flags = FLAG_ISSUED_AT | (FLAG_URL_ELICITATION if session.url_elicitation else 0)
+        flags |= FLAG_DEFERRED if session.deferred else 0
         issued_at = int(self._clock()).to_bytes(4, "big")
         plaintext = bytes((flags,)) + issued_at + session.upstream_session_id.encode()
         nonce = os.urandom(NONCE_BYTES)
@@ -136,7 +143,11 @@ class SessionCodec:
             upstream_session_id = plaintext[5:].decode()
         except UnicodeDecodeError:
             raise UnknownSession from None
-        return Session(upstream_session_id, url_elicitation=bool(flags & FLAG_URL_ELICITATION))
+        return Session(
+            upstream_session_id,
+            url_elicitation=bool(flags & FLAG_URL_ELICITATION),
+            deferred=bool(flags & FLAG_DEFERRED),
+        )
 
 
 def _associated_data(route_key: str, user_id: str) -> bytes:

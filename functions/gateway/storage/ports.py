@@ -136,6 +136,19 @@ class GrantStore(Protocol):
         """The remembered approval, or None."""
 
 
+class SingleUseStore(Protocol):
+    """Values that may be presented once: the ``jti`` of a client assertion (RFC 7523 §3), of an ID-JAG and of a
+    DPoP proof (RFC 9449 §11.1). Keys are chosen by the caller, bounded in length (a hash of what is remembered)."""
+
+    def use(self, key: str, expires_at: int, now: int) -> bool:
+        """Record ``key`` as used until ``expires_at``. True the first time; False when it was recorded before and
+        that record has not expired (``expires_at > now``), and then nothing is written.
+
+        MUST be atomic across containers (a conditional write): of N concurrent calls for one key, at most one
+        returns True. The record may be forgotten after ``expires_at`` (TTL).
+        """
+
+
 class ApiKeyStore(Protocol):
     """Gateway API keys, looked up by key id (the secret's hash is in the record; callers compare it)."""
 

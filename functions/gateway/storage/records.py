@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ClientSource = Literal["dcr", "cimd", "preregistered"]
-AuthMethod = Literal["none", "client_secret_basic", "client_secret_post"]
+AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+GrantOrigin = Literal["consent", "client_credentials", "id_jag"]
+"""How a grant came to be: a user's consent at /authorize, a service's client credentials, or an enterprise
+identity provider's ID-JAG redeemed at /token (the admin views show it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,9 @@ class RegisteredClient:
     logo_uri: str | None = None
     software_id: str | None = None
     software_version: str | None = None
+    jwks_uri: str | None = None  # private_key_jwt (RFC 7523): where the client's public keys are published
+    jwks: dict[str, object] | None = None  # ... or the keys themselves (RFC 7591 §2: one or the other)
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: every token request must carry a DPoP proof
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,9 @@ class Grant:
     signed_in_at: int | None = None
     """When the identity provider last vouched for the user and ``user_groups`` (None: grants made before this was
     kept, whose ``created_at`` stands in)."""
+    obtained_by: GrantOrigin = "consent"
+    dpop_jkt: str | None = None
+    """RFC 9449 §5: the thumbprint of the key a public client's refresh tokens are bound to (None: unbound)."""
 
     @property
     def groups_as_of(self) -> int:

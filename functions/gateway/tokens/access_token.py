@@ -36,6 +36,8 @@ class AccessTokenClaims:
     token_id: str
     issued_at: int
     expires_at: int
+    jkt: str | None = None
+    """RFC 9449 §6.1 ``cnf.jkt``: the token is bound to this DPoP key (None: a bearer token)."""
 
     @property
     def user_id(self) -> str:
@@ -60,13 +62,15 @@ class AccessTokens:
         grant_id: str,
         lifetime_seconds: int | None = None,
         now: int | None = None,
+        jkt: str | None = None,
     ) -> str:
+        """A signed access token; with ``jkt``, bound to that DPoP key (RFC 9449 §6.1: ``cnf.jkt``)."""
         if self._signer is None:
             raise RuntimeError("this function has no signing key")
         issued_at = int(time.time()) if now is None else now
         lifetime = self._default_lifetime if lifetime_seconds is None else lifetime_seconds
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": self._signer.kid}
-        payload = {
+        payload: dict[str, object] = {
             "iss": route.issuer,
             "sub": subject,
             "aud": route.resource,
@@ -77,6 +81,8 @@ class AccessTokens:
             "iat": issued_at,
             "exp": issued_at + lifetime,
         }
+        if jkt is not None:
+            payload["cnf"] = {"jkt": jkt}
         signing_input = f"{_segment(header)}.{_segment(payload)}".encode("ascii")
         signature = self._signer.sign(signing_input)
         return f"{signing_input.decode('ascii')}.{b64url(signature)}"
@@ -117,6 +123,8 @@ class AccessTokens:
         except _PyJwtInvalid:
             raise InvalidAccessToken("the access token is invalid") from None
         _check_lifetime(claims, time.time() if now is None else now, expired_within)
+        confirmation = claims.get("cnf")
+        jkt = confirmation.get("jkt") if isinstance(confirmation, dict) else None
         return AccessTokenClaims(
             issuer=claims["iss"],
             subject=claims["sub"],
@@ -127,6 +135,7 @@ class AccessTokens:
             token_id=claims["jti"],
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
+            jkt=jkt if isinstance(jkt, str) else None,
         )
 
 

@@ -28,6 +28,7 @@ from gateway.config import ToolFilter, ToolProjection, VirtualUpstream
 
 MAX_NAME = 64
 MAX_KNOWN_NAMES = 10_000  # hashed names remembered per virtual route (the oldest are forgotten first)
+MAX_KNOWN_RESOURCES = 10_000  # MCP Apps resources tools point to, remembered per virtual route
 SEPARATOR = "_"
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_-]")
 _PLAIN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -99,6 +100,21 @@ class Catalog:
         self._by_prefix = {member.prefix: member for member in members}
         self._by_name = {member.name: member for member in members}
         self._hashed: dict[tuple[str, str], tuple[Member, str]] = {}  # (kind, hashed name) -> (upstream, own name)
+        self._resources: dict[str, str] = {}  # the ui:// resource a listed tool points to -> its upstream
+
+    def resource_member(self, uri: object) -> str | None:
+        """The upstream whose listed tool points to the resource ``uri`` (MCP Apps: a tool's ``_meta.ui.resourceUri``),
+        so that reading it asks that upstream first."""
+        return self._resources.get(uri) if isinstance(uri, str) else None
+
+    def _remember_resource(self, tool: dict[str, Any], member: Member) -> None:
+        meta = tool.get("_meta")
+        ui = meta.get("ui") if isinstance(meta, dict) else None
+        uri = ui.get("resourceUri") if isinstance(ui, dict) else None
+        if isinstance(uri, str):
+            if uri not in self._resources and len(self._resources) >= MAX_KNOWN_RESOURCES:
+                del self._resources[next(iter(self._resources))]
+            self._resources[uri] = member.name
 
     def known(self, kind: str, exposed: str) -> tuple[Member, str] | None:
         """(upstream, its own name) of a hashed ``tool`` or ``prompt`` name a list of this catalog has shown."""
@@ -150,6 +166,7 @@ class Catalog:
                     view["annotations"].update(projection.annotations)
             view["name"] = exposed_name(member.prefix, base)
             self._remember("tool", view["name"], member, original)
+            self._remember_resource(view, member)
             shown.append(view)
         return shown
 

@@ -1,7 +1,9 @@
 """How a virtual route introduces itself: ``initialize`` (session era) and ``server/discover`` (2026-07-28) fan out to
 every upstream at once and merge what they offer; DELETE ends every upstream session behind the client's.
 
-Upstreams that fail are left out (logged); only when none answers does the client get an error.
+Upstreams that fail are left out (logged); only when none answers does the client get an error. An upstream that
+needs the user's account is not a failure: the ``instructions`` say which account to connect and where, and the
+tool list holds its connect tool (:mod:`gateway.proxy.unconnected`), so the user sees it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 from gateway.mcp.codes import INTERNAL_ERROR
 from gateway.mcp.jsonrpc import Message, error_response
 from gateway.mcp.revisions import LATEST_SESSION_VERSION, SERVER_INFO_META, SESSION_VERSIONS, STATELESS_VERSION
+from gateway.proxy.unconnected import connect_note
+from gateway.routes import Route
 from gateway.virtual.merge import cache_directives, cause_of, merge_capabilities, result_of
 from gateway.virtual.state import UpstreamSession, VirtualState
-from gateway.virtual.upstream_call import Answer, call, end_session
+from gateway.virtual.upstream_call import Answer, UpstreamProblem, call, end_session
 from gateway.virtual.upstream_sessions import UpstreamSessions, VirtualRequest
 
 logger = logging.getLogger("gateway.virtual")
@@ -43,12 +47,13 @@ async def initialize(request: VirtualRequest, message: Message) -> tuple[Message
     capabilities: dict[str, Any] = {}
     instructions: list[str] = []
     problems: list[str] = []
+    notes: list[str] = []
     ready = []
     for member, answer in zip(members, answers, strict=True):
         name = member.member or member.key
         result = result_of(answer)
         if result is None:
-            problems.append(f"{name}: {cause_of(answer)}")
+            _note_or_problem(notes, problems, member, answer)
             continue
         negotiated = result.get("protocolVersion") if isinstance(result.get("protocolVersion"), str) else version
         assert isinstance(answer, Answer)
@@ -69,11 +74,14 @@ async def initialize(request: VirtualRequest, message: Message) -> tuple[Message
     client_capabilities = params.get("capabilities")
     elicitation = client_capabilities.get("elicitation") if isinstance(client_capabilities, dict) else None
     url_elicitation = isinstance(elicitation, dict) and isinstance(elicitation.get("url"), dict)
-    if not sessions:
+    if not sessions and not notes:
         failed = error_response(
             message.get("id"), INTERNAL_ERROR, "no upstream of this route answered", {"upstreams": problems}
         )
         return failed, VirtualState(), url_elicitation
+    if notes:
+        capabilities.setdefault("tools", {})["listChanged"] = True  # told on the connect tool's own answer
+        instructions += notes
     result = {
         "protocolVersion": version,
         "capabilities": capabilities,
@@ -91,12 +99,17 @@ async def discover(request: VirtualRequest, upstreams: UpstreamSessions, message
     answers = await asyncio.gather(*(upstreams.send(request, member, message) for member in members))
     capabilities: dict[str, Any] = {}
     instructions: list[str] = []
+    notes: list[str] = []
     results = []
     for member, answer in zip(members, answers, strict=True):
         result = result_of(answer)
         offered = upstreams.legacy_capabilities(member)
         if result is None and offered is not None:
             merge_capabilities(capabilities, offered)
+            continue
+        if isinstance(answer, UpstreamProblem) and answer.reconnect is not None:
+            notes.append(f"[{member.member}] {connect_note(str(member.member), member.title, answer.reconnect)}")
+            capabilities.setdefault("tools", {})
             continue
         versions = result.get("supportedVersions") if result is not None else None
         if result is None or not isinstance(versions, list) or STATELESS_VERSION not in versions:
@@ -111,8 +124,9 @@ async def discover(request: VirtualRequest, upstreams: UpstreamSessions, message
         "supportedVersions": [STATELESS_VERSION],
         "capabilities": capabilities,
         "_meta": {SERVER_INFO_META: {"name": request.route.key, "version": "1.0.0"}},
-        **cache_directives(results),
+        **cache_directives(results, private=request.route.lists_depend_on_caller, complete=not notes),
     }
+    instructions += notes
     if instructions:
         discovered["instructions"] = "\n\n".join(instructions)
     return {"jsonrpc": "2.0", "id": message.get("id"), "result": discovered}
@@ -131,6 +145,16 @@ async def end_sessions(request: VirtualRequest) -> None:
                 )
             )  # fmt: skip
     await asyncio.gather(*ends)
+
+
+def _note_or_problem(notes: list[str], problems: list[str], member: Route, answer: Answer | UpstreamProblem) -> None:
+    """An upstream without a result: one that needs the user's account gets a note for the user, any other a
+    line in the log."""
+    name = member.member or member.key
+    if isinstance(answer, UpstreamProblem) and answer.reconnect is not None:
+        notes.append(f"[{name}] {connect_note(name, member.title, answer.reconnect)}")
+    else:
+        problems.append(f"{name}: {cause_of(answer)}")
 
 
 def _add_instructions(instructions: list[str], name: str, result: dict[str, Any]) -> None:

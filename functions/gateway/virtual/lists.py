@@ -4,8 +4,17 @@ sum) and are merged; tools and prompts are filtered, projected and prefixed (:mo
 cursor carries each upstream's position (:mod:`gateway.virtual.state`).
 
 A merged page may be reused by a warm container for the route's ``list_cache_seconds`` (:class:`ListCache`, bounded:
-its keys include the cursor, which a client chooses freely). Every hashed name a list shows is remembered
-(:class:`gateway.virtual.catalog.Catalog`), so calling it later needs no list again.
+its keys include the cursor, which a client chooses freely); a page that lacks an upstream (down, or not connected
+by this user) is never kept. Every hashed name a list shows is remembered (:class:`gateway.virtual.catalog.Catalog`),
+so calling it later needs no list again.
+
+Honest lists (issue 24 item 3): an upstream that needs the user's account is named in the tool list by its connect
+tool (:mod:`gateway.proxy.unconnected`), in its place in the configuration's order; the order of a merged page is
+the configuration's order of upstreams, each upstream's items in its own order, whatever order the answers arrive
+in. For 2026-07-28 clients (§Server "Caching"): ``cacheScope`` is ``private`` whenever the route's lists depend on
+the caller (:attr:`gateway.routes.Route.lists_depend_on_caller`), ``ttlMs`` never exceeds what is left of the
+gateway's own cache of the page (``list_cache_seconds``; 0 when it keeps none), and a page lacking an upstream has
+``ttlMs: 0``.
 """
 
 from __future__ import annotations
@@ -18,10 +27,12 @@ from typing import Any
 
 from gateway.mcp.codes import INVALID_PARAMS
 from gateway.mcp.jsonrpc import Message, error_response
+from gateway.proxy.unconnected import connect_tool
 from gateway.routes import Route
 from gateway.virtual.catalog import Catalog
 from gateway.virtual.merge import cache_directives, cause_of, result_of
 from gateway.virtual.state import BadCursor, decode_cursor, encode_cursor
+from gateway.virtual.upstream_call import UpstreamProblem
 from gateway.virtual.upstream_sessions import UpstreamSessions, VirtualRequest
 
 logger = logging.getLogger("gateway.virtual")
@@ -49,13 +60,19 @@ class ListCache:
         return len(self._entries)
 
     def get(self, key: CacheKey) -> dict[str, Any] | None:
+        """The page, with its ``ttlMs`` (if any) lowered by the time it was kept: a client never keeps a page
+        longer than the gateway would have."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] <= self._clock():
+        left = entry[0] - self._clock()
+        if left <= 0:
             del self._entries[key]
             return None
-        return entry[1]
+        page = entry[1]
+        if isinstance(page.get("ttlMs"), int):
+            return {**page, "ttlMs": min(page["ttlMs"], int(left * 1000))}
+        return page
 
     def put(self, key: CacheKey, seconds: float, result: dict[str, Any]) -> None:
         self._entries.pop(key, None)
@@ -85,7 +102,8 @@ async def merged_list(
         except BadCursor as bad:
             return error_response(request_id, INVALID_PARAMS, str(bad))
         members = [member for member in members if (member.member or "") in positions]
-    cache_key = (request.route.key, request.user_id, method, str(params.get("cursor", "")))
+    era = f"{method} stateless" if request.stateless else method  # a 2026-07-28 page carries its caching fields
+    cache_key = (request.route.key, request.user_id, era, str(params.get("cursor", "")))
     cached = cache.get(cache_key)
     if cached is not None:
         return {"jsonrpc": "2.0", "id": request_id, "result": cached}
@@ -103,10 +121,16 @@ async def merged_list(
     items: list[Any] = []
     next_positions: dict[str, str] = {}
     results: list[dict[str, Any]] = []
+    missing = False
     for member, answer in zip(members, answers, strict=True):
         name = member.member or ""
         result = result_of(answer)
         if result is None:
+            missing = True
+            if isinstance(answer, UpstreamProblem) and answer.reconnect is not None:
+                if method == "tools/list" and positions is None:  # on the first page, in its upstream's place
+                    items.append(connect_tool(name, member.title))
+                continue
             logger.warning("virtual route %s: %s left out of %s: %s", request.route.key, name, method, cause_of(answer))
             continue
         results.append(result)
@@ -124,13 +148,14 @@ async def merged_list(
         if isinstance(result.get("nextCursor"), str) and result["nextCursor"]:
             next_positions[name] = result["nextCursor"]
     merged: dict[str, Any] = {key: items}
+    seconds = request.route.server.list_cache_seconds
     if request.stateless:
-        merged.update(cache_directives(results))
+        private = request.route.lists_depend_on_caller
+        merged.update(cache_directives(results, private=private, complete=not missing, max_ttl_ms=int(seconds * 1000)))
     next_cursor = encode_cursor(next_positions)
     if next_cursor is not None:
         merged["nextCursor"] = next_cursor
-    seconds = request.route.server.list_cache_seconds
-    if seconds > 0:
+    if seconds > 0 and not missing:
         cache.put(cache_key, seconds, merged)
     return {"jsonrpc": "2.0", "id": request_id, "result": merged}
 

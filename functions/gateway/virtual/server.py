@@ -13,8 +13,13 @@ once by the proxy (:class:`gateway.mcp.payload.Payload`); each request is answer
 - Notifications (``notifications/*``) go to the upstreams they concern; ``ping`` and ``logging/setLevel`` are
   answered here (the latter after passing it on).
 
-Partial failure: an upstream that is down, slow or needs the user's account is left out of merged lists (logged),
-and a call routed to it gets a JSON-RPC error naming it, or ``-32042`` with its connect link.
+- ``tasks/get``, ``tasks/update`` and ``tasks/cancel`` go to the upstream that created the task
+  (:mod:`gateway.virtual.tasks`); a 2026-07-28 ``subscriptions/listen`` is acknowledged and closed at once.
+
+Partial failure: an upstream that is down or slow is left out of merged lists (logged), and a call routed to it gets
+a JSON-RPC error naming it. One that needs the user's account is named in the instructions and by its connect tool
+(:mod:`gateway.proxy.unconnected`), and a request that reaches it asks for the account in the client's era
+(``-32042``, or an ``input_required`` result whose retry comes back to it: :mod:`gateway.proxy.reconnect`).
 """
 
 from __future__ import annotations
@@ -26,18 +31,25 @@ from typing import Any
 
 from gateway.mcp import sse, stateless
 from gateway.mcp.codes import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, SESSION_NOT_FOUND
+from gateway.mcp.input_required import MRTR_METHODS
 from gateway.mcp.jsonrpc import Message, error_response
+from gateway.mcp.listen import LISTEN, closed_at_once
 from gateway.mcp.payload import Payload
 from gateway.proxy.answer import EVENT_STREAM, Relayed, json_answer
-from gateway.proxy.headers import transport_headers
-from gateway.proxy.reconnect import reconnect_message
+from gateway.proxy.exchange import credentials_ready
+from gateway.proxy.headers import TRACE_HEADERS, transport_headers
+from gateway.proxy.reconnect import Asker, reconnect_message
+from gateway.proxy.request_state import BadRequestState, RequestStateCodec
 from gateway.proxy.session_ids import Session, SessionCodec, UnknownSession
+from gateway.proxy.unconnected import connect_tool_name, connected
 from gateway.routes import Route
-from gateway.virtual import handshake
+from gateway.upstream.credentials import ReconnectRequired
+from gateway.virtual import handshake, tasks
 from gateway.virtual.catalog import Catalog, is_hashed, members_of
 from gateway.virtual.lists import LISTS, ListCache, learn_names, merged_list
 from gateway.virtual.state import VirtualState
-from gateway.virtual.upstream_call import Answer, UpstreamProblem
+from gateway.virtual.tasks import TASK_METHODS
+from gateway.virtual.upstream_call import UpstreamProblem
 from gateway.virtual.upstream_sessions import (
     MAX_LATER_SESSIONS,
     ProviderFor,
@@ -46,7 +58,6 @@ from gateway.virtual.upstream_sessions import (
     VirtualRequest,
 )
 
-TRACE_HEADERS = ("traceparent", "tracestate")
 BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
 # Client notifications no upstream is concerned with: each upstream session got its own ``initialized`` when the
 # gateway opened it, and a ``cancelled`` names a request id of the client's, which went upstream under an id of ours.
@@ -57,9 +68,18 @@ class VirtualServer:
     """The virtual routes of one container: their catalogs, a bounded list cache, and the upstream sessions opened
     after the clients' own ``initialize``."""
 
-    def __init__(self, codec: SessionCodec, provider_for: ProviderFor, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        codec: SessionCodec,
+        provider_for: ProviderFor,
+        clock: Callable[[], float] = time.time,
+        states: RequestStateCodec | None = None,
+    ) -> None:
+        """``states`` seals and opens the ``requestState`` of the gateway's own ``input_required`` answers (MCP
+        2026-07-28, :mod:`gateway.proxy.request_state`)."""
         self._codec = codec
         self._provider_for = provider_for
+        self._states = states
         self.lists = ListCache(clock)
         self._catalogs: dict[str, tuple[Route, Catalog]] = {}
         self._upstreams = UpstreamSessions()
@@ -102,6 +122,8 @@ class VirtualServer:
                     self._ended.clear()
                 self._ended.add(session_id)
             return Relayed(200, {}, b"")
+        if request.stateless:
+            url_elicitation = bool(payload.declares_url_elicitation)  # 2026-07-28: declared per request in _meta
         try:
             return await self._post(request, payload, url_elicitation)
         except SessionEnded:
@@ -161,6 +183,18 @@ class VirtualServer:
     async def _request(self, request: VirtualRequest, message: Message, url_elicitation: bool) -> Message:
         method = str(message["method"])
         request_id = message.get("id")
+        asker = Asker(request.route.key, request.user_id, url_elicitation, request.stateless, self._states)
+        retried: str | None = None
+        if request.stateless and self._states is not None and method in MRTR_METHODS:
+            # MCP 2026-07-28: the retry of a request the gateway answered with its own input_required result goes to
+            # the upstream it was about, with what the client carried for that upstream restored.
+            try:
+                retry = self._states.resume(message, route_key=request.route.key, user_id=request.user_id)
+            except BadRequestState as bad:
+                return error_response(request_id, INVALID_PARAMS, f"Invalid params: requestState {bad.reason}")
+            if retry is not None:
+                message, retried = retry.message, retry.member
+                asker = Asker(asker.route_key, asker.user_id, url_elicitation, True, self._states, retry.action)
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
         assert isinstance(params, dict)
         catalog = self.catalog(request.route)
@@ -169,20 +203,29 @@ class VirtualServer:
             return {"jsonrpc": "2.0", "id": request_id, "result": empty}
         if method == "server/discover" and request.stateless:
             return await handshake.discover(request, self._upstreams, message)
+        if method == LISTEN and request.stateless:
+            # No stream can be held open here (a virtual route answers whole): acknowledged and closed at once.
+            acknowledged, closed = closed_at_once(message["id"])
+            request.streamed.append(acknowledged)
+            return closed
         if method in LISTS:
             return await merged_list(request, self._upstreams, catalog, self.lists, method, message)
         if method == "logging/setLevel":
             members = request.route.members()
             await asyncio.gather(*(self._upstreams.send(request, member, message) for member in members))
             return {"jsonrpc": "2.0", "id": request_id, "result": empty}
+        if method == "tools/call" and isinstance(params.get("name"), str):
+            connecting = self._connect_tool(request.route, params["name"])
+            if connecting is not None:
+                return await self._connect_call(request, connecting, message, asker)
         if method in ("tools/call", "prompts/get"):
             kind = "tool" if method == "tools/call" else "prompt"
             target = await self._target(request, catalog, kind, params.get("name"))
-            if target is None:
+            if target is None or (retried is not None and target[0].member != retried):
                 return error_response(request_id, INVALID_PARAMS, f"Unknown {kind}: {params.get('name')!r}")
             member, original = target
             forwarded = {**message, "params": {**params, "name": original}}
-            return await self._routed(request, member, forwarded, request_id, url_elicitation)
+            return await self._routed(request, member, forwarded, message, asker)
         if method == "completion/complete":
             ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
             assert isinstance(ref, dict)
@@ -192,10 +235,13 @@ class VirtualServer:
                     return error_response(request_id, INVALID_PARAMS, f"Unknown prompt: {ref.get('name')!r}")
                 member, original = target
                 forwarded = {**message, "params": {**params, "ref": {**ref, "name": original}}}
-                return await self._routed(request, member, forwarded, request_id, url_elicitation)
-            return await self._first_that_knows(request, message, request_id)
+                return await self._routed(request, member, forwarded, message, asker)
+            return await self._first_that_knows(request, message, request_id, asker)
         if method in BY_URI:
-            return await self._first_that_knows(request, message, request_id)
+            first = retried or catalog.resource_member(params.get("uri"))
+            return await self._first_that_knows(request, message, request_id, asker, first=first, only=retried)
+        if method in TASK_METHODS:
+            return await self._task(request, message, request_id, asker)
         return error_response(request_id, METHOD_NOT_FOUND, f"Method not found: {method}")
 
     async def _target(
@@ -219,32 +265,100 @@ class VirtualServer:
         return None if route is None else (route, found[1])
 
     async def _routed(
-        self, request: VirtualRequest, member: Route, message: Message, request_id: Any, url_elicitation: bool
+        self, request: VirtualRequest, member: Route, message: Message, asked: Message, asker: Asker
     ) -> Message:
+        """``message`` to ``member`` under the upstream's own names; ``asked`` is the client's request (its id, and
+        the names a ``requestState`` is bound to)."""
+        request_id = asked.get("id")
         answer = await self._upstreams.send(request, member, message)
         if isinstance(answer, UpstreamProblem):
             if answer.reconnect is not None:
-                return reconnect_message(request_id, member, answer.reconnect, url_elicitation=url_elicitation)
+                return reconnect_message(asked, member, answer.reconnect, asker, member=member.member or "")
             return error_response(
                 request_id, INTERNAL_ERROR, f"upstream {answer.member!r} of {request.route.key!r} {answer.cause}",
                 {"upstream": answer.member, "cause": answer.cause},
             )  # fmt: skip
         request.streamed.extend(answer.notifications)
-        return {**(answer.message or {}), "jsonrpc": "2.0", "id": request_id}
+        response = _in_era(request, {**(answer.message or {}), "jsonrpc": "2.0", "id": request_id})
+        return tasks.exposed(response, member.member or "") if message.get("method") == "tools/call" else response
 
-    async def _first_that_knows(self, request: VirtualRequest, message: Message, request_id: Any) -> Message:
-        """Resources have no prefix (their URIs are the upstreams'): ask each upstream in turn."""
+    def _connect_tool(self, route: Route, name: str) -> Route | None:
+        """The member whose connect tool ``name`` is (:mod:`gateway.proxy.unconnected`), if it is one."""
+        for member in route.members():
+            if name == connect_tool_name(member.member or ""):
+                return member
+        return None
+
+    async def _connect_call(self, request: VirtualRequest, member: Route, message: Message, asker: Asker) -> Message:
+        """A member's connect tool: asks for the account while it is not connected, says so once it is."""
+        problem = await credentials_ready(request.provider_for(member), member, request.user_id)
+        if problem is not None and problem.reconnect is not None:
+            return reconnect_message(message, member, problem.reconnect, asker, member=member.member or "")
+        if problem is not None:
+            cause = f"upstream {member.member!r} of {request.route.key!r} {problem.cause}"
+            return error_response(message.get("id"), INTERNAL_ERROR, cause, {"upstream": member.member})
+        *notifications, answer = connected(message.get("id"), member.title, stateless=request.stateless)
+        request.streamed.extend(notifications)
+        return answer
+
+    async def _first_that_knows(
+        self,
+        request: VirtualRequest,
+        message: Message,
+        request_id: Any,
+        asker: Asker,
+        *,
+        first: str | None = None,
+        only: str | None = None,
+    ) -> Message:
+        """Resources have no prefix (their URIs are the upstreams'): ask each upstream in turn (``first`` first, the
+        one a tool points to or a retry names; ``only`` that one). An upstream that needs the user's account is
+        asked for it when no other knows the resource."""
         last: Message | None = None
-        for member in request.route.members():
+        unconnected: tuple[Route, ReconnectRequired] | None = None
+        members = sorted(request.route.members(), key=lambda member: member.member != first)
+        for member in members:
+            if only is not None and member.member != only:
+                continue
             answer = await self._upstreams.send(request, member, message)
-            if isinstance(answer, Answer) and answer.message is not None:
+            if isinstance(answer, UpstreamProblem):
+                if answer.reconnect is not None and unconnected is None:
+                    unconnected = (member, answer.reconnect)
+                continue
+            if answer.message is not None:
                 if "result" in answer.message:
                     request.streamed.extend(answer.notifications)
-                    return {**answer.message, "jsonrpc": "2.0", "id": request_id}
+                    return _in_era(request, {**answer.message, "jsonrpc": "2.0", "id": request_id})
                 last = answer.message
+        if unconnected is not None:
+            member, required = unconnected
+            return reconnect_message(message, member, required, asker, member=member.member or "")
         if last is not None:
             return {**last, "jsonrpc": "2.0", "id": request_id}
         return error_response(request_id, INVALID_PARAMS, "no upstream of this route knows that resource")
+
+    async def _task(self, request: VirtualRequest, message: Message, request_id: Any, asker: Asker) -> Message:
+        """``tasks/get``, ``tasks/update``, ``tasks/cancel``: to the upstream that created the task (its id, as the
+        client saw it, names it: :mod:`gateway.virtual.tasks`)."""
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        assert isinstance(params, dict)
+        found = tasks.owner(params.get("taskId"))
+        member = None if found is None else request.route.member_named(found[0])
+        if found is None or member is None:
+            return error_response(request_id, INVALID_PARAMS, f"Unknown task: {params.get('taskId')!r}")
+        forwarded = {**message, "params": {**params, "taskId": found[1]}}
+        answer = await self._routed(request, member, forwarded, message, asker)
+        return tasks.exposed(answer, member.member or "")
+
+
+def _in_era(request: VirtualRequest, response: Message) -> Message:
+    """An upstream's answer as the client's revision has it: MCP 2026-07-28 §Basic "Responses" requires
+    ``resultType`` on every result, which an upstream of the session era never sends (``complete``: the only kind
+    it has)."""
+    result = response.get("result")
+    if request.stateless and isinstance(result, dict) and "resultType" not in result:
+        return {**response, "result": {"resultType": "complete", **result}}
+    return response
 
 
 def _error(status: int, code: int, message: str) -> Relayed:

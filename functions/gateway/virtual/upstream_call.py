@@ -59,13 +59,15 @@ async def call(
     session_id: str | None,
     protocol_version: str | None,
     trace_headers: dict[str, str],
+    param_headers: dict[str, str] | None = None,
 ) -> Answer | UpstreamProblem:
-    """Send ``message`` (a request gets a fresh id of ours; a notification goes as it is) to one upstream."""
+    """Send ``message`` (a request gets a fresh id of ours; a notification goes as it is) to one upstream, with the
+    client's trace headers and, for a ``tools/call``, the ``Mcp-Param-*`` headers it mirrored from its arguments."""
     member = route.member or route.key
     request = dict(message)
     if "id" in request:
         request["id"] = f"gw-{next(_ids)}"
-    headers = {"content-type": "application/json", "accept": ACCEPT, **trace_headers}
+    headers = {"content-type": "application/json", "accept": ACCEPT, **trace_headers, **(param_headers or {})}
     if protocol_version:
         headers["mcp-protocol-version"] = protocol_version
     if is_stateless(protocol_version):  # MCP 2026-07-28 routing headers, from the body that goes upstream

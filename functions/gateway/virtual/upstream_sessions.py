@@ -19,6 +19,7 @@ from typing import Any
 from gateway.mcp.codes import INVALID_REQUEST, SESSION_NOT_FOUND, UNSUPPORTED_PROTOCOL_VERSION
 from gateway.mcp.jsonrpc import Message
 from gateway.mcp.revisions import LATEST_SESSION_VERSION, SESSION_VERSIONS, STATELESS_VERSION
+from gateway.proxy.headers import PARAM_HEADER_PREFIX
 from gateway.routes import Route
 from gateway.upstream.credentials import UpstreamCredentialProvider
 from gateway.virtual.merge import cause_of, result_of
@@ -103,7 +104,8 @@ class UpstreamSessions:
         if session is None and request.stateless and self._legacy.get(member.key) is not True:
             answer = await self.call_in(request, member, message, None)
             if not _refused_stateless(answer):
-                self._legacy[member.key] = False
+                if isinstance(answer, Answer):  # the upstream itself answered (not: the user must connect it first)
+                    self._legacy[member.key] = False
                 return answer
             if self._legacy.get(member.key) is False:
                 return answer  # it speaks the revision: the refusal is its answer
@@ -131,11 +133,18 @@ class UpstreamSessions:
     async def call_in(
         self, request: VirtualRequest, member: Route, message: Message, session: UpstreamSession | None
     ) -> Answer | UpstreamProblem:
+        # MCP 2026-07-28 §Streamable HTTP "Custom Headers from Tool Parameters": an intermediary forwards the
+        # Mcp-Param-* headers it does not validate; they go with the call they mirror, to its upstream only.
+        params = (
+            {name: value for name, value in request.client_headers.items() if name.startswith(PARAM_HEADER_PREFIX)}
+            if message.get("method") == "tools/call"
+            else {}
+        )
         return await call(
             member, request.provider_for(member), request.user_id, message,
             session_id=session.session_id if session is not None else None,
             protocol_version=session.protocol_version if session is not None else request.client_version,
-            trace_headers=request.trace,
+            trace_headers=request.trace, param_headers=params,
         )  # fmt: skip
 
     async def open_session(self, request: VirtualRequest, member: Route) -> UpstreamSession | UpstreamProblem:

@@ -109,7 +109,12 @@ def test_cache_ttl(header: str | None, expected: int) -> None:
         ({"client_name": ""}, "client_name"),
         ({"redirect_uris": []}, "redirect_uris"),
         ({"redirect_uris": ["http://evil.example/cb"]}, "plain http"),
-        ({"token_endpoint_auth_method": "private_key_jwt"}, "does not support"),
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "publishes no keys"),
+        ({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://cimd.test/jwks"}, "not an https URL"),
+        (
+            {"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}},
+            "no asymmetric public signing key",
+        ),
         ({"token_endpoint_auth_method": "client_secret_basic"}, "shared secret"),
         ({"client_secret": "abc"}, "must not contain a client secret"),
     ],

@@ -17,8 +17,9 @@ from gateway.identity.user import SignedInUser
 from gateway.oauth import refresh_tokens
 from gateway.oauth.authorization import new_code
 from gateway.oauth.errors import OAuthError
+from gateway.oauth.token_parts import TokenResponse
 from gateway.oauth.token_requests import AuthorizationCodeRequest, RefreshTokenRequest
-from gateway.oauth.token_service import TokenResponse, TokenService
+from gateway.oauth.token_service import TokenService
 from gateway.routes import Route, RouteTable
 from gateway.storage.records import AuthorizationCode
 from gateway.tokens.access_token import AccessTokens

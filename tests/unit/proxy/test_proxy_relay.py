@@ -595,7 +595,10 @@ def test_a_stateless_2026_request_declares_url_elicitation_in_its_meta(gateway: 
     message = {**TOOLS_CALL, "params": {**TOOLS_CALL["params"], "_meta": meta}}
     headers = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
     response = gateway.post(message, headers=headers)
-    assert response.json()["error"]["code"] == -32042
+    # MCP 2026-07-28 has no -32042: its form is an input_required result (tests/unit/proxy/test_input_required.py)
+    result = response.json()["result"]
+    assert result["resultType"] == "input_required"
+    assert result["inputRequests"]["connect_echo"]["params"]["url"] == CONNECT_URL
 
 
 @pytest.mark.usefixtures("reconnect")

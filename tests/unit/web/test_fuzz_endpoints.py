@@ -42,10 +42,13 @@ from infra.lambda_event import HttpApiRoutes, HttpRequest, build_event
 from infra.placeholders import LOCAL_REDIRECT_URI, ensure_local_client, grant_backed_token
 from infra.template import functions, load_template
 from tests.support.hostile_json import DEEP_PARAMS, DEEP_SMALL, DEEP_SMALL_OBJECT, MCP_HOSTILE_BODIES
+from tests.support.jose_keys import SigningKey, client_assertion, dpop_proof, unsigned
 from tests.support.runtime import example_config_data, memory_runtime
 from tests.unit.proxy.scripted_upstream import ScriptedUpstream, scripted_upstream
 
 EXAMPLES_PER_FUNCTION = 500
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 APPS: dict[str, Callable[[Any], Any]] = {
     "metadata": metadata_app.create_app,
     "register": register_app.create_app,
@@ -58,7 +61,9 @@ OAUTH_PARAMETERS = [
     "response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state", "scope",
     "resource", "code", "code_verifier", "grant_type", "refresh_token", "token", "token_type_hint", "iss", "error",
     "client_secret", "for", "csrf", "decision", "username", "password", "redirect_uris", "client_name",
+    "assertion", "client_assertion", "client_assertion_type",
 ]  # fmt: skip
+FUZZ_KEY = SigningKey()  # a pre-registered client's key (private_key_jwt), and the one of DPoP proofs
 METHODS = ["GET", "GET", "POST", "POST", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
 # Where the admin function's ``{proxy+}`` leads: the console's pages and forms, its JSON API, and the paths around them
 ADMIN_PATHS = [
@@ -103,6 +108,14 @@ def gateway(upstream: ScriptedUpstream) -> Gateway:
     data = example_config_data()
     data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream.url
     data["workspaces"]["demo"]["servers"]["toolbox"]["upstreams"]["demo"]["url"] = upstream.url  # a virtual route
+    data["workspaces"]["demo"]["clients"] = [
+        {"client_id": "fuzz-keys", "client_name": "Fuzz (private_key_jwt)", "jwks": FUZZ_KEY.jwks(),
+         "service_identity": "service:fuzz", "dpop_bound_access_tokens": True},
+    ]  # fmt: skip
+    # ID-JAGs of an issuer whose keys sit on an address the SSRF guard refuses (nothing is fetched)
+    data["workspaces"]["demo"]["enterprise_authorization"] = {
+        "issuers": [{"issuer": "https://idp.example", "jwks_uri": "https://127.0.0.1:9/keys", "clients": ["fuzz-keys"]}]
+    }
     return Gateway(memory_runtime(parse_config(data)))
 
 
@@ -132,10 +145,23 @@ class Gateway:
             "code_challenge": s256("v" * 43), "code_challenge_method": "S256", "state": "st", "scope": "mcp",
             "resource": route.resource,
         }  # fmt: skip
+        now = runtime.now()
         self.values = [
             self.client_id, LOCAL_REDIRECT_URI, s256("v" * 43), "S256", "code", "mcp", "mcp offline_access",
             route.resource, "authorization_code", "refresh_token", "none", "v" * 43, "access_token",
+            "client_credentials", JWT_BEARER, ASSERTION_TYPE, "fuzz-keys",
+            client_assertion(FUZZ_KEY, "fuzz-keys", route.issuer, now),
+            FUZZ_KEY.sign({"iss": "https://idp.example", "sub": "alice", "aud": route.issuer, "jti": "j",
+                           "resource": route.resource, "client_id": "fuzz-keys", "iat": now, "exp": now + 60},
+                          typ="oauth-id-jag+jwt"),
+            unsigned({"iss": "https://idp.example"}, typ="oauth-id-jag+jwt"),
         ]  # fmt: skip
+        self.dpop_proofs = [
+            dpop_proof(FUZZ_KEY, "POST", route.endpoint("token"), now),
+            dpop_proof(FUZZ_KEY, "POST", route.resource, now, access_token=self.token),
+            dpop_proof(FUZZ_KEY, "GET", route.resource, now - 3600),
+            unsigned({"htm": "POST"}, typ="dpop+jwt"),
+        ]
         # The admin console's browsers: signed in as an admin of the workspace (alice) or as a user who is not (bob)
         self.sessions = {user: self._session_cookie(user) for user in ("alice", "bob")}
         self.values += [csrf for _, csrf in self.sessions.values()] + ["tool.called", "authorize.started", "csv"]
@@ -266,8 +292,9 @@ def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
     headers: list[tuple[str, str]] = []
     valid = f"Bearer {gateway.virtual_token if on_toolbox else gateway.token}"
     authorization = draw(
-        st.sampled_from(["", valid, valid, valid, "Bearer ", "Basic Og==", "bearer x.y.z"])
+        st.sampled_from(["", valid, valid, valid, "Bearer ", "Basic Og==", "bearer x.y.z", f"DPoP {gateway.token}"])
         | texts.map(lambda text: f"Bearer {text}")
+        | texts.map(lambda text: f"DPoP {text}")
     )
     if authorization:
         headers.append(("authorization", authorization))
@@ -276,6 +303,9 @@ def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
         headers.append(("cookie", cookie))
         if draw(st.booleans()):
             headers.append(("x-csrf-token", draw(st.sampled_from([csrf, csrf, ""]) | texts)))
+    for _ in range(draw(st.integers(0, 2))):  # DPoP proofs (RFC 9449): none, one, or two (refused)
+        proof = draw(st.sampled_from(gateway.dpop_proofs) | texts.filter(lambda t: "\r" not in t and "\n" not in t))
+        headers.append(("dpop", proof.encode("utf-8", "surrogatepass").decode("latin-1")))
     form = st.dictionaries(st.sampled_from(OAUTH_PARAMETERS), values, max_size=8).map(lambda f: urlencode(f).encode())
     body = b""
     if method not in ("GET", "HEAD") or draw(st.integers(0, 9)) == 0:
@@ -379,6 +409,49 @@ def test_credential_shaped_strings_in_any_field_never_make_a_5xx(upstream: Scrip
 
     one_request()
     assert seen[201 if endpoint == "register" else 200] > 0, dict(seen)  # the requests reached the audit trail
+
+
+# --- the token endpoint's new inputs: client assertions, ID-JAGs, DPoP proofs --------------------------------
+
+
+def test_assertions_id_jags_and_dpop_proofs_never_make_a_5xx(upstream: ScriptedUpstream) -> None:
+    # Given a gateway without rate limits (so every request reaches the checks), a key client and a trusted issuer
+    data = example_config_data()
+    data["workspaces"]["demo"]["servers"]["echo"]["upstream"] = upstream.url
+    data["workspaces"]["demo"]["clients"] = [
+        {"client_id": "fuzz-keys", "client_name": "Fuzz", "jwks": FUZZ_KEY.jwks(), "service_identity": "service:f"},
+    ]
+    data["workspaces"]["demo"]["enterprise_authorization"] = {
+        "issuers": [{"issuer": "https://idp.example", "jwks_uri": "https://127.0.0.1:9/keys", "clients": ["fuzz-keys"]}]
+    }
+    gateway = Gateway(memory_runtime(parse_config(data), rate_limit_token_per_ip=0, rate_limit_token_per_client=0))
+    jwts = st.sampled_from(gateway.values[-3:] + gateway.dpop_proofs) | texts
+    seen: Counter[int] = Counter()
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+    @given(
+        grant_type=st.sampled_from([JWT_BEARER, "client_credentials", "refresh_token"]) | texts,
+        assertion=jwts, client_assertion_value=jwts,
+        assertion_type=st.sampled_from([ASSERTION_TYPE, ""]) | texts,
+        proofs=st.lists(st.sampled_from(gateway.dpop_proofs) | texts.filter(lambda t: "\r" not in t and "\n" not in t),
+                        max_size=2),
+    )  # fmt: skip
+    def one_request(
+        grant_type: str, assertion: str, client_assertion_value: str, assertion_type: str, proofs: list[str]
+    ) -> None:
+        form = {"grant_type": grant_type, "assertion": assertion, "client_assertion": client_assertion_value,
+                "client_assertion_type": assertion_type, "client_id": "fuzz-keys"}  # fmt: skip
+        headers = [("content-type", "application/x-www-form-urlencoded")]
+        headers += [("dpop", proof.encode("utf-8", "surrogatepass").decode("latin-1")) for proof in proofs]
+        body = urlencode({k: v.encode("utf-8", "surrogatepass") for k, v in form.items()}).encode()
+        request = HttpRequest(method="POST", raw_path="/demo/echo/token", raw_query="", headers=headers, body=body)
+        target, status = gateway.send(request)
+        seen[status] += 1
+        assert status < 500, f"{target} answered {status} to {form} with DPoP {proofs}"
+
+    one_request()
+    assert seen[400] and seen[401], dict(seen)  # both the grant's and the client's checks were reached
 
 
 # --- MCP bodies at the proxy, past the door ----------------------------------------------------------------------

@@ -174,6 +174,7 @@ async def _show(ctx: Context, workspace_name: str, signed_in: Session) -> Respon
                 "since": _when(grant.created_at),
                 "last_used": _when(grant.rotated_at or grant.created_at),
                 "scopes": describe_scopes(grant.scopes),
+                "via": "granted by your organization's identity provider" if grant.obtained_by == "id_jag" else None,
                 "confirm_url": _url(ctx, workspace_name, revoke=grant.grant_id),
             }
         )

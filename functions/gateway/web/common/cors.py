@@ -16,8 +16,10 @@ PUBLIC_DOCUMENT_HEADERS = {
     "Access-Control-Max-Age": "86400",
 }
 
+# DPoP: RFC 9449 §4.1, a browser-based client sends its proof in this header.
 MCP_ALLOW_HEADERS = (
-    "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name"
+    "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name, "
+    "DPoP"
 )
 MCP_EXPOSE_HEADERS = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"
 

@@ -42,6 +42,8 @@ from gateway.web.proxy.caller import Caller, CallerServices, authenticate, tool_
 
 if TYPE_CHECKING:
     from gateway.audit import AuditTrail
+    from gateway.proxy.deferred import LaterSessions
+    from gateway.proxy.request_state import RequestStateCodec
     from gateway.usage import UsageRecorder
     from gateway.virtual.server import VirtualServer  # built on first use by a virtual route
 
@@ -55,6 +57,12 @@ class ProxyServices(CallerServices, Protocol):
 
     @property
     def session_codec(self) -> SessionCodec: ...
+
+    @property
+    def request_states(self) -> RequestStateCodec: ...
+
+    @property
+    def later_sessions(self) -> LaterSessions: ...
 
     def credential_provider(self, route: Route) -> UpstreamCredentialProvider: ...
 
@@ -146,6 +154,8 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
                 runtime.session_codec,
                 request.headers.get("mcp-session-id"),
                 runtime.credential_provider(route),
+                states=runtime.request_states,
+                later=runtime.later_sessions,
                 streaming=streaming,
                 decode=bool(payload.tool_calls),
             )

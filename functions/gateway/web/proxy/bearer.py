@@ -6,6 +6,20 @@ from __future__ import annotations
 from gateway.routes import Route
 
 
+def dpop_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: DPoP <token>`` header (RFC 9449 §7.1), else None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "dpop" and token else None
+
+
+def dpop_challenge(description: str, algorithms: tuple[str, ...], *, error: str = "invalid_dpop_proof") -> str:
+    """RFC 9449 §7.1: the ``DPoP`` challenge, with the algorithms proofs may use."""
+    return f'DPoP error="{error}", error_description="{_quote(description)}", algs="{" ".join(algorithms)}"'
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive), else None."""
     if not authorization:

@@ -38,9 +38,11 @@ from gateway.routes import Route
 from gateway.settings import Settings
 from gateway.storage.ports import StorageError
 from gateway.tokens.access_token import InvalidAccessToken
+from gateway.tokens.dpop import SIGNING_ALGORITHMS as DPOP_ALGORITHMS
+from gateway.tokens.dpop import DpopProof, InvalidDpopProof, canonical_url, the_proof, verify_proof
 from gateway.web.common.responses import error_response
 from gateway.web.common.services import GatewayState
-from gateway.web.proxy.bearer import bearer_token, challenge
+from gateway.web.proxy.bearer import bearer_token, challenge, dpop_challenge, dpop_token
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -73,6 +75,9 @@ class CallerServices(GatewayState, Protocol):
     @property
     def rate_limits(self) -> RateLimits: ...
 
+    @property
+    def dpop_replay(self) -> Callable[[DpopProof, int], bool]: ...
+
 
 async def authenticate(
     services: CallerServices, request: Request, route: Route, payload: Callable[[], Payload], cors: dict[str, str]
@@ -80,13 +85,17 @@ async def authenticate(
     """``payload`` gives the request's one parse (made when first asked for: a caller refused at the door costs no
     parse, and the error answers that carry request ids ask for it)."""
     key = request.headers.get(services.settings.api_key_header)
-    token = bearer_token(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    token = bearer_token(authorization)
     if key is None and token is not None and looks_like_key(token):
         key = token
+    bound_token = dpop_token(authorization) if key is None else None
     if key is not None:
         found = _key_caller(services, route, payload, key, cors)
+    elif bound_token is not None:
+        found = _token_caller(services, route, payload, bound_token, cors, request=request, dpop=True)
     elif token is not None:
-        found = _token_caller(services, route, payload, token, cors)
+        found = _token_caller(services, route, payload, token, cors, request=request)
     else:
         return error_response(
             401,
@@ -116,12 +125,27 @@ def tool_refusal(caller: Caller, payload: Payload) -> Relayed | None:
 
 
 def _token_caller(
-    services: CallerServices, route: Route, payload: Callable[[], Payload], token: str, cors: dict[str, str]
+    services: CallerServices,
+    route: Route,
+    payload: Callable[[], Payload],
+    token: str,
+    cors: dict[str, str],
+    *,
+    request: Request,
+    dpop: bool = False,
 ) -> Caller | Response:
     try:
         claims = services.verified_tokens.verify(token, route)
     except InvalidAccessToken as problem:
         return invalid_token(route, str(problem), cors)
+    if dpop or claims.jkt is not None or route.workspace.dpop.required:
+        try:
+            refused = _dpop_refusal(services, request, route, token, claims.jkt, dpop=dpop)
+        except StorageError:  # the shared replay record (GATEWAY_DPOP_REPLAY=shared) could not be written
+            logger.exception("DPoP replay check failed")
+            return _unavailable(payload(), "the gateway's grant store is unavailable", cors)
+        if refused is not None:
+            return _dpop_challenged(route, refused, cors)
     missing = [scope for scope in route.default_scopes if scope not in claims.scopes]
     if missing:
         description = f"the access token lacks the scope {' '.join(missing)}"
@@ -153,6 +177,45 @@ def _key_caller(
         logger.exception("API key lookup failed")
         return _unavailable(payload(), "the gateway's key store is unavailable", cors)
     return Caller(user_id=record.user_id, client_id=record.key_id, grant_id=None, tools=record.tools, is_key=True)
+
+
+def _dpop_refusal(
+    services: CallerServices, request: Request, route: Route, token: str, jkt: str | None, *, dpop: bool
+) -> str | None:
+    """RFC 9449 §7.1: why a request with this token fails its DPoP check (None: it passes). A bound token needs
+    ``Authorization: DPoP`` and a proof of its key for this request (§4.3: method, the route URL, ``iat`` window,
+    ``ath``), each proof used once."""
+    if not dpop:
+        if jkt is not None:
+            return "this access token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof"
+        return "this workspace requires DPoP-bound tokens"
+    if jkt is None:
+        return "the access token is not DPoP-bound: send it as Authorization: Bearer"
+    now = services.now()
+    try:
+        proof = verify_proof(
+            the_proof(request.headers.getlist("dpop")),
+            method=request.method,
+            urls={canonical_url(route.resource)},
+            now=now,
+            access_token=token,
+        )
+    except InvalidDpopProof as problem:
+        return str(problem)
+    if proof.jkt != jkt:
+        return "the DPoP proof was made with another key than the token is bound to"
+    if not services.dpop_replay(proof, now):
+        return "the DPoP proof was already used (its jti is single-use)"
+    return None
+
+
+def _dpop_challenged(route: Route, description: str, cors: dict[str, str]) -> Response:
+    """401 with a ``DPoP`` challenge, and a ``Bearer`` one where the workspace also accepts bearer tokens."""
+    response = error_response(401, "invalid_dpop_proof", description, cors)
+    response.headers.append("WWW-Authenticate", dpop_challenge(description, DPOP_ALGORITHMS))
+    if not route.workspace.dpop.required:
+        response.headers.append("WWW-Authenticate", challenge(route))
+    return response
 
 
 def invalid_token(route: Route, description: str, cors: dict[str, str]) -> Response:

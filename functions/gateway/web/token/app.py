@@ -26,8 +26,6 @@ from starlette.routing import Route as Path
 from gateway.oauth.errors import OAuthError
 from gateway.oauth.token_requests import (
     AnyTokenRequest,
-    AuthorizationCodeRequest,
-    ClientCredentialsRequest,
     RevocationRequest,
     parse_form,
     parse_revocation_request,
@@ -47,7 +45,9 @@ from gateway.web.common.responses import NO_STORE, error_response, json_response
 from gateway.web.common.services import GatewayState, LearnBaseUrl
 
 if TYPE_CHECKING:
+    from gateway.oauth.client_assertions import ClientAssertions
     from gateway.oauth.clients import ClientInfo, ClientResolver
+    from gateway.oauth.token_grants import TokenGrants
 
 logger = logging.getLogger("gateway.token")
 
@@ -55,11 +55,11 @@ MAX_BODY_BYTES = 16 * 1024
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 ALLOWED_METHODS = "POST, OPTIONS"
 
-CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "DPoP-Nonce"}
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,
     "Access-Control-Allow-Methods": ALLOWED_METHODS,
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, MCP-Protocol-Version",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, MCP-Protocol-Version, DPoP",
     "Access-Control-Max-Age": "86400",
 }
 COMMON_HEADERS = {**NO_STORE, **CORS_HEADERS}
@@ -67,7 +67,8 @@ COMMON_HEADERS = {**NO_STORE, **CORS_HEADERS}
 
 class ClientAuthenticator(Protocol):
     """Client authentication at the token and revocation endpoints (RFC 6749 §2.3): ``none``,
-    ``client_secret_basic``, ``client_secret_post``. Raises ``OAuthError("invalid_client", ..., 401)``."""
+    ``client_secret_basic``, ``client_secret_post``, ``private_key_jwt`` (RFC 7523 §2.2). Raises
+    ``OAuthError("invalid_client", ..., 401)``."""
 
     async def authenticate(
         self, route: Route, form: Mapping[str, str], authorization: str | None, now: int
@@ -85,6 +86,12 @@ class TokenServices(GatewayState, RateLimitedServices, Protocol):
     @property
     def client_resolver(self) -> ClientResolver: ...
 
+    @property
+    def client_assertions(self) -> ClientAssertions: ...
+
+    @property
+    def token_grants(self) -> TokenGrants: ...
+
 
 class ResolverAuthenticator:
     """Client authentication by the container's client resolver (built on first use: a request that fails
@@ -98,14 +105,15 @@ class ResolverAuthenticator:
     ) -> ClientInfo:
         from gateway.oauth.client_auth import authenticate_client
 
-        return await authenticate_client(self._services.client_resolver, route, form, authorization, now)
+        assertions = self._services.client_assertions if "client_assertion" in form else None
+        return await authenticate_client(self._services.client_resolver, route, form, authorization, now, assertions)
 
     def note_use(self, client: ClientInfo, now: int) -> None:
         self._services.client_resolver.note_use(client, now)
 
 
 def _error(problem: OAuthError, *, basic_realm: str | None = None) -> Response:
-    headers = dict(COMMON_HEADERS)
+    headers = {**COMMON_HEADERS, **{k: v for k, v in problem.headers.items() if k != "WWW-Authenticate"}}
     if problem.error == "invalid_client" and basic_realm is not None:
         # RFC 6749 §5.2: a 401 for a client that authenticated with Basic carries the matching challenge.
         headers["WWW-Authenticate"] = f'Basic realm="{basic_realm}", charset="UTF-8"'
@@ -189,7 +197,8 @@ class TokenEndpoints:
             now = self._services.now()
             client = await self.authenticator.authenticate(route, form, authorization, now)
             # Counted once authenticated, so that naming a client is not enough to spend its limit (rate_limits.py).
-            subject = client_subject(client.client_id, authenticated=client.has_secret, address=address)
+            authenticated = client.authenticated_by is not None
+            subject = client_subject(client.client_id, authenticated=authenticated, address=address)
             by_client = RateLimit("token-client", settings.rate_limit_token_per_client)
             refused = first_refusal(self._services, [(by_client, subject)])
             if refused is not None:
@@ -206,25 +215,22 @@ class TokenEndpoints:
     async def _token(
         self, request: Request, route: Route, grant_request: AnyTokenRequest, client: ClientInfo, now: int
     ) -> Response:
-        service = self._services.token_service
+        issued = await self._services.token_grants.issue(
+            route, grant_request, client, request.headers.getlist("dpop"), self._token_urls(route), now
+        )
         seen = observation(request.scope)
-        if isinstance(grant_request, ClientCredentialsRequest):
-            # RFC 6749 §4.4: confidential clients only; here, those an administrator bound to a service identity.
-            if client.service_identity is None or not client.has_secret:
-                raise OAuthError("unauthorized_client", "this client may not use the client_credentials grant")
-            result = service.client_credentials(route, client.client_id, client.service_identity, grant_request, now)
-            if seen is not None:
-                seen.count("TokensIssued")
-        elif isinstance(grant_request, AuthorizationCodeRequest):
-            result = service.exchange_code(route, client.client_id, grant_request, now)
-            if seen is not None:
-                seen.count("TokensIssued")
-        else:
-            result = service.refresh(route, client.client_id, grant_request, now)
-            if seen is not None:
-                seen.count("TokensRefreshed")
+        if seen is not None:
+            seen.count("TokensRefreshed" if issued.refreshed else "TokensIssued")
         self.authenticator.note_use(client, now)
-        return json_response(result.body(), 200, COMMON_HEADERS)
+        return json_response(issued.response.body(), 200, {**COMMON_HEADERS, **issued.headers})
+
+    def _token_urls(self, route: Route) -> list[str]:
+        """The token endpoint as a client may address it (a DPoP proof's ``htu``): the route's, and the root alias
+        for the default route (from the configured base URL, never the Host header)."""
+        urls = [route.endpoint("token")]
+        if self._services.routes.default_route == route:
+            urls.append(f"{route.base_url}/token")
+        return urls
 
     async def _revoke(
         self, request: Request, route: Route, revocation: RevocationRequest, client: ClientInfo, now: int

@@ -5,6 +5,7 @@ says what it did; nobody else's. Forms carry a CSRF token bound to the session, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -312,3 +313,19 @@ def test_the_page_lists_the_users_own_keys_and_revokes_them_after_asking(runtime
     after = browser.get(local(revoked.headers["location"]))
     assert f"Revoked the API key alice&#39;s CI ({alice_key})" in after.text
     assert f"?revoke_key={alice_key}" not in after.text
+
+
+def test_a_grant_made_by_an_id_jag_is_listed_and_says_how_it_was_obtained(
+    runtime: Runtime, browser: TestClient
+) -> None:
+    # Given alice's grant made by her organization's identity provider (an ID-JAG redeemed at /token)
+    grant_id = _grant(runtime, "alice")
+    grant = runtime.grants.get_grant(grant_id)
+    assert grant is not None
+    runtime.grants.revoke_grant(grant_id, runtime.now(), "replaced by its ID-JAG twin")
+    runtime.grants.create_grant(dataclasses.replace(grant, grant_id=f"{grant_id}-idjag", obtained_by="id_jag"))
+
+    # Then My connections lists it, says it came from the organization's identity provider, and offers Revoke
+    page = signed_in(browser, "alice")
+    assert f"?revoke={grant_id}-idjag" in page.text
+    assert "granted by your organization&#39;s identity provider" in page.text

@@ -115,6 +115,24 @@ def test_serving_prm_imports_no_aws_sdk() -> None:
     assert output.strip() == "[]"
 
 
+def test_serving_as_metadata_imports_no_jose_or_http_client_library() -> None:
+    # Given a fresh interpreter, When the metadata function serves AS metadata (private_key_jwt, DPoP and, with an
+    # enterprise issuer, the ID-JAG profile advertised), Then neither PyJWT, cryptography nor httpx was imported: the
+    # advertised names come from modules that import nothing (gateway.tokens.algorithms, oauth.enterprise_issuers)
+    script = (
+        "import os, sys;"
+        "os.environ.update(GATEWAY_CONFIG='examples/gateway.yaml', GATEWAY_PUBLIC_BASE_URL='https://gw.example.com');"
+        "from starlette.testclient import TestClient;"
+        "from metadata.app import function; app = function.app;"
+        "r = TestClient(app).get('/.well-known/oauth-authorization-server/demo/echo');"
+        "assert r.status_code == 200 and 'private_key_jwt' in r.text, r.text;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'jwt', 'cryptography', 'httpx', 'httpcore'}))"
+    )
+    root = Path(__file__).resolve().parents[4]
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert output.strip() == "[]"
+
+
 def test_a_virtual_routes_client_metadata_document_lists_each_oauth_upstreams_callback() -> None:
     # Given a virtual route with two upstreams: one connected with OAuth, one without credentials
     data = example_config_data()
