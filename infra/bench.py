@@ -1135,8 +1135,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--kms-count", type=int, default=50, help="KMS Sign calls per key spec")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the tables in docs/performance.md")
     parser.add_argument("--audit-events", type=int, default=100_000, help="console benchmark: audit events loaded")
+    parser.add_argument("--console-rounds", type=int, default=15, help="console benchmark: warm requests per page")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.rss_iterations < 1 or args.requests < 1 or args.seconds <= 0:
+    if args.runs < 1 or args.rss_iterations < 1 or args.requests < 1 or args.seconds <= 0 or args.console_rounds < 1:
         parser.error("counts must be positive")
     return args
 
@@ -1202,7 +1203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from infra.bench_support.console import measure_console
 
             say(f"==> admin console: {args.audit_events} audit events loaded, warm pages")
-            sections["console"] = f"{machine_line()} " + measure_console(stack, args.audit_events)
+            sections["console"] = f"{machine_line()} " + measure_console(stack, args.audit_events, args.console_rounds)
             say("\n" + sections["console"] + "\n")
     for problem in problems:
         say(f"warning: {problem}")

@@ -98,7 +98,8 @@ def measure_console(stack: Any, audit_events: int, rounds: int = 15) -> str:
     loaded_s = _load(runtime, events)
 
     # What the rollups add per tool call, beside the audit event (both round trips to the local store)
-    calls = [e for e in events if e.kind == "tool.called"][:300]
+    # 300 at the default 100,000 events; a handful for a smoke run of a few hundred
+    calls = [e for e in events if e.kind == "tool.called"][: min(300, max(10, audit_events // 100))]
 
     def rollup(n: int) -> None:
         e = calls[n]

@@ -65,3 +65,21 @@ def test_the_dpop_part_measures_both_tokens_and_no_kms_call() -> None:
     assert re.search(r"\| Bearer \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
     assert re.search(r"\| DPoP .*\| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
     assert "Added by DPoP:" in output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_console_part_times_every_page_and_the_rollup_write() -> None:
+    # Not a timing assertion: every page answered 200 (the part raises otherwise) and has a row with numbers
+    completed = subprocess.run(
+        [sys.executable, "-m", "infra.bench", "--only", "console", "--audit-events", "300", "--console-rounds", "2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    output = completed.stdout
+    for page in ("Overview, last week", "Clients", "Grants", "Issuances", "Audit log, one client", "API keys", "Users"):
+        assert re.search(rf"\| {re.escape(page)}[^|]* \| \d+\.\d \| \d+\.\d \| (met|missed) \|", output), output[-3000:]
+    assert re.search(r"the usage rollups \(two `UpdateItem`s\) \d+\.\d+ ms", output), output[-3000:]
