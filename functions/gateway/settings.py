@@ -48,6 +48,8 @@ class Settings:
     """Write each request's CloudWatch EMF metrics to standard output (``make dev`` turns them off)."""
     audit_tool_calls: bool = True
     """Record every ``tools/call`` in the audit trail (one DynamoDB write after the upstream answered)."""
+    usage_rollups: bool = True
+    """Count every ``tools/call`` into the usage rollups the admin console's Overview reads (two ``UpdateItem``s)."""
     signing_key_id: str = "alias/mcp-gateway-signing"
     verify_key_ids: str = ""
     """Comma-separated extra KMS keys whose public keys stay in the JWKS and the verifier during a rotation."""

@@ -162,7 +162,7 @@ class StateRuntime:
         """Counts each proxied tool call into the rollups the admin console's Overview reads; never fails a call."""
         from gateway.usage import UsageRecorder
 
-        return UsageRecorder(self.usage_log, self.settings.audit_retention_days)
+        return UsageRecorder(self.usage_log, self.settings.audit_retention_days, enabled=self.settings.usage_rollups)
 
     @cached_property
     def api_keys(self) -> ApiKeyStore:

@@ -86,14 +86,18 @@ def failure_origin(outcome: str) -> str | None:
 
 
 class UsageRecorder:
-    """Counts calls into the usage rollups; a write that fails is logged and counted, never raised."""
+    """Counts calls into the usage rollups; a write that fails is logged and counted, never raised. Not ``enabled``
+    (template ``UsageRollups=false``): counts nothing, writes nothing."""
 
-    def __init__(self, log: UsageLog, retention_days: int) -> None:
+    def __init__(self, log: UsageLog, retention_days: int, *, enabled: bool = True) -> None:
         self._log = log
         self._retention = retention_days * DAY
+        self.enabled = enabled
         self.failures = 0
 
     def record(self, call: ToolCall) -> None:
+        if not self.enabled:
+            return
         gateway_ms = max(call.total_ms - call.upstream_ms, 0.0)
         try:
             self._log.add_call(

@@ -435,6 +435,7 @@ def test_function_environment_names_every_setting_without_a_cycle(transformed: d
         "GATEWAY_AUDIT_TABLE": "AuditTable",
         "GATEWAY_AUDIT_RETENTION_DAYS": "AuditRetentionDays",
         "GATEWAY_AUDIT_TOOL_CALLS": "AuditToolCalls",
+        "GATEWAY_USAGE_ROLLUPS": "UsageRollups",
         "GATEWAY_SIGNING_KEY_ID": "SigningKey",
         "GATEWAY_UPSTREAM_TOKEN_KEY_ID": "UpstreamTokenKey",
         "GATEWAY_SHARED_SECRET_ID": "SharedSecret",

@@ -74,3 +74,9 @@ def test_a_failed_rollup_write_is_counted_never_raised() -> None:
     recorder = UsageRecorder(FailingLog(), 90)  # type: ignore[arg-type]
     recorder.record(ToolCall("ws", "ws/echo", "echo", "c", "u", 0, "ok", 1.0, 0.5))
     assert recorder.failures == 1
+
+
+def test_rollups_turned_off_write_nothing() -> None:
+    recorder = UsageRecorder(FailingLog(), 90, enabled=False)  # type: ignore[arg-type]
+    recorder.record(ToolCall("ws", "ws/echo", "echo", "c", "u", 0, "ok", 1.0, 0.5))
+    assert recorder.failures == 0  # the failing store was never asked
