@@ -68,7 +68,7 @@ HOST = "127.0.0.1"
 # does not matter to them.
 PUBLIC_BASE_URL = "http://127.0.0.1:9000"
 FIRST_PARTY = frozenset({"gateway", "metadata", "proxy", "register", "authorize", "oauth_token"})
-PARTS = ("coldstart", "rss", "tokens", "handler", "proxy", "virtual", "dpop")
+PARTS = ("coldstart", "rss", "tokens", "handler", "proxy", "virtual", "dpop", "console")
 CHILD_TIMEOUT_SECONDS = 120.0
 LOCAL_REDIRECT_URI = "http://127.0.0.1:33418/callback"
 
@@ -164,6 +164,8 @@ class Case:
     expected_status: frozenset[int]
     target_ms: float | None
     make_event: Callable[[Stack], dict[str, Any]]
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment the case sets over the stack's (e.g. tracing on)."""
 
     @property
     def module(self) -> str:
@@ -270,6 +272,15 @@ def cases(template: dict[str, Any]) -> list[Case]:
             _sample_event("proxy-tools-call.json"),
         ),
         Case(
+            "proxy, tracing on",
+            specs["ProxyFunction"],
+            "as proxy, with Tracing=true: the Powertools Tracer (X-Ray SDK) at init, spans per request",
+            frozenset({200}),
+            None,
+            _sample_event("proxy-tools-call.json"),
+            env=(("GATEWAY_TRACING", "true"), ("AWS_XRAY_CONTEXT_MISSING", "IGNORE_ERROR")),
+        ),
+        Case(
             "register",
             specs["RegisterFunction"],
             "DCR POST, public client",
@@ -302,6 +313,14 @@ def cases(template: dict[str, Any]) -> list[Case]:
                 headers={"content-type": "application/x-www-form-urlencoded"},
                 body=token_form.encode(),
             ),
+        ),
+        Case(
+            "admin",
+            specs["AdminFunction"],
+            "GET the admin API's OpenAPI document (FastAPI; not on a client's path)",
+            frozenset({200}),
+            None,
+            _http_event("GET", "/demo/admin/api/openapi.json"),
         ),
     ]
     return wanted
@@ -536,7 +555,7 @@ def measure_cold_starts(prepared: Sequence[Prepared], stack: Stack, runs: int) -
                 continue
             assert item.event_path is not None
             try:
-                result = run_child("handler", item.case.target, item.event_path, env)
+                result = run_child("handler", item.case.target, item.event_path, {**env, **dict(item.case.env)})
             except (ChildFailed, subprocess.TimeoutExpired) as error:
                 row.failure = str(error).splitlines()[0][:200]
                 problems.append(f"{item.case.name}: {error}")
@@ -567,7 +586,13 @@ def measure_cold_starts(prepared: Sequence[Prepared], stack: Stack, runs: int) -
         if rows[item.case.name].failure:
             continue
         assert item.event_path is not None
-        result = run_child("handler", item.case.target, item.event_path, env, python_flags=("-X", "importtime"))
+        result = run_child(
+            "handler",
+            item.case.target,
+            item.event_path,
+            {**env, **dict(item.case.env)},
+            python_flags=("-X", "importtime"),
+        )
         imports[item.case.name] = import_breakdown(result.stderr, item.case.module)
     return ColdStartReport([*baselines, *rows.values()], runs, imports, problems)
 
@@ -1111,8 +1136,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--verify-count", type=int, default=2000, help="token verifications per algorithm")
     parser.add_argument("--kms-count", type=int, default=50, help="KMS Sign calls per key spec")
     parser.add_argument("--write-docs", action="store_true", help="rewrite the tables in docs/performance.md")
+    parser.add_argument("--audit-events", type=int, default=100_000, help="console benchmark: audit events loaded")
+    parser.add_argument("--console-rounds", type=int, default=15, help="console benchmark: warm requests per page")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.rss_iterations < 1 or args.requests < 1 or args.seconds <= 0:
+    if args.runs < 1 or args.rss_iterations < 1 or args.requests < 1 or args.seconds <= 0 or args.console_rounds < 1:
         parser.error("counts must be positive")
     return args
 
@@ -1190,6 +1217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("==> DPoP: gateway CPU per warm tools/call with a proof, beside Bearer")
             sections["dpop"] = f"{machine_line()} " + measure_dpop(REPO_ROOT, 1000)
             say("\n" + sections["dpop"] + "\n")
+        if "console" in parts:
+            loads.append(os.getloadavg()[0])
+            from infra.bench_support.console import measure_console
+
+            say(f"==> admin console: {args.audit_events} audit events loaded, warm pages")
+            sections["console"] = f"{machine_line()} " + measure_console(stack, args.audit_events, args.console_rounds)
+            say("\n" + sections["console"] + "\n")
     loads.append(os.getloadavg()[0])
     ended_at = time.strftime("%H:%M", time.gmtime())
     sections["summary"] = summary.summary(findings, started_at, ended_at, loads, os.cpu_count())

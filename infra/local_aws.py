@@ -123,6 +123,18 @@ def _client(service: str, endpoint_url: str) -> Any:
     )
 
 
+def _add_missing_indexes(dynamodb: Any, name: str, props: Mapping[str, Any], description: Mapping[str, Any]) -> None:
+    """A table kept from an earlier run of the local stack (``.dev/``) gets the indexes the template added since."""
+    existing = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    for index in props.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] not in existing:
+            dynamodb.update_table(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                GlobalSecondaryIndexUpdates=[{"Create": index}],
+            )
+
+
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -186,6 +198,7 @@ class _Provisioner:
             if _error_code(error) != "ResourceInUseException":
                 raise
             description = dynamodb.describe_table(TableName=name)["Table"]
+            _add_missing_indexes(dynamodb, name, props, description)
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
             dynamodb.update_time_to_live(

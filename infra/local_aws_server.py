@@ -128,6 +128,9 @@ class SerializedMoto:
     def __init__(self) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+        from infra.moto_queries import install
+
+        install()  # queries read their partition, not the whole table (infra/moto_queries.py)
         self._app = DomainDispatcherApplication(create_backend_app)
         self.lock = threading.Lock()
         self.changed = False

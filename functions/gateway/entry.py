@@ -87,7 +87,7 @@ def build_function(
 
         Tracer(service=name)  # patches the AWS SDK and httpx; Lambda's active tracing sends the segments
     app = create_app(runtime)
-    asgi_app = ObserveRequests(app, name, sink=print if settings.metrics else None)
+    asgi_app = ObserveRequests(app, name, sink=print if settings.metrics else None, spans=runtime.spans)
     handler = Handler(Mangum(asgi_app, lifespan="off", custom_handlers=[_HttpApiEvent]), runtime.after_answer)
     api = environ.get("AWS_LAMBDA_RUNTIME_API")
     if api and settings.defer_after_answer and not settings.response_streaming:

@@ -10,7 +10,12 @@ scans a whole flow's logs for every secret it used).
 (CloudWatch turns it into metrics): ``Requests``, ``Errors`` by origin (``client`` for 4xx, ``upstream`` for the
 proxy's 502/504, ``gateway`` for other 5xx), ``Latency`` and, on the proxy, ``UpstreamLatency`` and
 ``GatewayLatency`` (the request's time less the upstream's), per route and per MCP method; handlers add their own
-counts through :func:`observation` (tokens issued and refreshed).
+counts through :func:`observation` (tokens issued and refreshed). A ``tools/call`` is also counted per tool (the
+dimension set ``service, route, tool``), with a bounded dimension: a tool gets its own value only once the
+upstream answered a call of it (so it exists there), at most :data:`MAX_TOOLS_PER_ROUTE` per route and container;
+any other name is counted as :data:`OTHER_TOOL`, so a client cannot mint metrics by calling made-up names.
+Failures whose origin is authorization (401/403, or a call that needs the user to connect an upstream account)
+are also counted as ``ErrorsAuth``.
 """
 
 from __future__ import annotations
@@ -19,19 +24,25 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import safe_json
+from gateway.mcp.outcome import AUTH_REQUIRED, INPUT_REQUIRED, OK
 
+logger = logging.getLogger("gateway.observability")
 NAMESPACE = "McpGateway"
 COUNT = "Count"
 MILLISECONDS = "Milliseconds"
 STATE_KEY = "observation"
 UPSTREAM_STATUSES = (502, 504)  # the proxy's answers for an upstream that failed or timed out
+AUTH_STATUSES = (401, 403)
+MAX_TOOLS_PER_ROUTE = 50
+OTHER_TOOL = "(other)"
 
 
 @dataclass
@@ -42,10 +53,60 @@ class Observation:
     method: str | None = None  # the MCP method (proxy) or grant type (token)
     upstream_ms: float | None = None
     tool: str | None = None
+    tool_outcome: str | None = None  # gateway.mcp.outcome: how the tools/call ended
+    client_id: str | None = None  # who called (properties of the EMF document, never dimensions: unbounded)
+    user_id: str | None = None
     counts: dict[str, float] = field(default_factory=dict)
 
     def count(self, name: str, value: float = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + value
+
+
+class Spans(Protocol):
+    """Where the gateway's own work and its upstream calls are traced: X-Ray subsegments with ``Tracing=true``,
+    nothing otherwise."""
+
+    def span(self, name: str, **annotations: str | None) -> AbstractContextManager[None]: ...
+
+
+class NoSpans:
+    """Tracing off (the default): no span, no import of the X-Ray SDK."""
+
+    def span(self, name: str, **annotations: str | None) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+NO_SPANS = NoSpans()
+
+
+class XRaySpans:
+    """X-Ray subsegments in the segment Lambda's active tracing opens for each invocation (the recorder the
+    Powertools Tracer configures; imported only when tracing is on). Annotations are indexed: a trace is found by
+    route, tool or the caller's W3C trace id. A recorder failure never fails the request."""
+
+    def __init__(self) -> None:
+        from aws_xray_sdk.core import xray_recorder
+
+        self._recorder = xray_recorder
+
+    @contextmanager
+    def span(self, name: str, **annotations: str | None) -> Iterator[None]:
+        try:
+            subsegment = self._recorder.begin_subsegment(name)
+            for key, value in annotations.items():
+                if value and subsegment is not None:
+                    subsegment.put_annotation(key, value)
+        except Exception:  # tracing is observation: it never decides the request's fate
+            logger.debug("no X-Ray subsegment for %s", name, exc_info=True)
+            subsegment = None
+        try:
+            yield
+        finally:
+            if subsegment is not None:
+                try:
+                    self._recorder.end_subsegment()
+                except Exception:
+                    logger.debug("X-Ray subsegment %s not ended", name, exc_info=True)
 
 
 def observation(scope: Scope) -> Observation | None:
@@ -130,6 +191,14 @@ def adapter_request_context(scope: Scope) -> dict[str, Any]:
     return {}
 
 
+def _trace_id(scope: Scope) -> str | None:
+    from gateway.mcp.trace_context import of_request
+
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope.get("headers") or ()]
+    context = of_request(headers)
+    return context.trace_id if context is not None else None
+
+
 class ObserveRequests:
     """ASGI middleware: correlation keys for the request's logs, and its EMF metrics when it ends."""
 
@@ -140,15 +209,20 @@ class ObserveRequests:
         sink: Callable[[str], None] | None = print,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
+        spans: Spans = NO_SPANS,
     ) -> None:
         """``sink`` takes each request's EMF document (None: no metrics, the logs' keys only); ``clock`` times the
-        request, ``wall_clock`` dates its document."""
+        request, ``wall_clock`` dates its document; ``spans`` traces each request as the gateway's own work (X-Ray
+        with tracing on)."""
+        self.spans = spans
         self.app = app
         self.service = service
         self.sink = sink
         self.clock = clock
         self.wall_clock = wall_clock
         self.cold = True  # the container's first request counts a cold start
+        self.known_tools: dict[str, set[str]] = {}
+        """Per route, the tools the upstream answered a call of: the values the tool dimension may take."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,7 +246,8 @@ class ObserveRequests:
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            with self.spans.span("gateway", service=self.service, route=route, w3c_trace_id=_trace_id(scope)):
+                await self.app(scope, receive, recording_send)
         finally:
             elapsed_ms = (self.clock() - started) * 1000
             if self.sink is not None:
@@ -191,6 +266,10 @@ class ObserveRequests:
         if status >= 400:
             origin = "client" if status < 500 else "upstream" if status in UPSTREAM_STATUSES else "gateway"
             metrics.append((f"Errors{origin.capitalize()}", COUNT, 1.0))
+        if status in AUTH_STATUSES or seen.tool_outcome == AUTH_REQUIRED:
+            metrics.append(("ErrorsAuth", COUNT, 1.0))
+        elif seen.tool_outcome not in (None, OK, INPUT_REQUIRED) and status < 400:
+            metrics.append(("ErrorsUpstream", COUNT, 1.0))  # the tool's own failure, answered with a 200
         if seen.upstream_ms is not None:
             metrics.append(("UpstreamLatency", MILLISECONDS, round(seen.upstream_ms, 3)))
             metrics.append(("GatewayLatency", MILLISECONDS, round(max(elapsed_ms - seen.upstream_ms, 0), 3)))
@@ -198,10 +277,12 @@ class ObserveRequests:
         if self.cold:
             metrics.append(("ColdStart", COUNT, 1.0))
             self.cold = False
+        # Dimension sets: per route for the dashboard, per function for the alarms, per tool for a call.
+        dimensions = [["service"], ["route", "service"]]
+        tool = self._tool_dimension(seen)
         directive = {
             "Namespace": NAMESPACE,
-            # Two dimension sets: per route for the dashboard, per function for the alarms.
-            "Dimensions": [["service"], ["route", "service"]],
+            "Dimensions": dimensions if tool is None else [*dimensions, ["route", "service", "tool"]],
             "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in metrics],
         }
         document: dict[str, Any] = {
@@ -212,8 +293,27 @@ class ObserveRequests:
         }
         if seen.method:
             document["method"] = seen.method
-        if seen.tool:
+        if seen.client_id:
+            document["client"] = seen.client_id
+        if seen.user_id:
+            document["user"] = seen.user_id
+        if tool is not None:
+            document["tool"] = tool  # the dimension's value: the tool's name, or (other)
+        elif seen.tool:
             document["tool"] = seen.tool
         for name, _, value in metrics:
             document[name] = [float(value)]
         return document
+
+    def _tool_dimension(self, seen: Observation) -> str | None:
+        """The tool's value of the ``tool`` dimension (None: not a single ``tools/call``)."""
+        if seen.tool is None or seen.route is None or seen.tool_outcome is None:
+            return None
+        known = self.known_tools.setdefault(seen.route, set())
+        if seen.tool in known:
+            return seen.tool
+        answered = seen.tool_outcome == "ok"  # the upstream has the tool: its name is not the client's invention
+        if answered and len(known) < MAX_TOOLS_PER_ROUTE and len(seen.tool) <= 128:
+            known.add(seen.tool)
+            return seen.tool
+        return OTHER_TOOL

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from gateway.oauth.key_sets import KeySetSource
     from gateway.oauth.token_grants import TokenGrants
     from gateway.oauth.token_service import TokenService
+    from gateway.observability import Spans
     from gateway.proxy.deferred import LaterSessions
     from gateway.proxy.grant_status import GrantStatusCache
     from gateway.proxy.request_state import RequestStateCodec
@@ -298,6 +299,14 @@ class Runtime(StateRuntime):
         return NO_CREDENTIALS
 
     # --- the proxy ------------------------------------------------------------------------------------------
+
+    @cached_property
+    def spans(self) -> Spans:
+        """X-Ray subsegments for the gateway's own work and its upstream calls when tracing is on (the template's
+        ``Tracing``); otherwise nothing, and no X-Ray import."""
+        from gateway.observability import NO_SPANS, XRaySpans
+
+        return XRaySpans() if self.settings.tracing else NO_SPANS
 
     @cached_property
     def session_codec(self) -> SessionCodec:

@@ -52,6 +52,8 @@ class Settings:
     """Work the client does not wait for (the ``tool.called`` audit event) runs after the answer has left, where the
     deployment allows it: on Lambda's buffered deployment an internal extension keeps the invocation open for it
     (:mod:`gateway.after_answer`). False: before the answer, as the streaming deployment always does."""
+    usage_rollups: bool = True
+    """Count every ``tools/call`` into the usage rollups the admin console's Overview reads (two ``UpdateItem``s)."""
     signing_key_id: str = "alias/mcp-gateway-signing"
     verify_key_ids: str = ""
     """Comma-separated extra KMS keys whose public keys stay in the JWKS and the verifier during a rotation."""

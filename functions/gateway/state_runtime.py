@@ -34,7 +34,9 @@ if TYPE_CHECKING:
         RateLimiter,
         SingleUseStore,
         UpstreamTokenStore,
+        UsageLog,
     )
+    from gateway.usage import UsageRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +153,23 @@ class StateRuntime:
 
     @cached_property
     def audit_log(self) -> AuditLog:
-        from gateway.aws.dynamodb_store import DynamoAuditLog
+        from gateway.aws.dynamodb_audit import DynamoAuditLog
 
         return DynamoAuditLog(self.dynamodb, self.settings.audit_table)
+
+    @cached_property
+    def usage_log(self) -> UsageLog:
+        """The usage rollups: items of the audit table (docs/storage.md, "Usage rollups")."""
+        from gateway.aws.dynamodb_audit import DynamoUsageLog
+
+        return DynamoUsageLog(self.dynamodb, self.settings.audit_table)
+
+    @cached_property
+    def usage(self) -> UsageRecorder:
+        """Counts each proxied tool call into the rollups the admin console's Overview reads; never fails a call."""
+        from gateway.usage import UsageRecorder
+
+        return UsageRecorder(self.usage_log, self.settings.audit_retention_days, enabled=self.settings.usage_rollups)
 
     @cached_property
     def api_keys(self) -> ApiKeyStore:
@@ -205,6 +221,7 @@ class StateRuntime:
             upstream_tokens=self.upstream_tokens,
             api_keys=self.api_keys,
             audit_log=self.audit_log,
+            usage_log=self.usage_log,
             audit=self.audit,
             clock=self.clock,
             config=config,

@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from gateway.storage.ports import AlreadyExists, CodeNotRedeemable
+from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, listing_position
 from gateway.storage.records import (
     ApiKey,
     AuditEvent,
     AuthorizationCode,
+    CallerRollup,
     Consent,
     Grant,
     PendingAuthorization,
     RegisteredClient,
+    ToolCall,
+    ToolRollup,
     UpstreamToken,
 )
 
@@ -40,6 +43,20 @@ class MemoryClientStore:
             client = self._items.get(client_id)
             if client is not None:
                 self._items[client_id] = dataclasses.replace(client, last_used_at=last_used_at, expires_at=expires_at)
+
+    def clients_of_workspace(
+        self, workspace: str, now: int, *, limit: int = 100, before: str | None = None
+    ) -> list[RegisteredClient]:
+        with self._lock:
+            found = [
+                client
+                for client in self._items.values()
+                if client.route_key.split("/", 1)[0] == workspace
+                and (client.expires_at is None or client.expires_at > now)
+                and (before is None or listing_position(client.created_at, client.client_id) < before)
+            ]
+        found.sort(key=lambda client: listing_position(client.created_at, client.client_id), reverse=True)
+        return found[:limit]
 
 
 def _consent_key(route_key: str, client_id: str, user_id: str) -> tuple[str, str, str]:
@@ -127,6 +144,26 @@ class MemoryGrantStore:
 
     def grants_of_client(self, client_id: str) -> list[Grant]:
         return [g for g in self._grants.values() if g.client_id == client_id]
+
+    def grants_of_workspace(
+        self,
+        workspace: str,
+        *,
+        limit: int = 100,
+        before: str | None = None,
+        client_id: str | None = None,
+        route_key: str | None = None,
+    ) -> list[Grant]:
+        found = [
+            grant
+            for grant in list(self._grants.values())
+            if grant.workspace == workspace
+            and (before is None or listing_position(grant.created_at, grant.grant_id) < before)
+            and (client_id is None or grant.client_id == client_id)
+            and (route_key is None or grant.route_key == route_key)
+        ]
+        found.sort(key=lambda grant: listing_position(grant.created_at, grant.grant_id), reverse=True)
+        return found[:limit]
 
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         return self._consents.get(_consent_key(route_key, client_id, user_id))
@@ -244,6 +281,7 @@ class MemoryAuditLog:
         route_key: str | None = None,
         user_id: str | None = None,
         client_id: str | None = None,
+        kinds: tuple[str, ...] = (),
         limit: int = 100,
         before: str | None = None,
     ) -> list[AuditEvent]:
@@ -257,5 +295,54 @@ class MemoryAuditLog:
                 and (route_key is None or event.route_key == route_key)
                 and (user_id is None or event.user_id == user_id)
                 and (client_id is None or event.client_id == client_id)
+                and (not kinds or event.kind in kinds)
             ]
         return sorted(found, key=lambda event: (event.at, event.event_id), reverse=True)[:limit]
+
+
+class MemoryUsageLog:
+    """The usage rollups in memory, counted as the DynamoDB adapter counts them."""
+
+    def __init__(self) -> None:
+        self._tools: dict[tuple[str, int, str, str], ToolRollup] = {}
+        self._callers: dict[tuple[str, int, str, str], CallerRollup] = {}
+        self._lock = threading.Lock()
+
+    def add_call(
+        self, call: ToolCall, gateway_bucket: int, upstream_bucket: int, origin: str | None, expires_at: int
+    ) -> None:
+        hour, day = call.at // 3600, call.at // 86400
+        gateway_ms = max(call.total_ms - call.upstream_ms, 0.0)
+        with self._lock:
+            key = (call.workspace, hour, call.route_key, call.tool)
+            old = self._tools.get(key) or ToolRollup(call.workspace, hour, call.route_key, call.tool, 0, {}, {}, {})
+            errors = dict(old.errors)
+            if origin is not None:
+                errors[origin] = errors.get(origin, 0) + 1
+            gateway = {**old.gateway_histogram, gateway_bucket: old.gateway_histogram.get(gateway_bucket, 0) + 1}
+            upstream = {**old.upstream_histogram, upstream_bucket: old.upstream_histogram.get(upstream_bucket, 0) + 1}
+            self._tools[key] = dataclasses.replace(
+                old, calls=old.calls + 1, errors=errors, gateway_histogram=gateway, upstream_histogram=upstream,
+                gateway_ms=old.gateway_ms + gateway_ms, upstream_ms=old.upstream_ms + call.upstream_ms,
+            )  # fmt: skip
+            who = (call.workspace, day, call.client_id, call.user_id)
+            seen = self._callers.get(who) or CallerRollup(
+                call.workspace, day, call.client_id, call.user_id, 0, 0, {}, 0
+            )
+            hours = {**seen.hours, hour % 24: seen.hours.get(hour % 24, 0) + 1}
+            failed = origin is not None
+            error_hours = (
+                {**seen.error_hours, hour % 24: seen.error_hours.get(hour % 24, 0) + 1} if failed else seen.error_hours
+            )
+            self._callers[who] = dataclasses.replace(
+                seen, calls=seen.calls + 1, errors=seen.errors + failed, hours=hours, last_at=call.at,
+                error_hours=error_hours,
+            )  # fmt: skip
+
+    def tool_rollups(self, workspace: str, *, since_hour: int, until_hour: int) -> list[ToolRollup]:
+        with self._lock:
+            return [r for r in self._tools.values() if r.workspace == workspace and since_hour <= r.hour < until_hour]
+
+    def caller_rollups(self, workspace: str, *, since_day: int, until_day: int) -> list[CallerRollup]:
+        with self._lock:
+            return [r for r in self._callers.values() if r.workspace == workspace and since_day <= r.day < until_day]

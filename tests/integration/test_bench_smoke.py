@@ -96,3 +96,21 @@ def test_the_handler_cpu_part_prints_its_breakdown_and_the_summary_its_rows() ->
     reads, kms = 10, 12  # columns after the CPU figure and the nine stages/after-answer cells
     assert (default[reads], default[kms], cached[reads], cached[kms]) == ("1.00", "0.00", "0.00", "0.00")
     assert "proxy handler CPU per warm `tools/call`, default settings" in output  # the summary's row
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_console_part_times_every_page_and_the_rollup_write() -> None:
+    # Not a timing assertion: every page answered 200 (the part raises otherwise) and has a row with numbers
+    completed = subprocess.run(
+        [sys.executable, "-m", "infra.bench", "--only", "console", "--audit-events", "300", "--console-rounds", "2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    output = completed.stdout
+    for page in ("Overview, last week", "Clients", "Grants", "Issuances", "Audit log, one client", "API keys", "Users"):
+        assert re.search(rf"\| {re.escape(page)}[^|]* \| \d+\.\d \| \d+\.\d \| (met|missed) \|", output), output[-3000:]
+    assert re.search(r"the usage rollups \(two `UpdateItem`s\) \d+\.\d+ ms", output), output[-3000:]

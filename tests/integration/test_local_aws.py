@@ -114,17 +114,19 @@ def test_tables_exist_with_ttl_on_expires_at(stack: Stack, table_id: str) -> Non
     assert ttl.get("AttributeName") == "expires_at"
 
 
-def test_grants_table_has_the_by_user_index(stack: Stack) -> None:
+def test_grants_table_has_the_by_user_and_by_workspace_indexes(stack: Stack) -> None:
     # Given the grants table
     table = stack.dynamodb().describe_table(TableName=stack.refs["GrantsTable"])["Table"]
 
-    # Then its GSI is there
-    (index,) = table.get("GlobalSecondaryIndexes", [])
-    assert index.get("IndexName") == "by_user"
-    assert index.get("KeySchema") == [
-        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-    ]
+    # Then its GSIs are there: a user's grants and keys, and a workspace's (the admin console's listings)
+    indexes = {index["IndexName"]: index["KeySchema"] for index in table.get("GlobalSecondaryIndexes", [])}
+    assert indexes == {
+        "by_user": [{"AttributeName": "gsi1pk", "KeyType": "HASH"}, {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
+        "by_workspace": [
+            {"AttributeName": "gsi2pk", "KeyType": "HASH"},
+            {"AttributeName": "gsi2sk", "KeyType": "RANGE"},
+        ],
+    }
 
 
 def test_conditional_put_refuses_a_second_write(stack: Stack) -> None:

@@ -74,10 +74,11 @@ def env_with(gateway_env: dict[str, str]) -> Iterator[Any]:
 
 def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_period(env_with: Any) -> None:
     # Given a warm proxy (keys fetched, grant status cached) whose operator opted into a 30 s grant-status cache and
-    # out of auditing tool calls and the proxy's rate limit
+    # out of auditing tool calls, the usage rollups and the proxy's rate limit
     env = env_with(
         GATEWAY_GRANT_STATUS_CACHE_SECONDS="30",
         GATEWAY_AUDIT_TOOL_CALLS="false",
+        GATEWAY_USAGE_ROLLUPS="false",
         GATEWAY_RATE_LIMIT_PROXY_PER_CALLER="0",
     )
     event = _tools_call()
@@ -97,10 +98,11 @@ def test_warm_requests_make_no_kms_call_and_no_dynamodb_read_within_the_cache_pe
 
 
 def test_with_the_rate_limit_on_the_cached_path_makes_one_counter_write_per_request(env_with: Any) -> None:
-    # Given a warm proxy with a grant-status cache, no tool-call audit, and the proxy's opt-in rate limit on
+    # Given a warm proxy with a grant-status cache, no tool-call audit or rollups, and the proxy's opt-in rate limit on
     env = env_with(
         GATEWAY_GRANT_STATUS_CACHE_SECONDS="30",
         GATEWAY_AUDIT_TOOL_CALLS="false",
+        GATEWAY_USAGE_ROLLUPS="false",
         GATEWAY_RATE_LIMIT_PROXY_PER_CALLER="600",
     )
     event = _tools_call()
@@ -119,8 +121,8 @@ def test_with_the_rate_limit_on_the_cached_path_makes_one_counter_write_per_requ
     assert calls.count("dynamodb") == REQUESTS
 
 
-def test_by_default_a_tool_call_makes_one_read_and_one_audit_write_and_no_kms_call(env_with: Any) -> None:
-    # Given a warm proxy with the defaults: no grant-status cache, tool calls audited
+def test_by_default_a_tool_call_makes_one_read_one_audit_write_two_rollup_writes_and_no_kms_call(env_with: Any) -> None:
+    # Given a warm proxy with the defaults: no grant-status cache, tool calls audited and counted
     env = env_with()
     event = _tools_call()
     assert _call(event, env)["statusCode"] == 200
@@ -132,14 +134,14 @@ def test_by_default_a_tool_call_makes_one_read_and_one_audit_write_and_no_kms_ca
     # When it relays 30 tools/call requests
     statuses = [_call(event, env)["statusCode"] for _ in range(REQUESTS)]
 
-    # Then each read the grant once and wrote its audit event once (no rate-limit counter: an opt-in), and nothing
-    # called KMS
+    # Then each read the grant once, wrote its audit event once and counted itself into the usage rollups (a tool's
+    # hour and a caller's day: two UpdateItems; no rate-limit counter: an opt-in), and nothing called KMS
     assert statuses == [200] * REQUESTS
     assert calls.count("kms") == 0
     assert calls.count("dynamodb", READS) == REQUESTS
-    assert calls.count("dynamodb", frozenset({"UpdateItem"})) == 0
+    assert calls.count("dynamodb", frozenset({"UpdateItem"})) == 2 * REQUESTS
     assert calls.count("dynamodb", frozenset({"PutItem"})) == REQUESTS
-    assert calls.count("dynamodb") == 2 * REQUESTS
+    assert calls.count("dynamodb") == 4 * REQUESTS
     calls.calls.clear()
     events = runtime.audit_log.events("demo", since=now - 3600, until=now + 3600, limit=10_000)
     assert len(events) - before == REQUESTS
@@ -152,6 +154,7 @@ def test_with_no_cache_each_request_reads_the_grant_once_and_never_calls_kms(env
     env = env_with(
         GATEWAY_GRANT_STATUS_CACHE_SECONDS="0",
         GATEWAY_AUDIT_TOOL_CALLS="false",
+        GATEWAY_USAGE_ROLLUPS="false",
         GATEWAY_RATE_LIMIT_PROXY_PER_CALLER="0",
     )
     event = _tools_call()
@@ -170,10 +173,11 @@ def test_with_no_cache_each_request_reads_the_grant_once_and_never_calls_kms(env
 def test_with_an_api_key_each_request_reads_the_key_once_and_never_calls_kms(
     env_with: Any, gateway_runtime: Runtime
 ) -> None:
-    # Given a warm proxy with no cache, no tool-call audit, no proxy rate limit, and a key for demo/echo
+    # Given a warm proxy with no cache, no tool-call audit or rollups, no proxy rate limit, and a key for demo/echo
     env = env_with(
         GATEWAY_GRANT_STATUS_CACHE_SECONDS="0",
         GATEWAY_AUDIT_TOOL_CALLS="false",
+        GATEWAY_USAGE_ROLLUPS="false",
         GATEWAY_RATE_LIMIT_PROXY_PER_CALLER="0",
     )
     request = KeyRequest(workspace="demo", user_id="alice", name="hot path", servers=("echo",))

@@ -12,10 +12,10 @@ from typing import Any
 import boto3
 import pytest
 
+from gateway.aws.dynamodb_audit import DynamoAuditLog, DynamoUsageLog
 from gateway.aws.dynamodb_direct import DirectDynamoDB, direct_client
 from gateway.aws.dynamodb_store import (
     DynamoApiKeyStore,
-    DynamoAuditLog,
     DynamoClientStore,
     DynamoGrantStore,
     DynamoRateLimiter,
@@ -32,6 +32,8 @@ from gateway.storage.ports import (
     RateLimiter,
     SingleUseStore,
     UpstreamTokenStore,
+    UsageLog,
+    listing_position,
 )
 from gateway.storage.records import (
     ApiKey,
@@ -41,6 +43,7 @@ from gateway.storage.records import (
     Grant,
     PendingAuthorization,
     RegisteredClient,
+    ToolCall,
     UpstreamToken,
 )
 from infra.local_aws import local_environment, provision, start_local_aws
@@ -52,6 +55,7 @@ from infra.memory.stores import (
     MemoryRateLimiter,
     MemorySingleUseStore,
     MemoryUpstreamTokenStore,
+    MemoryUsageLog,
 )
 from infra.template import load_template
 
@@ -477,6 +481,105 @@ def test_a_rate_limit_bucket_admits_exactly_its_limit_under_concurrency(rate_lim
     assert results.count(True) == 5
     assert rate_limiter.take(bucket, 5, NOW + 60) is False
     assert rate_limiter.take(bucket + "-next-window", 5, NOW + 120) is True
+
+
+# --- what the admin console lists ------------------------------------------------------------------------------
+
+
+def test_audit_events_are_found_by_kind_user_and_client_through_their_indexes(audit_log: AuditLog) -> None:
+    # Given a workspace's tool calls and a few rarer events of several kinds, users and clients, over two days
+    day = 86400
+    ws = "indexed"
+    audit_log.append(_event("i1", NOW - day, workspace=ws, kind="user.signed_in", client_id="cx", user_id="ann"))
+    audit_log.append(_event("i2", NOW - day + 1, workspace=ws, client_id="cx", user_id="ann"))  # a tool call
+    audit_log.append(_event("i3", NOW - 5, workspace=ws, kind="token.issued", client_id="cx", user_id="ann"))
+    audit_log.append(_event("i4", NOW - 4, workspace=ws, kind="token.refreshed", client_id="cy", user_id="ben"))
+    audit_log.append(_event("i5", NOW - 3, workspace=ws, client_id="cy", user_id="ben"))  # a tool call
+    audit_log.append(_event("i6", NOW - 2, workspace=ws, kind="grant.revoked", user_id=None, client_id=None))
+    since, until = NOW - 2 * day, NOW + 1
+
+    def ids(**filters: Any) -> list[str]:
+        return [event.event_id for event in audit_log.events(ws, since=since, until=until, **filters)]
+
+    # Then each filter, alone or with others, finds its events, newest first, across the days
+    assert ids(kinds=("token.issued", "token.refreshed")) == ["i4", "i3"]
+    assert ids(kinds=("tool.called",)) == ["i5", "i2"]
+    assert ids(kinds=("grant.revoked",)) == ["i6"]
+    assert ids(client_id="cx") == ["i3", "i2", "i1"]  # its sign-in events and its calls, merged in time order
+    assert ids(client_id="cx", kinds=("user.signed_in", "token.issued")) == ["i3", "i1"]
+    assert ids(client_id="cx", kinds=("tool.called",)) == ["i2"]
+    assert ids(user_id="ben") == ["i5", "i4"]
+    assert ids(user_id="ann", client_id="cx", kinds=("tool.called",)) == ["i2"]
+    # and pages continue below the last event of the previous page
+    first = audit_log.events(ws, since=since, until=until, client_id="cx", limit=2)
+    rest = audit_log.events(ws, since=since, until=until, client_id="cx", limit=2, before=first[-1].position)
+    assert [e.event_id for e in first + rest] == ["i3", "i2", "i1"]
+
+
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
+def usage_log(request: pytest.FixtureRequest) -> UsageLog:
+    if request.param == "memory":
+        return MemoryUsageLog()
+    client, refs = _dynamodb(request)
+    return DynamoUsageLog(client, refs["AuditTable"])
+
+
+def test_usage_rollups_add_up_calls_from_any_number_of_writers(usage_log: UsageLog) -> None:
+    # Given calls of two tools over two hours, one failed upstream, counted concurrently
+    ws = f"usage-{id(usage_log)}"
+    hour = NOW // 3600 * 3600
+    calls = [ToolCall(ws, f"{ws}/echo", "echo", "c1", "ann", hour + n, "ok", 10.0, 8.0) for n in range(8)]
+    calls.append(ToolCall(ws, f"{ws}/echo", "echo", "c1", "ben", hour + 10, "http_502", 20.0, 19.0))
+    calls.append(ToolCall(ws, f"{ws}/echo", "add", "c2", "ben", hour + 3600, "ok", 3.0, 2.0))
+    with ThreadPoolExecutor(4) as pool:
+        list(
+            pool.map(
+                lambda c: usage_log.add_call(c, 3, 4, "upstream" if c.outcome != "ok" else None, NOW + 86400), calls
+            )
+        )
+
+    # Then the tool hours and the callers' days hold exactly the sums
+    tools = {
+        (r.hour, r.tool): r for r in usage_log.tool_rollups(ws, since_hour=hour // 3600, until_hour=hour // 3600 + 2)
+    }
+    echo = tools[(hour // 3600, "echo")]
+    assert echo.calls == 9 and echo.errors == {"upstream": 1}
+    assert echo.gateway_histogram == {3: 9} and echo.upstream_histogram == {4: 9}
+    assert round(echo.upstream_ms, 3) == 8 * 8.0 + 19.0
+    assert tools[(hour // 3600 + 1, "add")].calls == 1
+    assert usage_log.tool_rollups(ws, since_hour=hour // 3600 + 1, until_hour=hour // 3600 + 2)[0].tool == "add"
+    callers = {
+        (r.client_id, r.user_id): r
+        for r in usage_log.caller_rollups(ws, since_day=NOW // 86400, until_day=NOW // 86400 + 1)
+    }
+    assert callers[("c1", "ann")].calls == 8 and callers[("c1", "ben")].errors == 1
+    assert callers[("c1", "ben")].error_hours == {(hour // 3600) % 24: 1}
+
+
+def test_a_workspaces_grants_keys_and_clients_are_listed_newest_first_by_page(
+    stores: tuple[ClientStore, GrantStore, UpstreamTokenStore], api_keys: ApiKeyStore
+) -> None:
+    clients, grants, _ = stores
+    ws = f"listed{id(grants)}"
+    for n in range(3):
+        grant = _grant(f"grant-ls-{n}-{id(grants)}", workspace=ws, route_key=f"{ws}/echo", client_id=f"c{n % 2}",
+                       created_at=NOW + n)  # fmt: skip
+        grants.create_grant(grant)
+        clients.create(_client(f"client-ls-{n}-{id(clients)}", route_key=f"{ws}/echo", created_at=NOW + n))
+    clients.create(_client(f"client-ls-gone-{id(clients)}", route_key=f"{ws}/echo", expires_at=NOW - 1))
+
+    page = grants.grants_of_workspace(ws, limit=2)
+    assert [g.grant_id for g in page] == [f"grant-ls-2-{id(grants)}", f"grant-ls-1-{id(grants)}"]
+    after = grants.grants_of_workspace(ws, limit=2, before=listing_position(page[-1].created_at, page[-1].grant_id))
+    assert [g.grant_id for g in after] == [f"grant-ls-0-{id(grants)}"]
+    assert [g.client_id for g in grants.grants_of_workspace(ws, client_id="c0")] == ["c0", "c0"]
+    assert grants.grants_of_workspace("elsewhere") == []
+
+    listed = [c.client_id for c in clients.clients_of_workspace(ws, NOW)]
+    assert listed == [f"client-ls-{n}-{id(clients)}" for n in (2, 1, 0)]  # the expired registration is not shown
+
+    api_keys.create_key(_api_key(f"key-ls-{id(api_keys)}", workspace=ws))
+    assert [k.key_id for k in api_keys.keys_of_workspace(ws)] == [f"key-ls-{id(api_keys)}"]
 
 
 @pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])

@@ -49,7 +49,9 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
         "GET /{workspace}/oidc/callback",
         "ANY /{workspace}/{server}/connect",
         "GET /{workspace}/{server}/connect/callback",
+        "GET /{workspace}/admin/sign-in",  # the admin console's sign-in: the workspace's own flow
     },
+    "AdminFunction": {"ANY /{workspace}/admin", "ANY /{workspace}/admin/{proxy+}"},
     "TokenFunction": {
         "ANY /{workspace}/{server}/token",
         "ANY /{workspace}/{server}/revoke",
@@ -87,6 +89,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
     ),
     "ProxyFunction": _merge(
         {"kms:GetPublicKey": {"SigningKey"}},
+        {"dynamodb:UpdateItem": {"AuditTable"}},  # the usage rollups: ADD beside the tool.called event
         _grants(
             ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"),
             {"GrantsTable", "UpstreamTokensTable"},
@@ -110,6 +113,19 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         _grants(("ssm:GetParameter", "ssm:GetParameters"), {SSM_PREFIX}),
         AUDIT,
         RATE_LIMITS,
+    ),
+    # The admin console: reads by key ranges (never a Scan), the operator service's changes, the session's secret.
+    "AdminFunction": _merge(
+        _grants(("dynamodb:Query", "dynamodb:PutItem"), {"AuditTable", "AuditTable/index/*"}),
+        _grants(
+            ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"), {"ClientsTable", "ClientsTable/index/*"}
+        ),
+        _grants(
+            ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+            {"GrantsTable", GRANTS_INDEXES},
+        ),
+        _grants(("dynamodb:GetItem", "dynamodb:DeleteItem"), {"UpstreamTokensTable"}),
+        {"secretsmanager:GetSecretValue": {"SharedSecret"}},
     ),
     "TokenFunction": _merge(
         _grants(("dynamodb:GetItem", "dynamodb:UpdateItem"), {"ClientsTable"}),
@@ -143,6 +159,9 @@ def transformed(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
     # `sam package` replaces the local CodeUri with an S3 location before the transform runs in CloudFormation.
     packaged = copy.deepcopy(template)
     packaged["Globals"]["Function"]["CodeUri"] = "s3://example-bucket/functions.zip"
+    for resource in packaged["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://example-bucket/layer.zip"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator reads the region from a boto3 session
         yield transform(packaged, {}, _FakeManagedPolicyLoader())
@@ -187,6 +206,8 @@ def _targets(resource: Any) -> set[str]:
                 return {marker}
         if text == "${GrantsTable.Arn}/index/*":
             return {GRANTS_INDEXES}
+        if text in ("${AuditTable.Arn}/index/*", "${ClientsTable.Arn}/index/*"):
+            return {text.split(".", 1)[0].lstrip("${") + "/index/*"}
     raise AssertionError(f"unexpected policy resource {resource!r}")
 
 
@@ -367,6 +388,7 @@ def test_the_waf_is_optional_and_only_on_the_rest_api(template: dict[str, Any]) 
         ("RegisterFunction", "register.app.handler", 512, 10),
         ("AuthorizeFunction", "authorize.app.handler", 512, 10),
         ("TokenFunction", "oauth_token.app.handler", 512, 10),
+        ("AdminFunction", "admin_console.app.handler", 1024, 29),
         (
             "ProxyFunction",
             {"Fn::If": ["IsStreaming", "proxy/run.sh", "proxy.app.handler"]},
@@ -413,6 +435,7 @@ def test_function_environment_names_every_setting_without_a_cycle(transformed: d
         "GATEWAY_AUDIT_TABLE": "AuditTable",
         "GATEWAY_AUDIT_RETENTION_DAYS": "AuditRetentionDays",
         "GATEWAY_AUDIT_TOOL_CALLS": "AuditToolCalls",
+        "GATEWAY_USAGE_ROLLUPS": "UsageRollups",
         "GATEWAY_SIGNING_KEY_ID": "SigningKey",
         "GATEWAY_UPSTREAM_TOKEN_KEY_ID": "UpstreamTokenKey",
         "GATEWAY_SHARED_SECRET_ID": "SharedSecret",
@@ -523,23 +546,40 @@ def test_rate_limits_table_is_on_demand_with_ttl_and_disposable(template: dict[s
     assert "TableName" not in props
 
 
-def test_grants_table_has_the_by_user_index(template: dict[str, Any]) -> None:
-    # Given the grants table
-    props = template["Resources"]["GrantsTable"]["Properties"]
+def _index(name: str, hash_key: str, range_key: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": range_key, "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }
 
-    # Then its only GSI is by_user on gsi1pk/gsi1sk, projecting everything
-    assert props["GlobalSecondaryIndexes"] == [
-        {
-            "IndexName": "by_user",
-            "KeySchema": [
-                {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+
+@pytest.mark.parametrize(
+    ("table_id", "indexes"),
+    [
+        ("GrantsTable", [_index("by_user", "gsi1pk", "gsi1sk"), _index("by_workspace", "gsi2pk", "gsi2sk")]),
+        ("ClientsTable", [_index("by_workspace", "gsi1pk", "gsi1sk")]),
+        (
+            "AuditTable",
+            [
+                _index("by_user", "user_key", "sk"),
+                _index("by_client", "client_key", "sk"),
+                _index("by_kind", "kind_key", "sk"),
             ],
-            "Projection": {"ProjectionType": "ALL"},
-        }
-    ]
-    assert {"AttributeName": "gsi1pk", "AttributeType": "S"} in props["AttributeDefinitions"]
-    assert {"AttributeName": "gsi1sk", "AttributeType": "S"} in props["AttributeDefinitions"]
+        ),
+    ],
+)
+def test_tables_have_the_indexes_their_listings_query(
+    template: dict[str, Any], table_id: str, indexes: list[dict[str, Any]]
+) -> None:
+    # Given a table the admin console lists (docs/storage.md)
+    props = template["Resources"][table_id]["Properties"]
+
+    # Then it has exactly these indexes, projecting everything, with their key attributes defined as strings
+    assert props["GlobalSecondaryIndexes"] == indexes
+    for index in indexes:
+        for key in index["KeySchema"]:
+            assert {"AttributeName": key["AttributeName"], "AttributeType": "S"} in props["AttributeDefinitions"]
 
 
 def test_keys_and_secret(template: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from infra.memory.stores import (
     MemoryRateLimiter,
     MemorySingleUseStore,
     MemoryUpstreamTokenStore,
+    MemoryUsageLog,
 )
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "gateway.yaml"
@@ -53,6 +54,7 @@ def memory_runtime(
         grants=MemoryGrantStore(),
         upstream_tokens=MemoryUpstreamTokenStore(),
         audit_log=MemoryAuditLog(),
+        usage_log=MemoryUsageLog(),
         api_keys=MemoryApiKeyStore(),
         rate_limiter=MemoryRateLimiter(),
         single_use=MemorySingleUseStore(),

@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "authorize",
             "oauth_token",
             "proxy",
+            "admin_console",
             "gateway.entry",
             "gateway.lambda_extension",
             "gateway.admin",
@@ -46,7 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("authorization server", ("gateway.oauth",)),
     ("sign-in at identity providers", ("gateway.identity",)),
     ("access tokens", ("gateway.tokens",)),
-    ("audit trail and rate limits", ("gateway.audit", "gateway.rate_limits")),
+    ("audit trail, usage rollups and rate limits", ("gateway.audit", "gateway.usage", "gateway.rate_limits")),
     ("MCP wire layer", ("gateway.mcp",)),
     ("routes and outbound HTTP", ("gateway.routes", "gateway.net", "gateway.http_client", "gateway.secrets")),
     ("configuration", ("gateway.config",)),
@@ -66,7 +67,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 ADAPTERS = "gateway.aws"
 COMPOSITION_ROOT = ("gateway.runtime", "gateway.state_runtime")
-ENTRY_POINTS = {f"{name}.app" for name in ("metadata", "register", "authorize", "oauth_token", "proxy")}
+ENTRY_POINTS = {
+    f"{name}.app" for name in ("metadata", "register", "authorize", "oauth_token", "proxy", "admin_console")
+}
 BUILDS_A_FUNCTION = "gateway.entry"
 CLI = "gateway.admin.command"
 # What no module below the HTTP layer may import: the AWS SDK and the web frameworks (adapters and the HTTP layer do).

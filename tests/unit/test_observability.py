@@ -12,7 +12,7 @@ import pytest
 from mangum import Mangum
 
 from gateway.config import parse_config
-from gateway.observability import ObserveRequests, configure_logging, reset_logging
+from gateway.observability import Observation, ObserveRequests, configure_logging, reset_logging
 from gateway.web.proxy.app import create_app
 from infra.placeholders import grant_backed_token
 from tests.support.runtime import example_config_data, memory_runtime
@@ -77,7 +77,9 @@ def test_a_proxied_call_emits_valid_emf_with_the_latency_split(upstream: Scripte
     assert abs(upstream_ms + gateway_ms - latency) < 0.01
     assert not any(name.startswith("Errors") for name in metrics)
     assert metrics["ColdStart"] == [1.0]  # the container's first request
-    assert json.loads(document)["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["route", "service"]]
+    # Per route for the dashboard, per function for the alarms, per tool for a call the upstream answered
+    dimensions = json.loads(document)["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    assert dimensions == [["service"], ["route", "service"], ["route", "service", "tool"]]
     assert json.loads(document)["method"] == "tools/call" and json.loads(document)["tool"] == "echo"
 
 
@@ -98,6 +100,18 @@ def test_an_upstream_that_is_down_counts_as_an_upstream_error() -> None:
     assert handler(_event("/demo/echo/mcp", token, TOOLS_CALL), cast(Any, None))["statusCode"] == 502
     metrics = _metrics(documents[0])
     assert metrics["ErrorsUpstream"] == [1.0] and "ErrorsGateway" not in metrics
+
+
+@pytest.mark.parametrize(
+    ("outcome", "errors"),
+    [("ok", set()), ("input_required", set()), ("auth_required", {"ErrorsAuth"}), ("error", {"ErrorsUpstream"})],
+)
+def test_a_tool_calls_outcome_counts_as_the_error_of_its_origin(outcome: str, errors: set[str]) -> None:
+    """Answered with a 200: a tool's own failure is the upstream's, an account to connect (-32042) is auth, and an
+    ``input_required`` (MCP 2026-07-28: the call waits for the client's input, its retry is a call) is no error."""
+    seen = Observation(route="demo/echo", method="tools/call", tool="echo", tool_outcome=outcome, upstream_ms=3.0)
+    document = ObserveRequests(cast(Any, None), "proxy", sink=None).metrics(seen, 200, 5.0)
+    assert {name for name in _metrics(json.dumps(document)) if name.startswith("Errors")} == errors
 
 
 def test_logs_are_json_lines_with_the_correlation_id(

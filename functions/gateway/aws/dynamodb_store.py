@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, StorageError
+from gateway.storage.ports import AlreadyExists, CodeNotRedeemable, StorageError, listing_position
 from gateway.storage.records import (
     ApiKey,
-    AuditEvent,
     AuthorizationCode,
     Consent,
     Grant,
@@ -133,7 +132,7 @@ def _is_condition_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class _Table:
+class DynamoTable:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
@@ -201,6 +200,47 @@ class _Table:
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"DynamoDB read failed: {type(error).__name__}") from error
 
+    def index_page(
+        self,
+        index: str,
+        key_attribute: str,
+        key: str,
+        sort_attribute: str,
+        *,
+        limit: int,
+        before: str | None = None,
+        filters: Mapping[str, str | None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` items of one index partition, newest (highest sort key) first, below ``before`` when
+        given, that match every filter given (equality on attributes): page after page until ``limit`` match or
+        the partition ends."""
+        wanted = {name: value for name, value in (filters or {}).items() if value is not None}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": "#key = :key" + (" AND #sort < :before" if before is not None else ""),
+            "ExpressionAttributeNames": {"#key": key_attribute, **({"#sort": sort_attribute} if before else {})},
+            "ExpressionAttributeValues": {":key": _s(key), **({":before": _s(before)} if before else {})},
+            "ScanIndexForward": False,
+        }
+        if wanted:
+            kwargs["FilterExpression"] = " AND ".join(f"#f_{name} = :f_{name}" for name in wanted)
+            kwargs["ExpressionAttributeNames"].update({f"#f_{name}": name for name in wanted})
+            kwargs["ExpressionAttributeValues"].update({f":f_{name}": _s(value) for name, value in wanted.items()})
+        # DynamoDB's Limit counts the items read, before the filter: a filtered listing reads larger pages.
+        kwargs["Limit"] = min(limit * 4, 1000) if wanted else limit
+        found: list[dict[str, Any]] = []
+        try:
+            while len(found) < limit:
+                page = self._client.query(**kwargs)
+                found.extend(page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"DynamoDB query failed: {type(error).__name__}") from error
+        return found[:limit]
+
     def _delete(self, pk: str, sk: str, condition: str | None = None, values: dict[str, Any] | None = None) -> None:
         kwargs: dict[str, Any] = {"TableName": self._table, "Key": {"pk": _s(pk), "sk": _s(sk)}}
         if condition:
@@ -216,10 +256,20 @@ def _client_key(client_id: str) -> tuple[str, str]:
     return f"CLIENT#{client_id}", "CLIENT"
 
 
-class DynamoClientStore(_Table):
+def _workspace_of(route_key: str) -> str:
+    return route_key.split("/", 1)[0]
+
+
+class DynamoClientStore(DynamoTable):
+    """Registrations by id; the ``by_workspace`` index lists a workspace's, newest first (``docs/storage.md``)."""
+
     def create(self, client: RegisteredClient) -> None:
         pk, sk = _client_key(client.client_id)
-        if not self._put(to_item(client, pk=pk, sk=sk), "attribute_not_exists(pk)"):
+        item = to_item(
+            client, pk=pk, sk=sk, gsi1pk=f"CLIENTS#{_workspace_of(client.route_key)}",
+            gsi1sk=listing_position(client.created_at, client.client_id),
+        )  # fmt: skip
+        if not self._put(item, "attribute_not_exists(pk)"):
             raise AlreadyExists(client.client_id)
 
     def get(self, client_id: str, now: int) -> RegisteredClient | None:
@@ -239,6 +289,13 @@ class DynamoClientStore(_Table):
             update = "SET last_used_at = :used, expires_at = :exp"
             values = {":used": _n(last_used_at), ":exp": _n(expires_at)}
         self._update(pk, sk, update, "attribute_exists(pk)", values)
+
+    def clients_of_workspace(
+        self, workspace: str, now: int, *, limit: int = 100, before: str | None = None
+    ) -> list[RegisteredClient]:
+        items = self.index_page("by_workspace", "gsi1pk", f"CLIENTS#{workspace}", "gsi1sk", limit=limit, before=before)
+        clients = (from_item(RegisteredClient, item) for item in items)
+        return [client for client in clients if client.expires_at is None or client.expires_at > now]
 
 
 # --- grants, codes, pending authorizations, consent -------------------------------------------------------------
@@ -267,7 +324,7 @@ def _user_index_key(workspace: str, user_id: str) -> str:
 _CODE_RENAMES = {"valid_until": "expires_at"}
 
 
-class DynamoGrantStore(_Table):
+class DynamoGrantStore(DynamoTable):
     def put_pending(self, pending: PendingAuthorization) -> None:
         pk, sk = _pending_key(pending.pending_id)
         self._put(to_item(pending, pk=pk, sk=sk))
@@ -327,6 +384,8 @@ class DynamoGrantStore(_Table):
             sk=sk,
             gsi1pk=_user_index_key(grant.workspace, grant.user_id),
             gsi1sk=f"GRANT#{grant.created_at:012d}#{grant.grant_id}",
+            gsi2pk=f"GRANTS#{grant.workspace}",
+            gsi2sk=listing_position(grant.created_at, grant.grant_id),
             expires_at=grant.absolute_expires_at + GRANT_RETENTION_SECONDS,
         )
 
@@ -436,6 +495,21 @@ class DynamoGrantStore(_Table):
         )
         return [from_item(Grant, item) for item in items]
 
+    def grants_of_workspace(
+        self,
+        workspace: str,
+        *,
+        limit: int = 100,
+        before: str | None = None,
+        client_id: str | None = None,
+        route_key: str | None = None,
+    ) -> list[Grant]:
+        items = self.index_page(
+            "by_workspace", "gsi2pk", f"GRANTS#{workspace}", "gsi2sk", limit=limit, before=before,
+            filters={"client_id": client_id, "route_key": route_key},
+        )  # fmt: skip
+        return [from_item(Grant, item) for item in items]
+
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
         item = self._get(*_consent_key(route_key, client_id, user_id))
         return None if item is None else from_item(Consent, item)
@@ -452,7 +526,7 @@ def _key_owner_index_key(workspace: str, user_id: str) -> str:
     return f"APIKEYS#{workspace}#{user_id}"
 
 
-class DynamoApiKeyStore(_Table):
+class DynamoApiKeyStore(DynamoTable):
     """Keys live in the grants table, beside the grants (``docs/storage.md``); the ``by_user`` index lists a
     user's keys under its own partition (``APIKEYS#...``), apart from their grants."""
 
@@ -464,6 +538,8 @@ class DynamoApiKeyStore(_Table):
             sk=sk,
             gsi1pk=_key_owner_index_key(key.workspace, key.user_id),
             gsi1sk=f"APIKEY#{key.created_at:012d}#{key.key_id}",
+            gsi2pk=f"APIKEYS#{key.workspace}",
+            gsi2sk=listing_position(key.created_at, key.key_id),
         )
         # ``expires_at`` is the table's TTL attribute: an expired key is deleted some time after its expiry, a
         # revoked one is kept (its TTL, if any, still applies); reads check both anyway.
@@ -498,13 +574,15 @@ class DynamoApiKeyStore(_Table):
         return [from_item(ApiKey, item) for item in items]
 
     def keys_of_workspace(self, workspace: str) -> list[ApiKey]:
+        # The by_workspace index: a workspace's keys, newest first, without reading the rest of the table.
         items = self._every_item(
-            self._client.scan,
+            self._client.query,
             {
                 "TableName": self._table,
-                "FilterExpression": "begins_with(pk, :key) AND workspace = :ws",
-                "ExpressionAttributeValues": {":key": _s("APIKEY#"), ":ws": _s(workspace)},
-                "ConsistentRead": True,
+                "IndexName": "by_workspace",
+                "KeyConditionExpression": "gsi2pk = :ws",
+                "ExpressionAttributeValues": {":ws": _s(f"APIKEYS#{workspace}")},
+                "ScanIndexForward": False,
             },
         )
         return [from_item(ApiKey, item) for item in items]
@@ -513,7 +591,7 @@ class DynamoApiKeyStore(_Table):
 # --- rate limits ----------------------------------------------------------------------------------------------------
 
 
-class DynamoRateLimiter(_Table):
+class DynamoRateLimiter(DynamoTable):
     """One item per bucket: ``ADD hits :one`` under the condition that the count is below the limit, so the
     check and the count are one atomic ``UpdateItem`` and a full bucket is never written again."""
 
@@ -530,7 +608,7 @@ class DynamoRateLimiter(_Table):
 # --- single-use values (jti) -------------------------------------------------------------------------------------
 
 
-class DynamoSingleUseStore(_Table):
+class DynamoSingleUseStore(DynamoTable):
     """One item per used value in the grants table: a conditional ``PutItem`` that succeeds only where no unexpired
     record exists (TTL deletion is lazy, so an expired record still present is overwritten)."""
 
@@ -546,7 +624,7 @@ def _upstream_key(route_key: str, subject: str) -> tuple[str, str]:
     return f"UPSTREAM#{route_key}", f"SUBJECT#{subject}"
 
 
-class DynamoUpstreamTokenStore(_Table):
+class DynamoUpstreamTokenStore(DynamoTable):
     def get(self, route_key: str, subject: str) -> UpstreamToken | None:
         item = self._get(*_upstream_key(route_key, subject))
         return None if item is None else from_item(UpstreamToken, item)
@@ -589,74 +667,3 @@ class DynamoUpstreamTokenStore(_Table):
             },
         )
         return sorted(item["pk"]["S"].removeprefix("UPSTREAM#") for item in items)
-
-
-# --- audit trail ----------------------------------------------------------------------------------------------------
-
-DAY_SECONDS = 86400
-MAX_RETENTION_DAYS = 3660
-
-
-def _audit_partition(workspace: str, day: int) -> str:
-    """One partition per workspace and UTC day: writes spread over days, and a time range is a few queries."""
-    return f"AUDIT#{workspace}#{day}"
-
-
-class DynamoAuditLog(_Table):
-    def append(self, event: AuditEvent) -> None:
-        item = to_item(event, pk=_audit_partition(event.workspace, event.at // DAY_SECONDS))
-        item["sk"] = _s(f"{event.at:012d}#{event.event_id}")
-        self._put(item)
-
-    def events(
-        self,
-        workspace: str,
-        *,
-        since: int,
-        until: int,
-        route_key: str | None = None,
-        user_id: str | None = None,
-        client_id: str | None = None,
-        limit: int = 100,
-        before: str | None = None,
-    ) -> list[AuditEvent]:
-        filters = {"route_key": route_key, "user_id": user_id, "client_id": client_id}
-        wanted = {name: value for name, value in filters.items() if value is not None}
-        found: list[AuditEvent] = []
-        high = f"{until - 1:012d}~"  # "~" sorts after "#": every event of the last second
-        if before is not None:  # the sort key is the event's position: start at it (BETWEEN includes it: skipped)
-            until = min(until, int(before[:12] or 0) + 1)
-            high = min(high, before)
-        day = (until - 1) // DAY_SECONDS
-        # No event outlives the longest retention the template allows: older days hold nothing to query.
-        first_day = max(since, until - MAX_RETENTION_DAYS * DAY_SECONDS) // DAY_SECONDS
-        while day >= first_day and len(found) < limit:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-                "ExpressionAttributeValues": {
-                    ":pk": _s(_audit_partition(workspace, day)),
-                    ":low": _s(f"{since:012d}"),
-                    ":high": _s(high),
-                },
-                "ScanIndexForward": False,
-            }
-            if wanted:
-                kwargs["FilterExpression"] = " AND ".join(f"#{name} = :{name}" for name in wanted)
-                kwargs["ExpressionAttributeNames"] = {f"#{name}": name for name in wanted}
-                kwargs["ExpressionAttributeValues"].update({f":{name}": _s(value) for name, value in wanted.items()})
-            try:
-                while len(found) < limit:
-                    page = self._client.query(**kwargs)
-                    found.extend(
-                        from_item(AuditEvent, item)
-                        for item in page.get("Items", [])
-                        if before is None or item["sk"]["S"] < before
-                    )
-                    if "LastEvaluatedKey" not in page:
-                        break
-                    kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            except (ClientError, BotoCoreError) as error:
-                raise StorageError(f"DynamoDB query failed: {type(error).__name__}") from error
-            day -= 1
-        return found[:limit]

@@ -72,6 +72,7 @@ from gateway.config.stage_checks import (
     identity_warnings,
 )
 from gateway.config.workspaces import (
+    RESERVED_SERVER_NAMES,
     DpopPolicy,
     EnterpriseAuthorization,
     GatewayConfig,
@@ -86,6 +87,7 @@ __all__ = [
     "DEV_SWITCH",
     "MUTABLE_CLAIMS",
     "PREFIX_PATTERN",
+    "RESERVED_SERVER_NAMES",
     "SECRET_REF_PATTERN",
     "SERVICE_IDENTITY",
     "SLUG_PATTERN",

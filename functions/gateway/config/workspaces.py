@@ -131,6 +131,9 @@ class DpopPolicy(ConfigModel):
     )
 
 
+RESERVED_SERVER_NAMES = frozenset({"admin"})
+
+
 class Workspace(ConfigModel):
     title: str | None = None
     identity_provider: IdentityProvider
@@ -153,6 +156,15 @@ class Workspace(ConfigModel):
     enterprise_authorization: EnterpriseAuthorization | None = Field(
         default=None, description="Redeem ID-JAGs of these enterprise identity providers at /token."
     )
+
+    @field_validator("servers")
+    @classmethod
+    def _no_reserved_names(cls, servers: dict[str, Server]) -> dict[str, Server]:
+        # /{workspace}/admin/... is the admin console's (docs/operations.md): a route there would be unreachable.
+        if RESERVED_SERVER_NAMES & set(servers):
+            names = ", ".join(sorted(RESERVED_SERVER_NAMES & set(servers)))
+            raise ValueError(f"the server name {names} is reserved for the admin console (/<workspace>/admin)")
+        return servers
 
     @model_validator(mode="after")
     def _client_servers_exist(self) -> Workspace:

@@ -79,13 +79,17 @@ class TokenService:
     # --- helpers ----------------------------------------------------------------------------------------------
 
     def _record(
-        self, kind: AuditKind, route: Route, user_id: str, client_id: str, grant_id: str, **detail: str
+        self, kind: AuditKind, route: Route, user_id: str, client_id: str, grant_id: str, **detail: str | int
     ) -> None:
         if self._audit is not None:
             self._audit.record(
                 kind, workspace=route.workspace_name, route_key=route.key, user_id=user_id, client_id=client_id,
                 grant_id=grant_id, **detail,
             )  # fmt: skip
+
+    def _issued(self, route: Route, now: int, dpop_jkt: str | None) -> dict[str, str | int]:
+        """What the audit trail (the admin console's Issuances) records of an access token: never its value."""
+        return {"resource": route.resource, "token_type": token_type(dpop_jkt), "expires_at": now + self.ttl(route)}
 
     def ttl(self, route: Route) -> int:
         """Access-token lifetime on ``route``: its workspace's ``access_token_ttl_seconds``, else the deployment's."""
@@ -182,7 +186,7 @@ class TokenService:
         issue_refresh = route.server.refresh_tokens and (client_supports_refresh or OFFLINE_ACCESS in code.scopes)
         self._record(
             "token.issued", route, grant.user_id, client_id, grant.grant_id,
-            grant_type="authorization_code", scope=" ".join(code.scopes),
+            grant_type="authorization_code", scope=" ".join(code.scopes), **self._issued(route, now, dpop_jkt),
         )  # fmt: skip
         return TokenResponse(
             access_token=access_token,
@@ -260,7 +264,7 @@ class TokenService:
         self._grants.create_grant(grant)
         self._record(
             "token.issued", route, grant.user_id, grant.client_id, grant.grant_id,
-            grant_type=grant_type, scope=" ".join(grant.scopes), **detail,
+            grant_type=grant_type, scope=" ".join(grant.scopes), **detail, **self._issued(route, now, dpop_jkt),
         )  # fmt: skip
         return TokenResponse(
             access_token=access_token,
@@ -314,7 +318,10 @@ class TokenService:
             access_token = self._sign(route, grant, scopes, now, dpop_jkt)
             idle = self._idle_expiry(now, grant.absolute_expires_at)
             if self._grants.advance_refresh(grant.grant_id, current, now, idle):
-                self._record("token.refreshed", route, grant.user_id, client_id, grant.grant_id, scope=" ".join(scopes))
+                self._record(
+                    "token.refreshed", route, grant.user_id, client_id, grant.grant_id, scope=" ".join(scopes),
+                    **self._issued(route, now, dpop_jkt),
+                )  # fmt: skip
                 return self._response(route, access_token, scopes, self._refresh_token(grant, current + 1), dpop_jkt)
             # Another request rotated this generation concurrently: within the grace period both callers end
             # with the one successor, and nothing is revoked.

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from gateway.api_keys.issuing import KeyRefused, KeyRequest, create_key, revoke_key
 from gateway.audit import AuditTrail
 from gateway.config import DevLoginProvider, GatewayConfig
 from gateway.oauth.authorization import revoke_grant
+from gateway.operations import insight
+from gateway.operations.insight import ClientRow, Funnel, Issuance, Overview, Window
 from gateway.operations.views import (
     ClientView,
     ConnectionView,
@@ -30,11 +32,22 @@ from gateway.operations.views import (
     KeyView,
     Offboarding,
 )
-from gateway.storage.ports import ApiKeyStore, AuditLog, ClientStore, GrantStore, StorageError, UpstreamTokenStore
+from gateway.storage.ports import (
+    ApiKeyStore,
+    AuditLog,
+    ClientStore,
+    GrantStore,
+    StorageError,
+    UpstreamTokenStore,
+    UsageLog,
+    listing_position,
+)
 from gateway.storage.records import ApiKey, AuditEvent, Grant
 from gateway.upstream.connect_links import SHARED_SUBJECT
 
 T = TypeVar("T")
+FUNNEL_EVENTS = 5000
+MAX_LISTED = 10_000
 REASON_ADMIN = "admin"
 REASON_OFFBOARDED = "offboarded"
 
@@ -57,6 +70,8 @@ class AuditQuery:
     route_key: str | None = None
     user_id: str | None = None
     client_id: str | None = None
+    kinds: tuple[str, ...] = ()
+    """Any of these kinds (empty: every kind)."""
     limit: int = 100
     before: str | None = None
     """The page after the one that ended with this position (:attr:`AuditPage.next_before`)."""
@@ -67,6 +82,14 @@ class AuditPage:
     """One page of audit events, newest first; ``next_before`` is the next page's ``before`` (None: no more)."""
 
     events: list[AuditEvent]
+    next_before: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing, newest first; ``next_before`` is the next page's ``before`` (None: no more)."""
+
+    items: list[T]
     next_before: str | None
 
 
@@ -90,6 +113,7 @@ class OperatorService:
         audit: AuditTrail,
         clock: Callable[[], float] = time.time,
         config: GatewayConfig | None = None,
+        usage_log: UsageLog | None = None,
     ) -> None:
         self._clients = clients
         self._grants = grants
@@ -99,6 +123,7 @@ class OperatorService:
         self._audit = audit
         self._clock = clock
         self._config = config
+        self._usage_log = usage_log
 
     def _now(self) -> int:
         return int(self._clock())
@@ -109,10 +134,101 @@ class OperatorService:
         """A page of events: DynamoDB queries of the day partitions in the range, never a scan."""
         events = self._audit_log.events(
             query.workspace, since=query.since, until=query.until, route_key=query.route_key,
-            user_id=query.user_id, client_id=query.client_id, limit=query.limit, before=query.before,
+            user_id=query.user_id, client_id=query.client_id, kinds=query.kinds, limit=query.limit,
+            before=query.before,
         )  # fmt: skip
         full = len(events) >= query.limit > 0
         return AuditPage(events, events[-1].position if full else None)
+
+    def overview(self, workspace: str, window: Window) -> Overview:
+        """Calls, failures by origin and latency percentiles per route and tool, and the most active clients and
+        users, from the usage rollups: a few queries per day of the window, never the audit events."""
+        now = self._now()
+        since = now - insight.WINDOW_SECONDS[window]
+        usage = self._require_usage()
+        tools = usage.tool_rollups(workspace, since_hour=since // 3600, until_hour=now // 3600 + 1)
+        callers = usage.caller_rollups(workspace, since_day=since // 86400, until_day=now // 86400 + 1)
+        return insight.overview(workspace, window, now, tools, callers)
+
+    def clients_of_workspace(self, workspace: str, *, limit: int = 50, before: str | None = None) -> Page[ClientRow]:
+        """The workspace's clients: on the first page the configured ones (pre-registered, service identities)
+        and those known by a metadata document (from the grants they hold), then every registration (DCR),
+        newest first, one index query per page."""
+        rows: list[ClientRow] = []
+        if before is None:
+            if self._config is not None:
+                rows += insight.configured_rows(self._config, workspace)
+            rows += insight.metadata_document_rows(self._grants.grants_of_workspace(workspace, limit=1000))
+        registered = self._clients.clients_of_workspace(workspace, self._now(), limit=limit, before=before)
+        rows += [insight.registered_row(client) for client in registered]
+        last = registered[-1] if len(registered) >= limit else None
+        return Page(rows, listing_position(last.created_at, last.client_id) if last else None)
+
+    def grants_of_workspace(
+        self,
+        workspace: str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        client_id: str | None = None,
+        route_key: str | None = None,
+        user_id: str | None = None,
+    ) -> Page[GrantView]:
+        """The workspace's grants (any status), newest first: by user through the user index, else through the
+        workspace index with the client and route as filters."""
+        if user_id:
+            grants = sorted(
+                (
+                    grant
+                    for grant in self._grants.grants_of_user(workspace, user_id)
+                    if (client_id is None or grant.client_id == client_id)
+                    and (route_key is None or grant.route_key == route_key)
+                    and (before is None or listing_position(grant.created_at, grant.grant_id) < before)
+                ),
+                key=lambda grant: listing_position(grant.created_at, grant.grant_id),
+                reverse=True,
+            )[:limit]
+        else:
+            grants = self._grants.grants_of_workspace(
+                workspace, limit=limit, before=before, client_id=client_id, route_key=route_key
+            )
+        last = grants[-1] if len(grants) >= limit else None
+        return Page(
+            [GrantView.of(grant) for grant in grants],
+            listing_position(last.created_at, last.grant_id) if last else None,
+        )
+
+    def issuances(
+        self, workspace: str, *, since: int, until: int, limit: int = 50, before: str | None = None,
+        client_id: str | None = None, user_id: str | None = None,
+    ) -> Page[Issuance]:  # fmt: skip
+        """Every access token issued (``token.issued``, ``token.refreshed``): subject, client, resource, scope,
+        token type and expiry; never the token."""
+        page = self.audit_events(
+            AuditQuery(
+                workspace, since, until, user_id=user_id, client_id=client_id, kinds=insight.ISSUANCE_KINDS,
+                limit=limit, before=before,
+            )
+        )  # fmt: skip
+        return Page([Issuance.of(event) for event in page.events], page.next_before)
+
+    def funnel(self, workspace: str, client_id: str, *, since: int, until: int) -> Funnel:
+        """How far a client's sign-ins got in the range (authorize started → ... → called a tool): its few
+        sign-in events from the client index (at most :data:`FUNNEL_EVENTS`), its calls from the usage rollups."""
+        events = self._audit_log.events(
+            workspace, since=since, until=until, client_id=client_id, kinds=insight.FUNNEL_KINDS,
+            limit=FUNNEL_EVENTS,
+        )  # fmt: skip
+        callers = self._require_usage().caller_rollups(
+            workspace, since_day=since // 86400, until_day=until // 86400 + 1
+        )
+        return insight.funnel(client_id, since, until, events, callers)
+
+    def connections_of_user(self, route_keys: list[str], user_id: str) -> list[ConnectionView]:
+        """The user's upstream accounts among ``route_keys`` (the routes whose upstream each user connects): one
+        read per route, no scan."""
+        found = (self._upstream_tokens.get(route_key, user_id) for route_key in route_keys)
+        return [ConnectionView.of(token) for token in found if token is not None]
 
     def grants_of_user(self, workspace: str, user_id: str) -> list[GrantView]:
         grants = sorted(self._grants.grants_of_user(workspace, user_id), key=lambda grant: grant.created_at)
@@ -126,6 +242,14 @@ class OperatorService:
         if client is None:
             raise NotFound(f"no client {client_id!r} (or its registration expired)")
         return ClientView.of(client)
+
+    def client_workspace(self, client_id: str) -> str | None:
+        """The workspace a registered or configured client belongs to (None: neither)."""
+        client = self._clients.get(client_id, self._now())
+        if client is not None:
+            return client.route_key.split("/", 1)[0]
+        workspaces = self._config.workspaces.items() if self._config is not None else ()
+        return next((name for name, ws in workspaces if any(c.client_id == client_id for c in ws.clients)), None)
 
     def connection(self, route_key: str, subject: str) -> ConnectionView:
         token = self._upstream_tokens.get(route_key, subject)
@@ -146,11 +270,21 @@ class OperatorService:
         """The client's next MCP call is 401, its refresh token is refused."""
         return self._revoke_grant(self._grant(grant_id), REASON_ADMIN, by)
 
-    def revoke_client(self, client_id: str, *, by: str = REASON_ADMIN) -> list[Ended]:
-        """Every active grant of the client, and its registration (it can neither sign in nor refresh)."""
+    def revoke_client(self, client_id: str, *, workspace: str | None = None, by: str = REASON_ADMIN) -> list[Ended]:
+        """Every active grant of the client, and its registration (it can neither sign in nor refresh); with
+        ``workspace``, only what the client holds there (a workspace's administrator acts on theirs alone)."""
         now = self._now()
         client = self._clients.get(client_id, now)
-        grants = [grant for grant in self._grants.grants_of_client(client_id) if grant.status == "active"]
+        if client is not None and workspace is not None and client.route_key.split("/", 1)[0] != workspace:
+            client = None
+        # A workspace's grants of the client through its index; without one, every grant of the client (a Scan: the
+        # CLI's operator credentials may, the admin function's role may not).
+        held = (
+            self._grants.grants_of_client(client_id)
+            if workspace is None
+            else self._grants.grants_of_workspace(workspace, client_id=client_id, limit=MAX_LISTED)
+        )
+        grants = [grant for grant in held if grant.status == "active"]
         if client is None and not grants:
             raise NotFound(f"no client {client_id!r} with a registration or an active grant")
         ended = [self._revoke_grant(grant, REASON_ADMIN, by) for grant in grants]
@@ -186,12 +320,20 @@ class OperatorService:
         return self._revoke_key(key, by)
 
     def offboard_user(
-        self, workspace: str, user_id: str, *, keep_connections: bool = False, by: str = REASON_ADMIN
+        self,
+        workspace: str,
+        user_id: str,
+        *,
+        keep_connections: bool = False,
+        by: str = REASON_ADMIN,
+        route_keys: list[str] | None = None,
     ) -> OffboardingResult:
         """End all of a user's access in a workspace: every active grant (the clients they authorized, and
         ``client_credentials`` grants of a service identity), every active API key they own, and, unless
-        ``keep_connections``, every upstream account connected for them. Goes on past a failure and reports it;
-        what was ended stays ended, and running it again ends the rest."""
+        ``keep_connections``, every upstream account connected for them: at ``route_keys`` (one read each: the
+        console, whose role may not scan) or wherever a row of theirs is (a Scan, which also finds routes no longer
+        configured: the CLI). Goes on past a failure and reports it; what was ended stays ended, and running it
+        again ends the rest."""
         if not workspace or not user_id:
             raise OperatorError("name the workspace and the user")
         ended: list[Ended] = []
@@ -212,10 +354,13 @@ class OperatorService:
         for key in keys:
             if key.status == "active":
                 attempt(f"API key {key.key_id}", partial(self._revoke_key, key, by))
-        routes = _listed(
-            failures, "the user's upstream connections",
-            lambda: self._upstream_tokens.routes_of_subject(workspace, user_id),
-        )  # fmt: skip
+
+        def connected() -> list[str]:
+            if route_keys is None:
+                return self._upstream_tokens.routes_of_subject(workspace, user_id)
+            return [key for key in route_keys if self._upstream_tokens.get(key, user_id) is not None]
+
+        routes = _listed(failures, "the user's upstream connections", connected)
         for route_key in routes:
             if keep_connections or user_id == SHARED_SUBJECT:  # "shared" rows are routes' shared accounts
                 kept.append(route_key)
@@ -252,6 +397,11 @@ class OperatorService:
         workspace = route_key.split("/", 1)[0]
         self._audit.record("upstream.disconnected", workspace=workspace, route_key=route_key, user_id=subject, by=by)
         return Ended("connection", route_key, workspace, route_key, subject)
+
+    def _require_usage(self) -> UsageLog:
+        if self._usage_log is None:
+            raise OperatorError("this needs the usage rollups (the audit table)")
+        return self._usage_log
 
     def _require_config(self) -> GatewayConfig:
         if self._config is None:

@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from gateway.storage.records import ApiKey, Grant, RegisteredClient, UpstreamToken
+from gateway.storage.records import ApiKey, Grant, GrantOrigin, RegisteredClient, UpstreamToken
 
 V = TypeVar("V")
 
@@ -39,7 +39,7 @@ class GrantView:
     refresh_generation: int
     revoked_at: int | None
     revoked_reason: str | None
-    obtained_by: str
+    obtained_by: GrantOrigin
     """consent, client_credentials or id_jag (an enterprise identity provider's assertion, no consent page)."""
 
     @classmethod

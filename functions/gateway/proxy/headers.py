@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from gateway.mcp import trace_context
 from gateway.mcp.payload import Payload
 from gateway.mcp.revisions import is_stateless
 from gateway.mcp.stateless import ROUTING_HEADERS, routing_headers
@@ -52,10 +53,15 @@ def transport_headers(client_headers: Iterable[tuple[str, str]]) -> dict[str, st
 def upstream_request_headers(client_headers: Iterable[tuple[str, str]], payload: Payload) -> dict[str, str]:
     """The headers the upstream sees with ``payload``: the client's transport headers, the content type of the bytes
     the gateway serialized, the routing headers computed from the payload for a 2026-07-28 request (never the
-    client's own)."""
+    client's own), and the caller's W3C Trace Context (its headers, else its ``_meta``; only a valid one:
+    :mod:`gateway.mcp.trace_context`)."""
+    client_headers = list(client_headers)
     forwarded = transport_headers(client_headers)
-    for name in ROUTING_HEADERS:
+    for name in (*ROUTING_HEADERS, trace_context.TRACEPARENT, trace_context.TRACESTATE):
         forwarded.pop(name, None)
+    context = trace_context.of_request(client_headers, payload.messages)
+    if context is not None:
+        forwarded.update(context.headers())
     if payload.messages:
         forwarded["content-type"] = "application/json"  # the bytes are the gateway's serialization (UTF-8 JSON)
         if not payload.batch and is_stateless(forwarded.get("mcp-protocol-version")):

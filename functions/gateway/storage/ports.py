@@ -13,12 +13,20 @@ from gateway.storage.records import (
     ApiKey,
     AuditEvent,
     AuthorizationCode,
+    CallerRollup,
     Consent,
     Grant,
     PendingAuthorization,
     RegisteredClient,
+    ToolCall,
+    ToolRollup,
     UpstreamToken,
 )
+
+
+def listing_position(created_at: int, item_id: str) -> str:
+    """Where a grant, a key or a client sorts in its workspace's listing (newest first): the cursor of the next page."""
+    return f"{created_at:012d}#{item_id}"
 
 
 class StorageError(Exception):
@@ -46,6 +54,12 @@ class ClientStore(Protocol):
 
     def touch(self, client_id: str, last_used_at: int, expires_at: int | None) -> None:
         """Record a use (slides the unused-registration expiry). No-op for an unknown client."""
+
+    def clients_of_workspace(
+        self, workspace: str, now: int, *, limit: int = 100, before: str | None = None
+    ) -> list[RegisteredClient]:
+        """The registered clients of the workspace's routes, newest first, at most ``limit``, unexpired at ``now``;
+        with ``before`` (a :func:`listing_position`) only those that sort before it. One index query per page."""
 
 
 class GrantStore(Protocol):
@@ -104,6 +118,18 @@ class GrantStore(Protocol):
 
     def grants_of_client(self, client_id: str) -> list[Grant]:
         """Every grant of a client, in any status. For administration: it may read the whole table."""
+
+    def grants_of_workspace(
+        self,
+        workspace: str,
+        *,
+        limit: int = 100,
+        before: str | None = None,
+        client_id: str | None = None,
+        route_key: str | None = None,
+    ) -> list[Grant]:
+        """The workspace's grants in any status that match the filters given, newest first, at most ``limit``; with
+        ``before`` (a :func:`listing_position`) only those that sort before it. Index queries, never a scan."""
 
     # consent ------------------------------------------------------------------------------------------------------
     def get_consent(self, route_key: str, client_id: str, user_id: str) -> Consent | None:
@@ -190,9 +216,29 @@ class AuditLog(Protocol):
         route_key: str | None = None,
         user_id: str | None = None,
         client_id: str | None = None,
+        kinds: tuple[str, ...] = (),
         limit: int = 100,
         before: str | None = None,
     ) -> list[AuditEvent]:
-        """The workspace's events with ``since <= at < until`` that match every filter given, newest first, at most
-        ``limit``; with ``before`` (an event's ``position``, e.g. the last of the previous page) only those that sort
-        before it. Expired events (``expires_at <= until``) may or may not be returned."""
+        """The workspace's events with ``since <= at < until`` that match every filter given (``kinds``: any of
+        them; empty: every kind), newest first, at most ``limit``; with ``before`` (an event's ``position``, e.g. the
+        last of the previous page) only those that sort before it. Expired events (``expires_at <= until``) may or
+        may not be returned. MUST read by key ranges (a user's, a client's, a kind's or the workspace's day), never
+        the whole table."""
+
+
+class UsageLog(Protocol):
+    """Pre-aggregated usage of the MCP routes (``docs/storage.md``, "Usage rollups"): counters added to, never
+    rewritten, so any number of containers count into the same items."""
+
+    def add_call(
+        self, call: ToolCall, gateway_bucket: int, upstream_bucket: int, origin: str | None, expires_at: int
+    ) -> None:
+        """Count one call into its tool's hour and its caller's day (``origin``: the failure's origin, None when it
+        succeeded; the buckets: :func:`gateway.usage.bucket` of the two latencies). MUST be additive (``ADD``)."""
+
+    def tool_rollups(self, workspace: str, *, since_hour: int, until_hour: int) -> list[ToolRollup]:
+        """Every tool's rollup of the workspace with ``since_hour <= hour < until_hour``."""
+
+    def caller_rollups(self, workspace: str, *, since_day: int, until_day: int) -> list[CallerRollup]:
+        """Every (client, user) rollup of the workspace with ``since_day <= day < until_day``."""

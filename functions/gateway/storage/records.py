@@ -194,6 +194,7 @@ class ApiKey:
 
 
 AuditKind = Literal[
+    "authorize.started",
     "client.registered",
     "client.revoked",
     "user.signed_in",
@@ -238,3 +239,57 @@ class AuditEvent:
     def position(self) -> str:
         """Where the event sorts in the trail (its time, then its id): the cursor of the page after it."""
         return f"{self.at:012d}#{self.event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One proxied ``tools/call`` as the usage rollups count it (``docs/storage.md``, "Usage rollups"): who called
+    which tool on which route, when, how it ended (:func:`gateway.usage.failure_origin` classifies ``outcome``) and
+    how long the whole request and the upstream's part of it took."""
+
+    workspace: str
+    route_key: str
+    tool: str
+    client_id: str
+    user_id: str
+    at: int
+    outcome: str
+    total_ms: float
+    upstream_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRollup:
+    """The calls of one tool on one route in one hour (``hour`` = Unix seconds // 3600).
+
+    ``errors`` counts failures by origin (``gateway``, ``upstream``, ``auth``); the histograms count calls per
+    latency bucket (:mod:`gateway.usage`), the gateway's own share (the request less the upstream's part) and the
+    upstream's apart.
+    """
+
+    workspace: str
+    hour: int
+    route_key: str
+    tool: str
+    calls: int
+    errors: dict[str, int]
+    gateway_histogram: dict[int, int]
+    upstream_histogram: dict[int, int]
+    gateway_ms: float = 0.0
+    upstream_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRollup:
+    """The calls of one (client, user) pair in one UTC day (``day`` = Unix seconds // 86400), per hour of the day."""
+
+    workspace: str
+    day: int
+    client_id: str
+    user_id: str
+    calls: int
+    errors: int
+    hours: dict[int, int]
+    last_at: int
+    error_hours: dict[int, int] = field(default_factory=dict)
+    """Failed calls per hour of the day."""

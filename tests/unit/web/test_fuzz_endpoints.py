@@ -28,8 +28,11 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.config import parse_config
 from gateway.crypto.pkce import s256
+from gateway.identity.user import SignedInUser
 from gateway.runtime import Runtime
+from gateway.web.admin import app as admin_app
 from gateway.web.authorize import app as authorize_app
+from gateway.web.common import session
 from gateway.web.metadata import app as metadata_app
 from gateway.web.proxy import app as proxy_app
 from gateway.web.register import app as register_app
@@ -52,6 +55,7 @@ APPS: dict[str, Callable[[Any], Any]] = {
     "authorize": authorize_app.create_app,
     "token": token_app.create_app,
     "proxy": proxy_app.create_app,
+    "admin_console": admin_app.create_app,  # the admin console and its JSON API
 }
 OAUTH_PARAMETERS = [
     "response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state", "scope",
@@ -61,6 +65,14 @@ OAUTH_PARAMETERS = [
 ]  # fmt: skip
 FUZZ_KEY = SigningKey()  # a pre-registered client's key (private_key_jwt), and the one of DPoP proofs
 METHODS = ["GET", "GET", "POST", "POST", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
+# Where the admin function's ``{proxy+}`` leads: the console's pages and forms, its JSON API, and the paths around them
+ADMIN_PATHS = [
+    "", "clients", "grants", "issuances", "audit", "funnel", "keys", "users", "confirm", "act", "sign-out",
+    "sign-in", "api/session", "api/overview", "api/clients", "api/grants", "api/issuances", "api/audit",
+    "api/audit/export", "api/funnel", "api/keys", "api/users/alice", "api/grants/revoke", "api/clients/revoke",
+    "api/keys/revoke", "api/connections/disconnect", "api/users/offboard", "api/openapi.json", "api", "api/nothing",
+]  # fmt: skip
+ADMIN_QUERIES = ["kind", "user", "client", "route", "since", "until", "window", "format", "cursor", "limit", "id"]
 CONTENT_TYPES = [
     "application/json", "application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x",
     "application/json; charset=utf-16", "", "text/event-stream",
@@ -150,6 +162,21 @@ class Gateway:
             dpop_proof(FUZZ_KEY, "GET", route.resource, now - 3600),
             unsigned({"htm": "POST"}, typ="dpop+jwt"),
         ]
+        # The admin console's browsers: signed in as an admin of the workspace (alice) or as a user who is not (bob)
+        self.sessions = {user: self._session_cookie(user) for user in ("alice", "bob")}
+        self.values += [csrf for _, csrf in self.sessions.values()] + ["tool.called", "authorize.started", "csv"]
+
+    def _session_cookie(self, user: str) -> tuple[str, str]:
+        """The cookie header of ``user``'s sign-in session in workspace demo, and the session's console CSRF token."""
+        response = Response()
+        base_url = "https://localhost"  # what the functions learn from the events (no Host header: localhost)
+        secret, now = self.runtime.shared_secret, self.runtime.now()
+        session.start(response, SignedInUser(user, user.title()), "demo", base_url=base_url, secret=secret, now=now)
+        cookie = response.headers["set-cookie"].split(";", 1)[0]
+        name, _, value = cookie.partition("=")
+        started = session.current({name: value}, "demo", base_url=base_url, secret=secret, now=now)
+        assert started is not None
+        return cookie, session.csrf_token(started, secret, "admin-console")
 
     def send(self, request: HttpRequest) -> tuple[str, int]:
         match = self.routes.match(request.method, request.raw_path)
@@ -243,13 +270,18 @@ def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
     method, template_path = draw(st.sampled_from(gateway.paths[function]))
     if method == "ANY" or draw(st.integers(0, 9)) == 0:
         method = draw(st.sampled_from(METHODS))
+        if function == "admin_console" and draw(st.integers(0, 3)):  # ANY routes: mostly what the console answers
+            method = draw(st.sampled_from(["GET", "GET", "POST"]))
     # Mostly the configured route (so requests reach the handlers' logic), sometimes anything at all.
     server = draw(st.sampled_from(["echo", "echo", "toolbox"]))  # a plain and a virtual route
     parts = ["demo", server] if draw(st.integers(0, 3)) else draw(st.lists(slugs, min_size=2, max_size=2))
-    on_toolbox = parts[1] == "toolbox"
+    on_toolbox, workspace = parts[1] == "toolbox", parts[0]
     path = _path(template_path, parts)
+    if function == "admin_console" and template_path.endswith("{proxy+}") and draw(st.integers(0, 4)):
+        path = f"/{quote(workspace, safe='%')}/admin/{draw(st.sampled_from(ADMIN_PATHS))}"
     values = st.sampled_from(gateway.values) | texts
-    pairs = draw(st.lists(st.tuples(st.sampled_from(OAUTH_PARAMETERS) | texts, values), max_size=8))
+    names = st.sampled_from(OAUTH_PARAMETERS + (ADMIN_QUERIES if function == "admin_console" else [])) | texts
+    pairs = draw(st.lists(st.tuples(names, values), max_size=8))
     if draw(st.booleans()):  # a complete authorization request, some of it changed
         complete = {
             key: draw(st.sampled_from([value, value, value]) | values)
@@ -266,6 +298,11 @@ def requests(draw: st.DrawFn, gateway: Gateway, function: str) -> HttpRequest:
     )
     if authorization:
         headers.append(("authorization", authorization))
+    if function == "admin_console" and draw(st.integers(0, 3)):  # mostly a signed-in browser, an admin or not
+        cookie, csrf = gateway.sessions[draw(st.sampled_from(["alice", "alice", "bob"]))]
+        headers.append(("cookie", cookie))
+        if draw(st.booleans()):
+            headers.append(("x-csrf-token", draw(st.sampled_from([csrf, csrf, ""]) | texts)))
     for _ in range(draw(st.integers(0, 2))):  # DPoP proofs (RFC 9449): none, one, or two (refused)
         proof = draw(st.sampled_from(gateway.dpop_proofs) | texts.filter(lambda t: "\r" not in t and "\n" not in t))
         headers.append(("dpop", proof.encode("utf-8", "surrogatepass").decode("latin-1")))

@@ -33,7 +33,7 @@ from gateway.oauth.authorize_request import (
     redirects_automatically,
 )
 from gateway.routes import Route
-from gateway.web.authorize import connections, consent, sign_in_pages
+from gateway.web.authorize import connections, consent, console_sign_in, sign_in_pages
 from gateway.web.authorize.sign_in_flow import AuthorizeServices, Context, sign_in_starts_refused, start_sign_in
 from gateway.web.common.default_route import DefaultRouteAliases
 from gateway.web.common.pages import PageError, page_exception_handlers, redirect
@@ -64,6 +64,10 @@ async def authorize(ctx: Context) -> Response:
         raise refused_request_page(route, problem) from None
 
     pending = ctx.authorization.start(route, parsed, now)
+    # The sign-in funnel's first stage (the admin console): recorded once the request proved valid and was stored.
+    ctx.services.audit.record(
+        "authorize.started", workspace=route.workspace_name, route_key=route.key, client_id=parsed.client.client_id
+    )
     return await start_sign_in(ctx, route, pending, parsed.client.client_name)
 
 
@@ -110,6 +114,7 @@ def create_app(services: AuthorizeServices) -> Starlette:
             Path("/{workspace}/{server}/connect", endpoint(_upstream_connect), methods=["GET"]),
             Path("/{workspace}/{server}/connect/callback", endpoint(_upstream_connect_callback), methods=["GET"]),
             Path("/{workspace}/connections", endpoint(connections.connections), methods=["GET", "POST"]),
+            Path("/{workspace}/admin/sign-in", endpoint(console_sign_in.admin_sign_in), methods=["GET"]),
         ],
         middleware=[
             Middleware(LearnBaseUrl, state=services),

@@ -48,6 +48,7 @@ logger = logging.getLogger("gateway.authorize")
 # The client id of a pending authorization that is an upstream connect (a reconnect link's sign-in), not an MCP
 # client's /authorize: no code is ever issued for it (gateway.web.authorize.upstream_connect).
 MY_CONNECTIONS_CLIENT_ID = "urn:mcp-gateway:my-connections"  # the stand-in client of /{ws}/connections
+ADMIN_CONSOLE_CLIENT_ID = "urn:mcp-gateway:admin-console"  # the stand-in client of /{ws}/admin (the console)
 CONNECT_CLIENT_ID = "urn:mcp-gateway:upstream-connect"
 
 EXPIRED = (
@@ -176,6 +177,10 @@ async def client_of(ctx: Context, route: Route, client_id: str) -> AuthorizingCl
     if client_id == MY_CONNECTIONS_CLIENT_ID:  # the user's own connections page (web/connections_page.py)
         return ConnectClient(
             client_id, "Your connections", "preregistered", (f"{route.base_url}/{route.workspace_name}/connections",)
+        )
+    if client_id == ADMIN_CONSOLE_CLIENT_ID:  # the admin console (web/authorize/console_sign_in.py)
+        return ConnectClient(
+            client_id, "The admin console", "preregistered", (f"{route.base_url}/{route.workspace_name}/admin",)
         )
     try:
         return await ctx.services.client_resolver.resolve(route, client_id, ctx.now())

@@ -22,8 +22,9 @@ from gateway.principals import person_id_problem
 from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
-from gateway.web.authorize import connections, consent
+from gateway.web.authorize import connections, consent, console_sign_in
 from gateway.web.authorize.sign_in_flow import (
+    ADMIN_CONSOLE_CLIENT_ID,
     CONNECT_CLIENT_ID,
     EXPIRED,
     MY_CONNECTIONS_CLIENT_ID,
@@ -69,6 +70,8 @@ async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: Signe
 async def _continue_flow(ctx: Context, route: Route, pending: PendingAuthorization, user: SignedInUser) -> Response:
     if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
         return connections.after_sign_in(ctx, route, pending)
+    if pending.client_id == ADMIN_CONSOLE_CLIENT_ID:
+        return console_sign_in.after_sign_in(ctx, route, pending)
     if pending.client_id == CONNECT_CLIENT_ID:
         from gateway.web.authorize import upstream_connect  # upstream OAuth: loaded by the flows that use it
 
@@ -81,6 +84,8 @@ def own_page_purpose(pending: PendingAuthorization, route: Route) -> str | None:
     sign-in page presents as the application asking to use the route)."""
     if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
         return "to see the applications and accounts connected to you in this workspace"
+    if pending.client_id == ADMIN_CONSOLE_CLIENT_ID:
+        return "to administer this workspace in its console (administrators only)"
     if pending.client_id == CONNECT_CLIENT_ID:
         return f"to connect your account for {route.title}"
     return None

@@ -21,16 +21,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as Path
 
+from gateway.mcp import trace_context
 from gateway.mcp.jsonrpc import RequestId
 from gateway.mcp.outcome import outcomes_by_id, request_outcome
 from gateway.mcp.payload import NO_PAYLOAD, Payload, parse_client_body
 from gateway.mcp.stateless import header_refusal
-from gateway.observability import add_log_keys, observation
+from gateway.observability import Observation, Spans, add_log_keys, observation
 from gateway.proxy.answer import Relayed, json_answer
 from gateway.proxy.relay import relay
 from gateway.proxy.session_ids import SessionCodec
 from gateway.proxy.streaming import Streamed
 from gateway.routes import Route
+from gateway.storage.records import ToolCall
 from gateway.upstream.credentials import UpstreamCredentialProvider
 from gateway.web.common.cors import mcp_cors_headers, origin_allowed
 from gateway.web.common.errors import exception_handlers
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from gateway.audit import AuditTrail
     from gateway.proxy.deferred import LaterSessions
     from gateway.proxy.request_state import RequestStateCodec
+    from gateway.usage import UsageRecorder
     from gateway.virtual.server import VirtualServer  # built on first use by a virtual route
 
 ALLOWED_METHODS = "POST, DELETE, OPTIONS"  # and GET in the streaming deployment, on a plain route
@@ -74,10 +77,17 @@ class ProxyServices(CallerServices, Protocol):
     def after_answer(self) -> AfterAnswer: ...
 
     @property
+    def usage(self) -> UsageRecorder: ...
+
+    @property
+    def spans(self) -> Spans: ...
+
+    @property
     def streams_responses(self) -> bool: ...
 
 
 async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
+    received = time.perf_counter()
     workspace_name = request.path_params["workspace"]
     server_name = request.path_params["server"]
     route = runtime.routes.get(workspace_name, server_name)
@@ -124,38 +134,46 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
     refused_call = tool_refusal(claims, payload)
     if refused_call is not None:
         return _response(refused_call, cors)
+    context = trace_context.of_request(request.headers.items(), payload.messages)
+    if context is not None:
+        add_log_keys(trace_id=context.trace_id)  # the caller's W3C trace, in every log line of this request
     started = time.perf_counter()
     relayed: Relayed | Streamed
-    if route.is_virtual:
-        relayed = await runtime.virtual_server.handle(
-            route, claims.user_id, request.method, request.headers.items(), payload,
-            request.headers.get("mcp-session-id"),
-        )  # fmt: skip
-    else:
-        relayed = await relay(
-            route,
-            claims.user_id,
-            request.method,
-            request.headers.items(),
-            payload,
-            runtime.session_codec,
-            request.headers.get("mcp-session-id"),
-            runtime.credential_provider(route),
-            states=runtime.request_states,
-            later=runtime.later_sessions,
-            streaming=streaming,
-            decode=bool(payload.tool_calls),
-        )
+    with runtime.spans.span(
+        "upstream", route=route.key, method=payload.method, tool=payload.tool,
+        w3c_trace_id=context.trace_id if context is not None else None,
+    ):  # fmt: skip
+        if route.is_virtual:
+            relayed = await runtime.virtual_server.handle(
+                route, claims.user_id, request.method, request.headers.items(), payload,
+                request.headers.get("mcp-session-id"),
+            )  # fmt: skip
+        else:
+            relayed = await relay(
+                route,
+                claims.user_id,
+                request.method,
+                request.headers.items(),
+                payload,
+                runtime.session_codec,
+                request.headers.get("mcp-session-id"),
+                runtime.credential_provider(route),
+                states=runtime.request_states,
+                later=runtime.later_sessions,
+                streaming=streaming,
+                decode=bool(payload.tool_calls),
+            )
     seen = observation(request.scope)
     if seen is not None:
         seen.upstream_ms = (time.perf_counter() - started) * 1000
         seen.method = payload.method if request.method == "POST" else request.method
         seen.tool = payload.tool
+        seen.client_id, seen.user_id = claims.client_id, claims.user_id
     if isinstance(relayed, Streamed):
-        return _streamed_response(runtime, route, claims, payload, relayed, started, request, cors)
+        return _streamed_response(runtime, route, claims, payload, relayed, (received, started), request, cors)
     if payload.tool_calls:
         outcomes = outcomes_by_id(relayed.messages or ())
-        _record_tool_calls(runtime, route, claims, payload, relayed.status_code, outcomes, started)
+        _record_tool_calls(runtime, route, claims, payload, relayed.status_code, outcomes, (received, started), seen)
     return _response(relayed, cors)
 
 
@@ -170,28 +188,43 @@ def _record_tool_calls(
     payload: Payload,
     status: int,
     outcomes: dict[RequestId, str],
-    started: float,
+    times: tuple[float, float],
+    seen: Observation | None,
 ) -> None:
-    """One ``tool.called`` event per ``tools/call`` of the payload (each call of a batch), with how it ended, written
-    after the answer has left where the deployment allows (:mod:`gateway.after_answer`)."""
-    duration = time.perf_counter() - started
+    """One ``tool.called`` event per ``tools/call`` of the payload (each call of a batch), with how it ended, and
+    its count in the usage rollups, written after the answer has left where the deployment allows
+    (:mod:`gateway.after_answer`). ``times``: when the request arrived and when the upstream exchange began."""
+    now = time.perf_counter()
+    received, started = times
+    total_ms, upstream_ms = (now - received) * 1000, (now - started) * 1000
     ended = [(call.audited_name, request_outcome(status, outcomes, call.request_id)) for call in payload.tool_calls]
+    if seen is not None:
+        for _, outcome in ended:
+            seen.tool_outcome = outcome
 
     def record() -> None:
         for tool, outcome in ended:
-            _record_tool_call(runtime, route, claims, tool, outcome, duration)
+            _record_tool_call(runtime, route, claims, tool, outcome, total_ms=total_ms, upstream_ms=upstream_ms)
 
     runtime.after_answer.defer(record)
 
 
 def _record_tool_call(
-    runtime: ProxyServices, route: Route, claims: Caller, tool: str, ended: str, seconds: float
+    runtime: ProxyServices, route: Route, claims: Caller, tool: str, ended: str, *, total_ms: float, upstream_ms: float
 ) -> None:
-    """The audit trail's ``tool.called`` event: who called which tool on which route, how it ended, how long."""
+    """The audit trail's ``tool.called`` event (who called which tool on which route, how it ended, how long) and
+    the call's count in the usage rollups the admin console's Overview reads: recorded together, from the same
+    facts, so that whatever moves one off the request path moves both. Neither ever fails the call."""
     runtime.audit.record(
         "tool.called", workspace=route.workspace_name, route_key=route.key, user_id=claims.user_id,
         client_id=claims.client_id, grant_id=claims.grant_id, tool=tool, outcome=ended,
-        duration_ms=round(seconds * 1000),
+        duration_ms=round(upstream_ms),
+    )  # fmt: skip
+    runtime.usage.record(
+        ToolCall(
+            workspace=route.workspace_name, route_key=route.key, tool=tool, client_id=claims.client_id,
+            user_id=claims.user_id, at=runtime.now(), outcome=ended, total_ms=total_ms, upstream_ms=upstream_ms,
+        )
     )  # fmt: skip
 
 
@@ -201,7 +234,7 @@ def _streamed_response(
     claims: Caller,
     payload: Payload,
     streamed: Streamed,
-    started: float,
+    times: tuple[float, float],
     request: Request,
     cors: dict[str, str],
 ) -> StreamingResponse:
@@ -214,12 +247,12 @@ def _streamed_response(
             async for chunk in streamed.body:
                 yield chunk
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            elapsed_ms = (time.perf_counter() - times[1]) * 1000
             if seen is not None:
                 seen.upstream_ms = elapsed_ms
             if payload.tool_calls:
                 _record_tool_calls(
-                    runtime, route, claims, payload, streamed.status_code, streamed.watch.outcomes, started
+                    runtime, route, claims, payload, streamed.status_code, streamed.watch.outcomes, times, seen
                 )
 
     headers = {**streamed.headers, **cors, "cache-control": "no-cache", "x-accel-buffering": "no"}
