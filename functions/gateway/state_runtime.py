@@ -141,7 +141,7 @@ class StateRuntime:
 
     @cached_property
     def grants(self) -> GrantStore:
-        from gateway.aws.dynamodb_store import DynamoGrantStore
+        from gateway.aws.dynamodb_grants import DynamoGrantStore
 
         return DynamoGrantStore(self.dynamodb, self.settings.grants_table)
 

@@ -14,10 +14,10 @@ import pytest
 
 from gateway.aws.dynamodb_audit import DynamoAuditLog, DynamoUsageLog
 from gateway.aws.dynamodb_direct import DirectDynamoDB, direct_client
+from gateway.aws.dynamodb_grants import DynamoGrantStore
 from gateway.aws.dynamodb_store import (
     DynamoApiKeyStore,
     DynamoClientStore,
-    DynamoGrantStore,
     DynamoRateLimiter,
     DynamoSingleUseStore,
     DynamoUpstreamTokenStore,

@@ -19,7 +19,8 @@ import boto3
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.aws.dynamodb_store import DynamoClientStore, DynamoGrantStore
+from gateway.aws.dynamodb_grants import DynamoGrantStore
+from gateway.aws.dynamodb_store import DynamoClientStore
 from gateway.aws.kms_keys import KmsPublicKeys, KmsSigner
 from gateway.config import parse_config
 from gateway.crypto import pkce
@@ -37,7 +38,7 @@ from gateway.storage.records import AuthorizationCode, RegisteredClient
 from gateway.tokens.access_token import AccessTokens
 from gateway.web.token.app import create_app
 from infra.local_aws import local_environment, provision, start_local_aws
-from infra.memory.stores import MemoryAuditLog, MemoryRateLimiter
+from infra.memory.stores import MemoryAuditLog, MemoryRateLimiter, MemorySingleUseStore
 from infra.template import load_template
 from tests.support.runtime import BASE_URL, EXAMPLE_CONFIG, example_config_data
 
@@ -243,6 +244,7 @@ def _runtime(stack: Stack) -> Runtime:
         access_tokens=stack.access_tokens,
         audit_log=MemoryAuditLog(),  # the grants and clients tables are what this test counts
         rate_limiter=MemoryRateLimiter(),  # (the rate limits' counters are docs/non-interactive.md's)
+        single_use=MemorySingleUseStore(),  # (used jtis and DPoP proofs: none in these requests)
     )
     return runtime
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gateway.aws.dynamodb_store import DynamoTable, deserialize, from_item, to_item
+from gateway.aws.dynamodb_table import DynamoTable, deserialize, from_item, to_item
 from gateway.storage.ports import StorageError
 from gateway.storage.records import AuditEvent, CallerRollup, ToolCall, ToolRollup
 

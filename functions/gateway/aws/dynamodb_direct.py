@@ -2,7 +2,8 @@
 
 botocore spends about 1 ms of CPU on every call (measured in docs/performance.md: event hooks, parameter validation,
 endpoint rules, header objects, response parsing), which was most of the proxy's own work per request. The stores
-(:mod:`gateway.aws.dynamodb_store`) make few kinds of calls with requests they build themselves, so
+(:mod:`gateway.aws.dynamodb_store`, :mod:`~gateway.aws.dynamodb_grants`, :mod:`~gateway.aws.dynamodb_audit`) make
+few kinds of calls with requests they build themselves, so
 :class:`DirectDynamoDB` serves those itself — the request is the call's arguments as JSON (DynamoDB's
 ``application/x-amz-json-1.0`` protocol), signed with AWS Signature Version 4 — and answers exactly as botocore's
 low-level client does, errors included (``ClientError`` with the service's error code, ``BotoCoreError`` subclasses

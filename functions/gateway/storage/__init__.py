@@ -1,4 +1,6 @@
-"""Storage ports (``ports``), the records they hold (``records``) and the in-memory adapter (``memory``).
+"""Storage ports (``ports``) and the records they hold (``records``); the in-memory adapters are test doubles in
+``infra/memory``.
 
-The DynamoDB adapter lives in ``gateway.aws.dynamodb_store``; docs/storage.md describes every item.
+The DynamoDB adapters live in ``gateway.aws`` (dynamodb_store, dynamodb_grants, dynamodb_audit); docs/storage.md
+describes every item.
 """

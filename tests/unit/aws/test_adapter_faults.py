@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from gateway.aws.dynamodb_store import DynamoGrantStore
+from gateway.aws.dynamodb_grants import DynamoGrantStore
 from gateway.aws.kms_cipher import KmsTokenCipher
 from gateway.aws.kms_keys import KmsPublicKeys, KmsSigner
 from gateway.aws.shared_secret import read_shared_secret

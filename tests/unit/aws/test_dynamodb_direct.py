@@ -26,7 +26,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from gateway.aws.dynamodb_direct import MAX_ATTEMPTS, DirectDynamoDB, direct_client, signed_headers
-from gateway.aws.dynamodb_store import DynamoGrantStore
+from gateway.aws.dynamodb_grants import DynamoGrantStore
 from gateway.settings import Settings, SettingsError
 from gateway.storage.ports import StorageError
 

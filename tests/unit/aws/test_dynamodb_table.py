@@ -1,4 +1,4 @@
-"""The stores' attribute-value codec (gateway.aws.dynamodb_store): what a record stores is what it reads back."""
+"""The stores' attribute-value codec (gateway.aws.dynamodb_table): what a record stores is what it reads back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.aws.dynamodb_store import deserialize, from_item, serialize, to_item
+from gateway.aws.dynamodb_table import deserialize, from_item, serialize, to_item
 
 
 @pytest.mark.parametrize(
