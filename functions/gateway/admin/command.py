@@ -20,7 +20,8 @@ from gateway.admin.arguments import parse
 from gateway.admin.output import DEFAULT_COLUMNS, as_json, record, table
 from gateway.admin.where import STATE_FILE, WhereError, gateway_environment, local_environment
 from gateway.config import ConfigError, DevLoginProvider, GatewayConfig, load_config
-from gateway.operations.service import AuditQuery, OperatorError, OperatorService
+from gateway.operations.queries import AuditQuery, OperatorError
+from gateway.operations.service import OperatorService
 from gateway.operations.views import Ended
 from gateway.settings import Settings, SettingsError
 from gateway.state_runtime import AwsAccess, StateRuntime

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from gateway.api_keys.issuing import KeyRefused, KeyRequest, create_key, revoke_key
 from gateway.audit import AuditTrail
@@ -23,6 +22,7 @@ from gateway.config import DevLoginProvider, GatewayConfig
 from gateway.oauth.authorization import revoke_grant
 from gateway.operations import insight
 from gateway.operations.insight import ClientRow, Funnel, Issuance, Overview, Window
+from gateway.operations.queries import AuditPage, AuditQuery, NotFound, OffboardingResult, OperatorError, Page
 from gateway.operations.views import (
     ClientView,
     ConnectionView,
@@ -42,7 +42,7 @@ from gateway.storage.ports import (
     UsageLog,
     listing_position,
 )
-from gateway.storage.records import ApiKey, AuditEvent, Grant
+from gateway.storage.records import ApiKey, Grant
 from gateway.upstream.connect_links import SHARED_SUBJECT
 
 T = TypeVar("T")
@@ -50,55 +50,6 @@ FUNNEL_EVENTS = 5000
 MAX_LISTED = 10_000
 REASON_ADMIN = "admin"
 REASON_OFFBOARDED = "offboarded"
-
-
-class OperatorError(Exception):
-    """A request the operator can correct; the message says how."""
-
-
-class NotFound(OperatorError):
-    """The grant, client, key or connection named does not exist."""
-
-
-@dataclass(frozen=True, slots=True)
-class AuditQuery:
-    """Audit events of a workspace with ``since <= at < until``, newest first, filtered by what is given."""
-
-    workspace: str
-    since: int
-    until: int
-    route_key: str | None = None
-    user_id: str | None = None
-    client_id: str | None = None
-    kinds: tuple[str, ...] = ()
-    """Any of these kinds (empty: every kind)."""
-    limit: int = 100
-    before: str | None = None
-    """The page after the one that ended with this position (:attr:`AuditPage.next_before`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AuditPage:
-    """One page of audit events, newest first; ``next_before`` is the next page's ``before`` (None: no more)."""
-
-    events: list[AuditEvent]
-    next_before: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of a listing, newest first; ``next_before`` is the next page's ``before`` (None: no more)."""
-
-    items: list[T]
-    next_before: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class OffboardingResult:
-    """What :meth:`OperatorService.offboard_user` ended, and what it could not (``failures``: one line each)."""
-
-    offboarding: Offboarding
-    failures: tuple[str, ...] = ()
 
 
 class OperatorService:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from gateway.api_keys.issuing import KeyRequest
-from gateway.operations.service import NotFound, OperatorError, OperatorService
+from gateway.operations.queries import NotFound, OperatorError
+from gateway.operations.service import OperatorService
 from gateway.operations.views import ClientView, ConnectionView, GrantView, KeyView
 from gateway.runtime import Runtime
 from gateway.storage.ports import StorageError

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from gateway.api_keys.issuing import KeyRequest
 from gateway.operations.insight import ClientRow, Funnel, Issuance, Overview
-from gateway.operations.service import AuditQuery
+from gateway.operations.queries import AuditQuery
 from gateway.operations.views import ConnectionView, CreatedKey, Ended, GrantView, KeyView, Offboarding
 from gateway.storage.records import AuditEvent
 from gateway.web.admin import export

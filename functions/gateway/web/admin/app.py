@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
 
-from gateway.operations.service import NotFound, OperatorError
+from gateway.operations.queries import NotFound, OperatorError
 from gateway.storage.ports import StorageError
 from gateway.web.admin import actions, pages
 from gateway.web.admin.access import AdminServices, ConsoleRefusal, admin_of, sign_in_url

@@ -17,7 +17,8 @@ from typing import Literal
 
 from starlette.responses import Response
 
-from gateway.operations.service import AuditQuery, OperatorService
+from gateway.operations.queries import AuditQuery
+from gateway.operations.service import OperatorService
 from gateway.storage.records import AuditEvent
 
 MAX_EVENTS = 10_000

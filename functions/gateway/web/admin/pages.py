@@ -11,7 +11,7 @@ from typing import Any
 from starlette.responses import HTMLResponse
 
 from gateway.operations.insight import WINDOW_SECONDS, FiguresRow, Window
-from gateway.operations.service import AuditQuery
+from gateway.operations.queries import AuditQuery
 from gateway.web.admin.access import Admin, console_url
 from gateway.web.admin.api import user_access
 from gateway.web.admin.listing import AUDIT_KINDS, time_range
