@@ -526,7 +526,7 @@ def usage_log(request: pytest.FixtureRequest) -> UsageLog:
 
 def test_usage_rollups_add_up_calls_from_any_number_of_writers(usage_log: UsageLog) -> None:
     # Given calls of two tools over two hours, one failed upstream, counted concurrently
-    ws = f"usage-{id(usage_log)}"
+    ws = f"usage-{uuid.uuid4().hex[:12]}"  # the DynamoDB parameters share one table
     hour = NOW // 3600 * 3600
     calls = [ToolCall(ws, f"{ws}/echo", "echo", "c1", "ann", hour + n, "ok", 10.0, 8.0) for n in range(8)]
     calls.append(ToolCall(ws, f"{ws}/echo", "echo", "c1", "ben", hour + 10, "http_502", 20.0, 19.0))
@@ -560,26 +560,27 @@ def test_a_workspaces_grants_keys_and_clients_are_listed_newest_first_by_page(
     stores: tuple[ClientStore, GrantStore, UpstreamTokenStore], api_keys: ApiKeyStore
 ) -> None:
     clients, grants, _ = stores
-    ws = f"listed{id(grants)}"
+    run = uuid.uuid4().hex[:12]  # the DynamoDB tables are shared by every parameter of the module
+    ws = f"listed{run}"
     for n in range(3):
-        grant = _grant(f"grant-ls-{n}-{id(grants)}", workspace=ws, route_key=f"{ws}/echo", client_id=f"c{n % 2}",
+        grant = _grant(f"grant-ls-{n}-{run}", workspace=ws, route_key=f"{ws}/echo", client_id=f"c{n % 2}",
                        created_at=NOW + n)  # fmt: skip
         grants.create_grant(grant)
-        clients.create(_client(f"client-ls-{n}-{id(clients)}", route_key=f"{ws}/echo", created_at=NOW + n))
-    clients.create(_client(f"client-ls-gone-{id(clients)}", route_key=f"{ws}/echo", expires_at=NOW - 1))
+        clients.create(_client(f"client-ls-{n}-{run}", route_key=f"{ws}/echo", created_at=NOW + n))
+    clients.create(_client(f"client-ls-gone-{run}", route_key=f"{ws}/echo", expires_at=NOW - 1))
 
     page = grants.grants_of_workspace(ws, limit=2)
-    assert [g.grant_id for g in page] == [f"grant-ls-2-{id(grants)}", f"grant-ls-1-{id(grants)}"]
+    assert [g.grant_id for g in page] == [f"grant-ls-2-{run}", f"grant-ls-1-{run}"]
     after = grants.grants_of_workspace(ws, limit=2, before=listing_position(page[-1].created_at, page[-1].grant_id))
-    assert [g.grant_id for g in after] == [f"grant-ls-0-{id(grants)}"]
+    assert [g.grant_id for g in after] == [f"grant-ls-0-{run}"]
     assert [g.client_id for g in grants.grants_of_workspace(ws, client_id="c0")] == ["c0", "c0"]
     assert grants.grants_of_workspace("elsewhere") == []
 
     listed = [c.client_id for c in clients.clients_of_workspace(ws, NOW)]
-    assert listed == [f"client-ls-{n}-{id(clients)}" for n in (2, 1, 0)]  # the expired registration is not shown
+    assert listed == [f"client-ls-{n}-{run}" for n in (2, 1, 0)]  # the expired registration is not shown
 
-    api_keys.create_key(_api_key(f"key-ls-{id(api_keys)}", workspace=ws))
-    assert [k.key_id for k in api_keys.keys_of_workspace(ws)] == [f"key-ls-{id(api_keys)}"]
+    api_keys.create_key(_api_key(f"key-ls-{run}", workspace=ws))
+    assert [k.key_id for k in api_keys.keys_of_workspace(ws)] == [f"key-ls-{run}"]
 
 
 @pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
