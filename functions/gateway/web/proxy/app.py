@@ -102,7 +102,10 @@ async def mcp_endpoint(runtime: ProxyServices, request: Request) -> Response:
     if not origin_allowed(origin, allowed_origins):
         return error_response(403, "forbidden", f"origin {origin!r} is not allowed for workspace {workspace_name!r}")
     if request.method == "OPTIONS":
-        return Response(status_code=204, headers=mcp_cors_headers(origin, allowed_origins, preflight=True))
+        requested = request.headers.get("access-control-request-headers")
+        return Response(
+            status_code=204, headers=mcp_cors_headers(origin, allowed_origins, preflight=True, requested=requested)
+        )
     cors = mcp_cors_headers(origin, allowed_origins)
 
     # The one parse of the body: every decision below reads it, and what goes upstream is serialized from it. It is

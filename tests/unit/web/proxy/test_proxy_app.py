@@ -111,6 +111,19 @@ def test_preflight_needs_no_token_and_allows_listed_origins(gateway: tuple[TestC
     # A browser-based client may send what the transport and its token need: its DPoP proof (RFC 9449 §4.1) too
     allowed = {name.strip().lower() for name in response.headers["access-control-allow-headers"].split(",")}
     assert {"authorization", "dpop", "mcp-protocol-version", "mcp-session-id", "mcp-method", "mcp-name"} <= allowed
+    # and the Mcp-Param-* headers of MCP 2026-07-28 it asks for (their names vary by tool), nothing else it asks for
+    asked = "Content-Type, Mcp-Param-Region, mcp-param-db_name, X-Evil, Mcp-Param-Bad Name"
+    response = client.options(
+        "/demo/echo/mcp",
+        headers={
+            "Origin": "http://localhost:6274",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": asked,
+        },
+    )
+    allowed = {name.strip().lower() for name in response.headers["access-control-allow-headers"].split(",")}
+    assert {"mcp-param-region", "mcp-param-db_name"} <= allowed
+    assert "x-evil" not in allowed and not any(" " in name for name in allowed)
 
 
 def test_a_disallowed_browser_origin_is_refused(gateway: tuple[TestClient, Runtime]) -> None:
