@@ -72,7 +72,8 @@ class Script:
 
     answers: list[tuple[int, dict[str, Any]] | None]
     seen: list[dict[str, str]] = field(default_factory=list)
-    connections: set[int] = field(default_factory=set)
+    connections: set[tuple[str, int]] = field(default_factory=set)
+    """The client's end (address, port) of each connection a request came on: a new connection has a new port."""
     close_after_each: bool = False
 
 
@@ -83,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
         self.script.seen.append({name.lower(): value for name, value in self.headers.items()})
-        self.script.connections.add(id(self.connection))
+        self.script.connections.add(self.client_address)
         answer = self.script.answers.pop(0) if self.script.answers else (200, {})
         if answer is None:
             self.close_connection = True
