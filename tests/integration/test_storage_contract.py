@@ -560,26 +560,27 @@ def test_a_workspaces_grants_keys_and_clients_are_listed_newest_first_by_page(
     stores: tuple[ClientStore, GrantStore, UpstreamTokenStore], api_keys: ApiKeyStore
 ) -> None:
     clients, grants, _ = stores
-    ws = f"listed{id(grants)}"
+    tag = uuid.uuid4().hex[:12]  # not id(): the adapters of one parameter may sit where the last one's did
+    ws = f"listed{tag}"
     for n in range(3):
-        grant = _grant(f"grant-ls-{n}-{id(grants)}", workspace=ws, route_key=f"{ws}/echo", client_id=f"c{n % 2}",
+        grant = _grant(f"grant-ls-{n}-{tag}", workspace=ws, route_key=f"{ws}/echo", client_id=f"c{n % 2}",
                        created_at=NOW + n)  # fmt: skip
         grants.create_grant(grant)
-        clients.create(_client(f"client-ls-{n}-{id(clients)}", route_key=f"{ws}/echo", created_at=NOW + n))
-    clients.create(_client(f"client-ls-gone-{id(clients)}", route_key=f"{ws}/echo", expires_at=NOW - 1))
+        clients.create(_client(f"client-ls-{n}-{tag}", route_key=f"{ws}/echo", created_at=NOW + n))
+    clients.create(_client(f"client-ls-gone-{tag}", route_key=f"{ws}/echo", expires_at=NOW - 1))
 
     page = grants.grants_of_workspace(ws, limit=2)
-    assert [g.grant_id for g in page] == [f"grant-ls-2-{id(grants)}", f"grant-ls-1-{id(grants)}"]
+    assert [g.grant_id for g in page] == [f"grant-ls-2-{tag}", f"grant-ls-1-{tag}"]
     after = grants.grants_of_workspace(ws, limit=2, before=listing_position(page[-1].created_at, page[-1].grant_id))
-    assert [g.grant_id for g in after] == [f"grant-ls-0-{id(grants)}"]
+    assert [g.grant_id for g in after] == [f"grant-ls-0-{tag}"]
     assert [g.client_id for g in grants.grants_of_workspace(ws, client_id="c0")] == ["c0", "c0"]
     assert grants.grants_of_workspace("elsewhere") == []
 
     listed = [c.client_id for c in clients.clients_of_workspace(ws, NOW)]
-    assert listed == [f"client-ls-{n}-{id(clients)}" for n in (2, 1, 0)]  # the expired registration is not shown
+    assert listed == [f"client-ls-{n}-{tag}" for n in (2, 1, 0)]  # the expired registration is not shown
 
-    api_keys.create_key(_api_key(f"key-ls-{id(api_keys)}", workspace=ws))
-    assert [k.key_id for k in api_keys.keys_of_workspace(ws)] == [f"key-ls-{id(api_keys)}"]
+    api_keys.create_key(_api_key(f"key-ls-{tag}", workspace=ws))
+    assert [k.key_id for k in api_keys.keys_of_workspace(ws)] == [f"key-ls-{tag}"]
 
 
 @pytest.fixture(params=["memory", "dynamodb", "dynamodb-direct"])
