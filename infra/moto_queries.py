@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,8 @@ QUERY_ARGS = (
 
 _state = threading.local()
 _versions: dict[str, int] = {}  # table name -> writes seen; "*" counts writes to tables not named
-_cache: dict[int, tuple[tuple[int, int], dict[Any, Any]]] = {}  # id(table) -> (versions seen, what is kept)
+# table -> (versions seen, what is kept); weak: a table reset or deleted takes what is kept of it along
+_cache: weakref.WeakKeyDictionary[Any, tuple[tuple[int, int], dict[Any, Any]]] = weakref.WeakKeyDictionary()
 
 
 def install() -> None:
@@ -115,10 +117,10 @@ def _native(value: Any) -> Any:
 
 def _kept(table: Any) -> dict[Any, Any]:
     seen = (_versions.get(table.name, 0), _versions.get("*", 0))
-    cached = _cache.get(id(table))
-    if cached is None or cached[0] != seen or cached[1].get("table") is not table:
-        cached = (seen, {"table": table})
-        _cache[id(table)] = cached
+    cached = _cache.get(table)
+    if cached is None or cached[0] != seen:
+        cached = (seen, {})
+        _cache[table] = cached
     return cached[1]
 
 
