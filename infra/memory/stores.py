@@ -346,3 +346,11 @@ class MemoryUsageLog:
     def caller_rollups(self, workspace: str, *, since_day: int, until_day: int) -> list[CallerRollup]:
         with self._lock:
             return [r for r in self._callers.values() if r.workspace == workspace and since_day <= r.day < until_day]
+
+    def rollups(
+        self, workspace: str, *, since_hour: int, until_hour: int
+    ) -> tuple[list[ToolRollup], list[CallerRollup]]:
+        return (
+            self.tool_rollups(workspace, since_hour=since_hour, until_hour=until_hour),
+            self.caller_rollups(workspace, since_day=since_hour // 24, until_day=(until_hour - 1) // 24 + 1),
+        )

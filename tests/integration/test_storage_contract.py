@@ -555,6 +555,17 @@ def test_usage_rollups_add_up_calls_from_any_number_of_writers(usage_log: UsageL
     assert callers[("c1", "ann")].calls == 8 and callers[("c1", "ben")].errors == 1
     assert callers[("c1", "ben")].error_hours == {(hour // 3600) % 24: 1}
 
+    # And read together (one query per day), the same rollups: the tool hours of the window, the callers of its days
+    first = hour // 3600
+    for since, until in ((first, first + 2), (first + 1, first + 2), (first, first + 1)):
+        together, callers_of_days = usage_log.rollups(ws, since_hour=since, until_hour=until)
+        alone = usage_log.tool_rollups(ws, since_hour=since, until_hour=until)
+        hours = lambda r: (r.hour, r.tool)  # noqa: E731
+        assert alone and sorted(together, key=hours) == sorted(alone, key=hours)
+        days = usage_log.caller_rollups(ws, since_day=since // 24, until_day=(until - 1) // 24 + 1)
+        key = lambda r: (r.day, r.client_id, r.user_id)  # noqa: E731
+        assert sorted(callers_of_days, key=key) == sorted(days, key=key) and days
+
 
 def test_a_workspaces_grants_keys_and_clients_are_listed_newest_first_by_page(
     stores: tuple[ClientStore, GrantStore, UpstreamTokenStore], api_keys: ApiKeyStore

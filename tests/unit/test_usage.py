@@ -69,6 +69,9 @@ class FailingLog:
     def caller_rollups(self, *args: object, **kwargs: object) -> list[object]:
         return []
 
+    def rollups(self, *args: object, **kwargs: object) -> tuple[list[object], list[object]]:
+        return [], []
+
 
 def test_a_failed_rollup_write_is_counted_never_raised() -> None:
     recorder = UsageRecorder(FailingLog(), 90)  # type: ignore[arg-type]

@@ -266,6 +266,28 @@ class DynamoUsageLog(DynamoTable):
             found += [_caller_rollup(item) for item in items]
         return found
 
+    def rollups(
+        self, workspace: str, *, since_hour: int, until_hour: int
+    ) -> tuple[list[ToolRollup], list[CallerRollup]]:
+        """One query per day: its tool hours from the window's first hour on (``T#..`` sorts before ``W#``), then
+        every caller of the day."""
+        tools: list[ToolRollup] = []
+        callers: list[CallerRollup] = []
+        for day in range(since_hour // 24, (until_hour - 1) // 24 + 1):
+            first = max(since_hour, day * 24) % 24
+            items = self._items(
+                _usage_partition(workspace, day), "#sk BETWEEN :low AND :high",
+                {":low": _s(f"T#{first:02d}#"), ":high": _s("W#~")},
+            )  # fmt: skip
+            for item in items:
+                if item["sk"]["S"].startswith("W#"):
+                    callers.append(_caller_rollup(item))
+                elif item["sk"]["S"].startswith("T#"):
+                    rollup = _tool_rollup(item)
+                    if since_hour <= rollup.hour < until_hour:
+                        tools.append(rollup)
+        return tools, callers
+
     def _items(self, pk: str, sort_condition: str, values: dict[str, Any]) -> list[dict[str, Any]]:
         return self._every_item(
             self._client.query,

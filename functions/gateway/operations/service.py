@@ -97,8 +97,7 @@ class OperatorService:
         now = self._now()
         since = now - insight.WINDOW_SECONDS[window]
         usage = self._require_usage()
-        tools = usage.tool_rollups(workspace, since_hour=since // 3600, until_hour=now // 3600 + 1)
-        callers = usage.caller_rollups(workspace, since_day=since // 86400, until_day=now // 86400 + 1)
+        tools, callers = usage.rollups(workspace, since_hour=since // 3600, until_hour=now // 3600 + 1)
         return insight.overview(workspace, window, now, tools, callers)
 
     def clients_of_workspace(self, workspace: str, *, limit: int = 50, before: str | None = None) -> Page[ClientRow]:

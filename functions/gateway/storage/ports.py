@@ -242,3 +242,9 @@ class UsageLog(Protocol):
 
     def caller_rollups(self, workspace: str, *, since_day: int, until_day: int) -> list[CallerRollup]:
         """Every (client, user) rollup of the workspace with ``since_day <= day < until_day``."""
+
+    def rollups(
+        self, workspace: str, *, since_hour: int, until_hour: int
+    ) -> tuple[list[ToolRollup], list[CallerRollup]]:
+        """:meth:`tool_rollups` of those hours and :meth:`caller_rollups` of the days they fall in, together (both
+        kinds share a day's partition: one read per day, not two)."""
