@@ -8,7 +8,8 @@ conditional on the row's ``version``.
 
 **Warm path.** A decrypted token set is kept in memory with the row version it came from. Within
 ``cache_seconds`` it is used without any read; after that the row is read again (one DynamoDB read) and decrypted
-only when its version changed — so a warm container makes no KMS call for an unchanged credential. A credential
+only when the row changed (its version, or its ciphertext: a credential connected again after a delete starts at
+version 1 again) — so a warm container makes no KMS call for an unchanged credential. A credential
 deleted elsewhere (a failed refresh, a disconnect) is noticed within ``cache_seconds``.
 
 **Refresh.** Within ``refresh_skew_seconds`` of expiry (or after the upstream answered 401) the token set is
@@ -66,6 +67,9 @@ class RefreshUnavailable(Exception):
 @dataclass(slots=True)
 class _Cached:
     version: int
+    ciphertext: bytes
+    """The row's ciphertext it came from: a credential deleted and connected again starts at version 1 again, and
+    only the ciphertext (a fresh nonce per write) tells that row from the one cached before."""
     tokens: TokenSet
     checked_at: float
 
@@ -138,7 +142,7 @@ class UpstreamVault:
             self._cache.pop(key, None)
             raise NotConnected(f"no upstream credential for {route_key}")
         cached = self._cache.get(key)
-        if cached is not None and cached.version == row.version:
+        if cached is not None and cached.version == row.version and cached.ciphertext == row.ciphertext:
             cached.checked_at = self._clock()
             return row, self._row_expiry(row, cached)
         try:
@@ -147,7 +151,7 @@ class UpstreamVault:
             logger.error("upstream credential of %s does not decrypt under its context; treating as absent", route_key)
             self._cache.pop(key, None)
             raise NotConnected(f"the upstream credential for {route_key} is unreadable") from None
-        cached = _Cached(row.version, tokens, self._clock())
+        cached = _Cached(row.version, row.ciphertext, tokens, self._clock())
         self._cache[key] = cached
         return row, self._row_expiry(row, cached)
 
@@ -205,7 +209,7 @@ class UpstreamVault:
         )
         if not self._store.put(row, expected):
             return False
-        self._cache[(route_key, subject)] = _Cached(version, tokens, self._clock())
+        self._cache[(route_key, subject)] = _Cached(version, row.ciphertext, tokens, self._clock())
         return True
 
     # --- refresh ----------------------------------------------------------------------------------------------

@@ -75,6 +75,23 @@ def test_a_saved_credential_is_encrypted_and_decrypted_once_while_unchanged() ->
     assert cipher.decryptions == 1  # the second read found the same version: no decryption (no KMS call)
 
 
+def test_a_credential_connected_again_elsewhere_is_not_mistaken_for_the_one_cached_before() -> None:
+    # Given a container that cached alice's first credential (version 1)
+    store, cipher = MemoryUpstreamTokenStore(), LocalTokenCipher()
+    first_container = vault(store, cipher, cache_seconds=0)
+    first_container.save(ROUTE, "alice", token_set("first-access"))
+    # When another container forgets it and alice connects again there: a new row, version 1 again
+    other_container = vault(store, cipher)
+    other_container.delete(ROUTE, "alice")
+    other_container.save(ROUTE, "alice", token_set("second-access"))
+    row = store.get(ROUTE, "alice")
+    assert row is not None and row.version == 1
+
+    # Then the first container reads the new credential, not the one it cached (a disconnect there revokes the
+    # live grant at the upstream, and calls use the live token)
+    assert asyncio.run(first_container.current(ROUTE, "alice")).access_token == "second-access"
+
+
 def test_a_row_copied_to_another_user_does_not_decrypt() -> None:
     store, cipher = MemoryUpstreamTokenStore(), LocalTokenCipher()
     vault(store, cipher).save(ROUTE, "alice", token_set())
