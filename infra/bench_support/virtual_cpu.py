@@ -46,6 +46,7 @@ def _runtime(config: dict[str, Any], directory: Path, clock: Callable[[], float]
     runtime.__dict__.update(
         clients=memory.MemoryClientStore(), grants=memory.MemoryGrantStore(),
         upstream_tokens=memory.MemoryUpstreamTokenStore(), audit_log=memory.MemoryAuditLog(),
+        usage_log=memory.MemoryUsageLog(),
         api_keys=memory.MemoryApiKeyStore(), rate_limiter=memory.MemoryRateLimiter(),
         shared_secret=b"bench-shared-secret-0123456789abcdef", public_keys=key,
         access_tokens=AccessTokens(key, key, runtime.settings.access_token_ttl_seconds),
