@@ -29,18 +29,16 @@ from gateway.config import OAuthUpstreamAuth
 from gateway.oauth.errors import OAuthError
 from gateway.routes import Route
 from gateway.storage.ports import StorageError
-from gateway.storage.records import ApiKey, Grant, PendingAuthorization
+from gateway.storage.records import ApiKey, Grant
 from gateway.upstream.subjects import is_shared
 from gateway.web.authorize.scope_text import describe_scopes
 from gateway.web.authorize.sign_in_flow import (
     MY_CONNECTIONS_CLIENT_ID,
     Context,
-    sign_in_starts_refused,
-    stand_in_pending,
-    start_sign_in,
+    sign_in_for_page,
     workspace_of,
 )
-from gateway.web.common import cookies, session
+from gateway.web.common import session
 from gateway.web.common.pages import PageError, page, redirect
 from gateway.web.common.session import Session
 
@@ -77,31 +75,13 @@ async def connections(ctx: Context) -> Response:
             raise PageError(400, "Signed out", "Your session on this page ended. Open it again to sign in.")
         if SIGNED_OUT in ctx.request.query_params:
             return _page(ctx, workspace_name, "connections_signed_out.html", None, page_title="Signed out")
-        return await _sign_in(ctx, workspace_name)
+        return await sign_in_for_page(
+            ctx, workspace_name, MY_CONNECTIONS_CLIENT_ID, _url(ctx, workspace_name), "Your connections"
+        )
     if ctx.request.method == "POST":
         return await _act(ctx, workspace_name, signed_in)
     confirmation = await _confirmation(ctx, workspace_name, signed_in)
     return confirmation if confirmation is not None else await _show(ctx, workspace_name, signed_in)
-
-
-async def _sign_in(ctx: Context, workspace_name: str) -> Response:
-    # The sign-in is the workspace's; a pending authorization names a route, so it carries the workspace's first.
-    route = next((r for r in ctx.services.routes.all() if r.workspace_name == workspace_name), None)
-    if route is None:
-        raise PageError(404, "Not found", "This workspace has no MCP server.")
-    refused = sign_in_starts_refused(ctx)  # a signed-out visit stores a pending authorization: counted first
-    if refused is not None:
-        return refused
-    pending = stand_in_pending(ctx, route, MY_CONNECTIONS_CLIENT_ID, _url(ctx, workspace_name))
-    return await start_sign_in(ctx, route, pending, "Your connections")
-
-
-def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorization) -> Response:
-    """The sign-in for this page succeeded (the caller starts the session): show the page."""
-    ctx.authorization.abandon(pending.pending_id)
-    response = redirect(_url(ctx, route.workspace_name))
-    cookies.clear_pending_cookie(response, pending.pending_id, ctx.base_url)
-    return response
 
 
 def _page(ctx: Context, workspace_name: str, template: str, signed_in: Session | None, **context: Any) -> Response:

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from gateway.routes import Route
-from gateway.storage.records import PendingAuthorization
 from gateway.web.authorize.sign_in_flow import (
     ADMIN_CONSOLE_CLIENT_ID,
     Context,
-    sign_in_starts_refused,
-    stand_in_pending,
-    start_sign_in,
+    sign_in_for_page,
     workspace_of,
 )
-from gateway.web.common import cookies, session
-from gateway.web.common.pages import PageError, redirect
+from gateway.web.common import session
+from gateway.web.common.pages import redirect
 
 
 def console_url(ctx: Context, workspace_name: str) -> str:
@@ -34,20 +30,6 @@ async def admin_sign_in(ctx: Context) -> Response:
     )
     if signed_in is not None:
         return redirect(console_url(ctx, workspace_name))
-    # The sign-in is the workspace's; a pending authorization names a route, so it carries the workspace's first.
-    route = next((r for r in ctx.services.routes.all() if r.workspace_name == workspace_name), None)
-    if route is None:
-        raise PageError(404, "Not found", "This workspace has no MCP server.")
-    refused = sign_in_starts_refused(ctx)  # a signed-out visit stores a pending authorization: counted first
-    if refused is not None:
-        return refused
-    pending = stand_in_pending(ctx, route, ADMIN_CONSOLE_CLIENT_ID, console_url(ctx, workspace_name))
-    return await start_sign_in(ctx, route, pending, "The admin console")
-
-
-def after_sign_in(ctx: Context, route: Route, pending: PendingAuthorization) -> Response:
-    """The sign-in succeeded (the caller starts the session): back to the console, which decides who gets in."""
-    ctx.authorization.abandon(pending.pending_id)
-    response = redirect(console_url(ctx, route.workspace_name))
-    cookies.clear_pending_cookie(response, pending.pending_id, ctx.base_url)
-    return response
+    return await sign_in_for_page(
+        ctx, workspace_name, ADMIN_CONSOLE_CLIENT_ID, console_url(ctx, workspace_name), "The admin console"
+    )

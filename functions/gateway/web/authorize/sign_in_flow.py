@@ -261,6 +261,28 @@ def stand_in_pending(
     return ctx.authorization.start_stand_in(route, client_id, redirect_uri, state, ctx.now())
 
 
+async def sign_in_for_page(ctx: Context, workspace_name: str, client_id: str, page_url: str, title: str) -> Response:
+    """Send a signed-out browser through the workspace's sign-in on behalf of one of the gateway's own pages (My
+    connections, the admin console: the stand-in ``client_id``); once signed in it returns to ``page_url``
+    (:func:`return_to_page`)."""
+    # The sign-in is the workspace's; a pending authorization names a route, so it carries the workspace's first.
+    route = next((r for r in ctx.services.routes.all() if r.workspace_name == workspace_name), None)
+    if route is None:
+        raise PageError(404, "Not found", "This workspace has no MCP server.")
+    refused = sign_in_starts_refused(ctx)  # a signed-out visit stores a pending authorization: counted first
+    if refused is not None:
+        return refused
+    return await start_sign_in(ctx, route, stand_in_pending(ctx, route, client_id, page_url), title)
+
+
+def return_to_page(ctx: Context, pending: PendingAuthorization) -> Response:
+    """The sign-in :func:`sign_in_for_page` started succeeded (the caller starts the session): back to the page."""
+    ctx.authorization.abandon(pending.pending_id)
+    response = redirect(pending.redirect_uri)
+    cookies.clear_pending_cookie(response, pending.pending_id, ctx.base_url)
+    return response
+
+
 async def start_sign_in(ctx: Context, route: Route, pending: PendingAuthorization, client_name: str) -> Response:
     """Store ``pending``, bind it to this browser (cookie) and send the browser to the workspace's sign-in."""
     policy = ctx.services.config.oauth

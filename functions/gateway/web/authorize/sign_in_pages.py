@@ -22,7 +22,7 @@ from gateway.principals import person_id_problem
 from gateway.rate_limits import RateLimit
 from gateway.routes import Route
 from gateway.storage.records import PendingAuthorization
-from gateway.web.authorize import connections, consent, console_sign_in
+from gateway.web.authorize import consent
 from gateway.web.authorize.sign_in_flow import (
     ADMIN_CONSOLE_CLIENT_ID,
     CONNECT_CLIENT_ID,
@@ -35,6 +35,7 @@ from gateway.web.authorize.sign_in_flow import (
     held_pending,
     idp_unavailable,
     relying_party,
+    return_to_page,
     route_of,
     workspace_of,
 )
@@ -68,10 +69,8 @@ async def after_sign_in(ctx: Context, pending: PendingAuthorization, user: Signe
 
 
 async def _continue_flow(ctx: Context, route: Route, pending: PendingAuthorization, user: SignedInUser) -> Response:
-    if pending.client_id == MY_CONNECTIONS_CLIENT_ID:
-        return connections.after_sign_in(ctx, route, pending)
-    if pending.client_id == ADMIN_CONSOLE_CLIENT_ID:
-        return console_sign_in.after_sign_in(ctx, route, pending)
+    if pending.client_id in (MY_CONNECTIONS_CLIENT_ID, ADMIN_CONSOLE_CLIENT_ID):
+        return return_to_page(ctx, pending)  # a page of the gateway's own asked for the sign-in
     if pending.client_id == CONNECT_CLIENT_ID:
         from gateway.web.authorize import upstream_connect  # upstream OAuth: loaded by the flows that use it
 
