@@ -18,18 +18,23 @@ from infra.template import load_template
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_coldstart_table_lists_every_existing_function() -> None:
+def _bench(*arguments: str, timeout: float) -> str:
+    """What ``python -m infra.bench ARGUMENTS`` prints, once it exited 0."""
     completed = subprocess.run(
-        [sys.executable, "-m", "infra.bench", "--only", "coldstart", "--runs", "2"],
+        [sys.executable, "-m", "infra.bench", *arguments],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=timeout,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    output = completed.stdout
+    return completed.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_coldstart_table_lists_every_existing_function() -> None:
+    output = _bench("--only", "coldstart", "--runs", "2", timeout=540)
     rows = {
         line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
         for line in output.splitlines()
@@ -53,15 +58,7 @@ def test_coldstart_table_lists_every_existing_function() -> None:
 @pytest.mark.timeout(300)
 def test_the_dpop_part_measures_both_tokens_and_no_kms_call() -> None:
     # Not a timing assertion: the row exists, the DPoP calls went through, and no KMS call was made on the hot path
-    completed = subprocess.run(
-        [sys.executable, "-m", "infra.bench", "--only", "dpop"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    output = completed.stdout
+    output = _bench("--only", "dpop", timeout=280)
     assert re.search(r"\| Bearer \| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
     assert re.search(r"\| DPoP .*\| \d+\.\d+ \| \d+\.\d+ \| \d+\.\d+ \| 0 \|", output), output[-3000:]
     assert "Added by DPoP:" in output
@@ -71,15 +68,7 @@ def test_the_dpop_part_measures_both_tokens_and_no_kms_call() -> None:
 @pytest.mark.timeout(300)
 def test_the_handler_cpu_part_prints_its_breakdown_and_the_summary_its_rows() -> None:
     # A few invocations only: this checks that the part runs and reports, not what it measures
-    completed = subprocess.run(
-        [sys.executable, "-m", "infra.bench", "--only", "handler", "--handler-calls", "10", "--rounds", "1"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    output = completed.stdout
+    output = _bench("--only", "handler", "--handler-calls", "10", "--rounds", "1", timeout=240)
     rows = {
         line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
         for line in output.splitlines()
@@ -102,15 +91,7 @@ def test_the_handler_cpu_part_prints_its_breakdown_and_the_summary_its_rows() ->
 @pytest.mark.timeout(300)
 def test_the_console_part_times_every_page_and_the_rollup_write() -> None:
     # Not a timing assertion: every page answered 200 (the part raises otherwise) and has a row with numbers
-    completed = subprocess.run(
-        [sys.executable, "-m", "infra.bench", "--only", "console", "--audit-events", "300", "--console-rounds", "2"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    output = completed.stdout
+    output = _bench("--only", "console", "--audit-events", "300", "--console-rounds", "2", timeout=280)
     for page in ("Overview, last week", "Clients", "Grants", "Issuances", "Audit log, one client", "API keys", "Users"):
         assert re.search(rf"\| {re.escape(page)}[^|]* \| \d+\.\d \| \d+\.\d \| (met|missed) \|", output), output[-3000:]
     assert re.search(r"the usage rollups \(two `UpdateItem`s\) \d+\.\d+ ms", output), output[-3000:]
