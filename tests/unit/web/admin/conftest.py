@@ -14,23 +14,16 @@ from gateway.identity.user import SignedInUser
 from gateway.runtime import Runtime
 from gateway.web.admin.app import create_app
 from gateway.web.common import session
+from tests.support.manual_clock import ManualClock
 from tests.support.runtime import example_config_data, memory_runtime
 
 BASE = "https://gw.example.com"
 WORKSPACE = "demo"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 def console_config() -> dict[str, object]:
@@ -47,7 +40,7 @@ def console_config() -> dict[str, object]:
 
 
 @pytest.fixture
-def runtime(clock: Clock) -> Runtime:
+def runtime(clock: ManualClock) -> Runtime:
     return memory_runtime(parse_config(console_config()), clock=clock)
 
 

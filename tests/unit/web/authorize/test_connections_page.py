@@ -21,6 +21,7 @@ from gateway.web.authorize import app as authorize_app
 from gateway.web.common.session import SESSION_SECONDS
 from infra.memory.stores import MemoryAuditLog
 from infra.placeholders import create_grant, ensure_local_client
+from tests.support.manual_clock import ManualClock
 from tests.support.runtime import memory_runtime
 from tests.unit.upstream.fakes import token_set
 from tests.unit.web.authorize.test_upstream_connect import (
@@ -35,21 +36,13 @@ from tests.unit.web.authorize.test_upstream_connect import (
 PAGE = "/demo/connections"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def runtime(clock: Clock) -> Runtime:
+def runtime(clock: ManualClock) -> Runtime:
     # the upstream authorization server is never called here: accounts are stored as a finished connect would
     return memory_runtime(parse_config(_config("http://127.0.0.1:9/as")), clock=clock)
 
@@ -145,7 +138,7 @@ def test_right_after_signing_in_for_a_client_the_same_browser_opens_the_page_wit
         assert other.get(PAGE).status_code == 303
 
 
-def test_the_shared_sign_in_ends_with_its_lifetime(runtime: Runtime, browser: TestClient, clock: Clock) -> None:
+def test_the_shared_sign_in_ends_with_its_lifetime(runtime: Runtime, browser: TestClient, clock: ManualClock) -> None:
     to_consent(runtime, browser, "echo", "alice")
 
     clock.now += SESSION_SECONDS + 1
@@ -240,7 +233,7 @@ def test_the_csrf_token_is_bound_to_the_session_and_changes_at_each_sign_in(runt
         assert grant is not None and grant.status == "active"
 
 
-def test_the_csrf_token_expires_with_the_session(runtime: Runtime, browser: TestClient, clock: Clock) -> None:
+def test_the_csrf_token_expires_with_the_session(runtime: Runtime, browser: TestClient, clock: ManualClock) -> None:
     grant_id = _grant(runtime, "alice")
     token = csrf_of(signed_in(browser, "alice").text)
 
